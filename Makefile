@@ -1,0 +1,46 @@
+# Omni: `make run` and `make test` set everything up from a fresh clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CUSTOMERS ?= 2000
+SEED ?= 7
+DATA_DIR ?= data/synthetic
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: setup run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded default: synthetic data -> SQLite event store -> summary.
+run: setup
+	$(BIN)/omni generate --customers $(CUSTOMERS) --seed $(SEED) --out $(DATA_DIR)
+	$(BIN)/omni ingest $(DATA_DIR)
+	$(BIN)/omni stats
+
+# PostgreSQL tests run when the server answers; otherwise they skip and say why.
+test: setup
+	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
+		echo "PostgreSQL answers at $(PG_URL): store tests run on it too"; \
+		OMNI_TEST_POSTGRES_URL='$(PG_URL)' $(BIN)/pytest; \
+	else \
+		echo "PostgreSQL does not answer at $(PG_URL): its tests will skip"; \
+		$(BIN)/pytest; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check features models training service tests benchmarks
+	$(BIN)/ruff format --check features models training service tests benchmarks
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/ingest_rate.py
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,107 @@
+"""Every column name and vocabulary of the Omni schema, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    """Where an event happened."""
+
+    WEB = "web"
+    APP = "app"
+    STORE = "store"
+    EMAIL = "email"
+    CALL_CENTER = "call_center"
+    SOCIAL = "social"
+
+
+class EventType(StrEnum):
+    """What happened."""
+
+    VIEW = "view"
+    SEARCH = "search"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    PURCHASE = "purchase"
+    RETURN = "return"
+    WISHLIST = "wishlist"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    OFFER_SHOWN = "offer_shown"
+    OFFER_ACCEPTED = "offer_accepted"
+    IDENTIFY = "identify"
+
+
+#: Event types that are about one item and so must name it.
+ITEM_EVENT_TYPES = frozenset(
+    {
+        EventType.VIEW,
+        EventType.ADD_TO_CART,
+        EventType.REMOVE_FROM_CART,
+        EventType.PURCHASE,
+        EventType.RETURN,
+        EventType.WISHLIST,
+    }
+)
+#: Event types that are about one offer and so must name it.
+OFFER_EVENT_TYPES = frozenset({EventType.OFFER_SHOWN, EventType.OFFER_ACCEPTED})
+
+#: The inventory location that is not a store.
+ONLINE = "online"
+
+# Event fields.
+EVENT_ID = "event_id"
+TS = "ts"
+CUSTOMER_ID = "customer_id"
+ANONYMOUS_ID = "anonymous_id"
+CHANNEL = "channel"
+TYPE = "type"
+ITEM_ID = "item_id"
+QUANTITY = "quantity"
+PRICE = "price"
+STORE_ID = "store_id"
+ORDER_ID = "order_id"
+OFFER_ID = "offer_id"
+
+EVENT_COLUMNS = (
+    EVENT_ID,
+    TS,
+    CUSTOMER_ID,
+    ANONYMOUS_ID,
+    CHANNEL,
+    TYPE,
+    ITEM_ID,
+    QUANTITY,
+    PRICE,
+    STORE_ID,
+    ORDER_ID,
+    OFFER_ID,
+)
+
+# Reference data fields.
+NAME = "name"
+CATEGORY = "category"
+BRAND = "brand"
+ACTIVE = "active"
+CITY = "city"
+EMAIL = "email"
+HOME_STORE_ID = "home_store_id"
+CONSENT_EMAIL = "consent_email"
+CONSENT_SMS = "consent_sms"
+CONSENT_PUSH = "consent_push"
+CREATED_AT = "created_at"
+KIND = "kind"
+CHANNELS = "channels"
+VALID_FROM = "valid_from"
+VALID_UNTIL = "valid_until"
+VALUE = "value"
+DESCRIPTION = "description"
+
+# Identity map fields.
+ID_TYPE = "id_type"
+ID_VALUE = "id_value"
+PERSON_ID = "person_id"
+
+# Offer kinds.
+OFFER_KINDS = ("product", "promotion", "service", "retention")

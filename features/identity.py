@@ -1,0 +1,130 @@
+"""Identity stitching: which anonymous ids and customer ids are one person.
+
+The rule, in order:
+
+1. Customer ids that share an identifier (today: the same e-mail address, case and
+   surrounding spaces ignored) are one person. This is transitive: if A shares an address
+   with B and B with C, all three are one person. The person's id is the smallest
+   customer id of the group (a stable, documented choice).
+2. An anonymous id (cookie, device, payment token) seen together with a customer id --
+   in an `identify` event or any event carrying both -- belongs to that customer's person.
+3. A conflict: an anonymous id seen with two or more persons (a shared family tablet).
+   It is never used to merge those persons. It is given to the person it was linked to
+   first (earliest event; then most links; then smallest id) and flagged as a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from features import columns as c
+
+CUSTOMER = "customer"
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class IdentityMap:
+    """Every known id and its person: columns id_type, id_value, person_id, conflict."""
+
+    frame: pd.DataFrame
+
+    @property
+    def conflicts(self) -> int:
+        """Anonymous ids seen with more than one person."""
+        return int(self.frame["conflict"].sum())
+
+    @property
+    def stitched_anonymous(self) -> int:
+        """Anonymous ids linked to a person."""
+        return int((self.frame[c.ID_TYPE] == ANONYMOUS).sum())
+
+    @property
+    def merged_customers(self) -> int:
+        """Customer ids folded into another customer's person."""
+        cust = self.frame[self.frame[c.ID_TYPE] == CUSTOMER]
+        return int((cust[c.ID_VALUE] != cust[c.PERSON_ID]).sum())
+
+
+def stitch(links: pd.DataFrame, customers: pd.DataFrame) -> IdentityMap:
+    """Build the identity map.
+
+    `links`: one row per (customer_id, anonymous_id) pair seen together, with `first_ts`
+    (when first seen together) and `n` (how often). `customers`: customer_id and email.
+    Returns an `IdentityMap`; raises nothing on odd input (unknown ids simply appear).
+    """
+    person_of = _persons(links, customers)
+    cust_rows = pd.DataFrame(
+        {
+            c.ID_TYPE: CUSTOMER,
+            c.ID_VALUE: person_of.index,
+            c.PERSON_ID: person_of.to_numpy(),
+            "conflict": False,
+        }
+    )
+    anon_rows = _anonymous(links, person_of)
+    frame = pd.concat([cust_rows, anon_rows], ignore_index=True)
+    return IdentityMap(frame.astype({"conflict": bool}))
+
+
+def _persons(links: pd.DataFrame, customers: pd.DataFrame) -> pd.Series:
+    """customer_id -> person_id, merging customers that share an e-mail address."""
+    ids = pd.Index(
+        pd.concat([links[c.CUSTOMER_ID], customers[c.CUSTOMER_ID]]).dropna().astype(str).unique()
+    ).sort_values()
+    if len(ids) == 0:
+        return pd.Series([], dtype=object, name=c.PERSON_ID)
+    emails = customers[[c.CUSTOMER_ID, c.EMAIL]].dropna()
+    emails = emails.assign(key=emails[c.EMAIL].astype(str).str.strip().str.lower())
+    emails = emails[emails["key"] != ""]
+    # Connect each customer to the first customer with the same address.
+    first = emails.groupby("key")[c.CUSTOMER_ID].transform("first")
+    src = ids.get_indexer(emails[c.CUSTOMER_ID].astype(str))
+    dst = ids.get_indexer(first.astype(str))
+    n = len(ids)
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    # The person id is the smallest customer id of its component (ids are sorted).
+    smallest = pd.Series(np.arange(n)).groupby(labels).transform("min").to_numpy()
+    return pd.Series(ids[smallest], index=ids, name=c.PERSON_ID)
+
+
+def _anonymous(links: pd.DataFrame, person_of: pd.Series) -> pd.DataFrame:
+    pairs = links.dropna(subset=[c.CUSTOMER_ID, c.ANONYMOUS_ID])
+    if pairs.empty:
+        return pd.DataFrame(columns=[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID, "conflict"])
+    pairs = pairs.assign(person=person_of.reindex(pairs[c.CUSTOMER_ID].astype(str)).to_numpy())
+    per_person = pairs.groupby([c.ANONYMOUS_ID, "person"], as_index=False).agg(
+        first_ts=("first_ts", "min"), n=("n", "sum")
+    )
+    per_person = per_person.sort_values(
+        [c.ANONYMOUS_ID, "first_ts", "n", "person"], ascending=[True, True, False, True]
+    )
+    persons_seen = per_person.groupby(c.ANONYMOUS_ID)["person"].transform("size")
+    chosen = per_person.assign(conflict=persons_seen > 1).drop_duplicates(c.ANONYMOUS_ID)
+    return pd.DataFrame(
+        {
+            c.ID_TYPE: ANONYMOUS,
+            c.ID_VALUE: chosen[c.ANONYMOUS_ID].astype(str).to_numpy(),
+            c.PERSON_ID: chosen["person"].to_numpy(),
+            "conflict": chosen["conflict"].to_numpy(),
+        }
+    )
+
+
+def resolve(events: pd.DataFrame, identities: pd.DataFrame) -> pd.Series:
+    """The person behind each event: via its customer_id, else its anonymous_id, else missing."""
+    by_type = {
+        kind: grp.set_index(c.ID_VALUE)[c.PERSON_ID]
+        for kind, grp in identities.groupby(c.ID_TYPE)
+    }
+    empty = pd.Series(dtype=object)
+    via_customer = events[c.CUSTOMER_ID].map(by_type.get(CUSTOMER, empty))
+    via_customer = via_customer.fillna(events[c.CUSTOMER_ID])
+    via_anon = events[c.ANONYMOUS_ID].map(by_type.get(ANONYMOUS, empty))
+    return via_customer.fillna(via_anon).rename(c.PERSON_ID)

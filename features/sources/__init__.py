@@ -1,0 +1,1 @@
+"""Readers that turn files into frames in the Omni schema, remembering where each row came from."""

@@ -1,0 +1,72 @@
+"""Read CSV, Parquet and JSON Lines files in the Omni schema (or through a column mapping)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.schema import TABLES
+from features.sources.frame import SourceFrame
+from features.sources.mapping import ColumnMapping
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+class SourceError(ValueError):
+    """A file that cannot be read as a table, with the reason."""
+
+
+def table_for(path: Path) -> str:
+    """The table a file feeds, from its name: `events.csv`, `events-2026-01.parquet`, ..."""
+    stem = path.name.split(".")[0].lower()
+    for name in TABLES:
+        if stem == name or stem.startswith(name + "-") or stem.startswith(name + "_"):
+            return name
+    raise SourceError(
+        f"{path}: cannot tell which table this file feeds; name it after one of "
+        f"{', '.join(TABLES)} (e.g. events.csv) or pass --table"
+    )
+
+
+def read_file(path: Path, *, table: str | None = None, mapping: ColumnMapping | None = None) -> SourceFrame:
+    """Read one file into a `SourceFrame`.
+
+    The format comes from the extension (.csv, .parquet, .jsonl/.json). Every value is
+    read as it is written (no type guessing for ids); validation types the columns later.
+    Raises `SourceError` for an unreadable file or unknown extension.
+    """
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise SourceError(f"{path}: unknown file type '{path.suffix}' (use {', '.join(FORMATS)})")
+    table = table or (mapping.table if mapping else None) or table_for(path)
+    if table not in TABLES:
+        raise SourceError(f"{path}: unknown table '{table}' (one of {', '.join(TABLES)})")
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            unit, first = "line", 2
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path)
+            unit, first = "row", 1
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+            unit, first = "line", 1
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+    frame.index = pd.RangeIndex(len(frame))
+    if mapping is not None:
+        frame = mapping.apply(frame)
+    where = f"{path.name} {unit} " + (frame.index.to_series() + first).astype(str)
+    frame = frame.reset_index(drop=True)
+    return SourceFrame(table, path.name, frame, where.reset_index(drop=True))
+
+
+def read_folder(folder: Path) -> list[SourceFrame]:
+    """Every table file directly in `folder`, reference data first, events last."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+    if not files:
+        raise SourceError(f"{folder}: no .csv, .parquet or .jsonl files here")
+    order = list(TABLES)
+    sources = [read_file(p) for p in files]
+    return sorted(sources, key=lambda s: order.index(s.table))

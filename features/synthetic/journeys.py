@@ -1,0 +1,276 @@
+"""Shopping journeys across channels, drawn for all customers at once (vectorised).
+
+What happens, so that tests and models can rely on it:
+
+- Sessions follow each customer's rate and channel habits; a churner's sessions thin out
+  over 30-90 days (and convert half as often), then stop at the churn date.
+- Web and app sessions: optional search, views of considered items, wish-lists, carts.
+  Carts are bought in the session, removed, or abandoned; an abandoned cart is sometimes
+  bought later in the customer's home store or online.
+- Web identity: logged in; anonymous until an `identify` just before the first cart; or
+  anonymous throughout (such carts are never bought). App sessions are logged in.
+- Store visits: purchases at the home store (mostly), with the loyalty card (customer id,
+  sometimes with the payment token too) or with the payment token alone; some visits
+  view an item that is bought online days later (try in store, buy online).
+- Click & collect: some online orders carry the pickup store's id.
+- E-mail opens and clicks for consenting customers, clicks leading to a web view.
+- Returns of some purchases, in store or in the original channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import columns as c
+from features.synthetic.config import SyntheticConfig
+from features.synthetic.people import People
+from features.synthetic.world import World
+
+DAY = 86_400.0
+Block = dict[str, np.ndarray]
+
+
+def make_events(cfg: SyntheticConfig, world: World, people: People, rng: np.random.Generator) -> pd.DataFrame:
+    """All events of the window, in time order, with stable ids `s<seed>-<n>`."""
+    sessions = _sessions(people, rng)
+    online = sessions["channel"] < 2
+    blocks = [
+        *_online_sessions(_take(sessions, online), world, people, rng),
+        *_store_visits(_take(sessions, ~online), world, people, rng),
+        *_email(people, rng),
+    ]
+    purchases = [b for b in blocks if (b["type"] == c.EventType.PURCHASE.value).any()]
+    blocks.append(_returns(_concat(purchases), people, rng))
+    ev = _concat(blocks)
+    keep = (ev["t"] < people.active_until[ev["cust"]]) & (ev["t"] >= 0)
+    return _frame(cfg, world, people, {k: v[keep] for k, v in ev.items()})
+
+
+def _take(block: Block, mask: np.ndarray) -> Block:
+    return {k: v[mask] for k, v in block.items()}
+
+
+def _concat(blocks: list[Block]) -> Block:
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+
+
+def _sessions(people: People, rng: np.random.Generator) -> Block:
+    span = people.active_until - people.active_from
+    counts = rng.poisson(people.rate_per_day * span / DAY)
+    cust = np.repeat(np.arange(len(span)), counts)
+    t = people.active_from[cust] + rng.random(len(cust)) * span[cust]
+    fading = t > people.fade_from[cust]
+    fade_len = np.maximum(people.active_until - people.fade_from, 1.0)[cust]
+    keep_p = np.where(fading, 1 - 0.85 * (t - people.fade_from[cust]) / fade_len, 1.0)
+    keep = rng.random(len(t)) < keep_p
+    cum = people.channel_probs.cumsum(axis=1)[cust[keep]]
+    channel = (rng.random(keep.sum())[:, None] > cum).sum(axis=1).clip(0, 2)
+    return {
+        "cust": cust[keep],
+        "t": t[keep],
+        "conv": np.where(fading[keep], 0.5, 1.0),
+        "channel": channel,
+        "id": np.arange(keep.sum()),
+    }
+
+
+def _event(n: int, **cols: np.ndarray | str | int | float) -> Block:
+    """A block of n events; missing columns get their empty value."""
+    empty: dict[str, object] = {"item": -1, "qty": 0, "store": -1, "order": None, "cid": None, "aid": None}
+    out: Block = {}
+    for key in ("t", "cust", "channel", "type", "item", "qty", "store", "order", "cid", "aid"):
+        value = cols.get(key, empty.get(key))
+        arr = np.asarray(value)
+        out[key] = arr if arr.shape == (n,) else np.full(n, value, dtype=object if arr.dtype.kind in "OU" or value is None else arr.dtype)
+    return out
+
+
+def _draw_items(people: People, cust: np.ndarray, rng: np.random.Generator, top: int | None = None) -> np.ndarray:
+    m = people.consider.shape[1] if top is None else min(top, people.consider.shape[1])
+    pos = np.floor(m * rng.random(len(cust)) ** 2.2).astype(int)
+    return people.consider[cust, pos]
+
+
+def _cust_ids(people: People) -> np.ndarray:
+    return people.customers[c.CUSTOMER_ID].to_numpy()[: len(people.rate_per_day)]
+
+
+def _online_sessions(s: Block, world: World, people: People, rng: np.random.Generator) -> list[Block]:
+    ids = _cust_ids(people)
+    n_s = len(s["t"])
+    channel = np.where(s["channel"] == 0, c.Channel.WEB.value, c.Channel.APP.value)
+    is_web = s["channel"] == 0
+    # Identity mode: 0 logged in, 1 anonymous until identify at first cart, 2 anonymous.
+    mode = np.where(is_web, rng.choice(3, size=n_s, p=[0.55, 0.30, 0.15]), 0)
+    cookie = people.web_cookies[s["cust"], (rng.random(n_s) < 0.2).astype(int)]
+    anon = np.where(is_web, cookie, people.device_id[s["cust"]])
+    nv = 1 + rng.poisson(2.0, n_s)
+    row_s = np.repeat(np.arange(n_s), nv)
+    within = np.arange(len(row_s)) - np.repeat(np.cumsum(nv) - nv, nv)
+    cust = s["cust"][row_s]
+    item = _draw_items(people, cust, rng)
+    t_view = s["t"][row_s] + within * 45.0 + rng.random(len(row_s)) * 30
+    cart = rng.random(len(row_s)) < 0.18
+    t_cart = t_view + 20.0
+    first_cart = np.full(n_s, np.inf)
+    np.minimum.at(first_cart, row_s[cart], t_cart[cart])
+    t_identify = first_cart - 5.0
+    buy = cart & (rng.random(len(row_s)) < 0.45 * s["conv"][row_s]) & (mode[row_s] != 2)
+    removed = cart & ~buy & (rng.random(len(row_s)) < 0.12)
+    abandoned = cart & ~buy & ~removed & (mode[row_s] != 2)
+    later = rng.random(len(row_s))
+    later_store = abandoned & (later < 0.3)
+    later_online = abandoned & (later >= 0.3) & (later < 0.45)
+    t_end = s["t"] + nv * 45.0 + 60.0
+    home = people.home_store[cust]
+    collect = rng.random(n_s) < 0.2
+
+    def ids_at(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        m = mode[rows]
+        known = (m == 0) | ((m == 1) & (t >= t_identify[rows]))
+        return np.where(known, ids[s["cust"][rows]], None)
+
+    def block(mask: np.ndarray, t: np.ndarray, kind: str, **extra: np.ndarray | str) -> Block:
+        rows = row_s[mask]
+        return _event(
+            int(mask.sum()), t=t[mask], cust=cust[mask], channel=channel[rows], type=kind,
+            item=item[mask], cid=ids_at(t[mask], rows), aid=anon[rows], **extra,
+        )  # fmt: skip
+
+    search = rng.random(n_s) < 0.3
+    identified = (mode == 1) & np.isfinite(first_cart)
+    wish = rng.random(len(row_s)) < 0.04
+    order = np.char.add("o", s["id"].astype(str)).astype(object)
+    pickup = np.where(collect[row_s], home, -1)
+    later_ids = np.where(people.loyalty_id[cust] != "", people.loyalty_id[cust], ids[cust])
+    return [
+        _event(int(search.sum()), t=s["t"][search] - 10, cust=s["cust"][search], channel=channel[search],
+               type=c.EventType.SEARCH.value, cid=np.where(mode[search] == 0, ids[s["cust"][search]], None),
+               aid=anon[search]),
+        _event(int(identified.sum()), t=t_identify[identified], cust=s["cust"][identified],
+               channel=channel[identified], type=c.EventType.IDENTIFY.value,
+               cid=ids[s["cust"][identified]], aid=anon[identified]),
+        block(np.ones(len(row_s), bool), t_view, c.EventType.VIEW.value),
+        block(wish, t_view + 10, c.EventType.WISHLIST.value),
+        block(cart, t_cart, c.EventType.ADD_TO_CART.value, qty=np.ones(cart.sum(), int)),
+        block(removed, t_cart + 30, c.EventType.REMOVE_FROM_CART.value),
+        block(buy, t_end[row_s], c.EventType.PURCHASE.value, qty=np.ones(buy.sum(), int),
+              order=order[row_s][buy], store=pickup[buy]),
+        _event(int(later_store.sum()), t=t_cart[later_store] + rng.uniform(1, 4, later_store.sum()) * DAY,
+               cust=cust[later_store], channel=c.Channel.STORE.value, type=c.EventType.PURCHASE.value,
+               item=item[later_store], qty=1, store=home[later_store], cid=later_ids[later_store],
+               order=np.char.add(order[row_s][later_store].astype(str), "s").astype(object)),
+        _event(int(later_online.sum()), t=t_cart[later_online] + rng.uniform(1, 3, later_online.sum()) * DAY,
+               cust=cust[later_online], channel=c.Channel.WEB.value, type=c.EventType.PURCHASE.value,
+               item=item[later_online], qty=1, cid=ids[cust[later_online]],
+               aid=people.web_cookies[cust[later_online], 0],
+               order=np.char.add(order[row_s][later_online].astype(str), "w").astype(object)),
+    ]  # fmt: skip
+
+
+def _store_visits(s: Block, world: World, people: People, rng: np.random.Generator) -> list[Block]:
+    ids = _cust_ids(people)
+    n_s = len(s["t"])
+    np_ = 1 + rng.poisson(1.5, n_s)
+    row_s = np.repeat(np.arange(n_s), np_)
+    within = np.arange(len(row_s)) - np.repeat(np.cumsum(np_) - np_, np_)
+    cust = s["cust"][row_s]
+    favourite = rng.random(len(row_s)) < 0.5
+    item = np.where(favourite, _draw_items(people, cust, rng, top=10), _draw_items(people, cust, rng))
+    away = rng.random(n_s) < 0.15
+    store = np.where(away, rng.choice(len(world.stores), n_s, p=world.store_weight), people.home_store[s["cust"]])
+    card = rng.random(n_s) < 0.8
+    own_id = np.where(people.loyalty_id[s["cust"]] != "", people.loyalty_id[s["cust"]], ids[s["cust"]])
+    token = people.pay_token[s["cust"]]
+    cid = np.where(card, own_id, None)
+    aid = np.where(~card | (rng.random(n_s) < 0.1), token, None)
+    order = np.char.add("v", s["id"].astype(str)).astype(object)
+    tried = rng.random(n_s) < 0.06
+    tried_item = _draw_items(people, s["cust"][tried], rng)
+    bought_online = rng.random(tried.sum()) < 0.5
+    t_online = s["t"][tried] + rng.uniform(1, 5, tried.sum()) * DAY
+    tc = s["cust"][tried]
+    return [
+        _event(len(row_s), t=s["t"][row_s] + within * 20.0, cust=cust, channel=c.Channel.STORE.value,
+               type=c.EventType.PURCHASE.value, item=item, qty=1 + rng.poisson(0.3, len(row_s)),
+               store=store[row_s], order=order[row_s], cid=cid[row_s], aid=aid[row_s]),
+        _event(int(tried.sum()), t=s["t"][tried] - 300, cust=tc, channel=c.Channel.STORE.value,
+               type=c.EventType.VIEW.value, item=tried_item, store=store[tried], cid=cid[tried], aid=aid[tried]),
+        _event(int(bought_online.sum()), t=t_online[bought_online], cust=tc[bought_online],
+               channel=c.Channel.WEB.value, type=c.EventType.PURCHASE.value, item=tried_item[bought_online],
+               qty=1, cid=ids[tc[bought_online]], aid=people.web_cookies[tc[bought_online], 0],
+               order=np.char.add(order[tried][bought_online].astype(str), "t").astype(object)),
+    ]  # fmt: skip
+
+
+def _email(people: People, rng: np.random.Generator) -> list[Block]:
+    ids = _cust_ids(people)
+    consent = people.customers[c.CONSENT_EMAIL].to_numpy()[: len(ids)].astype(bool)
+    span = people.active_until - people.active_from
+    counts = np.where(consent, rng.poisson(people.open_rate * span / (7 * DAY)), 0)
+    cust = np.repeat(np.arange(len(ids)), counts)
+    t = people.active_from[cust] + rng.random(len(cust)) * span[cust]
+    fade_len = np.maximum(people.active_until - people.fade_from, 1.0)[cust]
+    fading = t > people.fade_from[cust]
+    keep_p = np.where(fading, (1 - (t - people.fade_from[cust]) / fade_len) ** 1.5, 1.0)
+    keep = rng.random(len(t)) < keep_p
+    cust, t = cust[keep], t[keep]
+    click = rng.random(len(t)) < 0.3
+    item = _draw_items(people, cust[click], rng)
+    visit = rng.random(click.sum()) < 0.6
+    cc = cust[click]
+    return [
+        _event(len(t), t=t, cust=cust, channel=c.Channel.EMAIL.value, type=c.EventType.EMAIL_OPEN.value,
+               cid=ids[cust]),
+        _event(int(click.sum()), t=t[click] + 60, cust=cc, channel=c.Channel.EMAIL.value,
+               type=c.EventType.EMAIL_CLICK.value, item=item, cid=ids[cc]),
+        _event(int(visit.sum()), t=t[click][visit] + 120, cust=cc[visit], channel=c.Channel.WEB.value,
+               type=c.EventType.VIEW.value, item=item[visit], cid=ids[cc[visit]],
+               aid=people.web_cookies[cc[visit], 0]),
+    ]  # fmt: skip
+
+
+def _returns(p: Block, people: People, rng: np.random.Generator) -> Block:
+    back = rng.random(len(p["t"])) < 0.07
+    r = _take(p, back)
+    in_store = rng.random(len(r["t"])) < 0.5
+    store = np.where(in_store, people.home_store[r["cust"]], r["store"])
+    channel = np.where(in_store, c.Channel.STORE.value, r["channel"]).astype(object)
+    r.update(
+        t=r["t"] + rng.uniform(3, 25, len(r["t"])) * DAY,
+        type=np.full(len(r["t"]), c.EventType.RETURN.value, dtype=object),
+        store=store,
+        channel=channel,
+    )
+    r["store"] = np.where(channel == c.Channel.STORE.value, store, r["store"])
+    return r
+
+
+def _frame(cfg: SyntheticConfig, world: World, people: People, ev: Block) -> pd.DataFrame:
+    start = pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.days)
+    order = np.lexsort((ev["cust"], ev["t"]))
+    ev = {k: v[order] for k, v in ev.items()}
+    n = len(ev["t"])
+    has_item = ev["item"] >= 0
+    items = world.catalogue[c.ITEM_ID].to_numpy()
+    prices = world.catalogue[c.PRICE].to_numpy()
+    stores = world.stores[c.STORE_ID].to_numpy()
+    priced = has_item & np.isin(ev["type"], [c.EventType.PURCHASE.value, c.EventType.RETURN.value])
+    discount = np.where(np.random.default_rng(cfg.seed + 1).random(n) < 0.1, 0.8, 1.0)
+    qty = ev["qty"].astype(int)
+    return pd.DataFrame(
+        {
+            c.EVENT_ID: f"s{cfg.seed}-" + pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(9),
+            c.TS: (start + pd.to_timedelta(ev["t"], unit="s")).floor("ms"),
+            c.CUSTOMER_ID: ev["cid"],
+            c.ANONYMOUS_ID: ev["aid"],
+            c.CHANNEL: ev["channel"].astype(str),
+            c.TYPE: ev["type"].astype(str),
+            c.ITEM_ID: np.where(has_item, items[np.maximum(ev["item"], 0)], None),
+            c.QUANTITY: pd.Series(qty).where(qty > 0).astype("Int64").array,
+            c.PRICE: np.where(priced, np.round(prices[np.maximum(ev["item"], 0)] * discount, 2), np.nan),
+            c.STORE_ID: np.where(ev["store"] >= 0, stores[np.maximum(ev["store"], 0)], None),
+            c.ORDER_ID: ev["order"],
+        }
+    )

@@ -1,0 +1,1 @@
+"""Learned objects with a small fit / recommend / predict_proba / save / load contract."""

@@ -1,0 +1,1 @@
+"""The serving side: settings, storage through SQLAlchemy, and (later) the scoring API."""

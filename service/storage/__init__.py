@@ -1,0 +1,1 @@
+"""The event store and reference data, through SQLAlchemy Core (SQLite or PostgreSQL)."""

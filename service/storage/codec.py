@@ -1,0 +1,26 @@
+"""How values cross the database boundary: UTC times as integer microseconds, NULLs as None."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+_NS_PER_US = 1000
+
+
+def to_micros(times: pd.Series) -> pd.Series:
+    """UTC datetimes -> integer microseconds since the epoch (missing stays missing)."""
+    values = times.dt.tz_convert("UTC").astype("int64") // _NS_PER_US
+    return values.astype("Int64").where(times.notna())
+
+
+def from_micros(values: pd.Series) -> pd.Series:
+    """Integer microseconds since the epoch -> UTC datetimes."""
+    return pd.to_datetime(values, unit="us", utc=True)
+
+
+def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame as DB-API parameter rows, with every missing value as None."""
+    prepared = frame.astype(object).where(frame.notna(), None)
+    return prepared.to_dict("records")  # type: ignore[return-value]

@@ -1,0 +1,67 @@
+"""Read events back for training: columnar, in chunks, with an explicit time cutoff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from features import columns as c
+from features.identity import resolve
+from service.storage.codec import from_micros, to_micros
+from service.storage.identities import load_identities
+from service.storage.tables import events
+
+
+def iter_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = 100_000,
+) -> Iterator[pd.DataFrame]:
+    """Yield events with `since <= ts < until` in time order, `chunk_rows` at a time.
+
+    Each chunk has the event columns, `ts` as UTC datetimes and a `person_id` column from
+    the stored identity map (missing for anonymous ids never linked to a customer).
+    The database streams the rows (a server-side cursor on PostgreSQL).
+    """
+    query = select(*[events.c[name] for name in c.EVENT_COLUMNS]).order_by(
+        events.c[c.TS], events.c[c.EVENT_ID]
+    )
+    if since is not None:
+        query = query.where(events.c[c.TS] >= _micros(since))
+    if until is not None:
+        query = query.where(events.c[c.TS] < _micros(until))
+    with engine.connect() as conn:
+        identities = load_identities(conn)
+        streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
+        for chunk in pd.read_sql(query, streamed, chunksize=chunk_rows):
+            chunk[c.TS] = from_micros(chunk[c.TS])
+            chunk[c.QUANTITY] = chunk[c.QUANTITY].astype("Int64")
+            chunk[c.PERSON_ID] = resolve(chunk, identities)
+            yield chunk
+
+
+def load_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = 100_000,
+) -> pd.DataFrame:
+    """All events with `since <= ts < until` in one frame (see `iter_events`)."""
+    chunks = list(iter_events(engine, since=since, until=until, chunk_rows=chunk_rows))
+    if not chunks:
+        empty = pd.DataFrame(columns=[*c.EVENT_COLUMNS, c.PERSON_ID])
+        empty[c.TS] = pd.Series(dtype="datetime64[ns, UTC]")
+        return empty
+    return pd.concat(chunks, ignore_index=True)
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"cutoff {moment.isoformat()} has no UTC offset")
+    return int(to_micros(pd.Series([pd.Timestamp(moment)])).iloc[0])

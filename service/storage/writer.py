@@ -1,0 +1,80 @@
+"""Write validated batches: events once per event_id, reference data by key, all or nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+from features.schema import TableSchema
+from features.validation import ValidBatch
+from service.storage.codec import to_micros, to_rows
+from service.storage.tables import BY_SCHEMA
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one batch did: records received, newly stored, and skipped as already known."""
+
+    table: str
+    received: int
+    stored: int
+    duplicates: int
+
+
+def write_batch(
+    conn: Connection,
+    schema: TableSchema,
+    batch: ValidBatch,
+    *,
+    chunk_rows: int = 100_000,
+    on_rows: Callable[[int], None] | None = None,
+) -> Applied:
+    """Write `batch` into its table inside the caller's transaction.
+
+    Events are insert-only: an `event_id` already stored is skipped and counted as a
+    duplicate (re-sending is a no-op). Reference records replace the record with the
+    same key. Raises whatever the database raises; the caller's transaction then rolls back.
+    """
+    table = BY_SCHEMA[schema.name]
+    frame = _encode(batch.frame)
+    if schema.name == "events":
+        frame["ingested_at"] = int(time.time() * 1_000_000)
+    stmt = _insert(conn, table)
+    if schema.name == "events":
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(schema.key))
+    else:
+        updates = {col: stmt.excluded[col] for col in frame.columns if col not in schema.key}
+        stmt = stmt.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
+    stored = 0
+    for start in range(0, len(frame), chunk_rows):
+        rows = to_rows(frame.iloc[start : start + chunk_rows])
+        stored += conn.execute(stmt, rows).rowcount
+        if on_rows is not None:
+            on_rows(len(rows))
+    received = len(batch.frame) + batch.repeats
+    if schema.name != "events":
+        stored = len(frame)
+    return Applied(schema.name, received, stored, received - stored)
+
+
+def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"Omni stores data in SQLite or PostgreSQL, not {dialect}")
+
+
+def _encode(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = to_micros(out[col])
+    return out
+

@@ -1,0 +1,1 @@
+"""Pipelines: ingest, train, evaluate, register; and the `omni` command line."""

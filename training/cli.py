@@ -1,0 +1,251 @@
+"""The `omni` command line: a thin shell over features, training and service storage."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.sources.completejourney import read_completejourney
+from features.sources.files import SourceError, read_file, read_folder
+from features.sources.frame import SourceFrame
+from features.sources.mapping import ColumnMapping, MappingError
+from features.synthetic import WRITE_FORMATS, SyntheticConfig, generate
+from service.settings import Settings, get_settings
+from service.storage.engine import open_engine
+from service.storage.stats import StoreSummary, summarize
+from training.ingest import IngestRejected, ingest as run_ingest
+
+app = typer.Typer(
+    help="Omni: personalisation for omnichannel retail. Settings come from OMNI_* variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the event store (default: OMNI_DATABASE_URL, else sqlite:///data/omni.db).",
+    ),
+]
+
+
+def _settings(database_url: str | None) -> Settings:
+    base = get_settings()
+    return base.model_copy(update={"database_url": database_url}) if database_url else base
+
+
+class _Bar:
+    """Rich progress for long steps (ingest reports through this)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: int | None = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+        self.task = self.progress.add_task(description, total=max(total, 1))
+
+    def advance(self, records: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, records)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@app.command("generate")
+def generate_data(
+    customers: Annotated[int, typer.Option("--customers", "-n", help="How many customers (10 to 5,000,000).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed and sizes give the same files.")] = 7,
+    out: Annotated[Path | None, typer.Option(help="Folder to write into (default: OMNI_DATA_DIR, else data/synthetic).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=f"File format: {', '.join(WRITE_FORMATS)}.")] = "parquet",
+    items: Annotated[int | None, typer.Option(help="Catalogue size (default grows with customers).")] = None,
+    stores: Annotated[int | None, typer.Option(help="Physical stores (default grows with customers).")] = None,
+    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    end: Annotated[datetime, typer.Option(help="Last day of history (UTC).", formats=["%Y-%m-%d"])] = datetime(2026, 10, 1),
+    churn_rate: Annotated[float, typer.Option(help="Share of customers who stop buying in the window.")] = 0.2,
+) -> None:
+    """Generate the synthetic omnichannel data set: catalogue, stores, stock, customers, offers, events.
+
+    It also writes the hidden truth (tastes, churners) under truth/ for checking models.
+    """
+    folder = out or get_settings().data_dir
+    try:
+        cfg = SyntheticConfig(
+            customers=customers, seed=seed, items=items, stores=stores, days=days,
+            end=end.replace(tzinfo=UTC), churn_rate=churn_rate,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with err.status(f"generating {customers:,} customers"):
+        data = generate(cfg)
+    with err.status(f"writing {fmt} files to {folder}"):
+        paths = data.write(folder, fmt)
+    table = Table(title=f"Generated into {folder}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, frame in data.tables.items():
+        table.add_row(name, f"{len(frame):,}")
+    console.print(table)
+    console.print(f"{len(paths)} files written; ingest them with: omni ingest {folder}")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file (.csv, .parquet, .jsonl) or a folder of them named after their tables.", exists=True)],
+    table: Annotated[str | None, typer.Option(help="The table a single file feeds, when its name does not say (events, catalogue, stores, inventory, customers, offers).")] = None,
+    source_format: Annotated[str, typer.Option("--format", help="'omni' for files in the Omni schema; 'completejourney' for that folder.")] = "omni",
+    mapping: Annotated[Path | None, typer.Option(help="A JSON column mapping for a file whose columns are named differently (see docs/mappings/).", exists=True, dir_okay=False)] = None,
+    rename: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: --map source=omni_column (repeatable; adds to --mapping).")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Validate and load events or reference data. All or nothing; re-sent events are skipped."""
+    settings = _settings(database_url)
+    try:
+        sources = _read(path, table, source_format, mapping, rename or [])
+    except (SourceError, MappingError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    engine = open_engine(settings.database_url)
+    try:
+        with _progress() as progress:
+            report = run_ingest(engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress))
+    except IngestRejected as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    out = Table(title=f"Ingested {path} in {report.seconds:.1f}s")
+    for col in ("table", "received", "stored", "duplicates"):
+        out.add_column(col, justify="left" if col == "table" else "right")
+    for a in report.applied:
+        out.add_row(a.table, f"{a.received:,}", f"{a.stored:,}", f"{a.duplicates:,}")
+    console.print(out)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    console.print(
+        f"identities: {report.anonymous_stitched:,} anonymous ids stitched to customers, "
+        f"{report.identity_conflicts:,} conflicts"
+    )
+
+
+def _read(
+    path: Path, table: str | None, source_format: str, mapping_file: Path | None, rename: list[str]
+) -> list[SourceFrame]:
+    if source_format == "completejourney":
+        return read_completejourney(path)
+    if source_format != "omni":
+        raise SourceError(f"unknown --format {source_format!r} (use omni or completejourney)")
+    mapping = ColumnMapping.from_file(mapping_file) if mapping_file else None
+    if rename:
+        pairs = {}
+        for item in rename:
+            src, sep, dst = item.partition("=")
+            if not sep or not src or not dst:
+                raise MappingError(f"--map takes source=omni_column, not {item!r}")
+            pairs[src] = dst
+        mapping = (mapping or ColumnMapping()).model_copy(
+            update={"rename": {**(mapping.rename if mapping else {}), **pairs}}
+        )
+    if path.is_dir():
+        if mapping is not None or table is not None:
+            raise SourceError("--table, --mapping and --map apply to a single file, not a folder")
+        return read_folder(path)
+    return [read_file(path, table=table, mapping=mapping)]
+
+
+@app.command()
+def stats(
+    database_url: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Summarise the store: customers, items, stores, events by channel and type, identities."""
+    engine = open_engine(_settings(database_url).database_url)
+    try:
+        summary = summarize(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        console.print_json(json.dumps(_summary_dict(summary), default=str))
+    else:
+        _print_summary(summary)
+
+
+def _summary_dict(s: StoreSummary) -> dict[str, object]:
+    grid = s.by_channel_type
+    return {
+        "customers": s.customers,
+        "persons": s.persons,
+        "items": s.items,
+        "stores": s.stores,
+        "inventory_rows": s.inventory_rows,
+        "offers": s.offers,
+        "events": s.events,
+        "first_event": s.first_event,
+        "last_event": s.last_event,
+        "events_by_channel": {k: int(v) for k, v in grid.sum(axis=1).items()},
+        "events_by_type": {k: int(v) for k, v in grid.sum(axis=0).items()},
+        "anonymous_ids": s.anonymous_ids,
+        "anonymous_stitched": s.anonymous_stitched,
+        "customers_merged": s.customers_merged,
+        "identity_conflicts": s.identity_conflicts,
+    }
+
+
+def _print_summary(s: StoreSummary) -> None:
+    head = Table(title="Omni store", show_header=False)
+    head.add_column("what")
+    head.add_column("count", justify="right")
+    for label, value in (
+        ("customers", s.customers),
+        ("persons (after stitching)", s.persons),
+        ("items", s.items),
+        ("stores", s.stores),
+        ("inventory rows", s.inventory_rows),
+        ("offers", s.offers),
+        ("events", s.events),
+        ("anonymous ids", s.anonymous_ids),
+        ("anonymous ids stitched", s.anonymous_stitched),
+        ("customer ids merged", s.customers_merged),
+        ("identity conflicts", s.identity_conflicts),
+    ):
+        head.add_row(label, f"{value:,}")
+    if s.first_event:
+        head.add_row("first event", f"{s.first_event:%Y-%m-%d %H:%M} UTC")
+        head.add_row("last event", f"{s.last_event:%Y-%m-%d %H:%M} UTC")
+    console.print(head)
+    grid = s.by_channel_type.T
+    if grid.empty:
+        return
+    table = Table(title="Events by type and channel")
+    table.add_column("type")
+    for col in grid.columns:
+        table.add_column(str(col), justify="right")
+    table.add_column("total", justify="right")
+    for kind, row in grid.iterrows():
+        table.add_row(str(kind), *[f"{int(v):,}" for v in row], f"{int(row.sum()):,}")
+    table.add_row("total", *[f"{int(v):,}" for v in grid.sum()], f"{int(grid.to_numpy().sum()):,}")
+    console.print(table)
+
+if __name__ == "__main__":
+    app()
