@@ -132,7 +132,7 @@ def _empty(field: Field, n: int) -> pd.Series:
 def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
     """Coerce one column; return (values, messages for bad rows)."""
     present = raw.notna()
-    if raw.dtype == object:
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
         present &= raw.astype("string").str.strip().fillna("") != ""
     messages = pd.Series(None, index=raw.index, dtype="object")
     if field.kind == "str":

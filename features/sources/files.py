@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -50,16 +51,36 @@ def read_file(path: Path, *, table: str | None = None, mapping: ColumnMapping | 
             frame = pd.read_parquet(path)
             unit, first = "row", 1
         else:
-            frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+            frame = _read_jsonl(path)
             unit, first = "line", 1
     except (OSError, ValueError) as exc:
         raise SourceError(f"{path}: cannot be read as {fmt}: {exc}") from exc
-    frame.index = pd.RangeIndex(len(frame))
+    if fmt != "jsonl":
+        frame.index = pd.RangeIndex(len(frame))
     if mapping is not None:
         frame = mapping.apply(frame)
     where = f"{path.name} {unit} " + (frame.index.to_series() + first).astype(str)
     frame = frame.reset_index(drop=True)
     return SourceFrame(table, path.name, frame, where.reset_index(drop=True))
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One record per line, values exactly as written; the index is the 0-based line number."""
+    records: list[object] = []
+    lines: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SourceError(f"{path.name} line {number + 1}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(record, dict):
+                raise SourceError(f"{path.name} line {number + 1}: expected a JSON object")
+            records.append(record)
+            lines.append(number)
+    return pd.DataFrame.from_records(records, index=pd.Index(lines))
 
 
 def read_folder(folder: Path) -> list[SourceFrame]:

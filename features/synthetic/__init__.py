@@ -7,7 +7,9 @@ inventory, customers, offers, events) plus the truth a test may check against:
   month, whether and when the customer churned (`fade_start`, `churn_date`), the
   loyalty-card id that shares their e-mail, and their latent taste vector `taste_*`.
 - `truth/items`: each item's latent factors `factor_*` and popularity `popularity_bias`.
-  A customer's true affinity to an item is taste . factors / sqrt(factors) + bias.
+  A customer's true affinity to an item is
+  TASTE_WEIGHT * taste . factors / sqrt(factors) + popularity_bias (people.TASTE_WEIGHT),
+  and the items they consider are drawn by that affinity plus Gumbel noise.
 
 See `features.synthetic.journeys` for the journeys and `features.synthetic.people` for
 the identities (cookies, app devices, payment tokens, shared laptops, loyalty cards).

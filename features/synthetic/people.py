@@ -20,6 +20,8 @@ LAST = ("Adler", "Berg", "Costa", "Dietz", "Evans", "Faure", "Garcia", "Hansen",
         "Klein", "Lopez", "Moreau", "Novak", "Olsen", "Petit", "Rossi", "Silva", "Torres", "Weber")  # fmt: skip
 #: Items each customer considers, best first; sessions draw from this list.
 CONSIDERATION = 40
+#: Weight of taste against popularity: affinity = TASTE_WEIGHT * taste . factors / sqrt(d) + bias.
+TASTE_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _consideration(taste: np.ndarray, world: World, rng: np.random.Generator) ->
     n_items = len(world.item_bias)
     m = min(CONSIDERATION, n_items)
     out = np.empty((len(taste), m), dtype=np.int64)
-    scale = 1.0 / np.sqrt(taste.shape[1])
+    scale = TASTE_WEIGHT / np.sqrt(taste.shape[1])
     for lo in range(0, len(taste), 2048):
         block = taste[lo : lo + 2048] @ world.item_factors.T * scale + world.item_bias
         block += rng.gumbel(size=block.shape)

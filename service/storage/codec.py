@@ -6,12 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-_NS_PER_US = 1000
-
 
 def to_micros(times: pd.Series) -> pd.Series:
-    """UTC datetimes -> integer microseconds since the epoch (missing stays missing)."""
-    values = times.dt.tz_convert("UTC").astype("int64") // _NS_PER_US
+    """UTC datetimes (any resolution) -> integer microseconds since the epoch (missing stays missing)."""
+    values = times.dt.tz_convert("UTC").dt.as_unit("us").astype("int64")
     return values.astype("Int64").where(times.notna())
 
 

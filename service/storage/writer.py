@@ -46,19 +46,21 @@ def write_batch(
         frame["ingested_at"] = int(time.time() * 1_000_000)
     stmt = _insert(conn, table)
     if schema.name == "events":
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(schema.key))
+        # RETURNING names the rows really inserted: the rest were already stored.
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(schema.key)).returning(
+            table.c[schema.key[0]]
+        )
     else:
         updates = {col: stmt.excluded[col] for col in frame.columns if col not in schema.key}
         stmt = stmt.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
     stored = 0
     for start in range(0, len(frame), chunk_rows):
         rows = to_rows(frame.iloc[start : start + chunk_rows])
-        stored += conn.execute(stmt, rows).rowcount
+        result = conn.execute(stmt, rows)
+        stored += len(result.all()) if schema.name == "events" else len(rows)
         if on_rows is not None:
             on_rows(len(rows))
     received = len(batch.frame) + batch.repeats
-    if schema.name != "events":
-        stored = len(frame)
     return Applied(schema.name, received, stored, received - stored)
 
 

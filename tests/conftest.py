@@ -1,0 +1,65 @@
+"""Shared fixtures: a store on SQLite always, and on PostgreSQL when `make test` found one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from features.synthetic import SyntheticConfig, SyntheticData, generate
+from service.storage.engine import open_engine
+
+POSTGRES_ENV = "OMNI_TEST_POSTGRES_URL"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty store: a SQLite file, or a fresh schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'omni.db'}"
+        return
+    base = _postgres_url()
+    if not base:
+        pytest.skip(f"PostgreSQL not available: {POSTGRES_ENV} is not set (make test sets it when the server answers)")
+    schema = f"omni_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on an empty store with the schema created."""
+    eng = open_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_world() -> SyntheticData:
+    """A small synthetic data set, generated once per test session."""
+    return generate(SyntheticConfig(customers=300, seed=11))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data sets beside the project; tests that need them skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data sets not found at {SHARED_DATA}")
+    return SHARED_DATA

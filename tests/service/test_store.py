@@ -1,0 +1,107 @@
+"""The event store, on SQLite and on PostgreSQL: idempotent, all-or-nothing, order-free."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select
+
+from features.sources.frame import SourceFrame, label_rows
+from service.storage.reader import iter_events, load_events
+from service.storage.stats import summarize
+from service.storage.tables import catalogue, events
+from training.ingest import IngestRejected, ingest
+
+
+def source(table: str, rows: list[dict[str, object]], origin: str = "batch.csv") -> SourceFrame:
+    frame = pd.DataFrame(rows)
+    return SourceFrame(table, origin, frame, label_rows(origin, "line", 2, len(frame)))
+
+
+def ev(event_id: str, ts: str, **more: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "event_id": event_id, "ts": ts, "customer_id": "C1", "channel": "web", "type": "view", "item_id": "I1",
+    }  # fmt: skip
+    row.update(more)
+    return row
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def test_resending_the_same_events_adds_nothing(engine: Engine) -> None:
+    batch = [ev("e1", "2026-01-01T10:00:00Z"), ev("e2", "2026-01-01T11:00:00Z")]
+    first = ingest(engine, [source("events", batch)])
+    assert (first.applied[0].stored, first.applied[0].duplicates) == (2, 0)
+    again = ingest(engine, [source("events", [*batch, ev("e3", "2026-01-02T10:00:00Z")])])
+    assert (again.applied[0].received, again.applied[0].stored, again.applied[0].duplicates) == (3, 1, 2)
+    assert count(engine) == 3
+
+
+def test_a_bad_record_rejects_every_file_and_leaves_the_store_as_it_was(engine: Engine) -> None:
+    ingest(engine, [source("events", [ev("e1", "2026-01-01T10:00:00Z")])])
+    before = load_events(engine)
+    items = source("catalogue", [{"item_id": "I9", "category": "Shoes"}], "catalogue.csv")
+    rows = [ev(f"n{i}", "2026-02-01T10:00:00Z") for i in range(50)]
+    rows[37] = ev("n37", "2026-02-01T10:00:00", channel="store")  # no offset, no store
+    with pytest.raises(IngestRejected) as caught:
+        ingest(engine, [items, source("events", rows, "events.csv")])
+    text = str(caught.value)
+    assert "nothing was written" in text
+    assert "events.csv line 39 (event_id 'n37'): field 'store_id'" in text
+    assert "events.csv line 39 (event_id 'n37'): field 'ts'" in text
+    pd.testing.assert_frame_equal(load_events(engine), before)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(catalogue)).scalar_one() == 0
+
+
+def test_late_and_out_of_order_events_are_read_back_in_time_order(engine: Engine) -> None:
+    ingest(engine, [source("events", [ev("late", "2026-01-03T09:00:00+01:00"), ev("early", "2026-01-01T00:00:00Z")])])
+    ingest(engine, [source("events", [ev("middle", "2026-01-02T00:00:00Z")])])
+    frame = load_events(engine)
+    assert frame["event_id"].tolist() == ["early", "middle", "late"]
+    assert frame["ts"].iloc[2] == pd.Timestamp("2026-01-03T08:00:00Z")
+
+
+def test_reading_is_chunked_and_respects_the_cutoff(engine: Engine) -> None:
+    rows = [ev(f"e{i:02d}", f"2026-01-{i + 1:02d}T12:00:00Z") for i in range(25)]
+    ingest(engine, [source("events", rows)])
+    chunks = list(iter_events(engine, until=datetime(2026, 1, 21, tzinfo=UTC), chunk_rows=7))
+    assert [len(ch) for ch in chunks] == [7, 7, 6]
+    assert pd.concat(chunks)["ts"].max() < pd.Timestamp("2026-01-21T00:00:00Z")
+    with pytest.raises(ValueError, match="no UTC offset"):
+        load_events(engine, until=datetime(2026, 1, 21))
+
+
+def test_reference_data_is_replaced_by_key(engine: Engine) -> None:
+    ingest(engine, [source("catalogue", [{"item_id": "I1", "category": "Shoes", "price": "10"}])])
+    ingest(engine, [source("catalogue", [{"item_id": "I1", "category": "Boots", "price": "12.5"}])])
+    with engine.connect() as conn:
+        rows = conn.execute(select(catalogue.c.category, catalogue.c.price)).all()
+    assert [tuple(r) for r in rows] == [("Boots", 12.5)]
+
+
+def test_identities_are_stitched_on_ingest_and_resolve_events(engine: Engine) -> None:
+    customers = source("customers", [
+        {"customer_id": "C1", "email": "ana@example.com"},
+        {"customer_id": "L1", "email": "Ana@Example.com"},
+    ])  # fmt: skip
+    rows = [
+        ev("a1", "2026-01-01T10:00:00Z", customer_id=None, anonymous_id="cookie"),
+        ev("a2", "2026-01-01T10:05:00Z", customer_id="C1", anonymous_id="cookie", type="identify", item_id=None),
+        ev("a3", "2026-01-02T10:00:00Z", customer_id="L1", channel="store", store_id="S1", type="purchase"),
+        ev("a4", "2026-01-02T11:00:00Z", customer_id=None, anonymous_id="stranger"),
+    ]
+    report = ingest(engine, [customers, source("events", rows)])
+    assert report.anonymous_stitched == 1
+    people = load_events(engine).set_index("event_id")["person_id"]
+    assert people[["a1", "a2", "a3"]].tolist() == ["C1", "C1", "C1"]
+    assert pd.isna(people["a4"])
+    summary = summarize(engine)
+    assert (summary.customers, summary.persons, summary.customers_merged) == (2, 1, 1)
+    assert (summary.anonymous_ids, summary.anonymous_stitched) == (2, 1)
+    assert summary.by_channel_type.loc["web", "view"] == 2
