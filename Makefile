@@ -24,8 +24,9 @@ run: setup
 	$(BIN)/omni ingest $(DATA_DIR)
 	$(BIN)/omni stats
 
-# PostgreSQL tests run when the server answers; otherwise they skip and say why.
-test: setup
+# Lint and types first, then the suite. PostgreSQL tests run when the server answers;
+# otherwise they skip and say why.
+test: lint
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
 		echo "PostgreSQL answers at $(PG_URL): store tests run on it too"; \
 		OMNI_TEST_POSTGRES_URL='$(PG_URL)' $(BIN)/pytest; \

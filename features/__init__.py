@@ -1,1 +1,1 @@
-"""Events and what is derived from them: schema, sources, identity stitching, the synthetic generator."""
+"""Events and what is derived from them: schema, sources, identities, the synthetic generator."""

@@ -120,8 +120,7 @@ def _anonymous(links: pd.DataFrame, person_of: pd.Series) -> pd.DataFrame:
 def resolve(events: pd.DataFrame, identities: pd.DataFrame) -> pd.Series:
     """The person behind each event: via its customer_id, else its anonymous_id, else missing."""
     by_type = {
-        kind: grp.set_index(c.ID_VALUE)[c.PERSON_ID]
-        for kind, grp in identities.groupby(c.ID_TYPE)
+        kind: grp.set_index(c.ID_VALUE)[c.PERSON_ID] for kind, grp in identities.groupby(c.ID_TYPE)
     }
     empty = pd.Series(dtype=object)
     via_customer = events[c.CUSTOMER_ID].map(by_type.get(CUSTOMER, empty))

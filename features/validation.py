@@ -1,4 +1,4 @@
-"""Check a whole batch of records against a `TableSchema`, vectorised, and say exactly what is wrong.
+"""Check a whole batch of records against a `TableSchema`, vectorised; say exactly what is wrong.
 
 The same function serves file ingest and the HTTP API: it never half-accepts. It returns
 the batch in canonical form (UTC timestamps, typed columns, duplicates folded) or raises
@@ -23,7 +23,7 @@ _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 @dataclass(frozen=True)
 class RecordError:
-    """One problem: the record's position in the batch (None for the whole batch), its key, the field."""
+    """One problem: the record's position (None: whole batch), its key, the field, the reason."""
 
     index: int | None
     key: str | None
@@ -65,7 +65,9 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
     unknown = [col for col in frame.columns if col not in schema.columns]
     for col in unknown:
         errors.append(
-            RecordError(None, None, str(col), f"unknown column (expected: {', '.join(schema.columns)})")
+            RecordError(
+                None, None, str(col), f"unknown column (expected: {', '.join(schema.columns)})"
+            )
         )
     out = pd.DataFrame(index=frame.index)
     for field in schema.fields:
@@ -83,7 +85,9 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
         mask = rule.violated(out).fillna(False).to_numpy(dtype=bool)
         if mask.any():
             messages = rule.message(out[mask])
-            errors.extend(_errors(pd.Series(messages, index=out.index[mask]), out, schema, rule.field))
+            errors.extend(
+                _errors(pd.Series(messages, index=out.index[mask]), out, schema, rule.field)
+            )
     out, repeat_errors, repeats = _fold_duplicates(out, schema)
     errors.extend(repeat_errors)
     if errors:
@@ -98,13 +102,15 @@ def _reject(schema: TableSchema, errors: list[RecordError], frame: pd.DataFrame)
 
 def _key_of(out: pd.DataFrame, schema: TableSchema, index: pd.Index) -> pd.Series:
     parts = [out.loc[index, k].astype("string").fillna("") for k in schema.key]
-    key = parts[0]
+    key: pd.Series = parts[0]
     for part in parts[1:]:
         key = key + "/" + part
     return key
 
 
-def _errors(bad: pd.Series, out: pd.DataFrame, schema: TableSchema, field: str) -> list[RecordError]:
+def _errors(
+    bad: pd.Series, out: pd.DataFrame, schema: TableSchema, field: str
+) -> list[RecordError]:
     """`bad` holds a message for each bad row (indexed by row), nothing for good ones."""
     bad = bad.dropna()
     if bad.empty:
@@ -200,7 +206,9 @@ def _coerce_timestamp(
     has_offset = text.str.contains(_OFFSET).fillna(False)
     no_offset = present & ~has_offset & ~is_date
     messages[no_offset] = (
-        "'" + text[no_offset].astype(str) + "' has no UTC offset (write e.g. ...T10:00:00+01:00 or ...Z)"
+        "'"
+        + text[no_offset].astype(str)
+        + "' has no UTC offset (write e.g. ...T10:00:00+01:00 or ...Z)"
     )
     parse = text.where(has_offset | is_date)
     parsed = pd.to_datetime(parse, utc=True, format="ISO8601", errors="coerce")
@@ -225,9 +233,14 @@ def _fold_duplicates(
     if clash.any():
         first_at = folded[~folded.duplicated(key_cols, keep="first")]
         first_pos = {
-            tuple(row): int(i) for i, row in zip(first_at.index, first_at[key_cols].itertuples(index=False))
+            tuple(row): int(i)
+            for i, row in zip(
+                first_at.index, first_at[key_cols].itertuples(index=False), strict=True
+            )
         }
-        for i, row in zip(folded.index[clash], folded.loc[clash, key_cols].itertuples(index=False)):
+        for i, row in zip(
+            folded.index[clash], folded.loc[clash, key_cols].itertuples(index=False), strict=True
+        ):
             errors.append(
                 RecordError(
                     int(i),

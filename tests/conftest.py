@@ -29,7 +29,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     base = _postgres_url()
     if not base:
-        pytest.skip(f"PostgreSQL not available: {POSTGRES_ENV} is not set (make test sets it when the server answers)")
+        pytest.skip(
+            f"PostgreSQL not available: {POSTGRES_ENV} is not set "
+            "(make test sets it when the server answers)"
+        )
     schema = f"omni_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as conn:

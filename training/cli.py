@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from features.sources.completejourney import read_completejourney
@@ -20,7 +27,8 @@ from features.synthetic import WRITE_FORMATS, SyntheticConfig, generate
 from service.settings import Settings, get_settings
 from service.storage.engine import open_engine
 from service.storage.stats import StoreSummary, summarize
-from training.ingest import IngestRejected, ingest as run_ingest
+from training.ingest import IngestRejected
+from training.ingest import ingest as run_ingest
 
 app = typer.Typer(
     help="Omni: personalisation for omnichannel retail. Settings come from OMNI_* variables.",
@@ -50,7 +58,7 @@ class _Bar:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def start(self, description: str, total: int) -> None:
         if self.task is not None:
@@ -75,26 +83,48 @@ def _progress() -> Progress:
 
 @app.command("generate")
 def generate_data(
-    customers: Annotated[int, typer.Option("--customers", "-n", help="How many customers (10 to 5,000,000).")] = 2000,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed and sizes give the same files.")] = 7,
-    out: Annotated[Path | None, typer.Option(help="Folder to write into (default: OMNI_DATA_DIR, else data/synthetic).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help=f"File format: {', '.join(WRITE_FORMATS)}.")] = "parquet",
-    items: Annotated[int | None, typer.Option(help="Catalogue size (default grows with customers).")] = None,
-    stores: Annotated[int | None, typer.Option(help="Physical stores (default grows with customers).")] = None,
+    customers: Annotated[
+        int, typer.Option("--customers", "-n", help="How many customers (10 to 5,000,000).")
+    ] = 2000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed and sizes give the same files.")
+    ] = 7,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder to write into (default: OMNI_DATA_DIR, else data/synthetic)."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"File format: {', '.join(WRITE_FORMATS)}.")
+    ] = "parquet",
+    items: Annotated[
+        int | None, typer.Option(help="Catalogue size (default grows with customers).")
+    ] = None,
+    stores: Annotated[
+        int | None, typer.Option(help="Physical stores (default grows with customers).")
+    ] = None,
     days: Annotated[int, typer.Option(help="Days of history.")] = 365,
-    end: Annotated[datetime, typer.Option(help="Last day of history (UTC).", formats=["%Y-%m-%d"])] = datetime(2026, 10, 1),
-    churn_rate: Annotated[float, typer.Option(help="Share of customers who stop buying in the window.")] = 0.2,
+    end: Annotated[
+        datetime, typer.Option(help="Last day of history (UTC).", formats=["%Y-%m-%d"])
+    ] = datetime(2026, 10, 1),
+    churn_rate: Annotated[
+        float, typer.Option(help="Share of customers who stop buying in the window.")
+    ] = 0.2,
 ) -> None:
-    """Generate the synthetic omnichannel data set: catalogue, stores, stock, customers, offers, events.
+    """Generate the synthetic omnichannel data: catalogue, stores, stock, customers, offers, events.
 
     It also writes the hidden truth (tastes, churners) under truth/ for checking models.
     """
     folder = out or get_settings().data_dir
     try:
         cfg = SyntheticConfig(
-            customers=customers, seed=seed, items=items, stores=stores, days=days,
-            end=end.replace(tzinfo=UTC), churn_rate=churn_rate,
-        )  # fmt: skip
+            customers=customers,
+            seed=seed,
+            items=items,
+            stores=stores,
+            days=days,
+            end=end.replace(tzinfo=UTC),
+            churn_rate=churn_rate,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with err.status(f"generating {customers:,} customers"):
@@ -112,11 +142,43 @@ def generate_data(
 
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A file (.csv, .parquet, .jsonl) or a folder of them named after their tables.", exists=True)],
-    table: Annotated[str | None, typer.Option(help="The table a single file feeds, when its name does not say (events, catalogue, stores, inventory, customers, offers).")] = None,
-    source_format: Annotated[str, typer.Option("--format", help="'omni' for files in the Omni schema; 'completejourney' for that folder.")] = "omni",
-    mapping: Annotated[Path | None, typer.Option(help="A JSON column mapping for a file whose columns are named differently (see docs/mappings/).", exists=True, dir_okay=False)] = None,
-    rename: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: --map source=omni_column (repeatable; adds to --mapping).")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file (.csv, .parquet, .jsonl) or a folder of them named after their tables.",
+            exists=True,
+        ),
+    ],
+    table: Annotated[
+        str | None,
+        typer.Option(
+            help="The table a single file feeds when its name does not say: events, catalogue, "
+            "stores, inventory, customers or offers."
+        ),
+    ] = None,
+    source_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="'omni' for files in the Omni schema; 'completejourney' for that folder.",
+        ),
+    ] = "omni",
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON column mapping for a file whose columns are named differently "
+            "(see docs/mappings/).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Rename a column: --map source=omni_column (repeatable; adds to --mapping).",
+        ),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Validate and load events or reference data. All or nothing; re-sent events are skipped."""
@@ -129,7 +191,9 @@ def ingest(
     engine = open_engine(settings.database_url)
     try:
         with _progress() as progress:
-            report = run_ingest(engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress))
+            report = run_ingest(
+                engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress)
+            )
     except IngestRejected as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from exc
@@ -246,6 +310,7 @@ def _print_summary(s: StoreSummary) -> None:
         table.add_row(str(kind), *[f"{int(v):,}" for v in row], f"{int(row.sum()):,}")
     table.add_row("total", *[f"{int(v):,}" for v in grid.sum()], f"{int(grid.to_numpy().sum()):,}")
     console.print(table)
+
 
 if __name__ == "__main__":
     app()

@@ -32,7 +32,11 @@ def read_completejourney(folder: Path) -> list[SourceFrame]:
     dropped = len(tx) - len(kept)
     events = _events(kept)
     sources = [
-        _source("catalogue", _catalogue(pd.read_parquet(folder / "products.parquet"), kept), "products.parquet"),
+        _source(
+            "catalogue",
+            _catalogue(pd.read_parquet(folder / "products.parquet"), kept),
+            "products.parquet",
+        ),
         _source("stores", _stores(kept), "transactions.parquet"),
         _source("customers", _customers(kept), "transactions.parquet"),
         _source("offers", _offers(folder), "campaign_descriptions.parquet"),

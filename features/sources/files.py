@@ -11,7 +11,13 @@ from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
 
 
 class SourceError(ValueError):
@@ -30,7 +36,9 @@ def table_for(path: Path) -> str:
     )
 
 
-def read_file(path: Path, *, table: str | None = None, mapping: ColumnMapping | None = None) -> SourceFrame:
+def read_file(
+    path: Path, *, table: str | None = None, mapping: ColumnMapping | None = None
+) -> SourceFrame:
     """Read one file into a `SourceFrame`.
 
     The format comes from the extension (.csv, .parquet, .jsonl/.json). Every value is
@@ -66,7 +74,7 @@ def read_file(path: Path, *, table: str | None = None, mapping: ColumnMapping | 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     """One record per line, values exactly as written; the index is the 0-based line number."""
-    records: list[object] = []
+    records: list[dict[str, object]] = []
     lines: list[int] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle):
@@ -75,7 +83,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise SourceError(f"{path.name} line {number + 1}: not valid JSON: {exc.msg}") from exc
+                raise SourceError(
+                    f"{path.name} line {number + 1}: not valid JSON: {exc.msg}"
+                ) from exc
             if not isinstance(record, dict):
                 raise SourceError(f"{path.name} line {number + 1}: expected a JSON object")
             records.append(record)

@@ -31,7 +31,9 @@ DAY = 86_400.0
 Block = dict[str, np.ndarray]
 
 
-def make_events(cfg: SyntheticConfig, world: World, people: People, rng: np.random.Generator) -> pd.DataFrame:
+def make_events(
+    cfg: SyntheticConfig, world: World, people: People, rng: np.random.Generator
+) -> pd.DataFrame:
     """All events of the window, in time order, with stable ids `s<seed>-<n>`."""
     sessions = _sessions(people, rng)
     online = sessions["channel"] < 2
@@ -45,6 +47,13 @@ def make_events(cfg: SyntheticConfig, world: World, people: People, rng: np.rand
     ev = _concat(blocks)
     keep = (ev["t"] < people.active_until[ev["cust"]]) & (ev["t"] >= 0)
     return _frame(cfg, world, people, {k: v[keep] for k, v in ev.items()})
+
+
+def _or_none(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` where `mask` holds, None elsewhere (an object array, for optional ids)."""
+    out = np.full(len(mask), None, dtype=object)
+    out[mask] = np.asarray(values)[mask]
+    return out
 
 
 def _take(block: Block, mask: np.ndarray) -> Block:
@@ -77,26 +86,44 @@ def _sessions(people: People, rng: np.random.Generator) -> Block:
 
 def _event(n: int, **cols: np.ndarray | str | int | float) -> Block:
     """A block of n events; missing columns get their empty value."""
-    empty: dict[str, object] = {"item": -1, "qty": 0, "store": -1, "order": None, "cid": None, "aid": None}
+    empty: dict[str, object] = {
+        "item": -1,
+        "qty": 0,
+        "store": -1,
+        "order": None,
+        "cid": None,
+        "aid": None,
+    }
     out: Block = {}
     for key in ("t", "cust", "channel", "type", "item", "qty", "store", "order", "cid", "aid"):
         value = cols.get(key, empty.get(key))
         arr = np.asarray(value)
-        out[key] = arr if arr.shape == (n,) else np.full(n, value, dtype=object if arr.dtype.kind in "OU" or value is None else arr.dtype)
+        out[key] = (
+            arr
+            if arr.shape == (n,)
+            else np.full(
+                n, value, dtype=object if arr.dtype.kind in "OU" or value is None else arr.dtype
+            )
+        )
     return out
 
 
-def _draw_items(people: People, cust: np.ndarray, rng: np.random.Generator, top: int | None = None) -> np.ndarray:
+def _draw_items(
+    people: People, cust: np.ndarray, rng: np.random.Generator, top: int | None = None
+) -> np.ndarray:
     m = people.consider.shape[1] if top is None else min(top, people.consider.shape[1])
     pos = np.floor(m * rng.random(len(cust)) ** 2.2).astype(int)
-    return people.consider[cust, pos]
+    drawn: np.ndarray = people.consider[cust, pos]
+    return drawn
 
 
 def _cust_ids(people: People) -> np.ndarray:
     return people.customers[c.CUSTOMER_ID].to_numpy()[: len(people.rate_per_day)]
 
 
-def _online_sessions(s: Block, world: World, people: People, rng: np.random.Generator) -> list[Block]:
+def _online_sessions(
+    s: Block, world: World, people: People, rng: np.random.Generator
+) -> list[Block]:
     ids = _cust_ids(people)
     n_s = len(s["t"])
     channel = np.where(s["channel"] == 0, c.Channel.WEB.value, c.Channel.APP.value)
@@ -129,14 +156,21 @@ def _online_sessions(s: Block, world: World, people: People, rng: np.random.Gene
     def ids_at(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
         m = mode[rows]
         known = (m == 0) | ((m == 1) & (t >= t_identify[rows]))
-        return np.where(known, ids[s["cust"][rows]], None)
+        return _or_none(known, ids[s["cust"][rows]])
 
     def block(mask: np.ndarray, t: np.ndarray, kind: str, **extra: np.ndarray | str) -> Block:
         rows = row_s[mask]
         return _event(
-            int(mask.sum()), t=t[mask], cust=cust[mask], channel=channel[rows], type=kind,
-            item=item[mask], cid=ids_at(t[mask], rows), aid=anon[rows], **extra,
-        )  # fmt: skip
+            int(mask.sum()),
+            t=t[mask],
+            cust=cust[mask],
+            channel=channel[rows],
+            type=kind,
+            item=item[mask],
+            cid=ids_at(t[mask], rows),
+            aid=anon[rows],
+            **extra,
+        )
 
     search = rng.random(n_s) < 0.3
     identified = (mode == 1) & np.isfinite(first_cart)
@@ -145,28 +179,61 @@ def _online_sessions(s: Block, world: World, people: People, rng: np.random.Gene
     pickup = np.where(collect[row_s], home, -1)
     later_ids = np.where(people.loyalty_id[cust] != "", people.loyalty_id[cust], ids[cust])
     return [
-        _event(int(search.sum()), t=s["t"][search] - 10, cust=s["cust"][search], channel=channel[search],
-               type=c.EventType.SEARCH.value, cid=np.where(mode[search] == 0, ids[s["cust"][search]], None),
-               aid=anon[search]),
-        _event(int(identified.sum()), t=t_identify[identified], cust=s["cust"][identified],
-               channel=channel[identified], type=c.EventType.IDENTIFY.value,
-               cid=ids[s["cust"][identified]], aid=anon[identified]),
+        _event(
+            int(search.sum()),
+            t=s["t"][search] - 10,
+            cust=s["cust"][search],
+            channel=channel[search],
+            type=c.EventType.SEARCH.value,
+            cid=_or_none(mode[search] == 0, ids[s["cust"][search]]),
+            aid=anon[search],
+        ),
+        _event(
+            int(identified.sum()),
+            t=t_identify[identified],
+            cust=s["cust"][identified],
+            channel=channel[identified],
+            type=c.EventType.IDENTIFY.value,
+            cid=ids[s["cust"][identified]],
+            aid=anon[identified],
+        ),
         block(np.ones(len(row_s), bool), t_view, c.EventType.VIEW.value),
         block(wish, t_view + 10, c.EventType.WISHLIST.value),
         block(cart, t_cart, c.EventType.ADD_TO_CART.value, qty=np.ones(cart.sum(), int)),
         block(removed, t_cart + 30, c.EventType.REMOVE_FROM_CART.value),
-        block(buy, t_end[row_s], c.EventType.PURCHASE.value, qty=np.ones(buy.sum(), int),
-              order=order[row_s][buy], store=pickup[buy]),
-        _event(int(later_store.sum()), t=t_cart[later_store] + rng.uniform(1, 4, later_store.sum()) * DAY,
-               cust=cust[later_store], channel=c.Channel.STORE.value, type=c.EventType.PURCHASE.value,
-               item=item[later_store], qty=1, store=home[later_store], cid=later_ids[later_store],
-               order=np.char.add(order[row_s][later_store].astype(str), "s").astype(object)),
-        _event(int(later_online.sum()), t=t_cart[later_online] + rng.uniform(1, 3, later_online.sum()) * DAY,
-               cust=cust[later_online], channel=c.Channel.WEB.value, type=c.EventType.PURCHASE.value,
-               item=item[later_online], qty=1, cid=ids[cust[later_online]],
-               aid=people.web_cookies[cust[later_online], 0],
-               order=np.char.add(order[row_s][later_online].astype(str), "w").astype(object)),
-    ]  # fmt: skip
+        block(
+            buy,
+            t_end[row_s],
+            c.EventType.PURCHASE.value,
+            qty=np.ones(buy.sum(), int),
+            order=order[row_s][buy],
+            store=pickup[buy],
+        ),
+        _event(
+            int(later_store.sum()),
+            t=t_cart[later_store] + rng.uniform(1, 4, later_store.sum()) * DAY,
+            cust=cust[later_store],
+            channel=c.Channel.STORE.value,
+            type=c.EventType.PURCHASE.value,
+            item=item[later_store],
+            qty=1,
+            store=home[later_store],
+            cid=later_ids[later_store],
+            order=np.char.add(order[row_s][later_store].astype(str), "s").astype(object),
+        ),
+        _event(
+            int(later_online.sum()),
+            t=t_cart[later_online] + rng.uniform(1, 3, later_online.sum()) * DAY,
+            cust=cust[later_online],
+            channel=c.Channel.WEB.value,
+            type=c.EventType.PURCHASE.value,
+            item=item[later_online],
+            qty=1,
+            cid=ids[cust[later_online]],
+            aid=people.web_cookies[cust[later_online], 0],
+            order=np.char.add(order[row_s][later_online].astype(str), "w").astype(object),
+        ),
+    ]
 
 
 def _store_visits(s: Block, world: World, people: People, rng: np.random.Generator) -> list[Block]:
@@ -177,14 +244,20 @@ def _store_visits(s: Block, world: World, people: People, rng: np.random.Generat
     within = np.arange(len(row_s)) - np.repeat(np.cumsum(np_) - np_, np_)
     cust = s["cust"][row_s]
     favourite = rng.random(len(row_s)) < 0.5
-    item = np.where(favourite, _draw_items(people, cust, rng, top=10), _draw_items(people, cust, rng))
+    item = np.where(
+        favourite, _draw_items(people, cust, rng, top=10), _draw_items(people, cust, rng)
+    )
     away = rng.random(n_s) < 0.15
-    store = np.where(away, rng.choice(len(world.stores), n_s, p=world.store_weight), people.home_store[s["cust"]])
+    store = np.where(
+        away, rng.choice(len(world.stores), n_s, p=world.store_weight), people.home_store[s["cust"]]
+    )
     card = rng.random(n_s) < 0.8
-    own_id = np.where(people.loyalty_id[s["cust"]] != "", people.loyalty_id[s["cust"]], ids[s["cust"]])
+    own_id = np.where(
+        people.loyalty_id[s["cust"]] != "", people.loyalty_id[s["cust"]], ids[s["cust"]]
+    )
     token = people.pay_token[s["cust"]]
-    cid = np.where(card, own_id, None)
-    aid = np.where(~card | (rng.random(n_s) < 0.1), token, None)
+    cid = _or_none(card, own_id)
+    aid = _or_none(~card | (rng.random(n_s) < 0.1), token)
     order = np.char.add("v", s["id"].astype(str)).astype(object)
     tried = rng.random(n_s) < 0.06
     tried_item = _draw_items(people, s["cust"][tried], rng)
@@ -192,16 +265,43 @@ def _store_visits(s: Block, world: World, people: People, rng: np.random.Generat
     t_online = s["t"][tried] + rng.uniform(1, 5, tried.sum()) * DAY
     tc = s["cust"][tried]
     return [
-        _event(len(row_s), t=s["t"][row_s] + within * 20.0, cust=cust, channel=c.Channel.STORE.value,
-               type=c.EventType.PURCHASE.value, item=item, qty=1 + rng.poisson(0.3, len(row_s)),
-               store=store[row_s], order=order[row_s], cid=cid[row_s], aid=aid[row_s]),
-        _event(int(tried.sum()), t=s["t"][tried] - 300, cust=tc, channel=c.Channel.STORE.value,
-               type=c.EventType.VIEW.value, item=tried_item, store=store[tried], cid=cid[tried], aid=aid[tried]),
-        _event(int(bought_online.sum()), t=t_online[bought_online], cust=tc[bought_online],
-               channel=c.Channel.WEB.value, type=c.EventType.PURCHASE.value, item=tried_item[bought_online],
-               qty=1, cid=ids[tc[bought_online]], aid=people.web_cookies[tc[bought_online], 0],
-               order=np.char.add(order[tried][bought_online].astype(str), "t").astype(object)),
-    ]  # fmt: skip
+        _event(
+            len(row_s),
+            t=s["t"][row_s] + within * 20.0,
+            cust=cust,
+            channel=c.Channel.STORE.value,
+            type=c.EventType.PURCHASE.value,
+            item=item,
+            qty=1 + rng.poisson(0.3, len(row_s)),
+            store=store[row_s],
+            order=order[row_s],
+            cid=cid[row_s],
+            aid=aid[row_s],
+        ),
+        _event(
+            int(tried.sum()),
+            t=s["t"][tried] - 300,
+            cust=tc,
+            channel=c.Channel.STORE.value,
+            type=c.EventType.VIEW.value,
+            item=tried_item,
+            store=store[tried],
+            cid=cid[tried],
+            aid=aid[tried],
+        ),
+        _event(
+            int(bought_online.sum()),
+            t=t_online[bought_online],
+            cust=tc[bought_online],
+            channel=c.Channel.WEB.value,
+            type=c.EventType.PURCHASE.value,
+            item=tried_item[bought_online],
+            qty=1,
+            cid=ids[tc[bought_online]],
+            aid=people.web_cookies[tc[bought_online], 0],
+            order=np.char.add(order[tried][bought_online].astype(str), "t").astype(object),
+        ),
+    ]
 
 
 def _email(people: People, rng: np.random.Generator) -> list[Block]:
@@ -221,14 +321,34 @@ def _email(people: People, rng: np.random.Generator) -> list[Block]:
     visit = rng.random(click.sum()) < 0.6
     cc = cust[click]
     return [
-        _event(len(t), t=t, cust=cust, channel=c.Channel.EMAIL.value, type=c.EventType.EMAIL_OPEN.value,
-               cid=ids[cust]),
-        _event(int(click.sum()), t=t[click] + 60, cust=cc, channel=c.Channel.EMAIL.value,
-               type=c.EventType.EMAIL_CLICK.value, item=item, cid=ids[cc]),
-        _event(int(visit.sum()), t=t[click][visit] + 120, cust=cc[visit], channel=c.Channel.WEB.value,
-               type=c.EventType.VIEW.value, item=item[visit], cid=ids[cc[visit]],
-               aid=people.web_cookies[cc[visit], 0]),
-    ]  # fmt: skip
+        _event(
+            len(t),
+            t=t,
+            cust=cust,
+            channel=c.Channel.EMAIL.value,
+            type=c.EventType.EMAIL_OPEN.value,
+            cid=ids[cust],
+        ),
+        _event(
+            int(click.sum()),
+            t=t[click] + 60,
+            cust=cc,
+            channel=c.Channel.EMAIL.value,
+            type=c.EventType.EMAIL_CLICK.value,
+            item=item,
+            cid=ids[cc],
+        ),
+        _event(
+            int(visit.sum()),
+            t=t[click][visit] + 120,
+            cust=cc[visit],
+            channel=c.Channel.WEB.value,
+            type=c.EventType.VIEW.value,
+            item=item[visit],
+            cid=ids[cc[visit]],
+            aid=people.web_cookies[cc[visit], 0],
+        ),
+    ]
 
 
 def _returns(p: Block, people: People, rng: np.random.Generator) -> Block:
@@ -267,10 +387,12 @@ def _frame(cfg: SyntheticConfig, world: World, people: People, ev: Block) -> pd.
             c.ANONYMOUS_ID: ev["aid"],
             c.CHANNEL: ev["channel"].astype(str),
             c.TYPE: ev["type"].astype(str),
-            c.ITEM_ID: np.where(has_item, items[np.maximum(ev["item"], 0)], None),
+            c.ITEM_ID: _or_none(has_item, items[np.maximum(ev["item"], 0)]),
             c.QUANTITY: pd.Series(qty).where(qty > 0).astype("Int64").array,
-            c.PRICE: np.where(priced, np.round(prices[np.maximum(ev["item"], 0)] * discount, 2), np.nan),
-            c.STORE_ID: np.where(ev["store"] >= 0, stores[np.maximum(ev["store"], 0)], None),
+            c.PRICE: np.where(
+                priced, np.round(prices[np.maximum(ev["item"], 0)] * discount, 2), np.nan
+            ),
+            c.STORE_ID: _or_none(ev["store"] >= 0, stores[np.maximum(ev["store"], 0)]),
             c.ORDER_ID: ev["order"],
         }
     )

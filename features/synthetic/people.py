@@ -14,10 +14,54 @@ from features.synthetic.world import World
 SEGMENTS = ("online_first", "store_first", "omnichannel")
 #: Share of sessions on web, app, store for each segment (jittered per customer).
 SEGMENT_CHANNELS = np.array([[0.55, 0.35, 0.10], [0.15, 0.05, 0.80], [0.35, 0.25, 0.40]])
-FIRST = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Finn", "Gia", "Hugo", "Ines", "Jonas", "Kai",
-         "Lena", "Mo", "Nora", "Omar", "Pia", "Raj", "Sara", "Tom", "Uma", "Vera", "Wim", "Yara", "Zoe")  # fmt: skip
-LAST = ("Adler", "Berg", "Costa", "Dietz", "Evans", "Faure", "Garcia", "Hansen", "Ivanov", "Jensen",
-        "Klein", "Lopez", "Moreau", "Novak", "Olsen", "Petit", "Rossi", "Silva", "Torres", "Weber")  # fmt: skip
+FIRST = (
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elif",
+    "Finn",
+    "Gia",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kai",
+    "Lena",
+    "Mo",
+    "Nora",
+    "Omar",
+    "Pia",
+    "Raj",
+    "Sara",
+    "Tom",
+    "Uma",
+    "Vera",
+    "Wim",
+    "Yara",
+    "Zoe",
+)
+LAST = (
+    "Adler",
+    "Berg",
+    "Costa",
+    "Dietz",
+    "Evans",
+    "Faure",
+    "Garcia",
+    "Hansen",
+    "Ivanov",
+    "Jensen",
+    "Klein",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Olsen",
+    "Petit",
+    "Rossi",
+    "Silva",
+    "Torres",
+    "Weber",
+)
 #: Items each customer considers, best first; sessions draw from this list.
 CONSIDERATION = 40
 #: Weight of taste against popularity: affinity = TASTE_WEIGHT * taste . factors / sqrt(d) + bias.
@@ -59,16 +103,26 @@ def make_people(cfg: SyntheticConfig, world: World, rng: np.random.Generator) ->
     rate = cfg.sessions_per_month / 30.0 * rng.gamma(2.0, 0.5, size=n)
     # 65% were customers before the window; the rest join during it.
     joined_before = rng.random(n) < 0.65
-    created = np.where(joined_before, -rng.uniform(0, 3 * 365 * 86_400, n), rng.uniform(0, horizon * 0.8, n))
+    created = np.where(
+        joined_before, -rng.uniform(0, 3 * 365 * 86_400, n), rng.uniform(0, horizon * 0.8, n)
+    )
     active_from = np.maximum(created, 0.0)
     churned = (rng.random(n) < cfg.churn_rate) & (active_from < horizon - 150 * 86_400)
     # Churners stop between 90 days after they became active and 10 days before the end.
     earliest = np.minimum(active_from + 90 * 86_400, horizon - 11 * 86_400)
-    churn_at = np.where(churned, earliest + rng.random(n) * (horizon - 10 * 86_400 - earliest), horizon)
+    churn_at = np.where(
+        churned, earliest + rng.random(n) * (horizon - 10 * 86_400 - earliest), horizon
+    )
     fade = np.where(churned, churn_at - rng.uniform(30, 90, n) * 86_400, horizon)
     first = np.array(FIRST)[rng.integers(0, len(FIRST), n)]
     last = np.array(LAST)[rng.integers(0, len(LAST), n)]
-    email = pd.Series(first).str.lower() + "." + pd.Series(last).str.lower() + ids.str[1:].str.lstrip("0") + "@example.com"
+    email = (
+        pd.Series(first).str.lower()
+        + "."
+        + pd.Series(last).str.lower()
+        + ids.str[1:].str.lstrip("0")
+        + "@example.com"
+    )
     start = pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.days)
     store_ids = world.stores[c.STORE_ID].to_numpy()
     customers = pd.DataFrame(

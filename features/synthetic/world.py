@@ -11,19 +11,74 @@ from features import columns as c
 from features.synthetic.config import SyntheticConfig
 
 CATEGORY_NAMES = (
-    "Womenswear", "Menswear", "Shoes", "Accessories", "Beauty", "Home textiles", "Kitchen",
-    "Electronics", "Toys", "Sports", "Outdoor", "Books", "Garden", "Pet care", "Grocery",
-    "Stationery", "Lighting", "Furniture", "Baby", "Wellness",
-)  # fmt: skip
+    "Womenswear",
+    "Menswear",
+    "Shoes",
+    "Accessories",
+    "Beauty",
+    "Home textiles",
+    "Kitchen",
+    "Electronics",
+    "Toys",
+    "Sports",
+    "Outdoor",
+    "Books",
+    "Garden",
+    "Pet care",
+    "Grocery",
+    "Stationery",
+    "Lighting",
+    "Furniture",
+    "Baby",
+    "Wellness",
+)
 BRAND_WORDS = (
-    "Alder", "Birch", "Cedar", "Dune", "Ember", "Fjord", "Grove", "Harbor", "Iris", "Juniper",
-    "Kestrel", "Linden", "Maple", "Nimbus", "Orchid", "Pebble", "Quartz", "Rowan", "Sable",
-    "Tundra", "Umber", "Vale", "Willow", "Yarrow", "Zephyr",
-)  # fmt: skip
+    "Alder",
+    "Birch",
+    "Cedar",
+    "Dune",
+    "Ember",
+    "Fjord",
+    "Grove",
+    "Harbor",
+    "Iris",
+    "Juniper",
+    "Kestrel",
+    "Linden",
+    "Maple",
+    "Nimbus",
+    "Orchid",
+    "Pebble",
+    "Quartz",
+    "Rowan",
+    "Sable",
+    "Tundra",
+    "Umber",
+    "Vale",
+    "Willow",
+    "Yarrow",
+    "Zephyr",
+)
 CITIES = (
-    "Lyon", "Leeds", "Porto", "Gent", "Turin", "Malmo", "Graz", "Cork", "Bilbao", "Utrecht",
-    "Bergen", "Krakow", "Nantes", "Bremen", "Aarhus", "Brno", "Seville", "Tampere",
-)  # fmt: skip
+    "Lyon",
+    "Leeds",
+    "Porto",
+    "Gent",
+    "Turin",
+    "Malmo",
+    "Graz",
+    "Cork",
+    "Bilbao",
+    "Utrecht",
+    "Bergen",
+    "Krakow",
+    "Nantes",
+    "Bremen",
+    "Aarhus",
+    "Brno",
+    "Seville",
+    "Tampere",
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +112,11 @@ def make_world(cfg: SyntheticConfig, rng: np.random.Generator) -> World:
     catalogue = pd.DataFrame(
         {
             c.ITEM_ID: ids,
-            c.NAME: brands + " " + categories + " " + pd.Series(np.arange(n)).astype(str).str.zfill(4),
+            c.NAME: brands
+            + " "
+            + categories
+            + " "
+            + pd.Series(np.arange(n)).astype(str).str.zfill(4),
             c.CATEGORY: categories,
             c.BRAND: brands,
             c.PRICE: np.maximum(price, 0.99),
@@ -66,8 +125,13 @@ def make_world(cfg: SyntheticConfig, rng: np.random.Generator) -> World:
     )
     s = cfg.n_stores
     store_ids = _ids("S", s, 3)
-    city = [CITIES[i % len(CITIES)] + ("" if i < len(CITIES) else f" {i // len(CITIES) + 1}") for i in range(s)]
-    stores = pd.DataFrame({c.STORE_ID: store_ids, c.NAME: ["Omni " + x for x in city], c.CITY: city})
+    city = [
+        CITIES[i % len(CITIES)] + ("" if i < len(CITIES) else f" {i // len(CITIES) + 1}")
+        for i in range(s)
+    ]
+    stores = pd.DataFrame(
+        {c.STORE_ID: store_ids, c.NAME: ["Omni " + x for x in city], c.CITY: city}
+    )
     store_weight = rng.dirichlet(np.full(s, 4.0))
     inventory = _inventory(rng, ids, bias, store_ids, catalogue[c.ACTIVE].to_numpy())
     offers = _offers(rng, cfg, catalogue, bias)
@@ -109,7 +173,15 @@ def _offers(
     top = catalogue.iloc[np.argsort(-bias)[:4]]
     cats = catalogue[c.CATEGORY].value_counts().index[:3]
     rows = [
-        (f"O-ITEM-{i + 1}", f"15% off {r[c.NAME]}", "product", r[c.ITEM_ID], None, "", round(r[c.PRICE] * 0.15, 2))
+        (
+            f"O-ITEM-{i + 1}",
+            f"15% off {r[c.NAME]}",
+            "product",
+            r[c.ITEM_ID],
+            None,
+            "",
+            round(r[c.PRICE] * 0.15, 2),
+        )
         for i, (_, r) in enumerate(top.iterrows())
     ]
     rows += [
@@ -119,9 +191,19 @@ def _offers(
     rows += [
         ("O-CC", "Free click & collect", "service", None, None, "web,app,email", 3.0),
         ("O-LOYALTY", "Join the loyalty club", "service", None, None, "store,app", 5.0),
-        ("O-WINBACK", "We miss you: 20 off your next basket", "retention", None, None, "email,app", 20.0),
+        (
+            "O-WINBACK",
+            "We miss you: 20 off your next basket",
+            "retention",
+            None,
+            None,
+            "email,app",
+            20.0,
+        ),
     ]
-    frame = pd.DataFrame(rows, columns=[c.OFFER_ID, c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.CHANNELS, c.VALUE])
+    frame = pd.DataFrame(
+        rows, columns=[c.OFFER_ID, c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.CHANNELS, c.VALUE]
+    )
     frame[c.VALID_FROM] = start
     frame[c.VALID_UNTIL] = until
     return frame

@@ -8,9 +8,10 @@ import pandas as pd
 
 
 def to_micros(times: pd.Series) -> pd.Series:
-    """UTC datetimes (any resolution) -> integer microseconds since the epoch (missing stays missing)."""
+    """UTC datetimes (any resolution) -> integer microseconds since the epoch (NaT -> NA)."""
     values = times.dt.tz_convert("UTC").dt.as_unit("us").astype("int64")
-    return values.astype("Int64").where(times.notna())
+    micros: pd.Series = values.astype("Int64").where(times.notna())
+    return micros
 
 
 def from_micros(values: pd.Series) -> pd.Series:

@@ -11,7 +11,15 @@ from sqlalchemy import Engine, Table, func, select
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.codec import from_micros
-from service.storage.tables import catalogue, customers, events, identities, inventory, offers, stores
+from service.storage.tables import (
+    catalogue,
+    customers,
+    events,
+    identities,
+    inventory,
+    offers,
+    stores,
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ def summarize(engine: Engine) -> StoreSummary:
             select(func.count(func.distinct(events.c[c.ANONYMOUS_ID])))
         ).scalar_one()
         idn = identities.c
-        per_type = dict(
+        per_type: dict[str, int] = dict(
             conn.execute(select(idn[c.ID_TYPE], func.count()).group_by(idn[c.ID_TYPE])).all()
         )
         persons = conn.execute(

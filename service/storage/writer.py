@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.schema import TableSchema
@@ -42,22 +42,23 @@ def write_batch(
     """
     table = BY_SCHEMA[schema.name]
     frame = _encode(batch.frame)
-    if schema.name == "events":
+    insert = _insert(conn, table)
+    insert_only = schema.name == "events"
+    statement: Executable
+    if insert_only:
         frame["ingested_at"] = int(time.time() * 1_000_000)
-    stmt = _insert(conn, table)
-    if schema.name == "events":
         # RETURNING names the rows really inserted: the rest were already stored.
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(schema.key)).returning(
+        statement = insert.on_conflict_do_nothing(index_elements=list(schema.key)).returning(
             table.c[schema.key[0]]
         )
     else:
-        updates = {col: stmt.excluded[col] for col in frame.columns if col not in schema.key}
-        stmt = stmt.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
+        updates = {col: insert.excluded[col] for col in frame.columns if col not in schema.key}
+        statement = insert.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
     stored = 0
     for start in range(0, len(frame), chunk_rows):
         rows = to_rows(frame.iloc[start : start + chunk_rows])
-        result = conn.execute(stmt, rows)
-        stored += len(result.all()) if schema.name == "events" else len(rows)
+        result = conn.execute(statement, rows)
+        stored += len(result.all()) if insert_only else len(rows)
         if on_rows is not None:
             on_rows(len(rows))
     received = len(batch.frame) + batch.repeats
@@ -79,4 +80,3 @@ def _encode(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = to_micros(out[col])
     return out
-

@@ -13,7 +13,7 @@ from features.validation import validate
 
 
 def test_a_folder_that_is_not_complete_journey_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="missing transactions.parquet"):
+    with pytest.raises(SourceError, match=r"missing transactions\.parquet"):
         read_completejourney(tmp_path)
 
 

@@ -78,7 +78,11 @@ def test_otto_fixture_through_the_column_mapping(shared_data: Path) -> None:
     frame = validate(source.frame, EVENTS).frame
     # Counts from the folder's README: 862 events = 800 clicks, 52 carts, 10 orders.
     assert len(frame) == 862
-    assert frame["type"].value_counts().to_dict() == {"view": 800, "add_to_cart": 52, "purchase": 10}
+    assert frame["type"].value_counts().to_dict() == {
+        "view": 800,
+        "add_to_cart": 52,
+        "purchase": 10,
+    }
     assert frame["anonymous_id"].nunique() == 20
     assert frame["ts"].min() == pd.Timestamp("2022-07-31 22:00:00.025", tz="UTC")
     assert source.where.iloc[0] == "otto_train_fixture_20_sessions.jsonl line 1"

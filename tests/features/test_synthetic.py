@@ -60,7 +60,9 @@ def test_purchases_follow_the_hidden_taste(small_world: SyntheticData) -> None:
     items = truth["items"].set_index("item_id")
     factors = items.filter(like="factor_")
     fit = taste.to_numpy() @ factors.to_numpy().T * TASTE_WEIGHT / np.sqrt(factors.shape[1])
-    bought = small_world.tables["events"].query("type == 'purchase' and customer_id.str.startswith('C')")
+    bought = small_world.tables["events"].query(
+        "type == 'purchase' and customer_id.str.startswith('C')"
+    )
     rows = taste.index.get_indexer(bought["customer_id"])
     cols = items.index.get_indexer(bought["item_id"])
     # The taste term of bought items is far above that of the customer's average item
@@ -84,7 +86,9 @@ def test_omnichannel_journeys_are_present(small_world: SyntheticData) -> None:
     # Anonymous browsing that later identifies, and carts never bought.
     assert (ev["type"] == "identify").any()
     assert (ev["customer_id"].isna() & (ev["type"] == "add_to_cart")).any()
-    assert {"return", "email_open", "email_click", "wishlist", "remove_from_cart"} <= set(ev["type"])
+    assert {"return", "email_open", "email_click", "wishlist", "remove_from_cart"} <= set(
+        ev["type"]
+    )
     stock = small_world.tables["inventory"]
     assert (stock["quantity"] == 0).any() and (stock["store_id"] == "online").any()
 

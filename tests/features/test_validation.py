@@ -29,7 +29,10 @@ def errors_of(rows: list[dict[str, object]]) -> list[RecordError]:
 
 
 def test_good_events_come_back_typed_and_in_utc() -> None:
-    batch = validate(pd.DataFrame([event(), event(event_id="e2", ts="2026-03-01T09:30:00Z", quantity="2")]), EVENTS)
+    batch = validate(
+        pd.DataFrame([event(), event(event_id="e2", ts="2026-03-01T09:30:00Z", quantity="2")]),
+        EVENTS,
+    )
     frame = batch.frame
     assert list(frame.columns) == list(EVENTS.columns)
     assert frame["ts"].tolist() == [
@@ -95,7 +98,9 @@ def test_timestamps_from_parquet_must_be_zoned() -> None:
 
 
 def test_reference_rules() -> None:
-    items = pd.DataFrame({"item_id": ["I1", "I2"], "category": ["Shoes", None], "active": ["yes", "maybe"]})
+    items = pd.DataFrame(
+        {"item_id": ["I1", "I2"], "category": ["Shoes", None], "active": ["yes", "maybe"]}
+    )
     with pytest.raises(BatchRejected) as caught:
         validate(items, CATALOGUE)
     assert {(e.index, e.field) for e in caught.value.errors} == {(1, "category"), (1, "active")}
@@ -111,6 +116,9 @@ def test_reference_rules() -> None:
     )
     with pytest.raises(BatchRejected) as caught:
         validate(offers, OFFERS)
-    assert {(e.index, e.field) for e in caught.value.errors} == {(0, "valid_until"), (1, "channels")}
+    assert {(e.index, e.field) for e in caught.value.errors} == {
+        (0, "valid_until"),
+        (1, "channels"),
+    }
     good = validate(pd.DataFrame([{"item_id": "I1", "category": "Shoes"}]), CATALOGUE).frame
     assert bool(good["active"].iloc[0]) is True

@@ -22,8 +22,13 @@ def source(table: str, rows: list[dict[str, object]], origin: str = "batch.csv")
 
 def ev(event_id: str, ts: str, **more: object) -> dict[str, object]:
     row: dict[str, object] = {
-        "event_id": event_id, "ts": ts, "customer_id": "C1", "channel": "web", "type": "view", "item_id": "I1",
-    }  # fmt: skip
+        "event_id": event_id,
+        "ts": ts,
+        "customer_id": "C1",
+        "channel": "web",
+        "type": "view",
+        "item_id": "I1",
+    }
     row.update(more)
     return row
 
@@ -38,7 +43,11 @@ def test_resending_the_same_events_adds_nothing(engine: Engine) -> None:
     first = ingest(engine, [source("events", batch)])
     assert (first.applied[0].stored, first.applied[0].duplicates) == (2, 0)
     again = ingest(engine, [source("events", [*batch, ev("e3", "2026-01-02T10:00:00Z")])])
-    assert (again.applied[0].received, again.applied[0].stored, again.applied[0].duplicates) == (3, 1, 2)
+    assert (again.applied[0].received, again.applied[0].stored, again.applied[0].duplicates) == (
+        3,
+        1,
+        2,
+    )
     assert count(engine) == 3
 
 
@@ -60,7 +69,15 @@ def test_a_bad_record_rejects_every_file_and_leaves_the_store_as_it_was(engine: 
 
 
 def test_late_and_out_of_order_events_are_read_back_in_time_order(engine: Engine) -> None:
-    ingest(engine, [source("events", [ev("late", "2026-01-03T09:00:00+01:00"), ev("early", "2026-01-01T00:00:00Z")])])
+    ingest(
+        engine,
+        [
+            source(
+                "events",
+                [ev("late", "2026-01-03T09:00:00+01:00"), ev("early", "2026-01-01T00:00:00Z")],
+            )
+        ],
+    )
     ingest(engine, [source("events", [ev("middle", "2026-01-02T00:00:00Z")])])
     frame = load_events(engine)
     assert frame["event_id"].tolist() == ["early", "middle", "late"]
@@ -86,14 +103,31 @@ def test_reference_data_is_replaced_by_key(engine: Engine) -> None:
 
 
 def test_identities_are_stitched_on_ingest_and_resolve_events(engine: Engine) -> None:
-    customers = source("customers", [
-        {"customer_id": "C1", "email": "ana@example.com"},
-        {"customer_id": "L1", "email": "Ana@Example.com"},
-    ])  # fmt: skip
+    customers = source(
+        "customers",
+        [
+            {"customer_id": "C1", "email": "ana@example.com"},
+            {"customer_id": "L1", "email": "Ana@Example.com"},
+        ],
+    )
     rows = [
         ev("a1", "2026-01-01T10:00:00Z", customer_id=None, anonymous_id="cookie"),
-        ev("a2", "2026-01-01T10:05:00Z", customer_id="C1", anonymous_id="cookie", type="identify", item_id=None),
-        ev("a3", "2026-01-02T10:00:00Z", customer_id="L1", channel="store", store_id="S1", type="purchase"),
+        ev(
+            "a2",
+            "2026-01-01T10:05:00Z",
+            customer_id="C1",
+            anonymous_id="cookie",
+            type="identify",
+            item_id=None,
+        ),
+        ev(
+            "a3",
+            "2026-01-02T10:00:00Z",
+            customer_id="L1",
+            channel="store",
+            store_id="S1",
+            type="purchase",
+        ),
         ev("a4", "2026-01-02T11:00:00Z", customer_id=None, anonymous_id="stranger"),
     ]
     report = ingest(engine, [customers, source("events", rows)])

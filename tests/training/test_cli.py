@@ -18,10 +18,18 @@ runner = CliRunner()
 def test_generate_ingest_stats_agree_with_the_files(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "synthetic"
     db = f"sqlite:///{tmp_path / 'omni.db'}"
-    made = runner.invoke(app, ["generate", "--customers", "60", "--seed", "5", "--out", str(out), "--format", fmt])
+    made = runner.invoke(
+        app, ["generate", "--customers", "60", "--seed", "5", "--out", str(out), "--format", fmt]
+    )
     assert made.exit_code == 0, made.output
-    read = {"csv": pd.read_csv, "jsonl": lambda p: pd.read_json(p, lines=True), "parquet": pd.read_parquet}[fmt]
-    files = {name: read(out / f"{name}.{fmt}") for name in ("events", "customers", "catalogue", "stores")}
+    read = {
+        "csv": pd.read_csv,
+        "jsonl": lambda p: pd.read_json(p, lines=True),
+        "parquet": pd.read_parquet,
+    }[fmt]
+    files = {
+        name: read(out / f"{name}.{fmt}") for name in ("events", "customers", "catalogue", "stores")
+    }
     loaded = runner.invoke(app, ["ingest", str(out), "--database-url", db])
     assert loaded.exit_code == 0, loaded.output
     shown = runner.invoke(app, ["stats", "--database-url", db, "--json"])
@@ -39,7 +47,9 @@ def test_generate_ingest_stats_agree_with_the_files(tmp_path: Path, fmt: str) ->
     # Loading the same folder again stores no new event.
     again = runner.invoke(app, ["ingest", str(out), "--database-url", db])
     assert again.exit_code == 0
-    assert json.loads(runner.invoke(app, ["stats", "--database-url", db, "--json"]).stdout)["events"] == len(events)
+    assert json.loads(runner.invoke(app, ["stats", "--database-url", db, "--json"]).stdout)[
+        "events"
+    ] == len(events)
 
 
 def test_a_bad_file_is_refused_with_its_line_and_field(tmp_path: Path) -> None:
@@ -62,8 +72,20 @@ def test_column_mapping_from_the_command_line(tmp_path: Path) -> None:
     path.write_text("id,time,user,where,what,sku\nx1,2026-01-01T10:00:00+02:00,C7,app,view,I3\n")
     db = f"sqlite:///{tmp_path / 'omni.db'}"
     args = ["ingest", str(path), "--table", "events", "--database-url", db]
-    maps = ["--map", "id=event_id", "--map", "time=ts", "--map", "user=customer_id",
-            "--map", "where=channel", "--map", "what=type", "--map", "sku=item_id"]  # fmt: skip
+    maps = [
+        "--map",
+        "id=event_id",
+        "--map",
+        "time=ts",
+        "--map",
+        "user=customer_id",
+        "--map",
+        "where=channel",
+        "--map",
+        "what=type",
+        "--map",
+        "sku=item_id",
+    ]
     result = runner.invoke(app, args + maps)
     assert result.exit_code == 0, result.output
     unmapped = runner.invoke(app, args)
