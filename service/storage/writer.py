@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection, Executable, Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features.schema import TableSchema
 from features.validation import ValidBatch
+from service.storage.bulk import insert_new
 from service.storage.codec import to_micros, to_rows
 from service.storage.tables import BY_SCHEMA
 
@@ -36,31 +37,28 @@ def write_batch(
 ) -> Applied:
     """Write `batch` into its table inside the caller's transaction.
 
-    Events are insert-only: an `event_id` already stored is skipped and counted as a
-    duplicate (re-sending is a no-op). Reference records replace the record with the
-    same key. Raises whatever the database raises; the caller's transaction then rolls back.
+    Events are insert-only, in bulk (`service.storage.bulk`): an `event_id` already stored
+    is skipped and counted as a duplicate (re-sending is a no-op). Reference records
+    replace the record with the same key. Raises whatever the database raises; the
+    caller's transaction then rolls back.
     """
     table = BY_SCHEMA[schema.name]
     frame = _encode(batch.frame)
-    insert = _insert(conn, table)
-    insert_only = schema.name == "events"
-    statement: Executable
-    if insert_only:
+    if schema.name == "events":
         frame["ingested_at"] = int(time.time() * 1_000_000)
-        # RETURNING names the rows really inserted: the rest were already stored.
-        statement = insert.on_conflict_do_nothing(index_elements=list(schema.key)).returning(
-            table.c[schema.key[0]]
-        )
-    else:
-        updates = {col: insert.excluded[col] for col in frame.columns if col not in schema.key}
-        statement = insert.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
+    insert = _insert(conn, table)
+    updates = {col: insert.excluded[col] for col in frame.columns if col not in schema.key}
+    upsert = insert.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
     stored = 0
     for start in range(0, len(frame), chunk_rows):
-        rows = to_rows(frame.iloc[start : start + chunk_rows])
-        result = conn.execute(statement, rows)
-        stored += len(result.all()) if insert_only else len(rows)
+        chunk = frame.iloc[start : start + chunk_rows]
+        if schema.name == "events":
+            stored += insert_new(conn, table, chunk, schema.key[0])
+        else:
+            conn.execute(upsert, to_rows(chunk))
+            stored += len(chunk)
         if on_rows is not None:
-            on_rows(len(rows))
+            on_rows(len(chunk))
     received = len(batch.frame) + batch.repeats
     return Applied(schema.name, received, stored, received - stored)
 
