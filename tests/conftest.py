@@ -14,7 +14,10 @@ from features.synthetic import SyntheticConfig, SyntheticData, generate
 from service.storage.engine import open_engine
 
 POSTGRES_ENV = "OMNI_TEST_POSTGRES_URL"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: The real data sets: ../shared/data beside the checkout, or wherever OMNI_SHARED_DATA says.
+SHARED_DATA = Path(
+    os.environ.get("OMNI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def _postgres_url() -> str | None:
