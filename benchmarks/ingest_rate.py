@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from features.sources.completejourney import read_completejourney
 from features.sources.files import read_folder
 from features.sources.frame import SourceFrame
-from features.synthetic import SyntheticConfig, generate
+from features.synthetic import SyntheticConfig, write_synthetic
 from service.storage.engine import open_engine
 from service.storage.reader import load_events
 from training.ingest import ingest
@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
 
     synthetic_dir = Path(tempfile.mkdtemp()) / "synthetic"
-    generate(SyntheticConfig(customers=args.customers, seed=1)).write(synthetic_dir)
+    write_synthetic(SyntheticConfig(customers=args.customers, seed=1), synthetic_dir)
     datasets: list[tuple[str, Callable[[], list[SourceFrame]]]] = [
         ("synthetic", lambda: read_folder(synthetic_dir))
     ]

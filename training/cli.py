@@ -23,7 +23,7 @@ from features.sources.completejourney import read_completejourney
 from features.sources.files import SourceError, read_file, read_folder
 from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping, MappingError
-from features.synthetic import WRITE_FORMATS, SyntheticConfig, generate
+from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import Settings, get_settings
 from service.storage.engine import open_engine
 from service.storage.stats import StoreSummary, summarize
@@ -127,17 +127,20 @@ def generate_data(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    with err.status(f"generating {customers:,} customers"):
-        data = generate(cfg)
-    with err.status(f"writing {fmt} files to {folder}"):
-        paths = data.write(folder, fmt)
+    with _progress() as progress:
+        task = progress.add_task(f"generating {customers:,} customers", total=None)
+
+        def shard_done(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        counts = write_synthetic(cfg, folder, fmt, on_shard=shard_done)
     table = Table(title=f"Generated into {folder}")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name, frame in data.tables.items():
-        table.add_row(name, f"{len(frame):,}")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
     console.print(table)
-    console.print(f"{len(paths)} files written; ingest them with: omni ingest {folder}")
+    console.print(f"ground truth in {folder / 'truth'}; load the data with: omni ingest {folder}")
 
 
 @app.command()

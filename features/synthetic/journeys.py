@@ -24,7 +24,7 @@ import pandas as pd
 
 from features import columns as c
 from features.synthetic.config import SyntheticConfig
-from features.synthetic.people import People
+from features.synthetic.people import Shoppers
 from features.synthetic.world import World
 
 DAY = 86_400.0
@@ -32,21 +32,26 @@ Block = dict[str, np.ndarray]
 
 
 def make_events(
-    cfg: SyntheticConfig, world: World, people: People, rng: np.random.Generator
+    cfg: SyntheticConfig,
+    world: World,
+    shoppers: Shoppers,
+    rng: np.random.Generator,
+    id_prefix: str,
 ) -> pd.DataFrame:
-    """All events of the window, in time order, with stable ids `s<seed>-<n>`."""
-    sessions = _sessions(people, rng)
+    """All events of these shoppers over the window, in time order, ids `<id_prefix><n>`."""
+    sessions = _sessions(shoppers, rng)
     online = sessions["channel"] < 2
-    blocks = [
-        *_online_sessions(_take(sessions, online), world, people, rng),
-        *_store_visits(_take(sessions, ~online), world, people, rng),
-        *_email(people, rng),
-    ]
-    purchases = [b for b in blocks if (b["type"] == c.EventType.PURCHASE.value).any()]
-    blocks.append(_returns(_concat(purchases), people, rng))
-    ev = _concat(blocks)
-    keep = (ev["t"] < people.active_until[ev["cust"]]) & (ev["t"] >= 0)
-    return _frame(cfg, world, people, {k: v[keep] for k, v in ev.items()})
+    ev = _concat(
+        [
+            *_online_sessions(_take(sessions, online), world, shoppers, rng),
+            *_store_visits(_take(sessions, ~online), world, shoppers, rng),
+            *_email(shoppers, rng),
+        ]
+    )
+    purchases = _take(ev, ev["type"] == c.EventType.PURCHASE.value)
+    ev = _concat([ev, _returns(purchases, shoppers, rng)])
+    keep = (ev["t"] < shoppers.active_until[ev["cust"]]) & (ev["t"] >= 0)
+    return _frame(cfg, world, {k: v[keep] for k, v in ev.items()}, rng, id_prefix)
 
 
 def _or_none(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -64,16 +69,16 @@ def _concat(blocks: list[Block]) -> Block:
     return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
 
-def _sessions(people: People, rng: np.random.Generator) -> Block:
-    span = people.active_until - people.active_from
-    counts = rng.poisson(people.rate_per_day * span / DAY)
+def _sessions(shoppers: Shoppers, rng: np.random.Generator) -> Block:
+    span = shoppers.active_until - shoppers.active_from
+    counts = rng.poisson(shoppers.rate_per_day * span / DAY)
     cust = np.repeat(np.arange(len(span)), counts)
-    t = people.active_from[cust] + rng.random(len(cust)) * span[cust]
-    fading = t > people.fade_from[cust]
-    fade_len = np.maximum(people.active_until - people.fade_from, 1.0)[cust]
-    keep_p = np.where(fading, 1 - 0.85 * (t - people.fade_from[cust]) / fade_len, 1.0)
+    t = shoppers.active_from[cust] + rng.random(len(cust)) * span[cust]
+    fading = t > shoppers.fade_from[cust]
+    fade_len = np.maximum(shoppers.active_until - shoppers.fade_from, 1.0)[cust]
+    keep_p = np.where(fading, 1 - 0.85 * (t - shoppers.fade_from[cust]) / fade_len, 1.0)
     keep = rng.random(len(t)) < keep_p
-    cum = people.channel_probs.cumsum(axis=1)[cust[keep]]
+    cum = shoppers.channel_probs.cumsum(axis=1)[cust[keep]]
     channel = (rng.random(keep.sum())[:, None] > cum).sum(axis=1).clip(0, 2)
     return {
         "cust": cust[keep],
@@ -109,34 +114,30 @@ def _event(n: int, **cols: np.ndarray | str | int | float) -> Block:
 
 
 def _draw_items(
-    people: People, cust: np.ndarray, rng: np.random.Generator, top: int | None = None
+    shoppers: Shoppers, cust: np.ndarray, rng: np.random.Generator, top: int | None = None
 ) -> np.ndarray:
-    m = people.consider.shape[1] if top is None else min(top, people.consider.shape[1])
+    m = shoppers.consider.shape[1] if top is None else min(top, shoppers.consider.shape[1])
     pos = np.floor(m * rng.random(len(cust)) ** 2.2).astype(int)
-    drawn: np.ndarray = people.consider[cust, pos]
+    drawn: np.ndarray = shoppers.consider[cust, pos]
     return drawn
 
 
-def _cust_ids(people: People) -> np.ndarray:
-    return people.customers[c.CUSTOMER_ID].to_numpy()[: len(people.rate_per_day)]
-
-
 def _online_sessions(
-    s: Block, world: World, people: People, rng: np.random.Generator
+    s: Block, world: World, shoppers: Shoppers, rng: np.random.Generator
 ) -> list[Block]:
-    ids = _cust_ids(people)
+    ids = shoppers.ids
     n_s = len(s["t"])
     channel = np.where(s["channel"] == 0, c.Channel.WEB.value, c.Channel.APP.value)
     is_web = s["channel"] == 0
     # Identity mode: 0 logged in, 1 anonymous until identify at first cart, 2 anonymous.
     mode = np.where(is_web, rng.choice(3, size=n_s, p=[0.55, 0.30, 0.15]), 0)
-    cookie = people.web_cookies[s["cust"], (rng.random(n_s) < 0.2).astype(int)]
-    anon = np.where(is_web, cookie, people.device_id[s["cust"]])
+    cookie = shoppers.web_cookies[s["cust"], (rng.random(n_s) < 0.2).astype(int)]
+    anon = np.where(is_web, cookie, shoppers.device_id[s["cust"]])
     nv = 1 + rng.poisson(2.0, n_s)
     row_s = np.repeat(np.arange(n_s), nv)
     within = np.arange(len(row_s)) - np.repeat(np.cumsum(nv) - nv, nv)
     cust = s["cust"][row_s]
-    item = _draw_items(people, cust, rng)
+    item = _draw_items(shoppers, cust, rng)
     t_view = s["t"][row_s] + within * 45.0 + rng.random(len(row_s)) * 30
     cart = rng.random(len(row_s)) < 0.18
     t_cart = t_view + 20.0
@@ -150,7 +151,7 @@ def _online_sessions(
     later_store = abandoned & (later < 0.3)
     later_online = abandoned & (later >= 0.3) & (later < 0.45)
     t_end = s["t"] + nv * 45.0 + 60.0
-    home = people.home_store[cust]
+    home = shoppers.home_store[cust]
     collect = rng.random(n_s) < 0.2
 
     def ids_at(t: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -177,7 +178,7 @@ def _online_sessions(
     wish = rng.random(len(row_s)) < 0.04
     order = np.char.add("o", s["id"].astype(str)).astype(object)
     pickup = np.where(collect[row_s], home, -1)
-    later_ids = np.where(people.loyalty_id[cust] != "", people.loyalty_id[cust], ids[cust])
+    later_ids = np.where(shoppers.loyalty_id[cust] != "", shoppers.loyalty_id[cust], ids[cust])
     return [
         _event(
             int(search.sum()),
@@ -230,14 +231,16 @@ def _online_sessions(
             item=item[later_online],
             qty=1,
             cid=ids[cust[later_online]],
-            aid=people.web_cookies[cust[later_online], 0],
+            aid=shoppers.web_cookies[cust[later_online], 0],
             order=np.char.add(order[row_s][later_online].astype(str), "w").astype(object),
         ),
     ]
 
 
-def _store_visits(s: Block, world: World, people: People, rng: np.random.Generator) -> list[Block]:
-    ids = _cust_ids(people)
+def _store_visits(
+    s: Block, world: World, shoppers: Shoppers, rng: np.random.Generator
+) -> list[Block]:
+    ids = shoppers.ids
     n_s = len(s["t"])
     np_ = 1 + rng.poisson(1.5, n_s)
     row_s = np.repeat(np.arange(n_s), np_)
@@ -245,22 +248,24 @@ def _store_visits(s: Block, world: World, people: People, rng: np.random.Generat
     cust = s["cust"][row_s]
     favourite = rng.random(len(row_s)) < 0.5
     item = np.where(
-        favourite, _draw_items(people, cust, rng, top=10), _draw_items(people, cust, rng)
+        favourite, _draw_items(shoppers, cust, rng, top=10), _draw_items(shoppers, cust, rng)
     )
     away = rng.random(n_s) < 0.15
     store = np.where(
-        away, rng.choice(len(world.stores), n_s, p=world.store_weight), people.home_store[s["cust"]]
+        away,
+        rng.choice(len(world.stores), n_s, p=world.store_weight),
+        shoppers.home_store[s["cust"]],
     )
     card = rng.random(n_s) < 0.8
     own_id = np.where(
-        people.loyalty_id[s["cust"]] != "", people.loyalty_id[s["cust"]], ids[s["cust"]]
+        shoppers.loyalty_id[s["cust"]] != "", shoppers.loyalty_id[s["cust"]], ids[s["cust"]]
     )
-    token = people.pay_token[s["cust"]]
+    token = shoppers.pay_token[s["cust"]]
     cid = _or_none(card, own_id)
     aid = _or_none(~card | (rng.random(n_s) < 0.1), token)
     order = np.char.add("v", s["id"].astype(str)).astype(object)
     tried = rng.random(n_s) < 0.06
-    tried_item = _draw_items(people, s["cust"][tried], rng)
+    tried_item = _draw_items(shoppers, s["cust"][tried], rng)
     bought_online = rng.random(tried.sum()) < 0.5
     t_online = s["t"][tried] + rng.uniform(1, 5, tried.sum()) * DAY
     tc = s["cust"][tried]
@@ -298,26 +303,26 @@ def _store_visits(s: Block, world: World, people: People, rng: np.random.Generat
             item=tried_item[bought_online],
             qty=1,
             cid=ids[tc[bought_online]],
-            aid=people.web_cookies[tc[bought_online], 0],
+            aid=shoppers.web_cookies[tc[bought_online], 0],
             order=np.char.add(order[tried][bought_online].astype(str), "t").astype(object),
         ),
     ]
 
 
-def _email(people: People, rng: np.random.Generator) -> list[Block]:
-    ids = _cust_ids(people)
-    consent = people.customers[c.CONSENT_EMAIL].to_numpy()[: len(ids)].astype(bool)
-    span = people.active_until - people.active_from
-    counts = np.where(consent, rng.poisson(people.open_rate * span / (7 * DAY)), 0)
+def _email(shoppers: Shoppers, rng: np.random.Generator) -> list[Block]:
+    ids = shoppers.ids
+    consent = shoppers.consent_email
+    span = shoppers.active_until - shoppers.active_from
+    counts = np.where(consent, rng.poisson(shoppers.open_rate * span / (7 * DAY)), 0)
     cust = np.repeat(np.arange(len(ids)), counts)
-    t = people.active_from[cust] + rng.random(len(cust)) * span[cust]
-    fade_len = np.maximum(people.active_until - people.fade_from, 1.0)[cust]
-    fading = t > people.fade_from[cust]
-    keep_p = np.where(fading, (1 - (t - people.fade_from[cust]) / fade_len) ** 1.5, 1.0)
+    t = shoppers.active_from[cust] + rng.random(len(cust)) * span[cust]
+    fade_len = np.maximum(shoppers.active_until - shoppers.fade_from, 1.0)[cust]
+    fading = t > shoppers.fade_from[cust]
+    keep_p = np.where(fading, (1 - (t - shoppers.fade_from[cust]) / fade_len) ** 1.5, 1.0)
     keep = rng.random(len(t)) < keep_p
     cust, t = cust[keep], t[keep]
     click = rng.random(len(t)) < 0.3
-    item = _draw_items(people, cust[click], rng)
+    item = _draw_items(shoppers, cust[click], rng)
     visit = rng.random(click.sum()) < 0.6
     cc = cust[click]
     return [
@@ -346,16 +351,16 @@ def _email(people: People, rng: np.random.Generator) -> list[Block]:
             type=c.EventType.VIEW.value,
             item=item[visit],
             cid=ids[cc[visit]],
-            aid=people.web_cookies[cc[visit], 0],
+            aid=shoppers.web_cookies[cc[visit], 0],
         ),
     ]
 
 
-def _returns(p: Block, people: People, rng: np.random.Generator) -> Block:
+def _returns(p: Block, shoppers: Shoppers, rng: np.random.Generator) -> Block:
     back = rng.random(len(p["t"])) < 0.07
     r = _take(p, back)
     in_store = rng.random(len(r["t"])) < 0.5
-    store = np.where(in_store, people.home_store[r["cust"]], r["store"])
+    store = np.where(in_store, shoppers.home_store[r["cust"]], r["store"])
     channel = np.where(in_store, c.Channel.STORE.value, r["channel"]).astype(object)
     r.update(
         t=r["t"] + rng.uniform(3, 25, len(r["t"])) * DAY,
@@ -367,7 +372,9 @@ def _returns(p: Block, people: People, rng: np.random.Generator) -> Block:
     return r
 
 
-def _frame(cfg: SyntheticConfig, world: World, people: People, ev: Block) -> pd.DataFrame:
+def _frame(
+    cfg: SyntheticConfig, world: World, ev: Block, rng: np.random.Generator, id_prefix: str
+) -> pd.DataFrame:
     start = pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.days)
     order = np.lexsort((ev["cust"], ev["t"]))
     ev = {k: v[order] for k, v in ev.items()}
@@ -377,11 +384,11 @@ def _frame(cfg: SyntheticConfig, world: World, people: People, ev: Block) -> pd.
     prices = world.catalogue[c.PRICE].to_numpy()
     stores = world.stores[c.STORE_ID].to_numpy()
     priced = has_item & np.isin(ev["type"], [c.EventType.PURCHASE.value, c.EventType.RETURN.value])
-    discount = np.where(np.random.default_rng(cfg.seed + 1).random(n) < 0.1, 0.8, 1.0)
+    discount = np.where(rng.random(n) < 0.1, 0.8, 1.0)
     qty = ev["qty"].astype(int)
     return pd.DataFrame(
         {
-            c.EVENT_ID: f"s{cfg.seed}-" + pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(9),
+            c.EVENT_ID: id_prefix + pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(8),
             c.TS: (start + pd.to_timedelta(ev["t"], unit="s")).floor("ms"),
             c.CUSTOMER_ID: ev["cid"],
             c.ANONYMOUS_ID: ev["aid"],

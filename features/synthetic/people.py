@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -69,16 +69,15 @@ TASTE_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
-class People:
-    """Customer records plus the hidden truth the generator exposes."""
+class Shoppers:
+    """Per-customer arrays the journeys draw from (row i is one customer); sliceable."""
 
-    customers: pd.DataFrame
-    truth: pd.DataFrame
-    taste: np.ndarray
-    #: Per customer: their considered items (indices into the catalogue), best first.
+    ids: np.ndarray
+    consent_email: np.ndarray
+    #: Their considered items (indices into the catalogue), best first.
     consider: np.ndarray
     channel_probs: np.ndarray
-    #: Active window per customer, as seconds since the window start.
+    #: Active window, as seconds since the window start; fading starts at `fade_from`.
     active_from: np.ndarray
     active_until: np.ndarray
     fade_from: np.ndarray
@@ -91,13 +90,31 @@ class People:
     device_id: np.ndarray
     pay_token: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, rows: slice) -> Shoppers:
+        """The same arrays for a slice of customers."""
+        return Shoppers(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class People:
+    """Customer records, the hidden truth the generator exposes, and the shoppers' arrays."""
+
+    customers: pd.DataFrame
+    truth: pd.DataFrame
+    shoppers: Shoppers
+
 
 def make_people(cfg: SyntheticConfig, world: World, rng: np.random.Generator) -> People:
     """Draw the customers. Churners' activity fades over 30-90 days, then stops."""
     n, horizon = cfg.customers, cfg.days * 86_400.0
     ids = "C" + pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(7)
     segment = rng.choice(3, size=n, p=[0.35, 0.35, 0.30])
-    channel_probs = np.vstack([rng.dirichlet(SEGMENT_CHANNELS[s] * 25) for s in segment])
+    # Dirichlet habits around the segment's mix, drawn as normalised gamma variates.
+    habit = rng.gamma(SEGMENT_CHANNELS[segment] * 25)
+    channel_probs = habit / habit.sum(axis=1, keepdims=True)
     taste = rng.normal(size=(n, cfg.factors))
     home = rng.choice(len(world.stores), size=n, p=world.store_weight)
     rate = cfg.sessions_per_month / 30.0 * rng.gamma(2.0, 0.5, size=n)
@@ -160,10 +177,9 @@ def make_people(cfg: SyntheticConfig, world: World, rng: np.random.Generator) ->
             **{f"taste_{j}": taste[:, j] for j in range(cfg.factors)},
         }
     )
-    return People(
-        customers=customers,
-        truth=truth,
-        taste=taste,
+    shoppers = Shoppers(
+        ids=ids.to_numpy(),
+        consent_email=customers[c.CONSENT_EMAIL].to_numpy()[:n].astype(bool),
         consider=consider,
         channel_probs=channel_probs,
         active_from=active_from,
@@ -177,6 +193,7 @@ def make_people(cfg: SyntheticConfig, world: World, rng: np.random.Generator) ->
         device_id=("d-" + pd.Series(tokens[2])).to_numpy(),
         pay_token=("p-" + pd.Series(tokens[3])).to_numpy(),
     )
+    return People(customers=customers, truth=truth, shoppers=shoppers)
 
 
 def _tokens(rng: np.random.Generator, n: int, k: int) -> list[np.ndarray]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from features import synthetic
 from features.schema import TABLES
 from features.synthetic import SyntheticConfig, SyntheticData, generate
 from features.synthetic.people import TASTE_WEIGHT
@@ -100,3 +103,23 @@ def test_loyalty_cards_share_the_address_of_their_account(small_world: Synthetic
     accounts = customers.set_index("customer_id")
     owners = "C" + cards["customer_id"].str[1:]
     assert (accounts.loc[owners, "email"].to_numpy() == cards["email"].to_numpy()).all()
+
+
+def test_sharded_files_hold_exactly_the_in_memory_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthetic, "SHARD_CUSTOMERS", 40)
+    cfg = SyntheticConfig(customers=100, seed=2)
+    counts = synthetic.write_synthetic(cfg, tmp_path)
+    files = sorted(p.name for p in tmp_path.glob("events*"))
+    assert files == ["events-000.parquet", "events-001.parquet", "events-002.parquet"]
+    written = pd.concat([pd.read_parquet(tmp_path / f) for f in files], ignore_index=True)
+    in_memory = generate(cfg).tables["events"]
+    assert counts["events"] == len(written) == len(in_memory)
+    by_id = ["event_id"]
+    pd.testing.assert_frame_equal(
+        written.sort_values(by_id, ignore_index=True),
+        in_memory.sort_values(by_id, ignore_index=True),
+        check_dtype=False,
+    )
+    assert (tmp_path / "truth" / "customers.parquet").exists()
