@@ -123,7 +123,9 @@ def resolve(events: pd.DataFrame, identities: pd.DataFrame) -> pd.Series:
         kind: grp.set_index(c.ID_VALUE)[c.PERSON_ID] for kind, grp in identities.groupby(c.ID_TYPE)
     }
     empty = pd.Series(dtype=object)
-    via_customer = events[c.CUSTOMER_ID].map(by_type.get(CUSTOMER, empty))
-    via_customer = via_customer.fillna(events[c.CUSTOMER_ID])
-    via_anon = events[c.ANONYMOUS_ID].map(by_type.get(ANONYMOUS, empty))
-    return via_customer.fillna(via_anon).rename(c.PERSON_ID)
+    customer = events[c.CUSTOMER_ID].astype(object)
+    anonymous = events[c.ANONYMOUS_ID].astype(object)
+    person = customer.map(by_type.get(CUSTOMER, empty)).astype(object)
+    person = person.where(person.notna(), customer)
+    person = person.where(person.notna(), anonymous.map(by_type.get(ANONYMOUS, empty)))
+    return person.where(person.notna(), None).rename(c.PERSON_ID)

@@ -14,6 +14,8 @@ from service.storage.codec import from_micros, to_micros
 from service.storage.identities import load_identities
 from service.storage.tables import events
 
+_TEXT_COLUMNS = [col for col in c.EVENT_COLUMNS if col not in (c.TS, c.QUANTITY, c.PRICE)]
+
 
 def iter_events(
     engine: Engine,
@@ -26,7 +28,8 @@ def iter_events(
 
     Each chunk has the event columns, `ts` as UTC datetimes and a `person_id` column from
     the stored identity map (missing for anonymous ids never linked to a customer).
-    The database streams the rows (a server-side cursor on PostgreSQL).
+    The database streams the rows (a server-side cursor on PostgreSQL), closed as soon as
+    the iteration ends or is abandoned.
     """
     query = select(*[events.c[name] for name in c.EVENT_COLUMNS]).order_by(
         events.c[c.TS], events.c[c.EVENT_ID]
@@ -38,11 +41,22 @@ def iter_events(
     with engine.connect() as conn:
         identities = load_identities(conn)
         streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
-        for chunk in pd.read_sql(query, streamed, chunksize=chunk_rows):
-            chunk[c.TS] = from_micros(chunk[c.TS])
-            chunk[c.QUANTITY] = chunk[c.QUANTITY].astype("Int64")
-            chunk[c.PERSON_ID] = resolve(chunk, identities)
-            yield chunk
+        with streamed.execute(query) as result:
+            for rows in result.partitions():
+                yield _decode(
+                    pd.DataFrame.from_records(rows, columns=list(c.EVENT_COLUMNS)), identities
+                )
+
+
+def _decode(chunk: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
+    """Database rows -> typed event columns plus the resolved person."""
+    for col in _TEXT_COLUMNS:
+        chunk[col] = chunk[col].astype(object).where(chunk[col].notna(), None)
+    chunk[c.TS] = from_micros(chunk[c.TS])
+    chunk[c.QUANTITY] = chunk[c.QUANTITY].astype("Int64")
+    chunk[c.PRICE] = chunk[c.PRICE].astype("float64")
+    chunk[c.PERSON_ID] = resolve(chunk, identities)
+    return chunk
 
 
 def load_events(
