@@ -16,7 +16,6 @@ import platform
 import resource
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -24,13 +23,12 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import create_engine, text
 
 from features.sources.completejourney import read_completejourney
 from features.sources.files import read_folder
 from features.sources.frame import SourceFrame
 from features.synthetic import SyntheticConfig, write_synthetic
-from service.storage.engine import open_engine
+from service.storage.engine import open_engine, temporary_schema
 from service.storage.reader import load_events
 from training.ingest import ingest
 
@@ -42,20 +40,6 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def sqlite_store() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         yield f"sqlite:///{tmp}/omni.db"
-
-
-@contextmanager
-def postgres_store(base: str) -> Iterator[str]:
-    schema = f"omni_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def postgres_answers(url: str) -> bool:
@@ -123,7 +107,7 @@ def main() -> None:
         datasets.append(("completejourney", args.completejourney))
     stores: list[tuple[str, Callable[[], AbstractContextManager[str]]]] = [("SQLite", sqlite_store)]
     if postgres_answers(args.postgres_url):
-        stores.append(("PostgreSQL", lambda: postgres_store(args.postgres_url)))
+        stores.append(("PostgreSQL", lambda: temporary_schema(args.postgres_url, "omni_bench")))
     rows = []
     for name, path in datasets:
         for db, store in stores:

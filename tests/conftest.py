@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from features.synthetic import SyntheticConfig, SyntheticData, generate
-from service.storage.engine import open_engine
+from service.storage.engine import open_engine, temporary_schema
 
 POSTGRES_ENV = "OMNI_TEST_POSTGRES_URL"
 #: The real data sets: ../shared/data beside the checkout, or wherever OMNI_SHARED_DATA says.
@@ -36,17 +35,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             f"PostgreSQL not available: {POSTGRES_ENV} is not set "
             "(make test sets it when the server answers)"
         )
-    schema = f"omni_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with temporary_schema(base, prefix="omni_test") as url:
+        yield url
 
 
 @pytest.fixture

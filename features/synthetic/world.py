@@ -134,7 +134,7 @@ def make_world(cfg: SyntheticConfig, rng: np.random.Generator) -> World:
     )
     store_weight = rng.dirichlet(np.full(s, 4.0))
     inventory = _inventory(rng, ids, bias, store_ids, catalogue[c.ACTIVE].to_numpy())
-    offers = _offers(rng, cfg, catalogue, bias)
+    offers = _offers(cfg, catalogue, bias)
     return World(catalogue, stores, inventory, offers, factors, bias, store_weight)
 
 
@@ -164,9 +164,7 @@ def _inventory(
     return pd.concat([shops, online], ignore_index=True)
 
 
-def _offers(
-    rng: np.random.Generator, cfg: SyntheticConfig, catalogue: pd.DataFrame, bias: np.ndarray
-) -> pd.DataFrame:
+def _offers(cfg: SyntheticConfig, catalogue: pd.DataFrame, bias: np.ndarray) -> pd.DataFrame:
     """A small offer book: product deals, category promotions, services, a retention incentive."""
     start = pd.Timestamp(cfg.end) - pd.Timedelta(days=60)
     until = pd.Timestamp(cfg.end) + pd.Timedelta(days=60)

@@ -16,17 +16,16 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from service.storage.engine import dialect_of
+
 
 def insert_new(conn: Connection, table: Table, frame: pd.DataFrame, key: str) -> int:
     """Insert the rows of `frame` whose `key` is not stored yet; return how many were inserted."""
     if frame.empty:
         return 0
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if dialect_of(conn) == "postgresql":
         return _copy_postgres(conn, table, frame, key)
-    if dialect == "sqlite":
-        return _executemany_sqlite(conn, table, frame, key)
-    raise NotImplementedError(f"Omni stores data in SQLite or PostgreSQL, not {dialect}")
+    return _executemany_sqlite(conn, table, frame, key)
 
 
 def _executemany_sqlite(conn: Connection, table: Table, frame: pd.DataFrame, key: str) -> int:

@@ -14,6 +14,7 @@ from features.schema import TableSchema
 from features.validation import ValidBatch
 from service.storage.bulk import insert_new
 from service.storage.codec import to_micros, to_rows
+from service.storage.engine import dialect_of
 from service.storage.tables import BY_SCHEMA
 
 
@@ -64,12 +65,9 @@ def write_batch(
 
 
 def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if dialect_of(conn) == "postgresql":
         return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"Omni stores data in SQLite or PostgreSQL, not {dialect}")
+    return sqlite.insert(table)
 
 
 def _encode(frame: pd.DataFrame) -> pd.DataFrame:
