@@ -6,7 +6,7 @@ checks a whole DataFrame against it at once, for file ingest and for the HTTP AP
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +27,8 @@ class Field:
     choices: frozenset[str] | None = None
     min_value: float | None = None
     max_length: int = 256
-    default: object = None
+    #: The value of a missing boolean or number.
+    default: bool | float | None = None
     #: For timestamps: accept a bare date (taken as midnight UTC) as well as a full time.
     allow_date: bool = False
 
@@ -54,15 +55,9 @@ class TableSchema:
     def columns(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
-    def field(self, name: str) -> Field:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise KeyError(name)
 
-
-def _choices(values: object) -> frozenset[str]:
-    return frozenset(str(v) for v in values)  # type: ignore[attr-defined]
+def _choices(values: Iterable[object]) -> frozenset[str]:
+    return frozenset(str(v) for v in values)
 
 
 def _const(text: str) -> Callable[[pd.DataFrame], pd.Series]:

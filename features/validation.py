@@ -128,7 +128,7 @@ def _empty(field: Field, n: int) -> pd.Series:
     if field.kind == "int":
         return pd.Series(pd.NA, index=range(n), dtype="Int64")
     if field.kind == "float":
-        value = np.nan if field.default is None else float(field.default)  # type: ignore[arg-type]
+        value = np.nan if field.default is None else float(field.default)
         return pd.Series(value, index=range(n), dtype="float64")
     if field.kind == "bool":
         return pd.Series(field.default, index=range(n), dtype="boolean")
@@ -165,7 +165,7 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         else:
             result = numbers.astype("float64")
             if field.default is not None:
-                result = result.fillna(float(field.default))  # type: ignore[arg-type]
+                result = result.fillna(float(field.default))
     elif field.kind == "bool":
         result, bad = _coerce_bool(raw, present)
         messages[bad] = "is not true or false"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -22,4 +22,4 @@ def from_micros(values: pd.Series) -> pd.Series:
 def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame as DB-API parameter rows, with every missing value as None."""
     prepared = frame.astype(object).where(frame.notna(), None)
-    return prepared.to_dict("records")  # type: ignore[return-value]
+    return cast(list[dict[str, Any]], prepared.to_dict("records"))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.codec import from_micros
 from service.storage.tables import (
     catalogue,
     customers,
@@ -99,4 +98,4 @@ def summarize(engine: Engine) -> StoreSummary:
 def _when(micros: int | None) -> datetime | None:
     if micros is None:
         return None
-    return from_micros(pd.Series([micros])).iloc[0].to_pydatetime()  # type: ignore[no-any-return]
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
