@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -74,13 +75,12 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
         if field.name not in frame.columns:
             if field.required:
                 errors.append(RecordError(None, None, field.name, "required column is missing"))
-                return _reject(schema, errors, frame)
             out[field.name] = _empty(field, len(frame))
             continue
         out[field.name], bad = _coerce(frame[field.name], field)
         errors.extend(_errors(bad, out, schema, field.name))
-    if errors and any(e.index is None for e in errors):
-        return _reject(schema, errors, frame)
+    if any(e.index is None for e in errors):
+        _reject(schema, errors, frame)
     for rule in schema.rules:
         mask = rule.violated(out).fillna(False).to_numpy(dtype=bool)
         if mask.any():
@@ -91,11 +91,11 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
     out, repeat_errors, repeats = _fold_duplicates(out, schema)
     errors.extend(repeat_errors)
     if errors:
-        return _reject(schema, errors, frame)
+        _reject(schema, errors, frame)
     return ValidBatch(out, repeats)
 
 
-def _reject(schema: TableSchema, errors: list[RecordError], frame: pd.DataFrame) -> ValidBatch:
+def _reject(schema: TableSchema, errors: list[RecordError], frame: pd.DataFrame) -> NoReturn:
     errors.sort(key=lambda e: (-1 if e.index is None else e.index, e.field))
     raise BatchRejected(schema.name, errors, len(frame))
 

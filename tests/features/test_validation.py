@@ -71,13 +71,12 @@ def test_a_bad_field_is_named(overrides: dict[str, object], field: str, says: st
     assert all(e.key in ("bad", None) for e in errors)
 
 
-def test_unknown_and_missing_columns_are_named() -> None:
-    frame = pd.DataFrame([event()]).drop(columns=["channel"]).assign(colour="red")
+def test_unknown_and_missing_columns_are_all_named() -> None:
+    frame = pd.DataFrame([event()]).drop(columns=["channel", "type"]).assign(colour="red")
     with pytest.raises(BatchRejected) as caught:
         validate(frame, EVENTS)
     fields = {(e.field, e.index) for e in caught.value.errors}
-    assert ("colour", None) in fields
-    assert ("channel", None) in fields
+    assert fields == {("colour", None), ("channel", None), ("type", None)}
 
 
 def test_an_exact_repeat_is_folded_and_a_conflicting_one_rejected() -> None:
