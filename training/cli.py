@@ -81,14 +81,18 @@ def _progress() -> Progress:
     )
 
 
+_DEFAULTS = SyntheticConfig()
+_DEFAULT_END = _DEFAULTS.end.replace(tzinfo=None)
+
+
 @app.command("generate")
 def generate_data(
     customers: Annotated[
         int, typer.Option("--customers", "-n", help="How many customers (10 to 5,000,000).")
-    ] = 2000,
+    ] = _DEFAULTS.customers,
     seed: Annotated[
         int, typer.Option(help="Random seed: the same seed and sizes give the same files.")
-    ] = 7,
+    ] = _DEFAULTS.seed,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder to write into (default: OMNI_DATA_DIR, else data/synthetic)."),
@@ -102,19 +106,21 @@ def generate_data(
     stores: Annotated[
         int | None, typer.Option(help="Physical stores (default grows with customers).")
     ] = None,
-    days: Annotated[int, typer.Option(help="Days of history.")] = 365,
+    days: Annotated[int, typer.Option(help="Days of history.")] = _DEFAULTS.days,
     end: Annotated[
         datetime, typer.Option(help="Last day of history (UTC).", formats=["%Y-%m-%d"])
-    ] = datetime(2026, 10, 1),
+    ] = _DEFAULT_END,
     churn_rate: Annotated[
         float, typer.Option(help="Share of customers who stop buying in the window.")
-    ] = 0.2,
+    ] = _DEFAULTS.churn_rate,
 ) -> None:
     """Generate the synthetic omnichannel data: catalogue, stores, stock, customers, offers, events.
 
     It also writes the hidden truth (tastes, churners) under truth/ for checking models.
     """
     folder = out or get_settings().data_dir
+    if fmt not in WRITE_FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(WRITE_FORMATS)}", param_hint="--format")
     try:
         cfg = SyntheticConfig(
             customers=customers,
