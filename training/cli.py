@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from features.sources.completejourney import read_completejourney
 from features.sources.files import SourceError, read_file, read_folder
@@ -25,7 +30,7 @@ from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping, MappingError
 from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import Settings, get_settings
-from service.storage.engine import open_engine
+from service.storage.engine import UnsupportedDatabase, open_engine
 from service.storage.stats import StoreSummary, summarize
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
@@ -68,6 +73,36 @@ class _Bar:
     def advance(self, records: int) -> None:
         if self.task is not None:
             self.progress.advance(self.task, records)
+
+
+@contextmanager
+def _store(url: str) -> Iterator[Engine]:
+    """The store at `url`; a database that cannot be reached or used ends the command cleanly."""
+    shown = _shown_url(url)
+    try:
+        engine = open_engine(url)
+    except (ArgumentError, NoSuchModuleError, OperationalError, UnsupportedDatabase) as exc:
+        err.print(f"[red]error:[/red] cannot open the store at {shown}: {_reason(exc)}")
+        raise typer.Exit(2) from exc
+    try:
+        yield engine
+    except OperationalError as exc:
+        err.print(f"[red]error:[/red] the store at {shown} failed: {_reason(exc)}")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _reason(exc: Exception) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original or exc).strip().splitlines()[0]
 
 
 def _progress() -> Progress:
@@ -197,17 +232,15 @@ def ingest(
     except (SourceError, MappingError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    engine = open_engine(settings.database_url)
-    try:
-        with _progress() as progress:
-            report = run_ingest(
-                engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress)
-            )
-    except IngestRejected as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
+    with _store(settings.database_url) as engine:
+        try:
+            with _progress() as progress:
+                report = run_ingest(
+                    engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress)
+                )
+        except IngestRejected as exc:
+            err.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(1) from exc
     out = Table(title=f"Ingested {path} in {report.seconds:.1f}s")
     for col in ("table", "received", "stored", "duplicates"):
         out.add_column(col, justify="left" if col == "table" else "right")
@@ -253,11 +286,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Summarise the store: customers, items, stores, events by channel and type, identities."""
-    engine = open_engine(_settings(database_url).database_url)
-    try:
+    with _store(_settings(database_url).database_url) as engine:
         summary = summarize(engine)
-    finally:
-        engine.dispose()
     if as_json:
         console.print_json(json.dumps(_summary_dict(summary), default=str))
     else:

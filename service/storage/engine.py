@@ -13,15 +13,31 @@ from sqlalchemy.engine import make_url
 
 from service.storage.tables import metadata
 
+#: The databases Omni runs on.
+SUPPORTED = ("sqlite", "postgresql")
+
+
+class UnsupportedDatabase(ValueError):
+    """A database URL for a database Omni does not run on."""
+
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for `url`, with the schema created when `create` is true.
+
+    Raises `UnsupportedDatabase` for a database other than SQLite or PostgreSQL,
+    `sqlalchemy.exc.ArgumentError` for a URL that does not parse, and
+    `sqlalchemy.exc.OperationalError` when the server cannot be reached.
 
     SQLite files get WAL journaling (readers never block the writer), a busy timeout and
     their parent folder created; PostgreSQL URLs are used as they are.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise UnsupportedDatabase(
+            f"Omni stores data in SQLite or PostgreSQL; '{backend}' URLs are not supported"
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -42,10 +58,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def dialect_of(conn: Connection) -> str:
-    """'sqlite' or 'postgresql'; raises `NotImplementedError` for any other database."""
+    """'sqlite' or 'postgresql'; raises `UnsupportedDatabase` for any other database."""
     name = conn.dialect.name
-    if name not in ("sqlite", "postgresql"):
-        raise NotImplementedError(f"Omni stores data in SQLite or PostgreSQL, not {name}")
+    if name not in SUPPORTED:
+        raise UnsupportedDatabase(f"Omni stores data in SQLite or PostgreSQL, not {name}")
     return name
 
 

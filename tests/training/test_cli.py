@@ -93,3 +93,19 @@ def test_column_mapping_from_the_command_line(tmp_path: Path) -> None:
     assert "column 'sku': unknown column" in unmapped.output
     wrong = runner.invoke(app, [*args, "--map", "sku"])
     assert wrong.exit_code == 2 and "--map takes source=omni_column" in wrong.output
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg://bob:secret@127.0.0.1:9/x", "bob:***@127.0.0.1:9/x"),
+        ("oracle://somewhere", "'oracle' URLs are not supported"),
+        ("not a url", "Could not parse"),
+    ],
+)
+def test_a_store_that_cannot_be_opened_is_named_without_its_password(url: str, says: str) -> None:
+    result = runner.invoke(app, ["stats", "--database-url", url])
+    assert result.exit_code == 2
+    assert says in result.output.replace("\n", " ")
+    assert "secret" not in result.output
+    assert "Traceback" not in result.output
