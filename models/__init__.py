@@ -1,1 +1,24 @@
-"""Learned objects with a small fit / recommend / predict_proba / save / load contract."""
+"""Learned objects with a small fit / recommend / save / load contract (see `models.base`)."""
+
+from models.base import REGISTRY, Filters, ModelNotFitted, Recommender
+from models.ease import EASE
+from models.factors import ALS, BPR
+from models.ids import UnknownCustomer, UnknownItem
+from models.neighbours import ItemKNN
+from models.popularity import RecentPopularity
+from models.repurchase import Repurchase
+
+__all__ = [
+    "ALS",
+    "BPR",
+    "EASE",
+    "REGISTRY",
+    "Filters",
+    "ItemKNN",
+    "ModelNotFitted",
+    "RecentPopularity",
+    "Recommender",
+    "Repurchase",
+    "UnknownCustomer",
+    "UnknownItem",
+]

@@ -1,0 +1,224 @@
+"""The contract every recommender honours (after implicit's `RecommenderBase`).
+
+A model implements `_fit(data)`, `_scores(rows)` (dense scores for some customers over
+the whole catalogue) and `_state()` / `_restore(state)` for its learned arrays. This base
+does the rest once for all: external ids, filters, top-k, similar items, and saving to
+inspectable files (`params.json`, `state.npz` loaded with `allow_pickle=False`).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from features.matrix import InteractionMatrix
+from models.ids import IdMapping, UnknownCustomer, UnknownItem
+
+#: Customers scored at once: bounds the dense score block to batch x catalogue floats.
+SCORE_BATCH = 1024
+REGISTRY: dict[str, type[Recommender]] = {}
+
+
+class ModelNotFitted(RuntimeError):
+    """`recommend` or `save` called before `fit`."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a recommendation must leave out (every model honours these)."""
+
+    #: Leave out items the customer bought in the last N days (None: keep them).
+    exclude_bought_within_days: float | None = None
+    #: Only these items (e.g. in stock in this store); None: the whole catalogue.
+    only_items: Collection[str] | None = None
+    #: Leave out items of these categories.
+    exclude_categories: Collection[str] = ()
+    #: Leave out every item the customer interacted with before (for "new to you").
+    exclude_seen: bool = False
+
+
+class Recommender(ABC):
+    """Fit on an `InteractionMatrix`; recommend with external ids; save and load safely."""
+
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTRY[cls.name] = cls
+
+    # -- what a model implements -------------------------------------------------------
+    @abstractmethod
+    def _fit(self, data: InteractionMatrix) -> None: ...
+
+    @abstractmethod
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        """Scores (len(rows) x n_items, float32) for customer positions `rows`."""
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters, as given to `__init__` (sklearn-style)."""
+        return {}
+
+    # -- the contract --------------------------------------------------------------------
+    def fit(self, data: InteractionMatrix) -> Self:
+        """Learn from `data`; returns self."""
+        self.users_ = IdMapping(data.users, UnknownCustomer)
+        self.items_ = IdMapping(data.items, UnknownItem)
+        self.item_category_ = np.asarray(data.item_category, dtype=object)
+        self.history_ = data.weights.tocsr().astype(np.float32)
+        self.purchase_age_ = data.purchase_age_days.tocsr().astype(np.float32)
+        self.as_of_ = data.as_of
+        self._fit(data)
+        return self
+
+    def recommend(
+        self, customers: Sequence[str], k: int = 10, filters: Filters | None = None
+    ) -> pd.DataFrame:
+        """Top `k` items for each customer: columns customer_id, rank (1..k), item_id, score.
+
+        Raises `UnknownCustomer` naming every customer the model was not fitted on,
+        `UnknownItem` for an unknown id in `filters.only_items`.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        rows = self.users_.positions(customers)
+        allowed = self._allowed(filters or Filters())
+        out = []
+        for start in range(0, len(rows), SCORE_BATCH):
+            batch = rows[start : start + SCORE_BATCH]
+            scores = np.asarray(self._scores(batch), dtype=np.float32)
+            scores[:, ~allowed] = -np.inf
+            self._mask_personal(scores, batch, filters or Filters())
+            out.append(_top_k(scores, batch, k))
+        users, ranks, items, values = (np.concatenate(parts) for parts in zip(*out, strict=True))
+        frame = pd.DataFrame(
+            {
+                "customer_id": self.users_.ids[users],
+                "rank": ranks,
+                "item_id": self.items_.ids[items],
+                "score": values,
+            }
+        )
+        return frame
+
+    def similar_items(self, item: str, k: int = 10) -> pd.DataFrame:
+        """Items most often chosen by the same customers (cosine over the history)."""
+        self._check_fitted()
+        col = self.items_.positions([item])[0]
+        x = self.history_.tocsc()
+        target = x[:, col]
+        overlap = np.asarray((x.T @ target).todense()).ravel()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        sims = overlap / np.maximum(norms * norms[col], 1e-12)
+        sims[col] = -np.inf
+        order = np.argsort(-sims)[:k]
+        order = order[np.isfinite(sims[order]) & (sims[order] > 0)]
+        return pd.DataFrame({"item_id": self.items_.ids[order], "score": sims[order]})
+
+    def save(self, path: Path) -> Path:
+        """Write `params.json` and `state.npz` into the folder `path`; returns `path`."""
+        self._check_fitted()
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "params": self.get_params(), "as_of": self.as_of_.isoformat()}
+        (path / "params.json").write_text(json.dumps(meta, indent=2))
+        arrays = {
+            "users": self.users_.ids.astype(str),
+            "items": self.items_.ids.astype(str),
+            "item_category": self.item_category_.astype(str),
+            **_csr_parts("history", self.history_),
+            **_csr_parts("purchase_age", self.purchase_age_),
+            **{f"model_{key}": value for key, value in self._state().items()},
+        }
+        with (path / "state.npz").open("wb") as handle:
+            np.savez_compressed(handle, allow_pickle=False, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Recommender:
+        """A model saved by `save`, of whatever registered class it was."""
+        meta = json.loads((path / "params.json").read_text())
+        model_cls = REGISTRY[meta["model"]]
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise TypeError(f"{path} holds a {meta['model']} model, not a {cls.name}")
+        model = model_cls(**meta["params"])
+        with np.load(path / "state.npz", allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        model.users_ = IdMapping(arrays["users"].astype(object), UnknownCustomer)
+        model.items_ = IdMapping(arrays["items"].astype(object), UnknownItem)
+        model.item_category_ = arrays["item_category"].astype(object)
+        model.history_ = _csr_from(arrays, "history")
+        model.purchase_age_ = _csr_from(arrays, "purchase_age")
+        model.as_of_ = pd.Timestamp(meta["as_of"])
+        prefix = "model_"
+        model._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+        return model
+
+    # -- shared machinery ----------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "items_"):
+            raise ModelNotFitted(f"{type(self).__name__} is not fitted yet")
+
+    def _allowed(self, filters: Filters) -> np.ndarray:
+        allowed = np.ones(len(self.items_), dtype=bool)
+        if filters.only_items is not None:
+            allowed[:] = False
+            allowed[self.items_.positions(list(filters.only_items))] = True
+        if filters.exclude_categories:
+            allowed &= ~np.isin(self.item_category_, list(filters.exclude_categories))
+        return allowed
+
+    def _mask_personal(self, scores: np.ndarray, rows: np.ndarray, filters: Filters) -> None:
+        if filters.exclude_seen:
+            seen = self.history_[rows]
+            scores[seen.nonzero()] = -np.inf
+        if filters.exclude_bought_within_days is not None:
+            age = self.purchase_age_[rows].tocoo()
+            recent = age.data <= filters.exclude_bought_within_days + 1
+            scores[age.row[recent], age.col[recent]] = -np.inf
+
+
+def _top_k(
+    scores: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top k per row, best first, without -inf entries; vectorised over the batch."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    keep = np.isfinite(top_scores)
+    ranks = np.cumsum(keep, axis=1)
+    users = np.repeat(rows, k).reshape(len(rows), k)
+    return users[keep], ranks[keep], top[keep], top_scores[keep]
+
+
+def _csr_parts(prefix: str, m: csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_data": m.data,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_shape": np.asarray(m.shape),
+    }
+
+
+def _csr_from(arrays: dict[str, np.ndarray], prefix: str) -> csr_matrix:
+    return csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+        shape=tuple(arrays[f"{prefix}_shape"]),
+    )

@@ -1,0 +1,56 @@
+"""External ids <-> matrix positions, fitted once and saved with the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+
+class UnknownId(KeyError):
+    """An id the model was not fitted on."""
+
+    kind = "id"
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.ids = list(ids)
+        shown = ", ".join(repr(i) for i in self.ids[:5])
+        more = f" and {len(self.ids) - 5} more" if len(self.ids) > 5 else ""
+        super().__init__(f"unknown {self.kind}: {shown}{more}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownCustomer(UnknownId):
+    kind = "customer"
+
+
+class UnknownItem(UnknownId):
+    kind = "item"
+
+
+class IdMapping:
+    """A sorted, unique list of ids; position i in the matrix is `ids[i]`."""
+
+    def __init__(self, ids: Iterable[str], error: type[UnknownId] = UnknownId) -> None:
+        self.ids = np.asarray(list(ids), dtype=object)
+        self._index = pd.Index(self.ids)
+        if not self._index.is_unique:
+            raise ValueError("ids must be unique")
+        self._error = error
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._index
+
+    def positions(self, values: Iterable[str], *, missing: str = "raise") -> np.ndarray:
+        """Matrix positions of `values`. Unknown ids raise (`missing="raise"`) or map to -1."""
+        values = list(values)
+        found = self._index.get_indexer(pd.Index(values, dtype=object))
+        if missing == "raise" and (found < 0).any():
+            raise self._error([v for v, f in zip(values, found, strict=True) if f < 0])
+        return np.asarray(found, dtype=np.int64)

@@ -1,0 +1,201 @@
+"""Every recommender honours one contract, checked on a tiny matrix whose answer is known.
+
+Two taste clusters: customers u0-u5 use items a0-a3, customers v0-v5 use items b0-b3;
+each customer has seen three of their cluster's four items. A model that learns
+anything personal puts the unseen item of the customer's own cluster first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.sparse import csr_matrix
+
+from features.interactions import LAST_PURCHASE, LAST_TS, PURCHASES, WEIGHT
+from features.matrix import InteractionMatrix, build_matrix
+from models import (
+    ALS,
+    BPR,
+    EASE,
+    Filters,
+    ItemKNN,
+    ModelNotFitted,
+    RecentPopularity,
+    Recommender,
+    Repurchase,
+    UnknownCustomer,
+    UnknownItem,
+)
+
+AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
+A = [f"a{i}" for i in range(4)]
+B = [f"b{i}" for i in range(4)]
+
+
+def known_answer() -> tuple[InteractionMatrix, dict[str, str]]:
+    rows, unseen = [], {}
+    for cluster, items in (("u", A), ("v", B)):
+        for n in range(6):
+            customer = f"{cluster}{n}"
+            hidden = items[n % 4]
+            unseen[customer] = hidden
+            for item in items:
+                if item != hidden:
+                    bought = AS_OF - pd.Timedelta(days=3 if item == items[(n + 1) % 4] else 60)
+                    rows.append((customer, item, 3.0, bought, 1.0, bought))
+    inter = pd.DataFrame(
+        rows, columns=["person_id", "item_id", WEIGHT, LAST_TS, PURCHASES, LAST_PURCHASE]
+    )
+    catalogue = pd.DataFrame(
+        {"item_id": [*A, *B, "z0"], "category": ["fruit"] * 4 + ["tools"] * 4 + ["misc"]}
+    )
+    return build_matrix(inter, as_of=AS_OF, catalogue=catalogue), unseen
+
+
+class ContractMixin:
+    """Run against every model: fit, recommend, filters, errors, save/load."""
+
+    learns_taste = True
+
+    def make(self) -> Recommender:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def fitted(self) -> tuple[Recommender, dict[str, str]]:
+        data, unseen = known_answer()
+        return self.make().fit(data), unseen
+
+    def test_fit_returns_self_and_recommends_k_ranked_items(self) -> None:
+        data, _ = known_answer()
+        model = self.make()
+        assert model.fit(data) is model
+        recs = model.recommend(["u0", "v1"], k=3)
+        assert list(recs.columns) == ["customer_id", "rank", "item_id", "score"]
+        for _, group in recs.groupby("customer_id"):
+            assert group["rank"].tolist() == [1, 2, 3]
+            assert group["score"].is_monotonic_decreasing
+            assert group["item_id"].is_unique
+
+    def test_the_unseen_item_of_the_customers_cluster_comes_first(
+        self, fitted: tuple[Recommender, dict[str, str]]
+    ) -> None:
+        if not self.learns_taste:
+            pytest.skip("this model does not learn personal taste")
+        model, unseen = fitted
+        customers = sorted(unseen)
+        recs = model.recommend(customers, k=1, filters=Filters(exclude_seen=True))
+        assert dict(zip(recs["customer_id"], recs["item_id"], strict=True)) == unseen
+
+    def test_filters_are_honoured(self, fitted: tuple[Recommender, dict[str, str]]) -> None:
+        model, _ = fitted
+        only = model.recommend(["u0"], k=9, filters=Filters(only_items={"b1", "z0"}))
+        assert set(only["item_id"]) <= {"b1", "z0"}
+        no_fruit = model.recommend(["u0"], k=9, filters=Filters(exclude_categories={"fruit"}))
+        assert not set(no_fruit["item_id"]) & set(A)
+        # u0 bought a1 three days ago and a2, a3 sixty days ago (a0 is unseen).
+        recent = model.recommend(["u0"], k=9, filters=Filters(exclude_bought_within_days=7))
+        assert "a1" not in set(recent["item_id"]) and {"a2", "a3"} <= set(recent["item_id"])
+        seen = model.recommend(["u0"], k=9, filters=Filters(exclude_seen=True))
+        assert not {"a1", "a2", "a3"} & set(seen["item_id"])
+
+    def test_unknown_ids_raise_named_errors(
+        self, fitted: tuple[Recommender, dict[str, str]]
+    ) -> None:
+        model, _ = fitted
+        with pytest.raises(UnknownCustomer, match="'nobody'"):
+            model.recommend(["u0", "nobody"], k=2)
+        with pytest.raises(UnknownItem, match="'nothing'"):
+            model.recommend(["u0"], k=2, filters=Filters(only_items=["nothing"]))
+        with pytest.raises(UnknownItem):
+            model.similar_items("nothing")
+        with pytest.raises(ModelNotFitted):
+            self.make().recommend(["u0"])
+
+    def test_save_and_load_give_identical_recommendations(
+        self, fitted: tuple[Recommender, dict[str, str]], tmp_path: Path
+    ) -> None:
+        model, _ = fitted
+        model.save(tmp_path / "model")
+        files = sorted(p.name for p in (tmp_path / "model").iterdir())
+        assert files == ["params.json", "state.npz"]
+        again = Recommender.load(tmp_path / "model")
+        assert type(again) is type(model)
+        assert again.get_params() == model.get_params()
+        customers = ["u0", "u3", "v2"]
+        pd.testing.assert_frame_equal(
+            again.recommend(customers, k=5), model.recommend(customers, k=5)
+        )
+
+    def test_similar_items_stay_in_the_cluster(
+        self, fitted: tuple[Recommender, dict[str, str]]
+    ) -> None:
+        model, _ = fitted
+        similar = model.similar_items("a0", k=3)
+        assert "a0" not in set(similar["item_id"])
+        assert set(similar["item_id"]) <= set(A)
+
+
+class TestPopularity(ContractMixin):
+    learns_taste = False
+
+    def make(self) -> Recommender:
+        return RecentPopularity()
+
+
+class TestCategoryPopularity(ContractMixin):
+    learns_taste = False
+
+    def make(self) -> Recommender:
+        return RecentPopularity(scope="category")
+
+    def test_the_customers_category_comes_first(self) -> None:
+        data, _ = known_answer()
+        recs = self.make().fit(data).recommend(["u0", "v0"], k=4)
+        firsts = recs.groupby("customer_id")["item_id"].apply(set)
+        assert firsts["u0"] == set(A) and firsts["v0"] == set(B)
+
+
+class TestRepurchase(ContractMixin):
+    learns_taste = False
+
+    def make(self) -> Recommender:
+        return Repurchase()
+
+    def test_own_items_come_first(self) -> None:
+        data, unseen = known_answer()
+        recs = self.make().fit(data).recommend(["u0"], k=3)
+        assert set(recs["item_id"]) == set(A) - {unseen["u0"]}
+
+
+class TestItemKNN(ContractMixin):
+    def make(self) -> Recommender:
+        return ItemKNN(neighbours=10)
+
+
+class TestALS(ContractMixin):
+    def make(self) -> Recommender:
+        # Two taste clusters: two factors are the data's true rank.
+        return ALS(factors=2, iterations=15, regularization=0.01)
+
+    def test_fold_in_follows_new_events(self) -> None:
+        data, _ = known_answer()
+        model = self.make().fit(data)
+        newcomer = np.zeros((1, len(model.items_)), dtype=np.float32)
+        newcomer[0, model.items_.positions(["b0", "b1"])] = 3.0
+        factors = model.fold_in(csr_matrix(newcomer))
+        scores = factors @ model.item_factors_.T
+        best = model.items_.ids[np.argsort(-scores[0])[:4]]
+        assert set(best) == set(B)
+
+
+class TestBPR(ContractMixin):
+    def make(self) -> Recommender:
+        return BPR(factors=8, iterations=200, learning_rate=0.05, regularization=0.001)
+
+
+class TestEASE(ContractMixin):
+    def make(self) -> Recommender:
+        return EASE(l2=1.0)
