@@ -94,27 +94,45 @@ class Recommender(ABC):
         `UnknownItem` for an unknown id in `filters.only_items`.
         """
         self._check_fitted()
+        rows = self.users_.positions(customers)
+        positions, scores = self.rank(rows, k, filters)
+        keep = positions >= 0
+        return pd.DataFrame(
+            {
+                "customer_id": np.repeat(self.users_.ids[rows], k).reshape(-1, k)[keep],
+                "rank": np.cumsum(keep, axis=1)[keep],
+                "item_id": self.items_.ids[positions[keep]],
+                "score": scores[keep],
+            }
+        )
+
+    def rank(
+        self, rows: np.ndarray, k: int, filters: Filters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` item positions and scores for customer positions `rows`, best first.
+
+        Both arrays are (len(rows) x k); a customer with fewer than k allowed items has
+        position -1 and score -inf in the rest. Scored `SCORE_BATCH` customers at a time.
+        """
+        self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        rows = self.users_.positions(customers)
-        allowed = self._allowed(filters or Filters())
-        out = []
+        filters = filters or Filters()
+        allowed = self._allowed(filters)
+        k_eff = min(k, len(self.items_))
+        positions = np.full((len(rows), k), -1, dtype=np.int64)
+        values = np.full((len(rows), k), -np.inf, dtype=np.float32)
         for start in range(0, len(rows), SCORE_BATCH):
             batch = rows[start : start + SCORE_BATCH]
             scores = np.asarray(self._scores(batch), dtype=np.float32)
             scores[:, ~allowed] = -np.inf
-            self._mask_personal(scores, batch, filters or Filters())
-            out.append(_top_k(scores, batch, k))
-        users, ranks, items, values = (np.concatenate(parts) for parts in zip(*out, strict=True))
-        frame = pd.DataFrame(
-            {
-                "customer_id": self.users_.ids[users],
-                "rank": ranks,
-                "item_id": self.items_.ids[items],
-                "score": values,
-            }
-        )
-        return frame
+            self._mask_personal(scores, batch, filters)
+            top, top_scores = _top_k(scores, k_eff)
+            positions[start : start + len(batch), :k_eff] = np.where(
+                np.isfinite(top_scores), top, -1
+            )
+            values[start : start + len(batch), :k_eff] = top_scores
+        return positions, values
 
     def similar_items(self, item: str, k: int = 10) -> pd.DataFrame:
         """Items most often chosen by the same customers (cosine over the history)."""
@@ -192,20 +210,12 @@ class Recommender(ABC):
             scores[age.row[recent], age.col[recent]] = -np.inf
 
 
-def _top_k(
-    scores: np.ndarray, rows: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top k per row, best first, without -inf entries; vectorised over the batch."""
-    k = min(k, scores.shape[1])
+def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k columns per row and their scores, best first; vectorised over the batch."""
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    top_scores = np.take_along_axis(top_scores, order, axis=1)
-    keep = np.isfinite(top_scores)
-    ranks = np.cumsum(keep, axis=1)
-    users = np.repeat(rows, k).reshape(len(rows), k)
-    return users[keep], ranks[keep], top[keep], top_scores[keep]
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
 
 
 def _csr_parts(prefix: str, m: csr_matrix) -> dict[str, np.ndarray]:

@@ -1,0 +1,131 @@
+"""Offline evaluation: a global temporal split, full-catalogue ranking, segments.
+
+Train on events before the cutoff; the test is what each customer bought in the window
+after it. Every model ranks the whole catalogue (no sampled negatives). Reported:
+
+- `all`: customers with history before the cutoff, every item;
+- `new`: the same customers, items they had not interacted with (ranking and truth both);
+- `warm` / `cold`: customers with at least / fewer than `cold_items` items before the
+  cutoff. Customers with no history at all cannot be ranked by any model (the service
+  gives them a cold-start answer) and are only counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from features import columns as c
+from features.interactions import InteractionWeights, interactions
+from features.matrix import InteractionMatrix, build_matrix
+from models.base import Filters, Recommender
+from training.metrics import coverage, ranking_metrics
+
+KS = (10, 20)
+
+
+@dataclass(frozen=True)
+class TemporalSplit:
+    """Train on events before `cutoff`; test on purchases in [cutoff, end)."""
+
+    cutoff: pd.Timestamp
+    end: pd.Timestamp
+
+    @classmethod
+    def last_days(cls, events: pd.DataFrame, days: float) -> TemporalSplit:
+        """The last `days` of the history as the test window."""
+        end = events[c.TS].max() + pd.Timedelta(microseconds=1)
+        return cls(end - pd.Timedelta(days=days), end)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """Truth for the customers the models can rank (rows of the training matrix)."""
+
+    rows: np.ndarray
+    relevant: csr_matrix
+    relevant_new: csr_matrix
+    warm: np.ndarray
+    unknown_customers: int
+
+
+def make_test_set(
+    events: pd.DataFrame, split: TemporalSplit, train: InteractionMatrix, cold_items: int = 5
+) -> TestSet:
+    """Purchases in the test window, on the training matrix's axes."""
+    window = events[
+        (events[c.TS] >= split.cutoff)
+        & (events[c.TS] < split.end)
+        & (events[c.TYPE] == c.EventType.PURCHASE)
+        & events[c.PERSON_ID].notna()
+    ]
+    users = pd.Index(train.users).get_indexer(pd.Index(window[c.PERSON_ID].astype(str)))
+    items = pd.Index(train.items).get_indexer(pd.Index(window[c.ITEM_ID].astype(str)))
+    unknown = int(window.loc[users < 0, c.PERSON_ID].nunique())
+    keep = (users >= 0) & (items >= 0)
+    truth = csr_matrix((np.ones(int(keep.sum())), (users[keep], items[keep])), shape=train.shape)
+    truth.data[:] = 1.0  # duplicates were summed; relevance is binary
+    rows = np.unique(users[keep])
+    relevant = truth[rows]
+    seen = (train.weights[rows] > 0).astype(np.float64)
+    relevant_new = (relevant - relevant.multiply(seen)).tocsr()
+    relevant_new.eliminate_zeros()
+    history = np.asarray((train.weights[rows] > 0).sum(axis=1)).ravel()
+    return TestSet(rows, relevant.tocsr(), relevant_new, history >= cold_items, unknown)
+
+
+def evaluate(model: Recommender, test: TestSet, n_items: int) -> dict[str, float]:
+    """Every metric for one fitted model, keyed `<segment>/<metric>@<k>`."""
+    k = max(KS)
+    ranked, _ = model.rank(test.rows, k)
+    ranked_new, _ = model.rank(test.rows, k, Filters(exclude_seen=True))
+    out: dict[str, float] = {}
+    everyone = np.ones(len(test.rows), dtype=bool)
+    segments = {
+        "all": (ranked, test.relevant, everyone),
+        "warm": (ranked, test.relevant, test.warm),
+        "cold": (ranked, test.relevant, ~test.warm),
+        "new": (ranked_new, test.relevant_new, everyone),
+    }
+    for segment, (ranks, truth, who) in segments.items():
+        for kk in KS:
+            for name, value in ranking_metrics(ranks[who], truth[who], kk).items():
+                out[f"{segment}/{name}"] = value
+    for kk in KS:
+        out[f"all/coverage@{kk}"] = coverage(ranked, n_items, kk)
+    return out
+
+
+def compare(
+    models: Mapping[str, Recommender],
+    events: pd.DataFrame,
+    split: TemporalSplit,
+    *,
+    catalogue: pd.DataFrame | None = None,
+    weights: InteractionWeights | None = None,
+) -> tuple[pd.DataFrame, dict[str, Recommender]]:
+    """Fit every model on the events before the cutoff and evaluate them side by side.
+
+    Returns one row per model (metrics, `train_s`, customer counts) and the fitted models.
+    """
+    inter = interactions(events, as_of=split.cutoff, weights=weights)
+    train = build_matrix(inter, as_of=split.cutoff, catalogue=catalogue)
+    test = make_test_set(events, split, train)
+    rows, fitted = [], {}
+    for name, model in models.items():
+        started = time.perf_counter()
+        model.fit(train)
+        train_s = time.perf_counter() - started
+        metrics = evaluate(model, test, len(train.items))
+        rows.append({"model": name, **metrics, "train_s": train_s})
+        fitted[name] = model
+    table = pd.DataFrame(rows).set_index("model")
+    table["customers"] = len(test.rows)
+    table["warm_customers"] = int(test.warm.sum())
+    table["unknown_customers"] = test.unknown_customers
+    return table, fitted
