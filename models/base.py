@@ -106,6 +106,39 @@ class Recommender(ABC):
             }
         )
 
+    def recommend_or_popular(
+        self, customers: Sequence[str], k: int = 10, filters: Filters | None = None
+    ) -> pd.DataFrame:
+        """Like `recommend`, but customers the model does not know get the most popular
+        allowed items (a cold-start answer) instead of an error. Order of `customers` kept.
+        """
+        self._check_fitted()
+        rows = self.users_.positions(customers, missing="skip")
+        known = self.recommend(
+            [c for c, r in zip(customers, rows, strict=True) if r >= 0], k, filters
+        )
+        strangers = [c for c, r in zip(customers, rows, strict=True) if r < 0]
+        if not strangers:
+            return known
+        popularity = np.asarray(self.history_.sum(axis=0), dtype=np.float32).ravel()
+        popularity[~self._allowed(filters or Filters())] = -np.inf
+        top, scores = _top_k(popularity[None, :], min(k, len(popularity)))
+        keep = np.isfinite(scores[0])
+        cold = pd.DataFrame(
+            {
+                "customer_id": np.repeat(strangers, int(keep.sum())),
+                "rank": np.tile(np.arange(1, int(keep.sum()) + 1), len(strangers)),
+                "item_id": np.tile(self.items_.ids[top[0][keep]], len(strangers)),
+                "score": np.tile(scores[0][keep], len(strangers)),
+            }
+        )
+        order = {c: i for i, c in enumerate(customers)}
+        both = pd.concat([known, cold], ignore_index=True)
+        both = both.sort_values(
+            ["customer_id", "rank"], key=lambda s: s.map(order) if s.name == "customer_id" else s
+        )
+        return both.reset_index(drop=True)
+
     def rank(
         self, rows: np.ndarray, k: int, filters: Filters | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,18 +17,16 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from features.sources.completejourney import read_completejourney
 from features.sources.files import SourceError, read_file, read_folder
 from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping, MappingError
 from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
-from service.settings import Settings, get_settings
-from service.storage.engine import UnsupportedDatabase, open_engine
+from service.settings import get_settings
 from service.storage.stats import StoreSummary, summarize
+from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_models import promote_app, recommend, train_app
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
 
@@ -41,21 +36,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL of the event store (default: OMNI_DATABASE_URL, else sqlite:///data/omni.db).",
-    ),
-]
-
-
-def _settings(database_url: str | None) -> Settings:
-    base = get_settings()
-    return base.model_copy(update={"database_url": database_url}) if database_url else base
+app.add_typer(train_app, name="train")
+app.add_typer(promote_app, name="promote")
+app.command("recommend")(recommend)
 
 
 class _Bar:
@@ -73,36 +56,6 @@ class _Bar:
     def advance(self, records: int) -> None:
         if self.task is not None:
             self.progress.advance(self.task, records)
-
-
-@contextmanager
-def _store(url: str) -> Iterator[Engine]:
-    """The store at `url`; a database that cannot be reached or used ends the command cleanly."""
-    shown = _shown_url(url)
-    try:
-        engine = open_engine(url)
-    except (ArgumentError, NoSuchModuleError, OperationalError, UnsupportedDatabase) as exc:
-        err.print(f"[red]error:[/red] cannot open the store at {shown}: {_reason(exc)}")
-        raise typer.Exit(2) from exc
-    try:
-        yield engine
-    except OperationalError as exc:
-        err.print(f"[red]error:[/red] the store at {shown} failed: {_reason(exc)}")
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
-
-
-def _shown_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return repr(url)
-
-
-def _reason(exc: Exception) -> str:
-    original = getattr(exc, "orig", None)
-    return str(original or exc).strip().splitlines()[0]
 
 
 def _progress() -> Progress:
@@ -226,13 +179,13 @@ def ingest(
     database_url: DatabaseOption = None,
 ) -> None:
     """Validate and load events or reference data. All or nothing; re-sent events are skipped."""
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     try:
         sources = _read(path, table, source_format, mapping, rename or [])
     except (SourceError, MappingError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    with _store(settings.database_url) as engine:
+    with store(settings.database_url) as engine:
         try:
             with _progress() as progress:
                 report = run_ingest(
@@ -286,7 +239,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Summarise the store: customers, items, stores, events by channel and type, identities."""
-    with _store(_settings(database_url).database_url) as engine:
+    with store(settings_for(database_url).database_url) as engine:
         summary = summarize(engine)
     if as_json:
         console.print_json(json.dumps(_summary_dict(summary), default=str))

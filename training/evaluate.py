@@ -26,7 +26,7 @@ from features.matrix import InteractionMatrix, build_matrix
 from models.base import Filters, Recommender
 from training.metrics import coverage, ranking_metrics
 
-KS = (10, 20)
+KS = (5, 10, 20, 50)
 
 
 @dataclass(frozen=True)

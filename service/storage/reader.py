@@ -12,7 +12,7 @@ from features import columns as c
 from features.identity import resolve
 from service.storage.codec import from_micros, to_micros
 from service.storage.identities import load_identities
-from service.storage.tables import events
+from service.storage.tables import BY_SCHEMA, events
 
 _TEXT_COLUMNS = [col for col in c.EVENT_COLUMNS if col not in (c.TS, c.QUANTITY, c.PRICE)]
 
@@ -80,3 +80,11 @@ def _micros(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"cutoff {moment.isoformat()} has no UTC offset")
     return int(to_micros(pd.Series([pd.Timestamp(moment)])).iloc[0])
+
+
+def load_table(engine: Engine, name: str) -> pd.DataFrame:
+    """A whole reference table (catalogue, stores, inventory, customers, offers)."""
+    table = BY_SCHEMA[name]
+    with engine.connect() as conn:
+        rows = conn.execute(select(table)).all()
+    return pd.DataFrame(rows, columns=[col.name for col in table.columns])

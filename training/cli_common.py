@@ -1,0 +1,62 @@
+"""What every `omni` command shares: the consoles, the database option, opening the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from service.settings import Settings, get_settings
+from service.storage.engine import UnsupportedDatabase, open_engine
+
+console = Console()
+err = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the event store (default: OMNI_DATABASE_URL, else sqlite:///data/omni.db).",
+    ),
+]
+
+
+def settings_for(database_url: str | None) -> Settings:
+    base = get_settings()
+    return base.model_copy(update={"database_url": database_url}) if database_url else base
+
+
+@contextmanager
+def store(url: str) -> Iterator[Engine]:
+    """The store at `url`; a database that cannot be reached or used ends the command cleanly."""
+    shown = _shown_url(url)
+    try:
+        engine = open_engine(url)
+    except (ArgumentError, NoSuchModuleError, OperationalError, UnsupportedDatabase) as exc:
+        err.print(f"[red]error:[/red] cannot open the store at {shown}: {_reason(exc)}")
+        raise typer.Exit(2) from exc
+    try:
+        yield engine
+    except OperationalError as exc:
+        err.print(f"[red]error:[/red] the store at {shown} failed: {_reason(exc)}")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+
+
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _reason(exc: Exception) -> str:
+    original = getattr(exc, "orig", None)
+    return str(original or exc).strip().splitlines()[0]

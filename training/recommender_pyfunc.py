@@ -1,0 +1,39 @@
+"""MLflow "models from code" entry for the recommender: no pickled object is logged.
+
+MLflow copies this file into the logged model and runs it on load; the learned state is
+the `recommender` artifact (params.json + state.npz, loaded with allow_pickle=False).
+Input: a frame with a `customer_id` column; params: `k` (default 10). Output: the
+`customer_id, rank, item_id, score` frame of `Recommender.recommend`; customers the model
+does not know get the most popular items.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
+
+from models.base import Recommender
+
+
+class RecommenderModel(PythonModel):
+    """A saved `Recommender` served through MLflow's pyfunc interface."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        self.model = Recommender.load(Path(context.artifacts["recommender"]))
+
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        k = int((params or {}).get("k", 10))
+        customers = model_input["customer_id"].astype(str).tolist()
+        return self.model.recommend_or_popular(customers, k)
+
+
+mlflow.models.set_model(RecommenderModel())

@@ -1,0 +1,116 @@
+"""MLflow: where runs go, how a recommender is logged and registered, aliases, loading.
+
+Tracking and registry live in one SQLite database (`sqlite:///mlruns/mlflow.db` by
+default) with artifacts under `mlruns/artifacts`; the plain ./mlruns file store is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+from models.base import Recommender
+from service.settings import Settings
+
+RECOMMENDER = "omni-recommender"
+PYFUNC_CODE = Path(__file__).with_name("recommender_pyfunc.py")
+#: What the logged recommender takes and gives (see training/recommender_pyfunc.py).
+RECOMMENDER_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "customer_id")]),
+    outputs=Schema(
+        [
+            ColSpec("string", "customer_id"),
+            ColSpec("long", "rank"),
+            ColSpec("string", "item_id"),
+            ColSpec("float", "score"),
+        ]
+    ),
+    params=ParamSchema([ParamSpec("k", "long", 10)]),
+)
+
+
+class NoSuchModelVersion(LookupError):
+    """A registered model, version or alias that does not exist."""
+
+
+def setup(settings: Settings, experiment: str) -> MlflowClient:
+    """Point MLflow at the settings' store and select (or create) `experiment`."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    root = settings.mlflow_artifact_root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient()
+    if client.get_experiment_by_name(experiment) is None:
+        client.create_experiment(experiment, artifact_location=(root / experiment).as_uri())
+    mlflow.set_experiment(experiment)
+    return client
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow no '@': 'all/ndcg@10' -> 'all/ndcg_at_10'."""
+    return name.replace("@", "_at_")
+
+
+def log_recommender(model: Recommender, client: MlflowClient) -> str:
+    """Log `model` as a pyfunc in the active run, register it, alias it `challenger`.
+
+    Returns the new registered version.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = model.save(Path(tmp) / "recommender")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"recommender": str(saved)},
+            registered_model_name=RECOMMENDER,
+            signature=RECOMMENDER_SIGNATURE,
+            pip_requirements=["omni"],
+        )
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(RECOMMENDER, "challenger", version)
+    return version
+
+
+def promote(client: MlflowClient, name: str, alias: str, version: str | None = None) -> str:
+    """Point `alias` at `version` (default: the current challenger); returns the version."""
+    if version is None:
+        version = _version_of(client, name, "challenger")
+    try:
+        client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise NoSuchModelVersion(f"{name} has no version {version}") from exc
+    client.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def load_recommender(client: MlflowClient, alias: str) -> tuple[Recommender, str]:
+    """The recommender registered under `alias`, and its version."""
+    version = _version_of(client, RECOMMENDER, alias)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            f"models:/{RECOMMENDER}/{version}", dst_path=tmp
+        )
+        return Recommender.load(Path(local) / "artifacts" / "recommender"), version
+
+
+def _version_of(client: MlflowClient, name: str, alias: str) -> str:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise NoSuchModelVersion(f"no version of {name} has the alias '{alias}'") from exc
+
+
+def comparison_markdown(table: pd.DataFrame, columns: list[str]) -> str:
+    """The comparison table as Markdown (logged as an artifact, printed by the CLI)."""
+    shown = table[columns].round(4).reset_index()
+    head = "| " + " | ".join(shown.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"

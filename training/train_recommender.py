@@ -1,0 +1,150 @@
+"""`omni train recommender`: fit every model, compare them honestly, register the best.
+
+1. Read identity-resolved events before `until` and the catalogue.
+2. Hold out the last `test_days` as the test window; fit every candidate on what comes
+   before, evaluate all of them in one harness (`training.evaluate`).
+3. Refit the best model (by NDCG@10 over all customers) on every event before `until`,
+   log the run to MLflow (parameters, every metric, the table, a metric@K plot, the data
+   fingerprint) and register the model, aliased `challenger`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from sqlalchemy import Engine
+
+from features import columns as c
+from features.interactions import InteractionWeights, interactions
+from features.matrix import build_matrix
+from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase
+from service.settings import Settings
+from service.storage.reader import load_events, load_table
+from training.evaluate import KS, TemporalSplit, compare
+from training.tracking import (
+    RECOMMENDER,
+    comparison_markdown,
+    log_recommender,
+    metric_key,
+    setup,
+)
+
+#: The metric that picks the model to register.
+SELECT_BY = "all/ndcg@10"
+#: Columns of the printed comparison, and their short headings.
+SHOWN = {
+    "all/recall@20": "R@20",
+    "all/ndcg@10": "N@10",
+    "all/map@10": "M@10",
+    "new/ndcg@10": "new",
+    "warm/ndcg@10": "warm",
+    "cold/ndcg@10": "cold",
+    "all/coverage@20": "cov",
+    "train_s": "fit s",
+}  # fmt: skip
+
+
+class NotEnoughData(ValueError):
+    """Too few events to split into training and test windows."""
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a training run produced."""
+
+    table: pd.DataFrame
+    chosen: str
+    version: str
+    run_id: str
+    split: TemporalSplit
+
+
+def candidate_models(seed: int = 0) -> dict[str, Recommender]:
+    """Every model trained and compared by `omni train recommender`."""
+    return {
+        "popularity": RecentPopularity(),
+        "popularity-category": RecentPopularity(scope="category"),
+        "repurchase": Repurchase(),
+        "itemknn": ItemKNN(),
+        "ease": EASE(),
+        "als": ALS(random_state=seed),
+        "bpr": BPR(random_state=seed),
+    }
+
+
+def train_recommender(
+    engine: Engine,
+    settings: Settings,
+    *,
+    until: datetime | None = None,
+    test_days: float = 28,
+    weights: InteractionWeights | None = None,
+) -> TrainReport:
+    """Train, compare, log and register; raises `NotEnoughData` on a too-short history."""
+    events = load_events(engine, until=until)
+    if events.empty or events[c.TS].max() - events[c.TS].min() <= pd.Timedelta(days=2 * test_days):
+        raise NotEnoughData(
+            f"need more than {2 * test_days:g} days of events to train and test "
+            f"(have {len(events):,} events)"
+        )
+    catalogue = load_table(engine, "catalogue")
+    split = TemporalSplit.last_days(events, test_days)
+    table, _ = compare(candidate_models(), events, split, catalogue=catalogue, weights=weights)
+    chosen = str(table[SELECT_BY].idxmax())
+    as_of = pd.Timestamp(until) if until else split.end
+    final = candidate_models()[chosen]
+    final.fit(
+        build_matrix(
+            interactions(events, as_of=as_of, weights=weights), as_of=as_of, catalogue=catalogue
+        )
+    )
+    client = setup(settings, RECOMMENDER)
+    with mlflow.start_run(run_name=f"recommender until {as_of:%Y-%m-%d}") as run:
+        mlflow.log_params(
+            {
+                "chosen": chosen,
+                "select_by": SELECT_BY,
+                "test_days": test_days,
+                "cutoff": split.cutoff.isoformat(),
+                "as_of": as_of.isoformat(),
+                **{f"{chosen}.{k}": v for k, v in final.get_params().items()},
+            }
+        )
+        mlflow.set_tags(_fingerprint(events))
+        values = table.astype(float).to_dict(orient="index")
+        for name, row in values.items():
+            mlflow.log_metrics({f"{name}/{metric_key(str(col))}": v for col, v in row.items()})
+        mlflow.log_metrics({metric_key(str(col)): v for col, v in values[chosen].items()})
+        mlflow.log_text(comparison_markdown(table, list(SHOWN)), "comparison.md")
+        mlflow.log_text(table.to_csv(), "comparison.csv")
+        mlflow.log_figure(_metric_at_k(table), "metric_at_k.png")
+        version = log_recommender(final, client)
+    return TrainReport(table, chosen, version, run.info.run_id, split)
+
+
+def _fingerprint(events: pd.DataFrame) -> dict[str, str]:
+    """Identifies the training data: count, an order-free hash of event ids, date range."""
+    digest = int(pd.util.hash_pandas_object(events[c.EVENT_ID], index=False).sum()) & (2**64 - 1)
+    return {
+        "data.events": str(len(events)),
+        "data.fingerprint": f"{digest:016x}",
+        "data.first_event": events[c.TS].min().isoformat(),
+        "data.last_event": events[c.TS].max().isoformat(),
+    }
+
+
+def _metric_at_k(table: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("ndcg", "recall"), strict=True):
+        for name, row in table.iterrows():
+            ax.plot(KS, [row[f"all/{metric}@{k}"] for k in KS], marker="o", label=str(name))
+        ax.set_xlabel("K")
+        ax.set_title(f"{metric}@K, all customers")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
