@@ -7,10 +7,8 @@ Input: a frame with a `customer_id` column; params: `k` (default 10). Output: th
 does not know get the most popular items.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: MLflow reads predict's type hints at run time.
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -29,7 +27,7 @@ class RecommenderModel(PythonModel):
         self,
         context: PythonModelContext,
         model_input: pd.DataFrame,
-        params: dict[str, Any] | None = None,
+        params: dict[str, int] | None = None,
     ) -> pd.DataFrame:
         k = int((params or {}).get("k", 10))
         customers = model_input["customer_id"].astype(str).tolist()

@@ -71,6 +71,11 @@ def log_recommender(model: Recommender, client: MlflowClient) -> str:
             artifacts={"recommender": str(saved)},
             registered_model_name=RECOMMENDER,
             signature=RECOMMENDER_SIGNATURE,
+            # MLflow runs the logged model on this example: a smoke check at registration.
+            input_example=(
+                pd.DataFrame({"customer_id": model.users_.ids[:2].astype(str)}),
+                {"k": 3},
+            ),
             pip_requirements=["omni"],
         )
     version = str(info.registered_model_version)

@@ -1,0 +1,79 @@
+"""Synthetic data -> omni train recommender -> registry -> omni recommend, as a user runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from service.settings import get_settings
+from training.cli import app
+from training.tracking import RECOMMENDER
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary store and MLflow registry, wired in through OMNI_* variables."""
+    monkeypatch.setenv("OMNI_DATABASE_URL", f"sqlite:///{tmp_path / 'omni.db'}")
+    monkeypatch.setenv("OMNI_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.setenv("OMNI_MLFLOW_ARTIFACT_ROOT", str(tmp_path / "mlruns" / "artifacts"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_train_register_promote_and_export(workspace: Path) -> None:
+    data = workspace / "data"
+    assert (
+        runner.invoke(app, ["generate", "-n", "400", "--seed", "3", "--out", str(data)]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
+
+    trained = runner.invoke(app, ["train", "recommender", "--test-days", "28"])
+    assert trained.exit_code == 0, trained.output
+    for model in ("popularity", "repurchase", "itemknn", "ease", "als", "bpr"):
+        assert model in trained.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
+    challenger = client.get_model_version_by_alias(RECOMMENDER, "challenger")
+    run = client.get_run(challenger.run_id)
+    assert run.data.metrics["all/ndcg_at_10"] > 0
+    assert run.data.tags["data.events"].isdigit()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"comparison.md", "comparison.csv", "metric_at_k.png"} <= artifacts
+
+    # No champion yet: the export says so instead of guessing.
+    customers = workspace / "customers.csv"
+    truth = pd.read_parquet(data / "customers.parquet")
+    known = truth["customer_id"].head(5).tolist()
+    pd.DataFrame({"customer_id": [*known, "SOMEONE-NEW"]}).to_csv(customers, index=False)
+    out = workspace / "recs.csv"
+    refused = runner.invoke(app, ["recommend", "--customers", str(customers), "--output", str(out)])
+    assert refused.exit_code == 1 and "champion" in refused.output
+
+    promoted = runner.invoke(app, ["promote", "recommender", "--alias", "champion"])
+    assert promoted.exit_code == 0, promoted.output
+    exported = runner.invoke(
+        app, ["recommend", "--customers", str(customers), "--output", str(out), "--k", "5"]
+    )
+    assert exported.exit_code == 0, exported.output
+    recs = pd.read_csv(out, dtype={"customer_id": str, "item_id": str})
+    assert list(recs.columns) == ["customer_id", "rank", "item_id", "score"]
+    assert recs.groupby("customer_id")["rank"].apply(list).map(len).eq(5).all()
+    assert set(recs["customer_id"]) == {*known, "SOMEONE-NEW"}
+    catalogue = set(pd.read_parquet(data / "catalogue.parquet")["item_id"])
+    assert set(recs["item_id"]) <= catalogue
+
+    # The registered model also loads as a plain MLflow pyfunc.
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{RECOMMENDER}@champion")
+    served = pyfunc.predict(pd.DataFrame({"customer_id": known[:2]}), params={"k": 3})
+    assert served.groupby("customer_id").size().to_dict() == {known[0]: 3, known[1]: 3}
