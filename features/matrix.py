@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features import columns as c
-from features.interactions import LAST_PURCHASE, WEIGHT
+from features.interactions import (
+    LAST_PURCHASE,
+    LAST_TS,
+    PURCHASES,
+    WEIGHT,
+    InteractionWeights,
+    interactions,
+)
 
 #: Category given to items missing from the catalogue.
 NO_CATEGORY = ""
@@ -21,7 +28,10 @@ class InteractionMatrix:
 
     `weights` holds the decayed interaction weight; `purchase_age_days` holds, for items a
     customer bought, 1 + days between the last purchase and `as_of` (0 = never bought).
-    `item_category` gives each column's category.
+    `item_category`, `item_brand` and `item_price` describe each column (from the
+    catalogue; "" or NaN when unknown). `holdout`, when present, is the same history cut
+    `holdout_days` earlier with what was bought after that cut: what a model that learns
+    to rank (the two-stage model) is trained on without looking past `as_of`.
     """
 
     users: np.ndarray
@@ -30,10 +40,26 @@ class InteractionMatrix:
     purchase_age_days: csr_matrix
     item_category: np.ndarray
     as_of: pd.Timestamp
+    item_brand: np.ndarray | None = None
+    item_price: np.ndarray | None = None
+    #: Net units bought per customer and item (purchases less returns, at least 0).
+    purchase_count: csr_matrix | None = None
+    #: 1 + days since the customer last interacted with the item (0 = never).
+    seen_age_days: csr_matrix | None = None
+    holdout: Holdout | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self.users), len(self.items))
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """An earlier cut of the history and the purchases in the window after it."""
+
+    early: InteractionMatrix
+    #: (early.users x items) purchases in [as_of - holdout_days, as_of).
+    labels: csr_matrix
 
 
 def build_matrix(
@@ -70,16 +96,73 @@ def build_matrix(
     purchase_age = csr_matrix(
         (age_days[bought].astype(np.float32), (rows[bought], cols[bought])), shape=shape
     )
-    category = np.full(len(items), NO_CATEGORY, dtype=object)
-    if catalogue is not None:
-        cats = catalogue.set_index(catalogue[c.ITEM_ID].astype(str))[c.CATEGORY]
-        found = item_index.get_indexer(cats.index)
-        category[found[found >= 0]] = cats.to_numpy()[found >= 0]
+    units = np.maximum(inter[PURCHASES].to_numpy(dtype=np.float32)[keep], 0)
+    purchase_count = csr_matrix((units, (rows, cols)), shape=shape)
+    purchase_count.eliminate_zeros()
+    seen = (as_of - pd.to_datetime(inter[LAST_TS], utc=True)).dt.total_seconds() / 86_400
+    seen_age = csr_matrix(
+        ((1.0 + seen.to_numpy(dtype=float)[keep]).astype(np.float32), (rows, cols)), shape=shape
+    )
     return InteractionMatrix(
         users=users,
         items=np.asarray(items, dtype=object),
         weights=weights,
         purchase_age_days=purchase_age,
-        item_category=category,
+        item_category=_attribute(catalogue, item_index, c.CATEGORY, NO_CATEGORY),
         as_of=as_of,
+        item_brand=_attribute(catalogue, item_index, c.BRAND, NO_CATEGORY),
+        item_price=_attribute(catalogue, item_index, c.PRICE, np.nan).astype(np.float64),
+        purchase_count=purchase_count,
+        seen_age_days=seen_age,
     )
+
+
+def _attribute(
+    catalogue: pd.DataFrame | None, item_index: pd.Index, column: str, missing: object
+) -> np.ndarray:
+    """One catalogue column on the item axis (`missing` where unknown)."""
+    out = np.full(len(item_index), missing, dtype=object)
+    if catalogue is None or column not in catalogue.columns:
+        return out
+    values = catalogue.set_index(catalogue[c.ITEM_ID].astype(str))[column]
+    found = item_index.get_indexer(values.index)
+    present = (found >= 0) & values.notna().to_numpy()
+    out[found[present]] = values.to_numpy()[present]
+    return out
+
+
+def with_holdout(
+    events: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    holdout_days: float,
+    catalogue: pd.DataFrame | None = None,
+    weights: InteractionWeights | None = None,
+) -> InteractionMatrix:
+    """The training matrix at `as_of`, carrying a holdout cut `holdout_days` earlier.
+
+    Both share the item axis. Labels are purchases in [cut, as_of) by customers known at
+    the cut; nothing at or after `as_of` is read.
+    """
+    full = build_matrix(
+        interactions(events, as_of=as_of, weights=weights), as_of=as_of, catalogue=catalogue
+    )
+    cut = as_of - pd.Timedelta(days=holdout_days)
+    early = build_matrix(
+        interactions(events, as_of=cut, weights=weights),
+        as_of=cut,
+        catalogue=catalogue,
+        items=full.items,
+    )
+    window = events[
+        (events[c.TS] >= cut)
+        & (events[c.TS] < as_of)
+        & (events[c.TYPE] == c.EventType.PURCHASE)
+        & events[c.PERSON_ID].notna()
+    ]
+    rows = pd.Index(early.users).get_indexer(pd.Index(window[c.PERSON_ID].astype(str)))
+    cols = pd.Index(early.items).get_indexer(pd.Index(window[c.ITEM_ID].astype(str)))
+    keep = (rows >= 0) & (cols >= 0)
+    labels = csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=early.shape)
+    labels.data[:] = 1.0
+    return replace(full, holdout=Holdout(early, labels))

@@ -7,6 +7,7 @@ from models.ids import UnknownCustomer, UnknownItem
 from models.neighbours import ItemKNN
 from models.popularity import RecentPopularity
 from models.repurchase import Repurchase
+from models.two_stage import TwoStage
 
 __all__ = [
     "ALS",
@@ -19,6 +20,7 @@ __all__ = [
     "RecentPopularity",
     "Recommender",
     "Repurchase",
+    "TwoStage",
     "UnknownCustomer",
     "UnknownItem",
 ]

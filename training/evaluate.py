@@ -21,8 +21,8 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features import columns as c
-from features.interactions import InteractionWeights, interactions
-from features.matrix import InteractionMatrix, build_matrix
+from features.interactions import InteractionWeights
+from features.matrix import InteractionMatrix, with_holdout
 from models.base import Filters, Recommender
 from training.metrics import coverage, ranking_metrics
 
@@ -113,8 +113,13 @@ def compare(
 
     Returns one row per model (metrics, `train_s`, customer counts) and the fitted models.
     """
-    inter = interactions(events, as_of=split.cutoff, weights=weights)
-    train = build_matrix(inter, as_of=split.cutoff, catalogue=catalogue)
+    train = with_holdout(
+        events,
+        as_of=split.cutoff,
+        holdout_days=(split.end - split.cutoff).total_seconds() / 86_400,
+        catalogue=catalogue,
+        weights=weights,
+    )
     test = make_test_set(events, split, train)
     rows, fitted = [], {}
     for name, model in models.items():

@@ -19,9 +19,9 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 from features import columns as c
-from features.interactions import InteractionWeights, interactions
-from features.matrix import build_matrix
-from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase
+from features.interactions import InteractionWeights
+from features.matrix import with_holdout
+from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase, TwoStage
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
 from training.evaluate import KS, TemporalSplit, compare
@@ -73,6 +73,7 @@ def candidate_models(seed: int = 0) -> dict[str, Recommender]:
         "ease": EASE(),
         "als": ALS(random_state=seed),
         "bpr": BPR(random_state=seed),
+        "two-stage": TwoStage(random_state=seed),
     }
 
 
@@ -98,8 +99,8 @@ def train_recommender(
     as_of = pd.Timestamp(until) if until else split.end
     final = candidate_models()[chosen]
     final.fit(
-        build_matrix(
-            interactions(events, as_of=as_of, weights=weights), as_of=as_of, catalogue=catalogue
+        with_holdout(
+            events, as_of=as_of, holdout_days=test_days, catalogue=catalogue, weights=weights
         )
     )
     client = setup(settings, RECOMMENDER)

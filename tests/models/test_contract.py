@@ -7,6 +7,7 @@ anything personal puts the unseen item of the customer's own cluster first.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from features.interactions import LAST_PURCHASE, LAST_TS, PURCHASES, WEIGHT
-from features.matrix import InteractionMatrix, build_matrix
+from features.matrix import Holdout, InteractionMatrix, build_matrix
 from models import (
     ALS,
     BPR,
@@ -26,9 +27,11 @@ from models import (
     RecentPopularity,
     Recommender,
     Repurchase,
+    TwoStage,
     UnknownCustomer,
     UnknownItem,
 )
+from models.two_stage import NoHoldout
 
 AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
 A = [f"a{i}" for i in range(4)]
@@ -194,6 +197,44 @@ class TestALS(ContractMixin):
 class TestBPR(ContractMixin):
     def make(self) -> Recommender:
         return BPR(factors=8, iterations=200, learning_rate=0.05, regularization=0.001)
+
+
+class TestTwoStage(ContractMixin):
+    """Trained on a holdout whose purchases are each customer's unseen cluster item."""
+
+    def make(self) -> Recommender:
+        return TwoStage(candidates=6, n_estimators=30, min_child_samples=1, num_leaves=4)
+
+    @pytest.fixture
+    def fitted(self) -> tuple[Recommender, dict[str, str]]:
+        data, unseen = with_known_holdout()
+        return self.make().fit(data), unseen
+
+    def test_fit_returns_self_and_recommends_k_ranked_items(self) -> None:
+        data, _ = with_known_holdout()
+        model = self.make()
+        assert model.fit(data) is model
+        recs = model.recommend(["u0", "v1"], k=3)
+        assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3]] * 2
+
+    def test_refuses_data_without_a_holdout(self) -> None:
+        data, _ = known_answer()
+        with pytest.raises(NoHoldout, match="with_holdout"):
+            self.make().fit(data)
+
+
+def with_known_holdout() -> tuple[InteractionMatrix, dict[str, str]]:
+    data, unseen = known_answer()
+    rows = data.users.tolist()
+    cols = data.items.tolist()
+    labels = csr_matrix(
+        (
+            [1.0] * len(unseen),
+            ([rows.index(u) for u in unseen], [cols.index(i) for i in unseen.values()]),
+        ),
+        shape=data.shape,
+    )
+    return replace(data, holdout=Holdout(early=data, labels=labels)), unseen
 
 
 class TestEASE(ContractMixin):

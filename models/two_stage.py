@@ -1,0 +1,307 @@
+"""Omni's final recommender: candidates from several generators, reranked by LightGBM.
+
+Stage one: repurchase, item-kNN, ALS and category popularity each propose their top
+`candidates` items. Stage two: a LightGBM lambdarank model orders the union on features
+of the pair -- each generator's score and rank, the item's popularity and price against
+the customer's usual basket, the customer's affinity to its category and brand, how
+recently they bought it, how much they shop. The ranker is trained on the holdout the
+training data carries (an earlier cut and what was bought after it), then the generators
+are refitted on the whole history. Items outside the candidates follow, by popularity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from features.matrix import InteractionMatrix
+from models.base import Recommender
+from models.factors import ALS
+from models.neighbours import ItemKNN
+from models.popularity import RecentPopularity
+from models.repurchase import Repurchase
+
+FEATURES_PER_GENERATOR = ("score", "rank")
+PAIR_FEATURES = (
+    "popularity",
+    "item_repeat_rate",
+    "own_weight",
+    "own_purchases",
+    "purchase_age_days",
+    "seen_age_days",
+    "category_share",
+    "brand_share",
+    "price_ratio",
+    "user_items",
+    "user_weight",
+    "user_repeat_share",
+)
+
+
+class _Cut:
+    """The customer side of one cut of the history (all users x items, sparse)."""
+
+    def __init__(
+        self, weights: csr_matrix, purchase_age: csr_matrix, counts: csr_matrix, seen: csr_matrix
+    ) -> None:
+        self.weights = weights.tocsr()
+        self.purchase_age = purchase_age.tocsr()
+        self.counts = counts.tocsr()
+        self.seen = seen.tocsr()
+
+    @classmethod
+    def of(cls, data: InteractionMatrix) -> _Cut:
+        empty = csr_matrix(data.weights.shape, dtype=np.float32)
+        counts = data.purchase_count if data.purchase_count is not None else empty
+        seen = data.seen_age_days if data.seen_age_days is not None else empty
+        return cls(data.weights, data.purchase_age_days, counts, seen)
+
+
+class NoHoldout(ValueError):
+    """The two-stage model needs training data built with a holdout window."""
+
+
+class TwoStage(Recommender):
+    """Generators propose, a LightGBM lambdarank ranker orders."""
+
+    name = "two-stage"
+
+    def __init__(
+        self,
+        candidates: int = 50,
+        n_estimators: int = 100,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 20,
+        max_train_customers: int = 20_000,
+        random_state: int = 0,
+    ) -> None:
+        self.candidates = candidates
+        self.min_child_samples = min_child_samples
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_train_customers = max_train_customers
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "candidates": self.candidates,
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "max_train_customers": self.max_train_customers,
+            "random_state": self.random_state,
+        }
+
+    def _generators(self) -> dict[str, Recommender]:
+        return {
+            "repurchase": Repurchase(),
+            "itemknn": ItemKNN(),
+            "als": ALS(random_state=self.random_state),
+            "category": RecentPopularity(scope="category"),
+        }
+
+    # -- fitting -------------------------------------------------------------------------
+    def _fit(self, data: InteractionMatrix) -> None:
+        if data.holdout is None:
+            raise NoHoldout("fit the two-stage model on features.matrix.with_holdout(...) data")
+        early = data.holdout.early
+        generators = {name: g.fit(early) for name, g in self._generators().items()}
+        context = _Context.of(early)
+        rng = np.random.default_rng(self.random_state)
+        labelled = np.flatnonzero(np.asarray(data.holdout.labels.sum(axis=1)).ravel() > 0)
+        if len(labelled) > self.max_train_customers:
+            labelled = np.sort(rng.choice(labelled, self.max_train_customers, replace=False))
+        feats, cand, groups = self._candidates(generators, context, _Cut.of(early), labelled)
+        truth = data.holdout.labels[labelled]
+        label = np.asarray(truth[np.repeat(np.arange(len(labelled)), groups), cand]).ravel() > 0
+        # Lambdarank learns nothing from a customer whose candidates hold no purchase.
+        start = np.concatenate([[0], np.cumsum(groups)[:-1]])
+        useful = np.add.reduceat(label.astype(int), start) > 0 if len(groups) else groups > 0
+        keep = np.repeat(useful, groups)
+        ranker = lgb.LGBMRanker(
+            objective="lambdarank",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            random_state=self.random_state,
+            n_jobs=2,
+            verbose=-1,
+        )
+        ranker.fit(feats[keep], label[keep].astype(int), group=groups[useful])
+        self.ranker_ = ranker.booster_
+        self.generators_ = {name: g.fit(data) for name, g in self._generators().items()}
+        self.context_ = _Context.of(data)
+        self.cut_ = _Cut.of(data)
+
+    # -- scoring -------------------------------------------------------------------------
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        feats, cand, groups = self._candidates(self.generators_, self.context_, self.cut_, rows)
+        ranked = self.ranker_.predict(feats)
+        # Everything else after the candidates, in popularity order.
+        pop = self.context_.popularity
+        scores = np.tile(pop / max(pop.max(), 1e-12) - 2.0, (len(rows), 1))
+        offset = float(np.min(ranked)) - 1.0 if len(ranked) else -1.0
+        scores += offset
+        owner = np.repeat(np.arange(len(rows)), groups)
+        scores[owner, cand] = ranked
+        return scores.astype(np.float32)
+
+    def _candidates(
+        self,
+        generators: dict[str, Recommender],
+        ctx: _Context,
+        cut: _Cut,
+        rows: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features (n_pairs x n_features), candidate item per pair, pairs per customer."""
+        n_items = cut.weights.shape[1]
+        scores = {name: g._scores(rows) for name, g in generators.items()}
+        top = min(self.candidates, n_items)
+        ranks = {}
+        chosen = np.zeros((len(rows), n_items), dtype=bool)
+        for name, s in scores.items():
+            best = np.argpartition(-s, top - 1, axis=1)[:, :top]
+            order = np.argsort(-np.take_along_axis(s, best, axis=1), axis=1)
+            best = np.take_along_axis(best, order, axis=1)
+            r = np.full(s.shape, top + 1, dtype=np.float32)
+            np.put_along_axis(r, best, np.arange(1, top + 1, dtype=np.float32)[None, :], axis=1)
+            ranks[name] = r
+            np.put_along_axis(chosen, best, True, axis=1)
+        owner, cand = np.nonzero(chosen)
+        groups = np.bincount(owner, minlength=len(rows))
+        user_hist = cut.weights[rows]
+        user_counts = cut.counts[rows]
+        columns = []
+        for name in generators:
+            columns += [scores[name][owner, cand], ranks[name][owner, cand]]
+        own = np.asarray(user_hist[owner, cand]).ravel()
+        age = np.asarray(cut.purchase_age[rows][owner, cand]).ravel()
+        seen = np.asarray(cut.seen[rows][owner, cand]).ravel()
+        own_purchases = np.asarray(user_counts[owner, cand]).ravel()
+        bought = np.asarray((user_counts > 0).sum(axis=1)).ravel()
+        rebought = np.asarray((user_counts > 1).sum(axis=1)).ravel()
+        user_repeat = (rebought / np.maximum(bought, 1))[owner]
+        item_repeat = _repeat_rate(cut.counts)[cand]
+        cat_share = ctx.share(user_hist, ctx.category_codes)[owner, ctx.category_codes[cand]]
+        brand_share = ctx.share(user_hist, ctx.brand_codes)[owner, ctx.brand_codes[cand]]
+        basket = ctx.usual_price(user_hist)[owner]
+        price_ratio = ctx.price[cand] / np.where(basket > 0, basket, np.nan)
+        user_items = np.asarray((user_hist > 0).sum(axis=1)).ravel()[owner]
+        user_weight = np.asarray(user_hist.sum(axis=1)).ravel()[owner]
+        columns += [ctx.popularity[cand], item_repeat, own, own_purchases, age, seen, cat_share,
+                    brand_share, price_ratio, user_items, user_weight, user_repeat]  # fmt: skip
+        return np.column_stack(columns).astype(np.float32), cand, groups
+
+    # -- saving --------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {"ranker": np.array(self.ranker_.model_to_string())}
+        for name, g in self.generators_.items():
+            state.update({f"{name}.{k}": v for k, v in g._state().items()})
+        state.update(self.context_.arrays())
+        for name in ("counts", "seen"):
+            m = getattr(self.cut_, name)
+            state.update({f"cut.{name}.data": m.data, f"cut.{name}.indices": m.indices,
+                          f"cut.{name}.indptr": m.indptr})  # fmt: skip
+        return state
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        self.ranker_ = lgb.Booster(model_str=str(state["ranker"]))
+        self.generators_ = {}
+        for name, g in self._generators().items():
+            g.users_, g.items_ = self.users_, self.items_
+            g.item_category_, g.history_ = self.item_category_, self.history_
+            g.purchase_age_, g.as_of_ = self.purchase_age_, self.as_of_
+            prefix = f"{name}."
+            g._restore({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            self.generators_[name] = g
+        self.context_ = _Context.from_arrays(state)
+        shape = self.history_.shape
+
+        def sparse(name: str) -> csr_matrix:
+            parts = (state[f"cut.{name}.{p}"] for p in ("data", "indices", "indptr"))
+            return csr_matrix(tuple(parts), shape=shape)
+
+        self.cut_ = _Cut(self.history_, self.purchase_age_, sparse("counts"), sparse("seen"))
+
+
+def _repeat_rate(counts: csr_matrix) -> np.ndarray:
+    """Per item: the share of its buyers who bought it more than once (smoothed)."""
+    buyers = np.asarray((counts > 0).sum(axis=0)).ravel()
+    repeaters = np.asarray((counts > 1).sum(axis=0)).ravel()
+    rate: np.ndarray = (repeaters + 1.0) / (buyers + 4.0)
+    return rate
+
+
+class _Context:
+    """Item attributes the ranker's features need, on the item axis."""
+
+    def __init__(
+        self,
+        popularity: np.ndarray,
+        category_codes: np.ndarray,
+        brand_codes: np.ndarray,
+        price: np.ndarray,
+    ) -> None:
+        self.popularity = popularity.astype(np.float32)
+        self.category_codes = category_codes.astype(np.int64)
+        self.brand_codes = brand_codes.astype(np.int64)
+        self.price = price.astype(np.float64)
+
+    @classmethod
+    def of(cls, data: InteractionMatrix) -> _Context:
+        n = len(data.items)
+        brands = data.item_brand if data.item_brand is not None else np.full(n, "", object)
+        price = data.item_price if data.item_price is not None else np.full(n, np.nan)
+        return cls(
+            np.asarray(data.weights.sum(axis=0)).ravel(),
+            pd.factorize(pd.Series(data.item_category, dtype=object))[0],
+            pd.factorize(pd.Series(brands, dtype=object))[0],
+            np.asarray(price, dtype=np.float64),
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "ctx.popularity": self.popularity,
+            "ctx.category_codes": self.category_codes,
+            "ctx.brand_codes": self.brand_codes,
+            "ctx.price": self.price,
+        }
+
+    @classmethod
+    def from_arrays(cls, state: dict[str, np.ndarray]) -> _Context:
+        return cls(
+            state["ctx.popularity"],
+            state["ctx.category_codes"],
+            state["ctx.brand_codes"],
+            state["ctx.price"],
+        )
+
+    @staticmethod
+    def share(user_hist: csr_matrix, codes: np.ndarray) -> np.ndarray:
+        """Each customer's share of weight per code (category or brand)."""
+        n_codes = int(codes.max()) + 1 if len(codes) else 1
+        onehot = csr_matrix(
+            (np.ones(len(codes)), (np.arange(len(codes)), np.maximum(codes, 0))),
+            shape=(len(codes), n_codes),
+        )
+        per_code = np.asarray((user_hist @ onehot).todense())
+        total = np.maximum(per_code.sum(axis=1, keepdims=True), 1e-12)
+        shares: np.ndarray = per_code / total
+        return shares
+
+    def usual_price(self, user_hist: csr_matrix) -> np.ndarray:
+        """Weight-averaged price of the items each customer chose (NaN prices skipped)."""
+        known = np.where(np.isfinite(self.price), self.price, 0.0)
+        has_price = np.isfinite(self.price).astype(np.float64)
+        spent = np.asarray(user_hist @ known).ravel()
+        weight = np.asarray(user_hist @ has_price).ravel()
+        usual: np.ndarray = np.divide(spent, weight, out=np.zeros_like(spent), where=weight > 0)
+        return usual
