@@ -8,7 +8,7 @@ SEED ?= 7
 DATA_DIR ?= data/synthetic
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-recommender mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ingest_rate.py
+
+bench-recommender: setup
+	$(BIN)/python benchmarks/recommender_quality.py
+
+# The MLflow UI on the project's tracking store: http://127.0.0.1:5000
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) data

@@ -22,8 +22,8 @@ from scipy.sparse import csr_matrix
 from features.matrix import InteractionMatrix
 from models.ids import IdMapping, UnknownCustomer, UnknownItem
 
-#: Customers scored at once: bounds the dense score block to batch x catalogue floats.
-SCORE_BATCH = 1024
+#: Scores held at once (customers x catalogue): bounds the dense score block's memory.
+SCORE_BLOCK = 32_000_000
 REGISTRY: dict[str, type[Recommender]] = {}
 
 
@@ -145,7 +145,8 @@ class Recommender(ABC):
         """Top `k` item positions and scores for customer positions `rows`, best first.
 
         Both arrays are (len(rows) x k); a customer with fewer than k allowed items has
-        position -1 and score -inf in the rest. Scored `SCORE_BATCH` customers at a time.
+        position -1 and score -inf in the rest. Customers are scored in batches of at most
+        `SCORE_BLOCK` scores.
         """
         self._check_fitted()
         if k < 1:
@@ -155,8 +156,9 @@ class Recommender(ABC):
         k_eff = min(k, len(self.items_))
         positions = np.full((len(rows), k), -1, dtype=np.int64)
         values = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        for start in range(0, len(rows), SCORE_BATCH):
-            batch = rows[start : start + SCORE_BATCH]
+        step = max(1, min(1024, SCORE_BLOCK // max(len(self.items_), 1)))
+        for start in range(0, len(rows), step):
+            batch = rows[start : start + step]
             scores = np.asarray(self._scores(batch), dtype=np.float32)
             scores[:, ~allowed] = -np.inf
             self._mask_personal(scores, batch, filters)
