@@ -32,6 +32,7 @@ from features.synthetic.people import TASTE_WEIGHT
 from models.base import Recommender
 from training.evaluate import TemporalSplit, compare
 from training.metrics import ranking_metrics
+from training.tracking import comparison_markdown
 from training.train_recommender import candidate_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,11 +112,7 @@ def run_completejourney(folder: Path) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    shown = table.round(4).reset_index()
-    head = "| " + " | ".join(str(col) for col in shown.columns) + " |"
-    rule = "| --- " + "| ---: " * (len(shown.columns) - 1) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    return comparison_markdown(table, list(table.columns)).strip()
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ inspectable files (`params.json`, `state.npz` loaded with `allow_pickle=False`).
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
@@ -70,8 +71,13 @@ class Recommender(ABC):
         return None
 
     def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters, as given to `__init__` (sklearn-style)."""
-        return {}
+        """Hyper-parameters: every `__init__` argument, read back from the attribute of the
+        same name (the scikit-learn convention, which `__init__` must follow)."""
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return {
+            p.name: getattr(self, p.name) for p in params if p.kind in named and p.name != "self"
+        }
 
     # -- the contract --------------------------------------------------------------------
     def fit(self, data: InteractionMatrix) -> Self:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from features.matrix import InteractionMatrix
@@ -21,9 +19,6 @@ class EASE(Recommender):
     def __init__(self, l2: float = 200.0, max_items: int = 5000) -> None:
         self.l2 = l2
         self.max_items = max_items
-
-    def get_params(self) -> dict[str, Any]:
-        return {"l2": self.l2, "max_items": self.max_items}
 
     def _fit(self, data: InteractionMatrix) -> None:
         x = data.weights.tocsc()

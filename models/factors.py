@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from implicit.bpr import BayesianPersonalizedRanking
 from implicit.cpu.als import AlternatingLeastSquares
@@ -30,15 +28,6 @@ class _Factors(Recommender):
         self.iterations = iterations
         self.alpha = alpha
         self.random_state = random_state
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "regularization": self.regularization,
-            "iterations": self.iterations,
-            "alpha": self.alpha,
-            "random_state": self.random_state,
-        }
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_factors_[rows] @ self.item_factors_.T, dtype=np.float32)
@@ -103,9 +92,6 @@ class BPR(_Factors):
     ) -> None:
         super().__init__(factors, regularization, iterations, alpha, random_state)
         self.learning_rate = learning_rate
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "learning_rate": self.learning_rate}
 
     def _fit(self, data: InteractionMatrix) -> None:
         with single_threaded_blas():

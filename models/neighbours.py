@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from implicit.nearest_neighbours import ItemItemRecommender
 from scipy.sparse import csr_matrix
@@ -22,9 +20,6 @@ class ItemKNN(Recommender):
     def __init__(self, neighbours: int = 100, alpha: float = 1.0) -> None:
         self.neighbours = neighbours
         self.alpha = alpha
-
-    def get_params(self) -> dict[str, Any]:
-        return {"neighbours": self.neighbours, "alpha": self.alpha}
 
     def _fit(self, data: InteractionMatrix) -> None:
         # Cosine = dot products of L2-normalised item columns (what implicit's

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,6 @@ class RecentPopularity(Recommender):
         if scope not in ("global", "category"):
             raise ValueError(f"scope must be 'global' or 'category', not {scope!r}")
         self.scope = scope
-
-    def get_params(self) -> dict[str, Any]:
-        return {"scope": self.scope}
 
     def _fit(self, data: InteractionMatrix) -> None:
         weights = np.asarray(data.weights.sum(axis=0)).ravel()

@@ -11,8 +11,6 @@ are refitted on the whole history. Items outside the candidates follow, by popul
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -87,17 +85,6 @@ class TwoStage(Recommender):
         self.num_leaves = num_leaves
         self.max_train_customers = max_train_customers
         self.random_state = random_state
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "candidates": self.candidates,
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "max_train_customers": self.max_train_customers,
-            "random_state": self.random_state,
-        }
 
     def _generators(self) -> dict[str, Recommender]:
         return {
