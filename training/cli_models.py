@@ -28,6 +28,13 @@ UntilOption = Annotated[
 def train_recommender_command(
     until: UntilOption = None,
     test_days: Annotated[float, typer.Option(help="Days held out as the test window.")] = 28,
+    tune: Annotated[
+        float,
+        typer.Option(
+            help="Seconds of hyper-parameter search (optuna) for ALS and the ranker, on the "
+            "window before the test window; 0: none."
+        ),
+    ] = 0,
     database_url: DatabaseOption = None,
 ) -> None:
     """Train every recommender, evaluate them side by side, log and register the best."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -32,6 +33,7 @@ from training.tracking import (
     metric_key,
     setup,
 )
+from training.tuning import tune
 
 #: The metric that picks the model to register.
 SELECT_BY = "all/ndcg@10"
@@ -63,17 +65,20 @@ class TrainReport:
     split: TemporalSplit
 
 
-def candidate_models(seed: int = 0) -> dict[str, Recommender]:
-    """Every model trained and compared by `omni train recommender`."""
+def candidate_models(
+    seed: int = 0, tuned: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Recommender]:
+    """Every model trained and compared by `omni train recommender` (with tuned parameters)."""
+    tuned = tuned or {}
     return {
         "popularity": RecentPopularity(),
         "popularity-category": RecentPopularity(scope="category"),
         "repurchase": Repurchase(),
         "itemknn": ItemKNN(),
         "ease": EASE(),
-        "als": ALS(random_state=seed),
+        "als": ALS(**{"random_state": seed, **tuned.get("als", {})}),
         "bpr": BPR(random_state=seed),
-        "two-stage": TwoStage(random_state=seed),
+        "two-stage": TwoStage(**{"random_state": seed, **tuned.get("two-stage", {})}),
     }
 
 
@@ -84,6 +89,7 @@ def train_recommender(
     until: datetime | None = None,
     test_days: float = 28,
     weights: InteractionWeights | None = None,
+    tune_seconds: float = 0,
 ) -> TrainReport:
     """Train, compare, log and register; raises `NotEnoughData` on a too-short history."""
     events = load_events(engine, until=until)
@@ -94,10 +100,14 @@ def train_recommender(
         )
     catalogue = load_table(engine, "catalogue")
     split = TemporalSplit.last_days(events, test_days)
-    table, _ = compare(candidate_models(), events, split, catalogue=catalogue, weights=weights)
+    tuned: dict[str, dict[str, Any]] = {}
+    if tune_seconds > 0:
+        tuned = tune(events, split, budget_s=tune_seconds, catalogue=catalogue, weights=weights)
+    models = candidate_models(tuned=tuned)
+    table, _ = compare(models, events, split, catalogue=catalogue, weights=weights)
     chosen = str(table[SELECT_BY].idxmax())
     as_of = pd.Timestamp(until) if until else split.end
-    final = candidate_models()[chosen]
+    final = candidate_models(tuned=tuned)[chosen]
     final.fit(
         with_holdout(
             events, as_of=as_of, holdout_days=test_days, catalogue=catalogue, weights=weights
@@ -110,9 +120,11 @@ def train_recommender(
                 "chosen": chosen,
                 "select_by": SELECT_BY,
                 "test_days": test_days,
+                "tune_seconds": tune_seconds,
                 "cutoff": split.cutoff.isoformat(),
                 "as_of": as_of.isoformat(),
                 **{f"{chosen}.{k}": v for k, v in final.get_params().items()},
+                **{f"tuned.{m}.{k}": v for m, found in tuned.items() for k, v in found.items()},
             }
         )
         mlflow.set_tags(_fingerprint(events))
