@@ -96,3 +96,37 @@ def interactions(
         {WEIGHT: "sum", LAST_TS: "max", PURCHASES: "sum", LAST_PURCHASE: "max"}
     )
     return grouped[grouped[WEIGHT] > 1e-9].reset_index(drop=True)
+
+
+def store_activity(
+    events: pd.DataFrame, *, as_of: pd.Timestamp, weights: InteractionWeights | None = None
+) -> pd.DataFrame:
+    """Decayed weight per (store_id, person_id, item_id) from events carrying a store.
+
+    In-store events and online orders collected in a store count for that store; the
+    same weights, decay and cutoff as `interactions`. Rows with no person are kept (an
+    anonymous till receipt still says what sells in the store), with person_id missing.
+    """
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} has no UTC offset")
+    w = weights or InteractionWeights()
+    ev = events[
+        (events[c.TS] < as_of)
+        & events[c.STORE_ID].notna()
+        & events[c.ITEM_ID].notna()
+        & events[c.TYPE].isin(list(w.by_type))
+    ]
+    age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
+    weight = ev[c.TYPE].astype(str).map(w.by_type).to_numpy(dtype=float) * np.power(
+        0.5, age_days / w.half_life_days
+    )
+    frame = pd.DataFrame(
+        {
+            c.STORE_ID: ev[c.STORE_ID].to_numpy(),
+            c.PERSON_ID: ev[c.PERSON_ID].to_numpy(),
+            c.ITEM_ID: ev[c.ITEM_ID].to_numpy(),
+            WEIGHT: weight,
+        }
+    )
+    keys = [c.STORE_ID, c.PERSON_ID, c.ITEM_ID]
+    return frame.groupby(keys, dropna=False, as_index=False).agg({WEIGHT: "sum"})

@@ -16,6 +16,7 @@ from features.interactions import (
     WEIGHT,
     InteractionWeights,
     interactions,
+    store_activity,
 )
 
 #: Category given to items missing from the catalogue.
@@ -46,6 +47,11 @@ class InteractionMatrix:
     purchase_count: csr_matrix | None = None
     #: 1 + days since the customer last interacted with the item (0 = never).
     seen_age_days: csr_matrix | None = None
+    #: Store ids; per store, decayed item weights (stores x items); per customer, the
+    #: position of the store they use most (-1: none).
+    stores: np.ndarray | None = None
+    store_popularity: csr_matrix | None = None
+    user_store: np.ndarray | None = None
     holdout: Holdout | None = None
 
     @property
@@ -68,12 +74,14 @@ def build_matrix(
     as_of: pd.Timestamp,
     catalogue: pd.DataFrame | None = None,
     items: np.ndarray | None = None,
+    stores: pd.DataFrame | None = None,
 ) -> InteractionMatrix:
     """Matrices from `features.interactions.interactions` output.
 
     The item axis is `items` when given (e.g. the whole catalogue, so never-seen items can
     still be ranked), else every item in `inter` and `catalogue`. Interactions with items
     outside that axis are dropped. Categories come from `catalogue` (item_id, category).
+    `stores` is `features.interactions.store_activity` output, for store popularity.
     """
     if items is None:
         known = [inter[c.ITEM_ID]]
@@ -103,6 +111,7 @@ def build_matrix(
     seen_age = csr_matrix(
         ((1.0 + seen.to_numpy(dtype=float)[keep]).astype(np.float32), (rows, cols)), shape=shape
     )
+    store_ids, store_popularity, user_store = _store_fields(stores, users, item_index)
     return InteractionMatrix(
         users=users,
         items=np.asarray(items, dtype=object),
@@ -114,7 +123,35 @@ def build_matrix(
         item_price=_attribute(catalogue, item_index, c.PRICE, np.nan).astype(np.float64),
         purchase_count=purchase_count,
         seen_age_days=seen_age,
+        stores=store_ids,
+        store_popularity=store_popularity,
+        user_store=user_store,
     )
+
+
+def _store_fields(
+    activity: pd.DataFrame | None, users: np.ndarray, item_index: pd.Index
+) -> tuple[np.ndarray | None, csr_matrix | None, np.ndarray | None]:
+    """Store ids, store x item popularity, each customer's main store (see InteractionMatrix)."""
+    if activity is None or activity.empty:
+        return None, None, None
+    store_ids = np.unique(activity[c.STORE_ID].astype(str).to_numpy())
+    rows = pd.Index(store_ids).get_indexer(pd.Index(activity[c.STORE_ID].astype(str)))
+    cols = item_index.get_indexer(pd.Index(activity[c.ITEM_ID].astype(str)))
+    keep = cols >= 0
+    popularity = csr_matrix(
+        (activity[WEIGHT].to_numpy(dtype=np.float32)[keep], (rows[keep], cols[keep])),
+        shape=(len(store_ids), len(item_index)),
+    )
+    per_person = activity.dropna(subset=[c.PERSON_ID])
+    per_person = per_person.groupby([c.PERSON_ID, c.STORE_ID], as_index=False).agg({WEIGHT: "sum"})
+    main = per_person.sort_values(WEIGHT, ascending=False).drop_duplicates(c.PERSON_ID)
+    user_store = np.full(len(users), -1, dtype=np.int64)
+    at = pd.Index(users).get_indexer(pd.Index(main[c.PERSON_ID].astype(str)))
+    user_store[at[at >= 0]] = pd.Index(store_ids).get_indexer(
+        pd.Index(main[c.STORE_ID].astype(str))
+    )[at >= 0]
+    return store_ids.astype(object), popularity, user_store
 
 
 def _attribute(
@@ -145,7 +182,10 @@ def with_holdout(
     the cut; nothing at or after `as_of` is read.
     """
     full = build_matrix(
-        interactions(events, as_of=as_of, weights=weights), as_of=as_of, catalogue=catalogue
+        interactions(events, as_of=as_of, weights=weights),
+        as_of=as_of,
+        catalogue=catalogue,
+        stores=store_activity(events, as_of=as_of, weights=weights),
     )
     cut = as_of - pd.Timedelta(days=holdout_days)
     early = build_matrix(
@@ -153,6 +193,7 @@ def with_holdout(
         as_of=cut,
         catalogue=catalogue,
         items=full.items,
+        stores=store_activity(events, as_of=cut, weights=weights),
     )
     window = events[
         (events[c.TS] >= cut)

@@ -1,4 +1,4 @@
-"""Recent popularity: what everybody (or the customer's favourite categories) wants now."""
+"""Recent popularity: what everybody, the customer's store, or their categories want now."""
 
 from __future__ import annotations
 
@@ -6,33 +6,54 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
 from models.base import Recommender
+
+Scope = Literal["global", "store", "category"]
 
 
 class RecentPopularity(Recommender):
     """Items ranked by their summed, recency-decayed weight.
 
-    `scope="global"`: one ranking for all. `scope="category"`: the global ranking
-    re-weighted by each customer's share of interest in each category.
+    `scope="global"`: one ranking for all. `scope="store"`: what sells in the store the
+    customer uses most (the global ranking breaks ties and serves customers with no
+    store). `scope="category"`: the global ranking re-weighted by each customer's share of
+    interest in each category.
     """
 
     name = "popularity"
 
-    def __init__(self, scope: Literal["global", "category"] = "global") -> None:
-        if scope not in ("global", "category"):
-            raise ValueError(f"scope must be 'global' or 'category', not {scope!r}")
+    def __init__(self, scope: Scope = "global") -> None:
+        if scope not in ("global", "store", "category"):
+            raise ValueError(f"scope must be 'global', 'store' or 'category', not {scope!r}")
         self.scope = scope
 
     def _fit(self, data: InteractionMatrix) -> None:
         weights = np.asarray(data.weights.sum(axis=0)).ravel()
         self.popularity_ = (weights / max(weights.max(), 1e-12)).astype(np.float32)
+        n_items = len(data.items)
+        if data.store_popularity is not None and data.user_store is not None:
+            by_store = data.store_popularity.tocsr().astype(np.float32)
+            peak = np.asarray(by_store.max(axis=1).todense()).ravel()
+            scale = 1.0 / np.maximum(peak, 1e-12)
+            self.store_popularity_ = csr_matrix(by_store.multiply(scale[:, None]))
+            self.user_store_ = np.asarray(data.user_store, dtype=np.int64)
+        else:
+            self.store_popularity_ = csr_matrix((0, n_items), dtype=np.float32)
+            self.user_store_ = np.full(len(data.users), -1, dtype=np.int64)
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         base = np.broadcast_to(self.popularity_, (len(rows), len(self.popularity_)))
         if self.scope == "global":
             return base.copy()
+        if self.scope == "store":
+            scores = 1e-3 * base
+            store = self.user_store_[rows]
+            has = store >= 0
+            scores[has] += self.store_popularity_[store[has]].toarray()
+            return np.asarray(scores, dtype=np.float32)
         codes, categories = pd.factorize(pd.Series(self.item_category_))
         onehot = np.zeros((len(categories), len(codes)), dtype=np.float32)
         onehot[codes, np.arange(len(codes))] = 1.0
@@ -42,7 +63,20 @@ class RecentPopularity(Recommender):
         return np.asarray(base * (share[:, codes] + 0.01), dtype=np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"popularity": self.popularity_}
+        m = self.store_popularity_
+        return {
+            "popularity": self.popularity_,
+            "user_store": self.user_store_,
+            "store_data": m.data,
+            "store_indices": m.indices,
+            "store_indptr": m.indptr,
+            "store_shape": np.asarray(m.shape),
+        }
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.popularity_ = state["popularity"]
+        self.user_store_ = state["user_store"]
+        shape = tuple(int(v) for v in state["store_shape"])
+        self.store_popularity_ = csr_matrix(
+            (state["store_data"], state["store_indices"], state["store_indptr"]), shape=shape
+        )

@@ -72,6 +72,7 @@ def candidate_models(
     tuned = tuned or {}
     return {
         "popularity": RecentPopularity(),
+        "popularity-store": RecentPopularity(scope="store"),
         "popularity-category": RecentPopularity(scope="category"),
         "repurchase": Repurchase(),
         "itemknn": ItemKNN(),

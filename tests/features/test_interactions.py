@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.interactions import InteractionWeights, interactions
+from features.interactions import InteractionWeights, interactions, store_activity
 from features.matrix import build_matrix
 
 AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
@@ -86,3 +86,16 @@ def test_matrix_keeps_catalogue_items_and_purchase_ages() -> None:
     assert m.purchase_age_days[0, 0] == pytest.approx(3.0)  # 1 + 2 days
     assert m.purchase_age_days[1, 1] == 0  # viewed, never bought
     assert np.isclose(m.weights[1, 1], weight(inter, "q", "j"))
+
+
+def test_store_activity_counts_what_sells_where_before_the_cutoff() -> None:
+    rows = events([("p", "i", "purchase", "store", 2), ("p", "j", "purchase", "web", 2),
+                   ("q", "i", "purchase", "store", -1)])  # fmt: skip
+    rows["store_id"] = ["S1", None, "S1"]
+    rows.loc[len(rows)] = [None, "k", "purchase", "store", AS_OF - pd.Timedelta(days=1), 1, "S2"]
+    activity = store_activity(rows, as_of=AS_OF)
+    assert set(zip(activity["store_id"], activity["item_id"], strict=True)) == {
+        ("S1", "i"),
+        ("S2", "k"),
+    }
+    assert activity.loc[activity["store_id"] == "S2", "person_id"].isna().all()

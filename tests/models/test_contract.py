@@ -161,6 +161,30 @@ class TestCategoryPopularity(ContractMixin):
         assert firsts["u0"] == set(A) and firsts["v0"] == set(B)
 
 
+class TestStorePopularity(ContractMixin):
+    learns_taste = False
+
+    def make(self) -> Recommender:
+        return RecentPopularity(scope="store")
+
+    def test_what_sells_in_the_customers_store_comes_first(self) -> None:
+        data, _ = known_answer()
+        # Store S1 sells b-items; customer u0 shops there, u1 has no store.
+        popularity = csr_matrix(np.array([[0, 0, 0, 0, 5, 4, 3, 2, 0]], dtype=np.float32))
+        user_store = np.full(len(data.users), -1)
+        user_store[data.users.tolist().index("u0")] = 0
+        local = replace(
+            data,
+            stores=np.array(["S1"], dtype=object),
+            store_popularity=popularity,
+            user_store=user_store,
+        )
+        recs = self.make().fit(local).recommend(["u0", "u1"], k=4)
+        firsts = recs.groupby("customer_id")["item_id"].apply(list)
+        assert firsts["u0"] == ["b0", "b1", "b2", "b3"]
+        assert set(firsts["u1"]) != set(B)  # no store: the global ranking
+
+
 class TestRepurchase(ContractMixin):
     learns_taste = False
 
