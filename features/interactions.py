@@ -63,21 +63,8 @@ def interactions(
     Events without a person or an item, or of a type with no weight, are ignored.
     Raises ValueError when `as_of` has no time zone.
     """
-    if as_of.tzinfo is None:
-        raise ValueError(f"as_of {as_of} has no UTC offset")
-    w = weights or InteractionWeights()
-    ev = events[
-        (events[c.TS] < as_of)
-        & events[c.PERSON_ID].notna()
-        & events[c.ITEM_ID].notna()
-        & events[c.TYPE].isin(list(w.by_type))
-    ]
-    age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
-    decay = np.power(0.5, age_days / w.half_life_days)
+    ev, weight = _weighted(events, as_of, weights, needs=c.PERSON_ID)
     kind = ev[c.TYPE].astype(str)
-    base = kind.map(w.by_type).to_numpy(dtype=float) * ev[c.CHANNEL].astype(str).map(
-        w.by_channel
-    ).fillna(1.0).to_numpy(dtype=float)
     units = ev[c.QUANTITY].astype("Float64").fillna(1.0).to_numpy(dtype=float)
     bought = np.where(kind == c.EventType.PURCHASE, units, 0.0) - np.where(
         kind == c.EventType.RETURN, units, 0.0
@@ -86,7 +73,7 @@ def interactions(
         {
             c.PERSON_ID: ev[c.PERSON_ID].to_numpy(),
             c.ITEM_ID: ev[c.ITEM_ID].to_numpy(),
-            WEIGHT: base * decay,
+            WEIGHT: weight,
             LAST_TS: ev[c.TS].to_numpy(),
             PURCHASES: bought,
             LAST_PURCHASE: ev[c.TS].where(kind == c.EventType.PURCHASE).to_numpy(),
@@ -107,19 +94,7 @@ def store_activity(
     same weights, decay and cutoff as `interactions`. Rows with no person are kept (an
     anonymous till receipt still says what sells in the store), with person_id missing.
     """
-    if as_of.tzinfo is None:
-        raise ValueError(f"as_of {as_of} has no UTC offset")
-    w = weights or InteractionWeights()
-    ev = events[
-        (events[c.TS] < as_of)
-        & events[c.STORE_ID].notna()
-        & events[c.ITEM_ID].notna()
-        & events[c.TYPE].isin(list(w.by_type))
-    ]
-    age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
-    weight = ev[c.TYPE].astype(str).map(w.by_type).to_numpy(dtype=float) * np.power(
-        0.5, age_days / w.half_life_days
-    )
+    ev, weight = _weighted(events, as_of, weights, needs=c.STORE_ID)
     frame = pd.DataFrame(
         {
             c.STORE_ID: ev[c.STORE_ID].to_numpy(),
@@ -130,3 +105,25 @@ def store_activity(
     )
     keys = [c.STORE_ID, c.PERSON_ID, c.ITEM_ID]
     return frame.groupby(keys, dropna=False, as_index=False).agg({WEIGHT: "sum"})
+
+
+def _weighted(
+    events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights | None, needs: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Events before `as_of` with an item, a weighted type and a value in `needs`, and each
+    one's weight: type x channel x the decay of its age. Raises ValueError for a naive cutoff.
+    """
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} has no UTC offset")
+    w = weights or InteractionWeights()
+    ev = events[
+        (events[c.TS] < as_of)
+        & events[needs].notna()
+        & events[c.ITEM_ID].notna()
+        & events[c.TYPE].isin(list(w.by_type))
+    ]
+    age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
+    decay = np.power(0.5, age_days / w.half_life_days)
+    by_type = ev[c.TYPE].astype(str).map(w.by_type).to_numpy(dtype=float)
+    by_channel = ev[c.CHANNEL].astype(str).map(w.by_channel).fillna(1.0).to_numpy(dtype=float)
+    return ev, by_type * by_channel * decay

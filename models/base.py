@@ -199,8 +199,8 @@ class Recommender(ABC):
             "users": self.users_.ids.astype(str),
             "items": self.items_.ids.astype(str),
             "item_category": self.item_category_.astype(str),
-            **_csr_parts("history", self.history_),
-            **_csr_parts("purchase_age", self.purchase_age_),
+            **csr_parts("history", self.history_),
+            **csr_parts("purchase_age", self.purchase_age_),
             **{f"model_{key}": value for key, value in self._state().items()},
         }
         with (path / "state.npz").open("wb") as handle:
@@ -220,8 +220,8 @@ class Recommender(ABC):
         model.users_ = IdMapping(arrays["users"].astype(object), UnknownCustomer)
         model.items_ = IdMapping(arrays["items"].astype(object), UnknownItem)
         model.item_category_ = arrays["item_category"].astype(object)
-        model.history_ = _csr_from(arrays, "history")
-        model.purchase_age_ = _csr_from(arrays, "purchase_age")
+        model.history_ = csr_from(arrays, "history")
+        model.purchase_age_ = csr_from(arrays, "purchase_age")
         model.as_of_ = pd.Timestamp(meta["as_of"])
         prefix = "model_"
         model._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
@@ -259,7 +259,8 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
 
 
-def _csr_parts(prefix: str, m: csr_matrix) -> dict[str, np.ndarray]:
+def csr_parts(prefix: str, m: csr_matrix) -> dict[str, np.ndarray]:
+    """A sparse matrix as plain arrays for `state.npz` (`csr_from` reads them back)."""
     return {
         f"{prefix}_data": m.data,
         f"{prefix}_indices": m.indices,
@@ -268,7 +269,7 @@ def _csr_parts(prefix: str, m: csr_matrix) -> dict[str, np.ndarray]:
     }
 
 
-def _csr_from(arrays: dict[str, np.ndarray], prefix: str) -> csr_matrix:
+def csr_from(arrays: dict[str, np.ndarray], prefix: str) -> csr_matrix:
     return csr_matrix(
         (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
         shape=tuple(arrays[f"{prefix}_shape"]),

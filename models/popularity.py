@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
-from models.base import Recommender
+from models.base import Recommender, csr_from, csr_parts
 
 Scope = Literal["global", "store", "category"]
 
@@ -63,20 +63,13 @@ class RecentPopularity(Recommender):
         return np.asarray(base * (share[:, codes] + 0.01), dtype=np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
-        m = self.store_popularity_
         return {
             "popularity": self.popularity_,
             "user_store": self.user_store_,
-            "store_data": m.data,
-            "store_indices": m.indices,
-            "store_indptr": m.indptr,
-            "store_shape": np.asarray(m.shape),
+            **csr_parts("store", self.store_popularity_),
         }
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.popularity_ = state["popularity"]
         self.user_store_ = state["user_store"]
-        shape = tuple(int(v) for v in state["store_shape"])
-        self.store_popularity_ = csr_matrix(
-            (state["store_data"], state["store_indices"], state["store_indptr"]), shape=shape
-        )
+        self.store_popularity_ = csr_from(state, "store")

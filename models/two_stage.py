@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
-from models.base import Recommender
+from models.base import Recommender, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
 from models.popularity import RecentPopularity
@@ -193,10 +193,8 @@ class TwoStage(Recommender):
         for name, g in self.generators_.items():
             state.update({f"{name}.{k}": v for k, v in g._state().items()})
         state.update(self.context_.arrays())
-        for name in ("counts", "seen"):
-            m = getattr(self.cut_, name)
-            state.update({f"cut.{name}.data": m.data, f"cut.{name}.indices": m.indices,
-                          f"cut.{name}.indptr": m.indptr})  # fmt: skip
+        state.update(csr_parts("cut.counts", self.cut_.counts))
+        state.update(csr_parts("cut.seen", self.cut_.seen))
         return state
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
@@ -210,13 +208,8 @@ class TwoStage(Recommender):
             g._restore({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
             self.generators_[name] = g
         self.context_ = _Context.from_arrays(state)
-        shape = self.history_.shape
-
-        def sparse(name: str) -> csr_matrix:
-            parts = (state[f"cut.{name}.{p}"] for p in ("data", "indices", "indptr"))
-            return csr_matrix(tuple(parts), shape=shape)
-
-        self.cut_ = _Cut(self.history_, self.purchase_age_, sparse("counts"), sparse("seen"))
+        counts, seen = csr_from(state, "cut.counts"), csr_from(state, "cut.seen")
+        self.cut_ = _Cut(self.history_, self.purchase_age_, counts, seen)
 
 
 def _repeat_rate(counts: csr_matrix) -> np.ndarray:
