@@ -127,3 +127,26 @@ def _weighted(
     by_type = ev[c.TYPE].astype(str).map(w.by_type).to_numpy(dtype=float)
     by_channel = ev[c.CHANNEL].astype(str).map(w.by_channel).fillna(1.0).to_numpy(dtype=float)
     return ev, by_type * by_channel * decay
+
+
+def item_trend(
+    events: pd.DataFrame, *, as_of: pd.Timestamp, recent_days: float = 14, baseline_days: float = 90
+) -> pd.Series:
+    """Per item: purchases in the last `recent_days` against the rate over `baseline_days`.
+
+    1.0 means selling at its usual pace, 2.0 twice as fast lately, 0 not at all (smoothed
+    so that rare items stay near 1). Only events before `as_of` are read.
+    """
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} has no UTC offset")
+    bought = events[
+        (events[c.TYPE] == c.EventType.PURCHASE)
+        & (events[c.TS] < as_of)
+        & (events[c.TS] >= as_of - pd.Timedelta(days=baseline_days))
+        & events[c.ITEM_ID].notna()
+    ]
+    recent = bought[bought[c.TS] >= as_of - pd.Timedelta(days=recent_days)]
+    expected = bought[c.ITEM_ID].value_counts() * (recent_days / baseline_days)
+    seen = recent[c.ITEM_ID].value_counts().reindex(expected.index, fill_value=0)
+    trend: pd.Series = ((seen + 1.0) / (expected + 1.0)).rename("trend")
+    return trend

@@ -16,6 +16,7 @@ from features.interactions import (
     WEIGHT,
     InteractionWeights,
     interactions,
+    item_trend,
     store_activity,
 )
 
@@ -52,6 +53,10 @@ class InteractionMatrix:
     stores: np.ndarray | None = None
     store_popularity: csr_matrix | None = None
     user_store: np.ndarray | None = None
+    #: Per customer, the share of their weight that happened with a store (in store,
+    #: click & collect); per item, recent sales against its usual pace (1 = usual).
+    user_store_share: np.ndarray | None = None
+    item_trend: np.ndarray | None = None
     holdout: Holdout | None = None
 
     @property
@@ -75,13 +80,15 @@ def build_matrix(
     catalogue: pd.DataFrame | None = None,
     items: np.ndarray | None = None,
     stores: pd.DataFrame | None = None,
+    trend: pd.Series | None = None,
 ) -> InteractionMatrix:
     """Matrices from `features.interactions.interactions` output.
 
     The item axis is `items` when given (e.g. the whole catalogue, so never-seen items can
     still be ranked), else every item in `inter` and `catalogue`. Interactions with items
     outside that axis are dropped. Categories come from `catalogue` (item_id, category).
-    `stores` is `features.interactions.store_activity` output, for store popularity.
+    `stores` is `features.interactions.store_activity` output, for store popularity and
+    each customer's store share; `trend` is `features.interactions.item_trend` output.
     """
     if items is None:
         known = [inter[c.ITEM_ID]]
@@ -112,6 +119,15 @@ def build_matrix(
         ((1.0 + seen.to_numpy(dtype=float)[keep]).astype(np.float32), (rows, cols)), shape=shape
     )
     store_ids, store_popularity, user_store = _store_fields(stores, users, item_index)
+    in_store = np.zeros(len(users))
+    if stores is not None and not stores.empty:
+        per_person = stores.dropna(subset=[c.PERSON_ID]).groupby(c.PERSON_ID)[WEIGHT].sum()
+        in_store = per_person.reindex(users).fillna(0.0).to_numpy(dtype=float)
+    total = np.asarray(weights.sum(axis=1)).ravel()
+    store_share = np.clip(in_store / np.maximum(total, 1e-12), 0.0, 1.0)
+    item_trend_values = (
+        trend.reindex(item_index).fillna(1.0).to_numpy(dtype=float) if trend is not None else None
+    )
     return InteractionMatrix(
         users=users,
         items=np.asarray(items, dtype=object),
@@ -126,6 +142,8 @@ def build_matrix(
         stores=store_ids,
         store_popularity=store_popularity,
         user_store=user_store,
+        user_store_share=store_share,
+        item_trend=item_trend_values,
     )
 
 
@@ -186,6 +204,7 @@ def with_holdout(
         as_of=as_of,
         catalogue=catalogue,
         stores=store_activity(events, as_of=as_of, weights=weights),
+        trend=item_trend(events, as_of=as_of),
     )
     cut = as_of - pd.Timedelta(days=holdout_days)
     early = build_matrix(
@@ -194,6 +213,7 @@ def with_holdout(
         catalogue=catalogue,
         items=full.items,
         stores=store_activity(events, as_of=cut, weights=weights),
+        trend=item_trend(events, as_of=cut),
     )
     window = events[
         (events[c.TS] >= cut)

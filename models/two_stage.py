@@ -26,6 +26,8 @@ from models.repurchase import Repurchase
 FEATURES_PER_GENERATOR = ("score", "rank")
 PAIR_FEATURES = (
     "popularity",
+    "item_trend",
+    "item_store_share",
     "item_repeat_rate",
     "own_weight",
     "own_purchases",
@@ -37,6 +39,7 @@ PAIR_FEATURES = (
     "user_items",
     "user_weight",
     "user_repeat_share",
+    "user_store_share",
 )
 
 
@@ -44,19 +47,27 @@ class _Cut:
     """The customer side of one cut of the history (all users x items, sparse)."""
 
     def __init__(
-        self, weights: csr_matrix, purchase_age: csr_matrix, counts: csr_matrix, seen: csr_matrix
+        self,
+        weights: csr_matrix,
+        purchase_age: csr_matrix,
+        counts: csr_matrix,
+        seen: csr_matrix,
+        store_share: np.ndarray,
     ) -> None:
         self.weights = weights.tocsr()
         self.purchase_age = purchase_age.tocsr()
         self.counts = counts.tocsr()
         self.seen = seen.tocsr()
+        self.store_share = np.asarray(store_share, dtype=np.float32)
 
     @classmethod
     def of(cls, data: InteractionMatrix) -> _Cut:
         empty = csr_matrix(data.weights.shape, dtype=np.float32)
         counts = data.purchase_count if data.purchase_count is not None else empty
         seen = data.seen_age_days if data.seen_age_days is not None else empty
-        return cls(data.weights, data.purchase_age_days, counts, seen)
+        share = data.user_store_share
+        share = share if share is not None else np.zeros(len(data.users), dtype=np.float32)
+        return cls(data.weights, data.purchase_age_days, counts, seen, share)
 
 
 class NoHoldout(ValueError):
@@ -183,8 +194,9 @@ class TwoStage(Recommender):
         price_ratio = ctx.price[cand] / np.where(basket > 0, basket, np.nan)
         user_items = np.asarray((user_hist > 0).sum(axis=1)).ravel()[owner]
         user_weight = np.asarray(user_hist.sum(axis=1)).ravel()[owner]
-        columns += [ctx.popularity[cand], item_repeat, own, own_purchases, age, seen, cat_share,
-                    brand_share, price_ratio, user_items, user_weight, user_repeat]  # fmt: skip
+        columns += [ctx.popularity[cand], ctx.trend[cand], ctx.store_share[cand], item_repeat,
+                    own, own_purchases, age, seen, cat_share, brand_share, price_ratio,
+                    user_items, user_weight, user_repeat, cut.store_share[rows][owner]]  # fmt: skip
         return np.column_stack(columns).astype(np.float32), cand, groups
 
     # -- saving --------------------------------------------------------------------------
@@ -195,6 +207,7 @@ class TwoStage(Recommender):
         state.update(self.context_.arrays())
         state.update(csr_parts("cut.counts", self.cut_.counts))
         state.update(csr_parts("cut.seen", self.cut_.seen))
+        state["cut.store_share"] = self.cut_.store_share
         return state
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
@@ -209,7 +222,8 @@ class TwoStage(Recommender):
             self.generators_[name] = g
         self.context_ = _Context.from_arrays(state)
         counts, seen = csr_from(state, "cut.counts"), csr_from(state, "cut.seen")
-        self.cut_ = _Cut(self.history_, self.purchase_age_, counts, seen)
+        share = state["cut.store_share"]
+        self.cut_ = _Cut(self.history_, self.purchase_age_, counts, seen, share)
 
 
 def _repeat_rate(counts: csr_matrix) -> np.ndarray:
@@ -229,7 +243,11 @@ class _Context:
         category_codes: np.ndarray,
         brand_codes: np.ndarray,
         price: np.ndarray,
+        trend: np.ndarray,
+        store_share: np.ndarray,
     ) -> None:
+        self.trend = trend.astype(np.float32)
+        self.store_share = store_share.astype(np.float32)
         self.popularity = popularity.astype(np.float32)
         self.category_codes = category_codes.astype(np.int64)
         self.brand_codes = brand_codes.astype(np.int64)
@@ -240,11 +258,18 @@ class _Context:
         n = len(data.items)
         brands = data.item_brand if data.item_brand is not None else np.full(n, "", object)
         price = data.item_price if data.item_price is not None else np.full(n, np.nan)
+        popularity = np.asarray(data.weights.sum(axis=0)).ravel()
+        trend = data.item_trend if data.item_trend is not None else np.ones(n)
+        in_store = np.zeros(n)
+        if data.store_popularity is not None:
+            in_store = np.asarray(data.store_popularity.sum(axis=0)).ravel()
         return cls(
-            np.asarray(data.weights.sum(axis=0)).ravel(),
+            popularity,
             pd.factorize(pd.Series(data.item_category, dtype=object))[0],
             pd.factorize(pd.Series(brands, dtype=object))[0],
             np.asarray(price, dtype=np.float64),
+            np.asarray(trend, dtype=np.float64),
+            np.clip(in_store / np.maximum(popularity, 1e-12), 0.0, 1.0),
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -253,6 +278,8 @@ class _Context:
             "ctx.category_codes": self.category_codes,
             "ctx.brand_codes": self.brand_codes,
             "ctx.price": self.price,
+            "ctx.trend": self.trend,
+            "ctx.store_share": self.store_share,
         }
 
     @classmethod
@@ -262,6 +289,8 @@ class _Context:
             state["ctx.category_codes"],
             state["ctx.brand_codes"],
             state["ctx.price"],
+            state["ctx.trend"],
+            state["ctx.store_share"],
         )
 
     @staticmethod

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.interactions import InteractionWeights, interactions, store_activity
+from features.interactions import InteractionWeights, interactions, item_trend, store_activity
 from features.matrix import build_matrix
 
 AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
@@ -99,3 +99,13 @@ def test_store_activity_counts_what_sells_where_before_the_cutoff() -> None:
         ("S2", "k"),
     }
     assert activity.loc[activity["store_id"] == "S2", "person_id"].isna().all()
+
+
+def test_item_trend_compares_recent_sales_with_the_usual_pace() -> None:
+    rows = [("p", "hot", "purchase", "web", d) for d in (1, 2, 3, 4)]
+    rows += [("p", "steady", "purchase", "web", d) for d in (5, 35, 65)]
+    rows += [("p", "cold", "purchase", "web", d) for d in (40, 50, 60, 70)]
+    rows += [("p", "hot", "purchase", "web", -3)]  # after the cutoff: ignored
+    trend = item_trend(events(rows), as_of=AS_OF, recent_days=14, baseline_days=90)
+    assert trend["hot"] > trend["steady"] > trend["cold"]
+    assert trend["hot"] == pytest.approx((4 + 1) / (4 * 14 / 90 + 1))
