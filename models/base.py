@@ -8,6 +8,7 @@ inspectable files (`params.json`, `state.npz` loaded with `allow_pickle=False`).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -111,6 +112,41 @@ class Recommender(ABC):
                 "score": scores[keep],
             }
         )
+
+    def recommend_history(
+        self, history: InteractionMatrix, k: int = 10, filters: Filters | None = None
+    ) -> pd.DataFrame:
+        """Recommendations for the customers of `history`, scored from that history instead
+        of the one the model was fitted on: what they did since training changes the
+        answer, without retraining (fold-in). Customers need not be known to the model.
+
+        `history` must be built on the model's item axis (`items=model.items_.ids`);
+        raises ValueError otherwise.
+        """
+        self._check_fitted()
+        if len(history.items) != len(self.items_) or not np.array_equal(
+            np.asarray(history.items, dtype=object), self.items_.ids
+        ):
+            raise ValueError("history must be built on the model's items (items=model.items_.ids)")
+        return self._view(history).recommend(list(history.users), k, filters)
+
+    def _view(self, history: InteractionMatrix) -> Self:
+        """A shallow copy of the fitted model whose customers are those of `history`."""
+        view = copy.copy(self)
+        view.users_ = IdMapping(history.users, UnknownCustomer)
+        view.history_ = history.weights.tocsr().astype(np.float32)
+        view.purchase_age_ = history.purchase_age_days.tocsr().astype(np.float32)
+        view.as_of_ = history.as_of
+        view._refresh(history)
+        return view
+
+    def _refresh(self, history: InteractionMatrix) -> None:
+        """Recompute per-customer learned state for a fresh `history` (see `recommend_history`).
+
+        Models whose scores come from the history rows alone need nothing; models with
+        per-customer factors or features override this.
+        """
+        return None
 
     def recommend_or_popular(
         self, customers: Sequence[str], k: int = 10, filters: Filters | None = None

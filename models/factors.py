@@ -1,6 +1,8 @@
-"""Matrix factorisation with implicit: ALS (with fold-in) and BPR."""
+"""Matrix factorisation with implicit: ALS and BPR, both able to fold in new customers."""
 
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import numpy as np
 from implicit.bpr import BayesianPersonalizedRanking
@@ -31,6 +33,13 @@ class _Factors(Recommender):
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.user_factors_[rows] @ self.item_factors_.T, dtype=np.float32)
+
+    def _refresh(self, history: InteractionMatrix) -> None:
+        self.user_factors_ = self.fold_in(history.weights)
+
+    @abstractmethod
+    def fold_in(self, user_items: csr_matrix) -> np.ndarray:
+        """Factors for customers described only by their interaction rows (n x n_items)."""
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
@@ -105,3 +114,17 @@ class BPR(_Factors):
             model.fit(confidence(data.weights, self.alpha), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+    def fold_in(self, user_items: csr_matrix) -> np.ndarray:
+        """Factors for customers described only by their rows: the confidence-weighted mean
+        of their items' factors. implicit's BPR keeps each item's bias in the last factor
+        and fixes the user's last factor at 1, so that column stays 1.
+        """
+        self._check_fitted()
+        c = confidence(user_items, self.alpha)
+        c.data += 1.0
+        totals = np.asarray(c.sum(axis=1)).ravel()
+        mean = np.asarray(c @ self.item_factors_) / np.maximum(totals, 1e-12)[:, None]
+        mean[:, -1] = 1.0
+        folded: np.ndarray = mean.astype(np.float32)
+        return folded

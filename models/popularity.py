@@ -39,10 +39,20 @@ class RecentPopularity(Recommender):
             peak = np.asarray(by_store.max(axis=1).todense()).ravel()
             scale = 1.0 / np.maximum(peak, 1e-12)
             self.store_popularity_ = csr_matrix(by_store.multiply(scale[:, None]))
-            self.user_store_ = np.asarray(data.user_store, dtype=np.int64)
+            self.stores_ = np.asarray(data.stores, dtype=object)
         else:
             self.store_popularity_ = csr_matrix((0, n_items), dtype=np.float32)
-            self.user_store_ = np.full(len(data.users), -1, dtype=np.int64)
+            self.stores_ = np.empty(0, dtype=object)
+        self._refresh(data)
+
+    def _refresh(self, history: InteractionMatrix) -> None:
+        """Each customer's main store, as a position in the stores the model knows."""
+        self.user_store_ = np.full(len(history.users), -1, dtype=np.int64)
+        if history.user_store is None or history.stores is None:
+            return
+        has = history.user_store >= 0
+        names = pd.Index(np.asarray(history.stores, dtype=object)[history.user_store[has]])
+        self.user_store_[has] = pd.Index(self.stores_).get_indexer(names)
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         base = np.broadcast_to(self.popularity_, (len(rows), len(self.popularity_)))
@@ -66,10 +76,12 @@ class RecentPopularity(Recommender):
         return {
             "popularity": self.popularity_,
             "user_store": self.user_store_,
+            "stores": self.stores_.astype(str),
             **csr_parts("store", self.store_popularity_),
         }
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.popularity_ = state["popularity"]
         self.user_store_ = state["user_store"]
+        self.stores_ = state["stores"].astype(object)
         self.store_popularity_ = csr_from(state, "store")

@@ -111,6 +111,10 @@ class TwoStage(Recommender):
         self.context_ = ItemContext.of(data)
         self.cut_ = Cut.of(data)
 
+    def _refresh(self, history: InteractionMatrix) -> None:
+        self.generators_ = {name: g._view(history) for name, g in self.generators_.items()}
+        self.cut_ = Cut.of(history)
+
     # -- scoring -------------------------------------------------------------------------
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         feats, cand, groups = self._candidates(self.generators_, self.context_, self.cut_, rows)

@@ -59,9 +59,11 @@ def known_answer() -> tuple[InteractionMatrix, dict[str, str]]:
 
 
 class ContractMixin:
-    """Run against every model: fit, recommend, filters, errors, save/load."""
+    """Run against every model: fit, recommend, filters, errors, save/load, fold-in."""
 
     learns_taste = True
+    #: Whether a customer's own fresh history steers their recommendations.
+    follows_history = True
 
     def make(self) -> Recommender:
         raise NotImplementedError
@@ -132,6 +134,33 @@ class ContractMixin:
             again.recommend(customers, k=5), model.recommend(customers, k=5)
         )
 
+    def test_fresh_history_steers_recommendations_without_retraining(
+        self, fitted: tuple[Recommender, dict[str, str]]
+    ) -> None:
+        model, _ = fitted
+        # A newcomer the model never saw has just bought three b-items.
+        fresh = pd.DataFrame(
+            {
+                "person_id": "newcomer",
+                "item_id": ["b0", "b1", "b2"],
+                WEIGHT: 20.0,
+                LAST_TS: AS_OF - pd.Timedelta(days=1),
+                PURCHASES: 1.0,
+                LAST_PURCHASE: AS_OF - pd.Timedelta(days=1),
+            }
+        )
+        history = build_matrix(fresh, as_of=AS_OF, items=model.items_.ids)
+        recs = model.recommend_history(history, k=3)
+        assert recs["customer_id"].unique().tolist() == ["newcomer"]
+        if self.learns_taste:
+            # Like the b-customers, the newcomer's best new item is b3.
+            new = model.recommend_history(history, k=1, filters=Filters(exclude_seen=True))
+            assert new["item_id"].tolist() == ["b3"]
+        elif self.follows_history:
+            assert set(recs["item_id"]) <= set(B)
+        with pytest.raises(ValueError, match="model's items"):
+            model.recommend_history(build_matrix(fresh, as_of=AS_OF), k=3)
+
     def test_similar_items_stay_in_the_cluster(
         self, fitted: tuple[Recommender, dict[str, str]]
     ) -> None:
@@ -143,6 +172,7 @@ class ContractMixin:
 
 class TestPopularity(ContractMixin):
     learns_taste = False
+    follows_history = False
 
     def make(self) -> Recommender:
         return RecentPopularity()
@@ -163,6 +193,7 @@ class TestCategoryPopularity(ContractMixin):
 
 class TestStorePopularity(ContractMixin):
     learns_taste = False
+    follows_history = False
 
     def make(self) -> Recommender:
         return RecentPopularity(scope="store")
