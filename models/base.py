@@ -89,6 +89,7 @@ class Recommender(ABC):
         self.history_ = data.weights.tocsr().astype(np.float32)
         self.purchase_age_ = data.purchase_age_days.tocsr().astype(np.float32)
         self.as_of_ = data.as_of
+        self.item_popularity_ = _popularity(self.history_)
         self._fit(data)
         return self
 
@@ -149,20 +150,27 @@ class Recommender(ABC):
         return None
 
     def recommend_or_popular(
-        self, customers: Sequence[str], k: int = 10, filters: Filters | None = None
+        self,
+        customers: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        history: InteractionMatrix | None = None,
     ) -> pd.DataFrame:
-        """Like `recommend`, but customers the model does not know get the most popular
-        allowed items (a cold-start answer) instead of an error. Order of `customers` kept.
+        """Like `recommend`, but nobody gets an error: customers the model cannot score get
+        the most popular allowed items (a cold-start answer). With `history`, customers in
+        it are scored from it (fold-in, as `recommend_history`) and everyone else is cold.
+        Rows follow the order of `customers`.
         """
         self._check_fitted()
-        rows = self.users_.positions(customers, missing="skip")
-        known = self.recommend(
+        source = self if history is None else self._view(history)
+        rows = source.users_.positions(customers, missing="skip")
+        known = source.recommend(
             [c for c, r in zip(customers, rows, strict=True) if r >= 0], k, filters
         )
         strangers = [c for c, r in zip(customers, rows, strict=True) if r < 0]
         if not strangers:
             return known
-        popularity = np.asarray(self.history_.sum(axis=0), dtype=np.float32).ravel()
+        popularity = self.item_popularity_.copy()
         popularity[~self._allowed(filters or Filters())] = -np.inf
         top, scores = _top_k(popularity[None, :], min(k, len(popularity)))
         keep = np.isfinite(scores[0])
@@ -258,6 +266,7 @@ class Recommender(ABC):
         model.item_category_ = arrays["item_category"].astype(object)
         model.history_ = csr_from(arrays, "history")
         model.purchase_age_ = csr_from(arrays, "purchase_age")
+        model.item_popularity_ = _popularity(model.history_)
         model.as_of_ = pd.Timestamp(meta["as_of"])
         prefix = "model_"
         model._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
@@ -285,6 +294,11 @@ class Recommender(ABC):
             age = self.purchase_age_[rows].tocoo()
             recent = age.data <= filters.exclude_bought_within_days + 1
             scores[age.row[recent], age.col[recent]] = -np.inf
+
+
+def _popularity(history: csr_matrix) -> np.ndarray:
+    """Each item's summed weight over every customer: the cold-start ranking."""
+    return np.asarray(history.sum(axis=0), dtype=np.float32).ravel()
 
 
 def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

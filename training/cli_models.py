@@ -103,10 +103,20 @@ def recommend(
         bool,
         typer.Option(help="Keep items the customer bought recently (default: leave out 30 days)."),
     ] = False,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Score each customer from their stored events before this day (UTC), folding "
+            "in what happened since training; default: the history the model was trained on.",
+            formats=["%Y-%m-%d"],
+        ),
+    ] = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Batch recommendations for a list of customers, from the registered model.
 
-    Customers the model has never seen get the most popular items.
+    Customers the model cannot score (never seen, or no events before --until) get the
+    most popular items.
     """
     ids = pd.read_csv(customers, dtype=str)
     if "customer_id" not in ids.columns:
@@ -120,7 +130,14 @@ def recommend(
         raise typer.Exit(1) from exc
     filters = Filters(exclude_bought_within_days=None if include_purchased else 30)
     wanted = ids["customer_id"].dropna().str.strip().drop_duplicates().tolist()
-    recs = recommender.recommend_or_popular(wanted, k, filters)
+    history = None
+    if until is not None:
+        from training.histories import history_as_of
+
+        settings = settings_for(database_url)
+        with store(settings.database_url) as engine:
+            history = history_as_of(engine, recommender, wanted, until.replace(tzinfo=UTC))
+    recs = recommender.recommend_or_popular(wanted, k, filters, history=history)
     output.parent.mkdir(parents=True, exist_ok=True)
     recs.to_csv(output, index=False)
     console.print(

@@ -72,6 +72,30 @@ def test_train_register_promote_and_export(workspace: Path) -> None:
     catalogue = set(pd.read_parquet(data / "catalogue.parquet")["item_id"])
     assert set(recs["item_id"]) <= catalogue
 
+    # --until: customers are scored from their events before that day. Before the first
+    # event nobody has a history, so everyone gets the same (popular) list.
+    early = workspace / "early.csv"
+    result = runner.invoke(
+        app,
+        ["recommend", "--customers", str(customers), "--output", str(early), "--k", "5",
+         "--until", "2000-01-01"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lists = pd.read_csv(early, dtype=str).groupby("customer_id")["item_id"].apply(tuple)
+    assert lists.nunique() == 1 and len(lists) == len(known) + 1
+    # Mid-history: the known customers have their own lists again.
+    first_day = pd.read_parquet(data / "events.parquet")["ts"].min()
+    middle = (first_day + pd.Timedelta(days=200)).strftime("%Y-%m-%d")
+    result = runner.invoke(
+        app,
+        ["recommend", "--customers", str(customers), "--output", str(early), "--k", "5",
+         "--until", middle],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    mid = pd.read_csv(early, dtype=str)
+    assert set(mid["item_id"]) <= catalogue
+    assert mid.groupby("customer_id")["item_id"].apply(tuple).nunique() > 1
+
     # The registered model also loads as a plain MLflow pyfunc.
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
     pyfunc = mlflow.pyfunc.load_model(f"models:/{RECOMMENDER}@champion")
