@@ -31,8 +31,9 @@ class InteractionMatrix:
     `weights` holds the decayed interaction weight; `purchase_age_days` holds, for items a
     customer bought, 1 + days between the last purchase and `as_of` (0 = never bought).
     `item_category`, `item_brand` and `item_price` describe each column (from the
-    catalogue; "" or NaN when unknown). `holdout`, when present, is the same history cut
-    `holdout_days` earlier with what was bought after that cut: what a model that learns
+    catalogue; "" or NaN when unknown). `holdouts`, when present, are the same history cut
+    one, two, ... windows earlier, each with what was bought in the window after its cut:
+    what a model that learns
     to rank (the two-stage model) is trained on without looking past `as_of`.
     """
 
@@ -57,7 +58,7 @@ class InteractionMatrix:
     #: click & collect); per item, recent sales against its usual pace (1 = usual).
     user_store_share: np.ndarray | None = None
     item_trend: np.ndarray | None = None
-    holdout: Holdout | None = None
+    holdouts: tuple[Holdout, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -191,33 +192,50 @@ def with_holdout(
     *,
     as_of: pd.Timestamp,
     holdout_days: float,
+    windows: int = 1,
     catalogue: pd.DataFrame | None = None,
     weights: InteractionWeights | None = None,
 ) -> InteractionMatrix:
-    """The training matrix at `as_of`, carrying a holdout cut `holdout_days` earlier.
+    """The training matrix at `as_of`, carrying `windows` consecutive holdouts.
 
-    Both share the item axis. Labels are purchases in [cut, as_of) by customers known at
-    the cut; nothing at or after `as_of` is read.
+    Holdout i is the history cut i x `holdout_days` before `as_of`, labelled with the
+    purchases of the following `holdout_days`. All share the item axis; nothing at or
+    after `as_of` is read.
     """
-    full = build_matrix(
+    full = _matrix_at(events, as_of, catalogue, weights)
+    holdouts = []
+    for i in range(1, windows + 1):
+        cut = as_of - pd.Timedelta(days=i * holdout_days)
+        end = cut + pd.Timedelta(days=holdout_days)
+        early = _matrix_at(events, cut, catalogue, weights, items=full.items)
+        holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
+    return replace(full, holdouts=tuple(holdouts))
+
+
+def _matrix_at(
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    catalogue: pd.DataFrame | None,
+    weights: InteractionWeights | None,
+    items: np.ndarray | None = None,
+) -> InteractionMatrix:
+    return build_matrix(
         interactions(events, as_of=as_of, weights=weights),
         as_of=as_of,
         catalogue=catalogue,
+        items=items,
         stores=store_activity(events, as_of=as_of, weights=weights),
         trend=item_trend(events, as_of=as_of),
     )
-    cut = as_of - pd.Timedelta(days=holdout_days)
-    early = build_matrix(
-        interactions(events, as_of=cut, weights=weights),
-        as_of=cut,
-        catalogue=catalogue,
-        items=full.items,
-        stores=store_activity(events, as_of=cut, weights=weights),
-        trend=item_trend(events, as_of=cut),
-    )
+
+
+def _purchases(
+    events: pd.DataFrame, early: InteractionMatrix, start: pd.Timestamp, end: pd.Timestamp
+) -> csr_matrix:
+    """Binary (early.users x items): what each customer bought in [start, end)."""
     window = events[
-        (events[c.TS] >= cut)
-        & (events[c.TS] < as_of)
+        (events[c.TS] >= start)
+        & (events[c.TS] < end)
         & (events[c.TYPE] == c.EventType.PURCHASE)
         & events[c.PERSON_ID].notna()
     ]
@@ -226,4 +244,4 @@ def with_holdout(
     keep = (rows >= 0) & (cols >= 0)
     labels = csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=early.shape)
     labels.data[:] = 1.0
-    return replace(full, holdout=Holdout(early, labels))
+    return labels

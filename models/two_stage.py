@@ -14,7 +14,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
-from features.matrix import InteractionMatrix
+from features.matrix import Holdout, InteractionMatrix
 from models.base import Recommender, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
@@ -79,22 +79,13 @@ class TwoStage(Recommender):
 
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, data: InteractionMatrix) -> None:
-        if data.holdout is None:
+        if not data.holdouts:
             raise NoHoldout("fit the two-stage model on features.matrix.with_holdout(...) data")
-        early = data.holdout.early
-        generators = {name: g.fit(early) for name, g in self._generators().items()}
-        context = ItemContext.of(early)
         rng = np.random.default_rng(self.random_state)
-        labelled = np.flatnonzero(np.asarray(data.holdout.labels.sum(axis=1)).ravel() > 0)
-        if len(labelled) > self.max_train_customers:
-            labelled = np.sort(rng.choice(labelled, self.max_train_customers, replace=False))
-        feats, cand, groups = self._candidates(generators, context, Cut.of(early), labelled)
-        truth = data.holdout.labels[labelled]
-        label = np.asarray(truth[np.repeat(np.arange(len(labelled)), groups), cand]).ravel() > 0
-        # Lambdarank learns nothing from a customer whose candidates hold no purchase.
-        start = np.concatenate([[0], np.cumsum(groups)[:-1]])
-        useful = np.add.reduceat(label.astype(int), start) > 0 if len(groups) else groups > 0
-        keep = np.repeat(useful, groups)
+        parts = [self._training_pairs(h, rng) for h in data.holdouts]
+        feats = np.concatenate([p[0] for p in parts])
+        label = np.concatenate([p[1] for p in parts])
+        groups = np.concatenate([p[2] for p in parts])
         ranker = lgb.LGBMRanker(
             objective="lambdarank",
             n_estimators=self.n_estimators,
@@ -105,7 +96,7 @@ class TwoStage(Recommender):
             n_jobs=2,
             verbose=-1,
         )
-        ranker.fit(feats[keep], label[keep].astype(int), group=groups[useful])
+        ranker.fit(feats, label.astype(int), group=groups)
         self.ranker_ = ranker.booster_
         self.generators_ = {name: g.fit(data) for name, g in self._generators().items()}
         self.context_ = ItemContext.of(data)
@@ -114,6 +105,29 @@ class TwoStage(Recommender):
     def _refresh(self, history: InteractionMatrix) -> None:
         self.generators_ = {name: g._view(history) for name, g in self.generators_.items()}
         self.cut_ = Cut.of(history)
+
+    def _training_pairs(
+        self, holdout: Holdout, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of one holdout's cut, labelled by what was bought after it.
+
+        Customers whose candidates hold no purchase are left out: lambdarank learns
+        nothing from them.
+        """
+        early = holdout.early
+        generators = {name: g.fit(early) for name, g in self._generators().items()}
+        labelled = np.flatnonzero(np.asarray(holdout.labels.sum(axis=1)).ravel() > 0)
+        if len(labelled) > self.max_train_customers:
+            labelled = np.sort(rng.choice(labelled, self.max_train_customers, replace=False))
+        feats, cand, groups = self._candidates(
+            generators, ItemContext.of(early), Cut.of(early), labelled
+        )
+        owner = np.repeat(np.arange(len(labelled)), groups)
+        label = np.asarray(holdout.labels[labelled][owner, cand]).ravel() > 0
+        start = np.concatenate([[0], np.cumsum(groups)[:-1]]).astype(np.int64)
+        useful = (np.add.reduceat(label.astype(int), start) > 0) & (groups > 0)
+        keep = np.repeat(useful, groups)
+        return feats[keep], label[keep], groups[useful]
 
     # -- scoring -------------------------------------------------------------------------
     def _scores(self, rows: np.ndarray) -> np.ndarray:

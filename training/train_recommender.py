@@ -25,7 +25,7 @@ from features.matrix import with_holdout
 from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase, TwoStage
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
-from training.evaluate import KS, TemporalSplit, compare
+from training.evaluate import HOLDOUT_WINDOWS, KS, TemporalSplit, compare
 from training.tracking import (
     RECOMMENDER,
     comparison_markdown,
@@ -111,7 +111,12 @@ def train_recommender(
     final = candidate_models(tuned=tuned)[chosen]
     final.fit(
         with_holdout(
-            events, as_of=as_of, holdout_days=test_days, catalogue=catalogue, weights=weights
+            events,
+            as_of=as_of,
+            holdout_days=test_days,
+            windows=HOLDOUT_WINDOWS,
+            catalogue=catalogue,
+            weights=weights,
         )
     )
     client = setup(settings, RECOMMENDER)

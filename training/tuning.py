@@ -15,7 +15,7 @@ import pandas as pd
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
 from models import ALS, Recommender, TwoStage
-from training.evaluate import TemporalSplit, evaluate, make_test_set
+from training.evaluate import HOLDOUT_WINDOWS, TemporalSplit, evaluate, make_test_set
 
 OBJECTIVE = "all/ndcg@10"
 
@@ -39,7 +39,12 @@ def tune(
     validation = TemporalSplit(split.cutoff - window, split.cutoff)
     days = window.total_seconds() / 86_400
     train = with_holdout(
-        events, as_of=validation.cutoff, holdout_days=days, catalogue=catalogue, weights=weights
+        events,
+        as_of=validation.cutoff,
+        holdout_days=days,
+        windows=HOLDOUT_WINDOWS,
+        catalogue=catalogue,
+        weights=weights,
     )
     test = make_test_set(events, validation, train)
     optuna.logging.set_verbosity(logging.WARNING)

@@ -289,7 +289,7 @@ def with_known_holdout() -> tuple[InteractionMatrix, dict[str, str]]:
         ),
         shape=data.shape,
     )
-    return replace(data, holdout=Holdout(early=data, labels=labels)), unseen
+    return replace(data, holdouts=(Holdout(early=data, labels=labels),)), unseen
 
 
 class TestEASE(ContractMixin):
