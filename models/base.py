@@ -124,15 +124,18 @@ class Recommender(ABC):
         `history` must be built on the model's item axis (`items=model.items_.ids`);
         raises ValueError otherwise.
         """
+        return self._view(history).recommend(list(history.users), k, filters)
+
+    def _view(self, history: InteractionMatrix) -> Self:
+        """A shallow copy of the fitted model whose customers are those of `history`.
+
+        Raises ValueError when `history` is not on the model's item axis.
+        """
         self._check_fitted()
         if len(history.items) != len(self.items_) or not np.array_equal(
             np.asarray(history.items, dtype=object), self.items_.ids
         ):
             raise ValueError("history must be built on the model's items (items=model.items_.ids)")
-        return self._view(history).recommend(list(history.users), k, filters)
-
-    def _view(self, history: InteractionMatrix) -> Self:
-        """A shallow copy of the fitted model whose customers are those of `history`."""
         view = copy.copy(self)
         view.users_ = IdMapping(history.users, UnknownCustomer)
         view.history_ = history.weights.tocsr().astype(np.float32)

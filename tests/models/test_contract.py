@@ -160,6 +160,8 @@ class ContractMixin:
             assert set(recs["item_id"]) <= set(B)
         with pytest.raises(ValueError, match="model's items"):
             model.recommend_history(build_matrix(fresh, as_of=AS_OF), k=3)
+        with pytest.raises(ValueError, match="model's items"):
+            model.recommend_or_popular(["newcomer"], 3, history=build_matrix(fresh, as_of=AS_OF))
 
     def test_similar_items_stay_in_the_cluster(
         self, fitted: tuple[Recommender, dict[str, str]]
