@@ -44,7 +44,9 @@ def train_recommender_command(
     with store(settings.database_url) as engine:
         try:
             with err.status("training and evaluating every recommender"):
-                report = train_recommender(engine, settings, until=_utc(until), test_days=test_days)
+                report = train_recommender(
+                    engine, settings, until=_utc(until), test_days=test_days, tune_seconds=tune
+                )
         except NotEnoughData as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc

@@ -38,7 +38,7 @@ def test_train_register_promote_and_export(workspace: Path) -> None:
     )
     assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
 
-    trained = runner.invoke(app, ["train", "recommender", "--test-days", "28"])
+    trained = runner.invoke(app, ["train", "recommender", "--test-days", "28", "--tune", "4"])
     assert trained.exit_code == 0, trained.output
     for model in ("popularity", "repurchase", "itemknn", "ease", "als", "bpr"):
         assert model in trained.output
@@ -47,6 +47,8 @@ def test_train_register_promote_and_export(workspace: Path) -> None:
     run = client.get_run(challenger.run_id)
     assert run.data.metrics["all/ndcg_at_10"] > 0
     assert run.data.tags["data.events"].isdigit()
+    assert float(run.data.params["tune_seconds"]) == 4
+    assert any(key.startswith("tuned.als.") for key in run.data.params)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"comparison.md", "comparison.csv", "metric_at_k.png"} <= artifacts
 
