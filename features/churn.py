@@ -1,0 +1,151 @@
+"""Churn: the label and the features, as pure functions of (events, as_of).
+
+The population at a cutoff is every person with a purchase in the `lookback_days` before
+it; a person churns when they buy nothing, in any channel, in the `horizon_days` after
+it. Features read only events strictly before the cutoff, so no future leaks in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import columns as c
+
+CHURNED = "churned"
+DAY = pd.Timedelta(days=1)
+#: Channels that get their own recency and frequency columns.
+CHANNEL_FEATURES = (c.Channel.WEB, c.Channel.APP, c.Channel.STORE)
+
+
+def _check(as_of: pd.Timestamp) -> None:
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} has no UTC offset")
+
+
+def _purchases(events: pd.DataFrame) -> pd.DataFrame:
+    return events[(events[c.TYPE] == c.EventType.PURCHASE) & events[c.PERSON_ID].notna()]
+
+
+def population(
+    events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
+) -> pd.Index:
+    """Persons with at least one purchase in [as_of - lookback_days, as_of), sorted."""
+    _check(as_of)
+    bought = _purchases(events)
+    recent = bought[(bought[c.TS] < as_of) & (bought[c.TS] >= as_of - lookback_days * DAY)]
+    people: pd.Index = pd.Index(np.sort(recent[c.PERSON_ID].astype(str).unique()), name=c.PERSON_ID)
+    return people
+
+
+def churn_labels(
+    events: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    lookback_days: float = 365,
+    horizon_days: float = 90,
+) -> pd.Series:
+    """True for each person of the population who buys nothing in [as_of, as_of + horizon).
+
+    Reads events after `as_of` (that is what a label is); features never do.
+    """
+    people = population(events, as_of=as_of, lookback_days=lookback_days)
+    bought = _purchases(events)
+    later = bought[(bought[c.TS] >= as_of) & (bought[c.TS] < as_of + horizon_days * DAY)]
+    active = set(later[c.PERSON_ID].astype(str))
+    return pd.Series([p not in active for p in people], index=people, name=CHURNED)
+
+
+def churn_features(
+    events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
+) -> pd.DataFrame:
+    """One row per person of the population, from events strictly before `as_of`.
+
+    Columns: recency, frequency and monetary value overall and per channel (web, app,
+    store); inter-purchase gaps (mean, std, the last gap against the usual one) and their
+    trend (purchase days in the last 90 days against the 90 before); browsing and carts
+    without purchase in the last 30 days; returns; e-mail opens and clicks and accepted
+    offers in the last 90 days; channel diversity; store visits; tenure; days since any
+    event. A channel a person never used gives NaN recency and zero counts, never an error.
+    """
+    people = population(events, as_of=as_of, lookback_days=lookback_days)
+    past = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
+    past = past[past[c.PERSON_ID].astype(str).isin(people)].assign(
+        **{c.PERSON_ID: lambda f: f[c.PERSON_ID].astype(str)}
+    )
+    age = (as_of - past[c.TS]).dt.total_seconds() / 86_400
+    past = past.assign(age=age.to_numpy(), day=past[c.TS].dt.floor("D"))
+    bought = past[past[c.TYPE] == c.EventType.PURCHASE]
+    out = pd.DataFrame(index=people)
+    out = out.join(_rfm(bought, "", lookback_days))
+    for channel in CHANNEL_FEATURES:
+        out = out.join(_rfm(bought[bought[c.CHANNEL] == channel], f"{channel}_", lookback_days))
+    out = out.join(_gaps(bought))
+    out = out.join(_recent_counts(past))
+    by_person = past.groupby(c.PERSON_ID)
+    out["tenure_days"] = by_person["age"].max()
+    out["days_since_any_event"] = by_person["age"].min()
+    out["channels_used"] = by_person[c.CHANNEL].nunique()
+    in_store = past[past[c.CHANNEL] == c.Channel.STORE]
+    out["store_visit_days"] = in_store.groupby(c.PERSON_ID)["day"].nunique()
+    counts = [
+        col for col in out.columns if not col.endswith(("recency_days", "_gap_days", "gap_ratio"))
+    ]
+    out[counts] = out[counts].fillna(0.0)
+    return out.astype(float)
+
+
+def _rfm(bought: pd.DataFrame, prefix: str, lookback_days: float) -> pd.DataFrame:
+    """Recency (days since the last purchase), frequency (purchase days) and monetary value."""
+    window = bought[bought["age"] <= lookback_days]
+    spend = window[c.PRICE].fillna(0.0) * window[c.QUANTITY].astype("Float64").fillna(1.0)
+    grouped = window.assign(spend=spend.astype(float)).groupby(c.PERSON_ID)
+    return pd.DataFrame(
+        {
+            f"{prefix}recency_days": bought.groupby(c.PERSON_ID)["age"].min(),
+            f"{prefix}purchase_days": grouped["day"].nunique(),
+            f"{prefix}spend": grouped["spend"].sum(),
+        }
+    )
+
+
+def _gaps(bought: pd.DataFrame) -> pd.DataFrame:
+    """Gaps between purchase days: mean, spread, the open gap against the usual, the trend."""
+    days = bought[[c.PERSON_ID, "day", "age"]].drop_duplicates([c.PERSON_ID, "day"])
+    days = days.sort_values([c.PERSON_ID, "day"])
+    gap = days.groupby(c.PERSON_ID)["day"].diff().dt.total_seconds() / 86_400
+    gaps = days.assign(gap=gap).groupby(c.PERSON_ID)["gap"]
+    out = pd.DataFrame({"mean_gap_days": gaps.mean(), "std_gap_days": gaps.std()})
+    last = days.groupby(c.PERSON_ID)["age"].min()
+    out["gap_ratio"] = last / out["mean_gap_days"]
+    recent = days[days["age"] < 90].groupby(c.PERSON_ID).size()
+    before = days[(days["age"] >= 90) & (days["age"] < 180)].groupby(c.PERSON_ID).size()
+    out["purchase_days_last_90"] = recent
+    out["purchase_days_prev_90"] = before
+    out["purchase_trend"] = (recent.reindex(out.index).fillna(0) + 1) / (
+        before.reindex(out.index).fillna(0) + 1
+    )
+    return out
+
+
+def _recent_counts(past: pd.DataFrame) -> pd.DataFrame:
+    """Browsing, carts, returns, e-mail and offer responses in recent windows."""
+
+    def count(kind: str, days: float) -> pd.Series:
+        rows = past[(past[c.TYPE] == kind) & (past["age"] < days)]
+        return rows.groupby(c.PERSON_ID).size()
+
+    views = count(c.EventType.VIEW, 30)
+    carts = count(c.EventType.ADD_TO_CART, 30)
+    bought_30 = count(c.EventType.PURCHASE, 30)
+    return pd.DataFrame(
+        {
+            "views_30": views,
+            "carts_30": carts,
+            "purchases_30": bought_30,
+            "returns_365": count(c.EventType.RETURN, 365),
+            "email_opens_90": count(c.EventType.EMAIL_OPEN, 90),
+            "email_clicks_90": count(c.EventType.EMAIL_CLICK, 90),
+            "offers_accepted_90": count(c.EventType.OFFER_ACCEPTED, 90),
+        }
+    )
