@@ -1,0 +1,176 @@
+"""The churn model: LightGBM, calibrated, with risk bands and drivers in plain words.
+
+`fit(X, y, X_val, y_val)` trains on past cutoffs and uses a later validation cutoff to
+choose the calibration (isotonic or sigmoid, whichever has the lower log loss) and to set
+the band thresholds. Saved as LightGBM's text model plus `churn.json` (calibration,
+bands, feature names) and `isotonic.npz`: nothing pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+from models.base import ModelNotFitted
+from models.churn_words import describe
+
+#: Risk bands by share of the validation population: the riskiest 20% are high, the
+#: next 30% medium, the rest low.
+HIGH_SHARE, MEDIUM_SHARE = 0.20, 0.30
+EPS = 1e-6
+
+
+class ChurnModel:
+    """Probability that a customer buys nothing in the horizon, its band and its drivers."""
+
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        learning_rate: float = 0.03,
+        num_leaves: int = 15,
+        min_child_samples: int = 30,
+        random_state: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame, y_val: pd.Series) -> Self:
+        """Train on (X, y); calibrate and set bands on the later (X_val, y_val)."""
+        if y.nunique() < 2 or y_val.nunique() < 2:
+            raise ValueError(
+                "churn labels need both churners and stayers, in training and validation"
+            )
+        self.features_ = list(X.columns)
+        model = lgb.LGBMClassifier(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            random_state=self.random_state,
+            n_jobs=2,
+            verbose=-1,
+        )
+        model.fit(X, y.astype(int))
+        self.booster_ = model.booster_
+        raw = self._raw(X_val)
+        truth = y_val.astype(int).to_numpy()
+        isotonic = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(
+            raw, truth
+        )
+        platt = LogisticRegression().fit(_logit(raw)[:, None], truth)
+        iso_loss = log_loss(truth, np.clip(isotonic.predict(raw), EPS, 1 - EPS))
+        platt_loss = log_loss(truth, platt.predict_proba(_logit(raw)[:, None])[:, 1])
+        self.calibration_ = "isotonic" if iso_loss <= platt_loss else "sigmoid"
+        self.iso_x_ = np.asarray(isotonic.X_thresholds_, dtype=np.float64)
+        self.iso_y_ = np.asarray(isotonic.y_thresholds_, dtype=np.float64)
+        self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        calibrated = self._calibrate(raw)
+        self.thresholds_ = (
+            float(np.quantile(calibrated, 1 - HIGH_SHARE - MEDIUM_SHARE)),
+            float(np.quantile(calibrated, 1 - HIGH_SHARE)),
+        )
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probability per row of X."""
+        return self._calibrate(self._raw(X))
+
+    def bands(self, probability: np.ndarray) -> np.ndarray:
+        """'low', 'medium' or 'high' per probability, by the thresholds set in `fit`."""
+        self._check()
+        medium, high = self.thresholds_
+        return np.where(
+            probability >= high, "high", np.where(probability >= medium, "medium", "low")
+        )
+
+    def drivers(self, X: pd.DataFrame, top: int = 3) -> list[list[str]]:
+        """For each row, up to `top` reasons pushing towards churn, in words.
+
+        From LightGBM's per-feature contributions (`pred_contrib`), strongest first.
+        """
+        self._check()
+        # One column per feature, then the bias: keep the features.
+        contrib = np.asarray(self.booster_.predict(X[self.features_], pred_contrib=True))[:, :-1]
+        out = []
+        for i, row in enumerate(contrib):
+            order = np.argsort(-row)
+            reasons = [
+                describe(self.features_[j], X.iloc[i]) for j in order[: top * 2] if row[j] > 0
+            ]
+            out.append([r for r in dict.fromkeys(reasons) if r][:top])
+        return out
+
+    def save(self, path: Path) -> Path:
+        """Write `booster.txt`, `churn.json` and `isotonic.npz` into the folder `path`."""
+        self._check()
+        path.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(path / "booster.txt"))
+        meta = {
+            "params": self.get_params(),
+            "features": self.features_,
+            "calibration": self.calibration_,
+            "platt": list(self.platt_),
+            "thresholds": list(self.thresholds_),
+        }
+        (path / "churn.json").write_text(json.dumps(meta, indent=2))
+        np.savez(path / "isotonic.npz", x=self.iso_x_, y=self.iso_y_, allow_pickle=False)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ChurnModel:
+        """A model written by `save`."""
+        meta = json.loads((path / "churn.json").read_text())
+        model = cls(**meta["params"])
+        model.booster_ = lgb.Booster(model_file=str(path / "booster.txt"))
+        model.features_ = list(meta["features"])
+        model.calibration_ = meta["calibration"]
+        model.platt_ = (float(meta["platt"][0]), float(meta["platt"][1]))
+        model.thresholds_ = (float(meta["thresholds"][0]), float(meta["thresholds"][1]))
+        with np.load(path / "isotonic.npz", allow_pickle=False) as npz:
+            model.iso_x_, model.iso_y_ = npz["x"], npz["y"]
+        return model
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "random_state": self.random_state,
+        }
+
+    def _check(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise ModelNotFitted("ChurnModel is not fitted yet")
+
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        self._check()
+        missing = [f for f in self.features_ if f not in X.columns]
+        if missing:
+            raise ValueError(f"features missing: {missing}")
+        raw: np.ndarray = np.asarray(self.booster_.predict(X[self.features_]), dtype=np.float64)
+        return raw
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if self.calibration_ == "isotonic":
+            out: np.ndarray = np.clip(np.interp(raw, self.iso_x_, self.iso_y_), EPS, 1 - EPS)
+            return out
+        slope, intercept = self.platt_
+        return 1.0 / (1.0 + np.exp(-(slope * _logit(raw) + intercept)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, EPS, 1 - EPS)
+    out: np.ndarray = np.log(q / (1 - q))
+    return out

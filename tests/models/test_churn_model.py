@@ -1,0 +1,99 @@
+"""The churn model: calibrated, banded, explained in words, saved safely, and right in direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.churn import churn_features, churn_labels
+from features.synthetic import SyntheticConfig, SyntheticData, generate
+from models.churn import HIGH_SHARE, ChurnModel
+from models.churn_words import describe
+
+
+@pytest.fixture(scope="module")
+def world() -> SyntheticData:
+    return generate(SyntheticConfig(customers=2000, seed=4))
+
+
+def cut(world: SyntheticData, day: str) -> tuple[pd.DataFrame, pd.Series]:
+    events = world.tables["events"]
+    events = events.assign(person_id=events["customer_id"])
+    as_of = pd.Timestamp(day, tz="UTC")
+    X = churn_features(events, as_of=as_of)
+    return X, churn_labels(events, as_of=as_of).reindex(X.index)
+
+
+@pytest.fixture(scope="module")
+def fitted(world: SyntheticData) -> tuple[ChurnModel, pd.DataFrame, pd.Series]:
+    train = [cut(world, day) for day in ("2026-02-01", "2026-03-01", "2026-04-01")]
+    X = pd.concat([x for x, _ in train])
+    y = pd.concat([y for _, y in train])
+    X_val, y_val = cut(world, "2026-05-01")
+    model = ChurnModel(n_estimators=150).fit(X, y, X_val, y_val)
+    return model, X_val, y_val
+
+
+@pytest.mark.slow
+def test_true_churners_score_higher_than_loyal_customers(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series], world: SyntheticData
+) -> None:
+    model, _, _ = fitted
+    X_test, _ = cut(world, "2026-06-01")
+    truth = world.truth["customers"].set_index("customer_id")
+    churners = truth["churned"] & (truth["churn_date"] < pd.Timestamp("2026-09-01", tz="UTC"))
+    p = pd.Series(model.predict_proba(X_test), index=X_test.index)
+    leaving = churners.reindex(p.index).fillna(False).astype(bool)
+    assert p[leaving].mean() > p[~leaving].mean() + 0.15
+
+
+def test_calibrated_on_validation_and_bands_follow_its_distribution(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series],
+) -> None:
+    model, X_val, y_val = fitted
+    p = model.predict_proba(X_val)
+    assert ((p > 0) & (p < 1)).all()
+    assert abs(p.mean() - y_val.mean()) < 0.02
+    bands = model.bands(p)
+    assert set(bands) == {"low", "medium", "high"}
+    assert (bands == "high").mean() == pytest.approx(HIGH_SHARE, abs=0.03)
+    # Higher bands hold more churners.
+    rate = pd.Series(y_val.to_numpy()).groupby(bands).mean()
+    assert rate["low"] < rate["medium"] < rate["high"]
+
+
+def test_save_and_load_give_identical_scores(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    model, X_val, _ = fitted
+    model.save(tmp_path / "churn")
+    assert sorted(p.name for p in (tmp_path / "churn").iterdir()) == [
+        "booster.txt",
+        "churn.json",
+        "isotonic.npz",
+    ]
+    again = ChurnModel.load(tmp_path / "churn")
+    np.testing.assert_allclose(again.predict_proba(X_val), model.predict_proba(X_val))
+    assert again.drivers(X_val.head(3)) == model.drivers(X_val.head(3))
+
+
+def test_drivers_speak_plainly(fitted: tuple[ChurnModel, pd.DataFrame, pd.Series]) -> None:
+    model, X_val, _ = fitted
+    reasons = model.drivers(X_val, top=3)
+    assert all(len(r) <= 3 for r in reasons)
+    assert sum(bool(r) for r in reasons) > 0.9 * len(reasons)
+    row = pd.Series({"recency_days": 74.2, "mean_gap_days": 12.0})
+    assert describe("recency_days", row) == "no purchase for 74 days, usually every 12 days"
+    assert describe("purchase_days", pd.Series({"purchase_days": 1.0})) == (
+        "only 1 purchase day in a year"
+    )
+    assert describe("not_a_feature", row) == ""
+
+
+def test_one_class_labels_are_refused(fitted: tuple[ChurnModel, pd.DataFrame, pd.Series]) -> None:
+    _, X_val, y_val = fitted
+    with pytest.raises(ValueError, match="both churners and stayers"):
+        ChurnModel().fit(X_val, y_val & False, X_val, y_val)
