@@ -66,7 +66,8 @@ def churn_features(
     trend (purchase days in the last 90 days against the 90 before); browsing and carts
     without purchase in the last 30 days; returns; e-mail opens and clicks and accepted
     offers in the last 90 days; channel diversity; store visits; tenure; days since any
-    event. A channel a person never used gives NaN recency and zero counts, never an error.
+    event; for BG/NBD, days since the first purchase and purchase days over the whole
+    history. A channel a person never used gives NaN recency and zero counts, never an error.
     """
     people = population(events, as_of=as_of, lookback_days=lookback_days)
     past = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
@@ -81,6 +82,9 @@ def churn_features(
     for channel in CHANNEL_FEATURES:
         out = out.join(_rfm(bought[bought[c.CHANNEL] == channel], f"{channel}_", lookback_days))
     out = out.join(_gaps(bought))
+    lifetime = bought.groupby(c.PERSON_ID)
+    out["first_purchase_days"] = lifetime["age"].max()
+    out["lifetime_purchase_days"] = lifetime["day"].nunique()
     out = out.join(_recent_counts(past))
     by_person = past.groupby(c.PERSON_ID)
     out["tenure_days"] = by_person["age"].max()

@@ -11,7 +11,9 @@ import pytest
 from features.churn import churn_features, churn_labels
 from features.synthetic import SyntheticConfig, SyntheticData, generate
 from models.churn import HIGH_SHARE, ChurnModel
+from models.churn_baselines import BGNBDBaseline, RecencyBaseline
 from models.churn_words import describe
+from training.churn_metrics import churn_metrics
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,25 @@ def test_one_class_labels_are_refused(fitted: tuple[ChurnModel, pd.DataFrame, pd
     _, X_val, y_val = fitted
     with pytest.raises(ValueError, match="both churners and stayers"):
         ChurnModel().fit(X_val, y_val & False, X_val, y_val)
+
+
+def test_baselines_rank_churners_and_the_model_beats_them(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series], world: SyntheticData
+) -> None:
+    model, X_val, y_val = fitted
+    X_test, y_test = cut(world, "2026-06-01")
+    recency = RecencyBaseline().fit(X_val, y_val)
+    bgnbd = BGNBDBaseline(horizon_days=90).fit(X_test)
+    scores = {
+        "recency": recency.predict_proba(X_test),
+        "bgnbd": bgnbd.predict_proba(X_test),
+        "omni": model.predict_proba(X_test),
+    }
+    for p in scores.values():
+        assert ((p >= 0) & (p <= 1)).all()
+    # Longer since the last purchase, higher risk.
+    order = np.argsort(X_test["recency_days"].to_numpy())
+    assert np.all(np.diff(scores["recency"][order]) >= -1e-12)
+    auc = {name: churn_metrics(y_test.to_numpy(), p)["auc"] for name, p in scores.items()}
+    assert auc["recency"] > 0.6 and auc["bgnbd"] > 0.6
+    assert auc["omni"] > max(auc["recency"], auc["bgnbd"])
