@@ -26,7 +26,7 @@ from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import get_settings
 from service.storage.stats import StoreSummary, summarize
 from training.cli_common import DatabaseOption, console, err, settings_for, store
-from training.cli_models import promote_app, recommend, train_app
+from training.cli_models import promote_app, recommend, score_churn, train_app
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
 
@@ -39,6 +39,9 @@ app = typer.Typer(
 app.add_typer(train_app, name="train")
 app.add_typer(promote_app, name="promote")
 app.command("recommend")(recommend)
+score_app = typer.Typer(help="Score customers with a registered model.")
+score_app.command("churn")(score_churn)
+app.add_typer(score_app, name="score")
 
 
 class _Bar:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich import box
@@ -150,3 +151,135 @@ def recommend(
 
 def _utc(day: datetime | None) -> datetime | None:
     return day.replace(tzinfo=UTC) if day else None
+
+
+@train_app.command("churn")
+def train_churn_command(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            help="The test cutoff (UTC); its horizon must be in the data. Default: the "
+            "latest such day.",
+            formats=["%Y-%m-%d"],
+        ),
+    ] = None,
+    horizon_days: Annotated[
+        float, typer.Option(help="No purchase in this many days after a cutoff = churned.")
+    ] = 90,
+    lookback_days: Annotated[
+        float, typer.Option(help="Customers with a purchase in this many days are scored.")
+    ] = 365,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Train the churn model out of time, compare it with recency and BG/NBD, register it."""
+    from training.train_churn import NotEnoughHistory, train_churn
+
+    settings = settings_for(database_url)
+    with store(settings.database_url) as engine:
+        try:
+            with err.status("building cutoffs and training the churn model"):
+                report = train_churn(
+                    engine,
+                    settings,
+                    as_of=_utc(as_of),
+                    horizon_days=horizon_days,
+                    lookback_days=lookback_days,
+                )
+        except NotEnoughHistory as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    cuts = report.cutoffs
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"Churn in {horizon_days:g} days after {cuts[-1]:%Y-%m-%d} (trained on "
+        f"{', '.join(f'{cut:%Y-%m-%d}' for cut in cuts[:-2])}; calibrated on {cuts[-2]:%Y-%m-%d})",
+    )
+    table.add_column("model")
+    for col in report.table.columns:
+        table.add_column(col, justify="right")
+    for name, row in report.table.iterrows():
+        table.add_row(str(name), *[f"{v:.3f}" for v in row])
+    console.print(table)
+    console.print(
+        f"registered as omni-churn version {report.version} (alias challenger); promote with: "
+        f"omni promote churn --alias champion --version {report.version}"
+    )
+
+
+@promote_app.command("churn")
+def promote_churn(
+    alias: Annotated[str, typer.Option(help="The alias to set, e.g. champion.")] = "champion",
+    version: Annotated[
+        str | None, typer.Option(help="The version; default: the current challenger.")
+    ] = None,
+) -> None:
+    """Point ALIAS at a registered churn model version."""
+    from training.train_churn import CHURN
+
+    client = setup(settings_for(None), CHURN)
+    try:
+        chosen = promote(client, CHURN, alias, version)
+    except NoSuchModelVersion as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{CHURN} version {chosen} is now '{alias}'")
+
+
+def score_churn(
+    as_of: Annotated[
+        datetime,
+        typer.Option(help="Score from events before this day (UTC).", formats=["%Y-%m-%d"]),
+    ],
+    output: Annotated[
+        Path, typer.Option(help="Where to write customer_id,churn_probability,band,top_drivers.")
+    ],
+    customers: Annotated[
+        Path | None,
+        typer.Option(help="CSV with a customer_id column; default: the whole population."),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Registry alias of the model to use.")] = "champion",
+    lookback_days: Annotated[
+        float, typer.Option(help="Population: a purchase in this many days.")
+    ] = 365,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Churn scores for the population at a date, from the registered model."""
+    import tempfile
+
+    from features.churn import churn_features
+    from models.churn import ChurnModel
+    from service.storage.reader import load_events
+    from training.tracking import model_artifacts
+    from training.train_churn import CHURN
+
+    settings = settings_for(database_url)
+    client = setup(settings, CHURN)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts, version = model_artifacts(client, CHURN, model, Path(tmp))
+            churn = ChurnModel.load(artifacts / "churn")
+    except NoSuchModelVersion as exc:
+        err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")
+        raise typer.Exit(1) from exc
+    cutoff = as_of.replace(tzinfo=UTC)
+    with store(settings.database_url) as engine:
+        events = load_events(engine, until=cutoff)
+    X = churn_features(events, as_of=pd.Timestamp(cutoff), lookback_days=lookback_days)
+    if customers is not None:
+        wanted = pd.read_csv(customers, dtype=str)["customer_id"].dropna().str.strip()
+        X = X[X.index.isin(set(wanted))]
+    probability = churn.predict_proba(X) if len(X) else np.empty(0)
+    out = pd.DataFrame(
+        {
+            "customer_id": X.index,
+            "churn_probability": probability.round(4),
+            "band": churn.bands(probability) if len(X) else [],
+            "top_drivers": ["; ".join(r) for r in churn.drivers(X)] if len(X) else [],
+        }
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False)
+    console.print(
+        f"{len(out):,} customers scored at {cutoff:%Y-%m-%d} into {output} "
+        f"(omni-churn version {version}, alias '{model}')"
+    )

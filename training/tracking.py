@@ -97,12 +97,19 @@ def promote(client: MlflowClient, name: str, alias: str, version: str | None = N
 
 def load_recommender(client: MlflowClient, alias: str) -> tuple[Recommender, str]:
     """The recommender registered under `alias`, and its version."""
-    version = _version_of(client, RECOMMENDER, alias)
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            f"models:/{RECOMMENDER}/{version}", dst_path=tmp
-        )
-        return Recommender.load(Path(local) / "artifacts" / "recommender"), version
+        artifacts, version = model_artifacts(client, RECOMMENDER, alias, Path(tmp))
+        return Recommender.load(artifacts / "recommender"), version
+
+
+def model_artifacts(client: MlflowClient, name: str, alias: str, into: Path) -> tuple[Path, str]:
+    """Download the version of `name` that `alias` points at; its artifacts folder and version.
+
+    Raises `NoSuchModelVersion` when no version has the alias.
+    """
+    version = _version_of(client, name, alias)
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into))
+    return Path(local) / "artifacts", version
 
 
 def _version_of(client: MlflowClient, name: str, alias: str) -> str:
