@@ -8,7 +8,7 @@ SEED ?= 7
 DATA_DIR ?= data/synthetic
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup run test lint bench bench-recommender mlflow-ui clean
+.PHONY: setup run test lint bench bench-recommender bench-churn mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: setup
 
 bench-recommender: setup
 	$(BIN)/python benchmarks/recommender_quality.py
+
+bench-churn: setup
+	$(BIN)/python benchmarks/churn_quality.py
 
 # The MLflow UI on the project's tracking store: http://127.0.0.1:5000
 mlflow-ui: setup
