@@ -9,7 +9,6 @@ inspectable files (`params.json`, `state.npz` loaded with `allow_pickle=False`).
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
@@ -23,6 +22,7 @@ from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
 from models.ids import IdMapping, UnknownCustomer, UnknownItem
+from models.params import HyperParams
 
 #: Scores held at once (customers x catalogue): bounds the dense score block's memory.
 SCORE_BLOCK = 32_000_000
@@ -47,7 +47,7 @@ class Filters:
     exclude_seen: bool = False
 
 
-class Recommender(ABC):
+class Recommender(HyperParams, ABC):
     """Fit on an `InteractionMatrix`; recommend with external ids; save and load safely."""
 
     name: ClassVar[str]
@@ -70,15 +70,6 @@ class Recommender(ABC):
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         return None
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters: every `__init__` argument, read back from the attribute of the
-        same name (the scikit-learn convention, which `__init__` must follow)."""
-        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        params = inspect.signature(type(self).__init__).parameters.values()
-        return {
-            p.name: getattr(self, p.name) for p in params if p.kind in named and p.name != "self"
-        }
 
     # -- the contract --------------------------------------------------------------------
     def fit(self, data: InteractionMatrix) -> Self:

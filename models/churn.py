@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import lightgbm as lgb
 import numpy as np
@@ -21,6 +21,7 @@ from sklearn.metrics import log_loss
 
 from models.base import ModelNotFitted
 from models.churn_words import describe
+from models.params import HyperParams
 
 #: Risk bands by share of the validation population: the riskiest 20% are high, the
 #: next 30% medium, the rest low.
@@ -28,7 +29,7 @@ HIGH_SHARE, MEDIUM_SHARE = 0.20, 0.30
 EPS = 1e-6
 
 
-class ChurnModel:
+class ChurnModel(HyperParams):
     """Probability that a customer buys nothing in the horizon, its band and its drivers."""
 
     def __init__(
@@ -140,15 +141,6 @@ class ChurnModel:
         with np.load(path / "isotonic.npz", allow_pickle=False) as npz:
             model.iso_x_, model.iso_y_ = npz["x"], npz["y"]
         return model
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "random_state": self.random_state,
-        }
 
     def _check(self) -> None:
         if not hasattr(self, "booster_"):

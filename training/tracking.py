@@ -65,21 +65,42 @@ def log_recommender(model: Recommender, client: MlflowClient) -> str:
     """
     with tempfile.TemporaryDirectory() as tmp:
         saved = model.save(Path(tmp) / "recommender")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_CODE),
-            artifacts={"recommender": str(saved)},
-            registered_model_name=RECOMMENDER,
+        return register(
+            client,
+            RECOMMENDER,
+            code=PYFUNC_CODE,
+            artifacts={"recommender": saved},
             signature=RECOMMENDER_SIGNATURE,
             # MLflow runs the logged model on this example: a smoke check at registration.
             input_example=(
                 pd.DataFrame({"customer_id": model.users_.ids[:2].astype(str)}),
                 {"k": 3},
             ),
-            pip_requirements=["omni"],
         )
+
+
+def register(
+    client: MlflowClient,
+    name: str,
+    *,
+    code: Path,
+    artifacts: dict[str, Path],
+    input_example: object,
+    signature: ModelSignature | None = None,
+) -> str:
+    """Log a models-from-code pyfunc (`code`) around saved `artifacts` in the active run,
+    register it as `name` and alias the new version `challenger`; returns the version."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(code),
+        artifacts={key: str(path) for key, path in artifacts.items()},
+        registered_model_name=name,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=["omni"],
+    )
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(RECOMMENDER, "challenger", version)
+    client.set_registered_model_alias(name, "challenger", version)
     return version
 
 

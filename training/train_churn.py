@@ -25,7 +25,7 @@ from models.churn_baselines import BGNBDBaseline, RecencyBaseline
 from service.settings import Settings
 from service.storage.reader import load_events
 from training.churn_metrics import churn_metrics
-from training.tracking import setup
+from training.tracking import register, setup
 
 CHURN = "omni-churn"
 PYFUNC_CODE = Path(__file__).with_name("churn_pyfunc.py")
@@ -127,16 +127,13 @@ def train_churn(
         mlflow.log_figure(_calibration_and_lift(truth, scores), "calibration_and_lift.png")
         with tempfile.TemporaryDirectory() as tmp:
             saved = model.save(Path(tmp) / "churn")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(PYFUNC_CODE),
-                artifacts={"churn": str(saved)},
-                registered_model_name=CHURN,
+            version = register(
+                client,
+                CHURN,
+                code=PYFUNC_CODE,
+                artifacts={"churn": saved},
                 input_example=X_test.head(3),
-                pip_requirements=["omni"],
             )
-        version = str(info.registered_model_version)
-        client.set_registered_model_alias(CHURN, "challenger", version)
     return ChurnReport(table, version, run.info.run_id, cuts)
 
 

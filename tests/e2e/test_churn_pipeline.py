@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -10,21 +9,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from service.settings import get_settings
 from training.cli import app
 from training.train_churn import CHURN
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("OMNI_DATABASE_URL", f"sqlite:///{tmp_path / 'omni.db'}")
-    monkeypatch.setenv("OMNI_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    monkeypatch.setenv("OMNI_MLFLOW_ARTIFACT_ROOT", str(tmp_path / "mlruns" / "artifacts"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 @pytest.mark.slow
