@@ -29,6 +29,8 @@ class Cut:
         self.counts = counts.tocsr()
         self.seen = seen.tocsr()
         self.store_share = np.asarray(store_share, dtype=np.float32)
+        #: Per item, how often its buyers buy it again (depends only on this cut).
+        self.item_repeat = repeat_rate(self.counts)
 
     @classmethod
     def of(cls, data: InteractionMatrix) -> Cut:
@@ -38,6 +40,20 @@ class Cut:
         share = data.user_store_share
         share = share if share is not None else np.zeros(len(data.users), dtype=np.float32)
         return cls(data.weights, data.purchase_age_days, counts, seen, share)
+
+
+def code_shares(user_hist: csr_matrix, codes: np.ndarray) -> np.ndarray:
+    """Each customer's share of weight per code (an item's category or brand position):
+    (customers x codes), rows summing to 1 (0 for a customer with no weight)."""
+    n_codes = int(codes.max()) + 1 if len(codes) else 1
+    onehot = csr_matrix(
+        (np.ones(len(codes)), (np.arange(len(codes)), np.maximum(codes, 0))),
+        shape=(len(codes), n_codes),
+    )
+    per_code = np.asarray((user_hist @ onehot).todense())
+    total = np.maximum(per_code.sum(axis=1, keepdims=True), 1e-12)
+    shares: np.ndarray = per_code / total
+    return shares
 
 
 def repeat_rate(counts: csr_matrix) -> np.ndarray:
@@ -106,19 +122,6 @@ class ItemContext:
             state["ctx.trend"],
             state["ctx.store_share"],
         )
-
-    @staticmethod
-    def share(user_hist: csr_matrix, codes: np.ndarray) -> np.ndarray:
-        """Each customer's share of weight per code (category or brand)."""
-        n_codes = int(codes.max()) + 1 if len(codes) else 1
-        onehot = csr_matrix(
-            (np.ones(len(codes)), (np.arange(len(codes)), np.maximum(codes, 0))),
-            shape=(len(codes), n_codes),
-        )
-        per_code = np.asarray((user_hist @ onehot).todense())
-        total = np.maximum(per_code.sum(axis=1, keepdims=True), 1e-12)
-        shares: np.ndarray = per_code / total
-        return shares
 
     def usual_price(self, user_hist: csr_matrix) -> np.ndarray:
         """Weight-averaged price of the items each customer chose (NaN prices skipped)."""

@@ -10,6 +10,7 @@ from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
 from models.base import Recommender, csr_from, csr_parts
+from models.pair_features import code_shares
 
 Scope = Literal["global", "store", "category"]
 
@@ -64,11 +65,8 @@ class RecentPopularity(Recommender):
             has = store >= 0
             scores[has] += self.store_popularity_[store[has]].toarray()
             return np.asarray(scores, dtype=np.float32)
-        codes, categories = pd.factorize(pd.Series(self.item_category_))
-        onehot = np.zeros((len(categories), len(codes)), dtype=np.float32)
-        onehot[codes, np.arange(len(codes))] = 1.0
-        per_category = np.asarray(self.history_[rows] @ onehot.T)
-        share = per_category / np.maximum(per_category.sum(axis=1, keepdims=True), 1e-12)
+        codes = pd.factorize(pd.Series(self.item_category_))[0]
+        share = code_shares(self.history_[rows], codes)
         # A small floor keeps unexplored categories reachable, below the customer's own.
         return np.asarray(base * (share[:, codes] + 0.01), dtype=np.float32)
 

@@ -18,7 +18,7 @@ from features.matrix import Holdout, InteractionMatrix
 from models.base import Recommender, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
-from models.pair_features import Cut, ItemContext, repeat_rate
+from models.pair_features import Cut, ItemContext, code_shares
 from models.popularity import RecentPopularity
 from models.repurchase import Repurchase
 
@@ -177,9 +177,9 @@ class TwoStage(Recommender):
         bought = np.asarray((user_counts > 0).sum(axis=1)).ravel()
         rebought = np.asarray((user_counts > 1).sum(axis=1)).ravel()
         user_repeat = (rebought / np.maximum(bought, 1))[owner]
-        item_repeat = repeat_rate(cut.counts)[cand]
-        cat_share = ctx.share(user_hist, ctx.category_codes)[owner, ctx.category_codes[cand]]
-        brand_share = ctx.share(user_hist, ctx.brand_codes)[owner, ctx.brand_codes[cand]]
+        item_repeat = cut.item_repeat[cand]
+        cat_share = code_shares(user_hist, ctx.category_codes)[owner, ctx.category_codes[cand]]
+        brand_share = code_shares(user_hist, ctx.brand_codes)[owner, ctx.brand_codes[cand]]
         basket = ctx.usual_price(user_hist)[owner]
         price_ratio = ctx.price[cand] / np.where(basket > 0, basket, np.nan)
         user_items = np.asarray((user_hist > 0).sum(axis=1)).ravel()[owner]
