@@ -67,7 +67,8 @@ def churn_features(
     without purchase in the last 30 days; returns; e-mail opens and clicks and accepted
     offers in the last 90 days; channel diversity; store visits; tenure; days since any
     event; for BG/NBD, days since the first purchase and purchase days over the whole
-    history. A channel a person never used gives NaN recency and zero counts, never an error.
+    history; the purchase rate over that history, the chance of the silence so far at that
+    rate (Poisson) and recency as a share of the history. A channel a person never used gives NaN recency and zero counts, never an error.
     """
     people = population(events, as_of=as_of, lookback_days=lookback_days)
     past = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
@@ -85,6 +86,7 @@ def churn_features(
     lifetime = bought.groupby(c.PERSON_ID)
     out["first_purchase_days"] = lifetime["age"].max()
     out["lifetime_purchase_days"] = lifetime["day"].nunique()
+    out = out.join(_rate(out))
     out = out.join(_recent_counts(past))
     by_person = past.groupby(c.PERSON_ID)
     out["tenure_days"] = by_person["age"].max()
@@ -109,6 +111,19 @@ def _rfm(bought: pd.DataFrame, prefix: str, lookback_days: float) -> pd.DataFram
             f"{prefix}recency_days": bought.groupby(c.PERSON_ID)["age"].min(),
             f"{prefix}purchase_days": grouped["day"].nunique(),
             f"{prefix}spend": grouped["spend"].sum(),
+        }
+    )
+
+
+def _rate(out: pd.DataFrame) -> pd.DataFrame:
+    """Purchase days per day of history and how unusual the current silence is at that rate."""
+    history = out["first_purchase_days"].clip(lower=1.0)
+    rate = out["lifetime_purchase_days"] / history
+    return pd.DataFrame(
+        {
+            "purchase_rate": rate,
+            "silence_chance": np.exp(-rate * out["recency_days"]),
+            "recency_share": out["recency_days"] / history,
         }
     )
 

@@ -27,6 +27,7 @@ from models.params import HyperParams
 #: next 30% medium, the rest low.
 HIGH_SHARE, MEDIUM_SHARE = 0.20, 0.30
 EPS = 1e-6
+TIE_BREAK = 1e-4
 
 
 class ChurnModel(HyperParams):
@@ -36,8 +37,8 @@ class ChurnModel(HyperParams):
         self,
         n_estimators: int = 300,
         learning_rate: float = 0.03,
-        num_leaves: int = 15,
-        min_child_samples: int = 30,
+        num_leaves: int = 7,
+        min_child_samples: int = 100,
         random_state: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
@@ -156,7 +157,11 @@ class ChurnModel(HyperParams):
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if self.calibration_ == "isotonic":
-            out: np.ndarray = np.clip(np.interp(raw, self.iso_x_, self.iso_y_), EPS, 1 - EPS)
+            # Isotonic regression is flat in steps; a tiny strictly increasing term keeps
+            # the booster's order inside a step, so ranking (AUC) is not lost to ties and
+            # the bands cut at their shares. It moves a probability by at most TIE_BREAK.
+            stepped = np.interp(raw, self.iso_x_, self.iso_y_) + TIE_BREAK * (raw - 0.5)
+            out: np.ndarray = np.clip(stepped, EPS, 1 - EPS)
             return out
         slope, intercept = self.platt_
         return 1.0 / (1.0 + np.exp(-(slope * _logit(raw) + intercept)))

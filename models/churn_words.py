@@ -37,6 +37,12 @@ def _channel_gone(channel: str) -> Callable[[pd.Series], str]:
 TEMPLATES: dict[str, Callable[[pd.Series], str]] = {
     "recency_days": _no_purchase,
     "gap_ratio": _no_purchase,
+    "silence_chance": _no_purchase,
+    "recency_share": _no_purchase,
+    "purchase_rate": lambda r: (
+        f"{_count(r['lifetime_purchase_days'], 'purchase day')} in "
+        f"{_days(r['first_purchase_days'])} as a customer"
+    ),
     "mean_gap_days": lambda r: f"buys only every {_days(r['mean_gap_days'])} on average",
     "purchase_trend": lambda r: (
         f"{_count(r['purchase_days_last_90'], 'purchase day')} in the last 90 days, "
