@@ -68,7 +68,8 @@ def churn_features(
     offers in the last 90 days; channel diversity; store visits; tenure; days since any
     event; for BG/NBD, days since the first purchase and purchase days over the whole
     history; the purchase rate over that history, the chance of the silence so far at that
-    rate (Poisson) and recency as a share of the history. A channel a person never used gives NaN recency and zero counts, never an error.
+    rate (Poisson) and recency as a share of the history. A channel a person never used
+    gives NaN recency and zero counts, never an error.
     """
     people = population(events, as_of=as_of, lookback_days=lookback_days)
     past = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
