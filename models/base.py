@@ -45,6 +45,9 @@ class Filters:
     exclude_categories: Collection[str] = ()
     #: Leave out every item the customer interacted with before (for "new to you").
     exclude_seen: bool = False
+    #: Only items where this mask (over the model's items, in order) is True; combines
+    #: with the rest. For callers that keep a mask per store rather than a list of ids.
+    allowed: np.ndarray | None = None
 
 
 class Recommender(HyperParams, ABC):
@@ -278,6 +281,10 @@ class Recommender(HyperParams, ABC):
             allowed[self.items_.positions(list(filters.only_items))] = True
         if filters.exclude_categories:
             allowed &= ~np.isin(self.item_category_, list(filters.exclude_categories))
+        if filters.allowed is not None:
+            if filters.allowed.shape != allowed.shape:
+                raise ValueError(f"the allowed mask must have one entry per item ({len(allowed)})")
+            allowed &= filters.allowed
         return allowed
 
     def _mask_personal(self, scores: np.ndarray, rows: np.ndarray, filters: Filters) -> None:

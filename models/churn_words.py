@@ -10,6 +10,8 @@ import pandas as pd
 
 def _count(value: float, noun: str) -> str:
     n = round(value)
+    if n == 0:
+        return f"no {noun}s"
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 

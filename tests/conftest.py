@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from features.synthetic import SyntheticConfig, SyntheticData, generate
+from features import columns as c
+from features.interactions import interactions, store_activity
+from features.matrix import build_matrix
+from features.sources.files import read_folder
+from features.synthetic import SyntheticConfig, SyntheticData, generate, write_synthetic
+from models import ItemKNN, Recommender
+from service.registry import CHURN, RECOMMENDER
+from service.settings import SCOPES, ApiKey, Settings
 from service.storage.engine import open_engine, temporary_schema
+from service.storage.reader import load_events, load_table
+from training.ingest import ingest
+from training.tracking import log_recommender, promote, setup
+from training.train_churn import train_churn
 
 POSTGRES_ENV = "OMNI_TEST_POSTGRES_URL"
+#: API keys of the served store: every scope; recommendations only; a tablet in S001.
+ADMIN_KEY, READ_KEY, TABLET_KEY = "admin-key-for-tests", "reader-key-for-tests", "tablet-key-s001"
 #: The real data sets: ../shared/data beside the checkout, or wherever OMNI_SHARED_DATA says.
 SHARED_DATA = Path(
     os.environ.get("OMNI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -59,3 +76,77 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data sets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@dataclass(frozen=True)
+class ServedStore:
+    """A store with synthetic data and both models registered as champion (for the API)."""
+
+    settings: Settings
+    data: Path
+    recommender_version: str
+    churn_version: str
+    #: The service clock: the day after the last synthetic event.
+    clock: datetime
+
+
+def publish_recommender(settings: Settings, model: Recommender, alias: str = "champion") -> str:
+    """Register `model` in the settings' registry and point `alias` at it; its version."""
+    client = setup(settings, RECOMMENDER)
+    with mlflow.start_run(run_name="test recommender"):
+        version = log_recommender(model, client)
+    promote(client, RECOMMENDER, alias, version)
+    return version
+
+
+def fit_recommender(settings: Settings, **params: float) -> Recommender:
+    """An item-kNN recommender on everything in the settings' store (fast to fit)."""
+    engine = open_engine(settings.database_url)
+    try:
+        events = load_events(engine)
+        catalogue = load_table(engine, "catalogue")
+    finally:
+        engine.dispose()
+    as_of = events[c.TS].max() + pd.Timedelta(seconds=1)
+    matrix = build_matrix(
+        interactions(events, as_of=as_of),
+        as_of=as_of,
+        catalogue=catalogue,
+        stores=store_activity(events, as_of=as_of),
+    )
+    return ItemKNN(**params).fit(matrix)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def served_store(tmp_path_factory: pytest.TempPathFactory) -> ServedStore:
+    """800 synthetic customers ingested into SQLite, an item-kNN recommender and a churn
+    model registered and promoted to champion in a throwaway MLflow store."""
+    root = tmp_path_factory.mktemp("served")
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'omni.db'}",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        mlflow_artifact_root=root / "mlruns" / "artifacts",
+        api_keys={
+            ADMIN_KEY: ApiKey(name="test-admin", scopes=list(SCOPES)),
+            READ_KEY: ApiKey(name="test-reader", scopes=["recommend"]),
+            TABLET_KEY: ApiKey(
+                name="test-tablet",
+                scopes=["recommend", "profile:read", "churn:read", "events:write"],
+                store_id="S001",
+            ),
+        },
+    )
+    data = root / "data"
+    write_synthetic(SyntheticConfig(customers=800, seed=5), data)
+    engine = open_engine(settings.database_url)
+    try:
+        ingest(engine, read_folder(data))
+        report = train_churn(engine, settings)
+        clock = (load_events(engine)[c.TS].max() + pd.Timedelta(days=1)).ceil("D").to_pydatetime()
+    finally:
+        engine.dispose()
+    client = setup(settings, CHURN)
+    promote(client, CHURN, "champion", report.version)
+    version = publish_recommender(settings, fit_recommender(settings))
+    settings = settings.model_copy(update={"clock": clock})
+    return ServedStore(settings, data, version, report.version, clock)

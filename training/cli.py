@@ -27,6 +27,7 @@ from service.settings import get_settings
 from service.storage.stats import StoreSummary, summarize
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.cli_models import promote_app, recommend, score_churn, train_app
+from training.cli_serve import serve
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
 
@@ -42,6 +43,7 @@ app.command("recommend")(recommend)
 score_app = typer.Typer(help="Score customers with a registered model.")
 score_app.command("churn")(score_churn)
 app.add_typer(score_app, name="score")
+app.command("serve")(serve)
 
 
 class _Bar:

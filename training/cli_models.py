@@ -13,8 +13,9 @@ from rich import box
 from rich.table import Table
 
 from models.base import Filters
+from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender
 from training.cli_common import DatabaseOption, console, err, settings_for, store
-from training.tracking import RECOMMENDER, NoSuchModelVersion, load_recommender, promote, setup
+from training.tracking import promote, setup
 
 train_app = typer.Typer(help="Train models, compare them and register the best in MLflow.")
 promote_app = typer.Typer(help="Point a registry alias (champion, challenger) at a version.")
@@ -214,7 +215,7 @@ def promote_churn(
     ] = None,
 ) -> None:
     """Point ALIAS at a registered churn model version."""
-    from training.train_churn import CHURN
+    from service.registry import CHURN
 
     client = setup(settings_for(None), CHURN)
     try:
@@ -244,20 +245,13 @@ def score_churn(
     database_url: DatabaseOption = None,
 ) -> None:
     """Churn scores for the population at a date, from the registered model."""
-    import tempfile
-
     from features.churn import churn_features
-    from models.churn import ChurnModel
+    from service.registry import connect, load_churn
     from service.storage.reader import load_events
-    from training.tracking import model_artifacts
-    from training.train_churn import CHURN
 
     settings = settings_for(database_url)
-    client = setup(settings, CHURN)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            artifacts, version = model_artifacts(client, CHURN, model, Path(tmp))
-            churn = ChurnModel.load(artifacts / "churn")
+        churn, version = load_churn(connect(settings), model)
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")
         raise typer.Exit(1) from exc

@@ -17,9 +17,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.base import Recommender
+from service.registry import RECOMMENDER, NoSuchModelVersion, version_of
 from service.settings import Settings
 
-RECOMMENDER = "omni-recommender"
 PYFUNC_CODE = Path(__file__).with_name("recommender_pyfunc.py")
 #: What the logged recommender takes and gives (see training/recommender_pyfunc.py).
 RECOMMENDER_SIGNATURE = ModelSignature(
@@ -34,10 +34,6 @@ RECOMMENDER_SIGNATURE = ModelSignature(
     ),
     params=ParamSchema([ParamSpec("k", "long", 10)]),
 )
-
-
-class NoSuchModelVersion(LookupError):
-    """A registered model, version or alias that does not exist."""
 
 
 def setup(settings: Settings, experiment: str) -> MlflowClient:
@@ -107,37 +103,13 @@ def register(
 def promote(client: MlflowClient, name: str, alias: str, version: str | None = None) -> str:
     """Point `alias` at `version` (default: the current challenger); returns the version."""
     if version is None:
-        version = _version_of(client, name, "challenger")
+        version = version_of(client, name, "challenger")
     try:
         client.get_model_version(name, version)
     except mlflow.exceptions.MlflowException as exc:
         raise NoSuchModelVersion(f"{name} has no version {version}") from exc
     client.set_registered_model_alias(name, alias, version)
     return version
-
-
-def load_recommender(client: MlflowClient, alias: str) -> tuple[Recommender, str]:
-    """The recommender registered under `alias`, and its version."""
-    with tempfile.TemporaryDirectory() as tmp:
-        artifacts, version = model_artifacts(client, RECOMMENDER, alias, Path(tmp))
-        return Recommender.load(artifacts / "recommender"), version
-
-
-def model_artifacts(client: MlflowClient, name: str, alias: str, into: Path) -> tuple[Path, str]:
-    """Download the version of `name` that `alias` points at; its artifacts folder and version.
-
-    Raises `NoSuchModelVersion` when no version has the alias.
-    """
-    version = _version_of(client, name, alias)
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into))
-    return Path(local) / "artifacts", version
-
-
-def _version_of(client: MlflowClient, name: str, alias: str) -> str:
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except mlflow.exceptions.MlflowException as exc:
-        raise NoSuchModelVersion(f"no version of {name} has the alias '{alias}'") from exc
 
 
 def comparison_markdown(table: pd.DataFrame, columns: list[str]) -> str:

@@ -22,12 +22,12 @@ from features import columns as c
 from features.churn import churn_features, churn_labels
 from models.churn import ChurnModel
 from models.churn_baselines import BGNBDBaseline, RecencyBaseline
+from service.registry import CHURN
 from service.settings import Settings
 from service.storage.reader import load_events
 from training.churn_metrics import churn_metrics
 from training.tracking import register, setup
 
-CHURN = "omni-churn"
 PYFUNC_CODE = Path(__file__).with_name("churn_pyfunc.py")
 STEP_DAYS = 30
 

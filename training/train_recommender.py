@@ -23,11 +23,11 @@ from features import columns as c
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
 from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase, TwoStage
+from service.registry import RECOMMENDER
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
 from training.evaluate import HOLDOUT_WINDOWS, KS, TemporalSplit, compare
 from training.tracking import (
-    RECOMMENDER,
     comparison_markdown,
     log_recommender,
     metric_key,

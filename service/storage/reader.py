@@ -51,12 +51,18 @@ def iter_events(
 
 def _decode(chunk: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
     """Database rows -> typed event columns plus the resolved person."""
+    chunk = decode_events(chunk)
+    chunk[c.PERSON_ID] = resolve(chunk, identities)
+    return chunk
+
+
+def decode_events(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Database rows (event columns) -> typed event columns, in place."""
     for col in _TEXT_COLUMNS:
         chunk[col] = chunk[col].astype(object).where(chunk[col].notna(), None)
     chunk[c.TS] = from_micros(chunk[c.TS])
     chunk[c.QUANTITY] = chunk[c.QUANTITY].astype("Int64")
     chunk[c.PRICE] = chunk[c.PRICE].astype("float64")
-    chunk[c.PERSON_ID] = resolve(chunk, identities)
     return chunk
 
 

@@ -38,6 +38,7 @@ events = Table(
     Index("ix_events_ts", c.TS),
     Index("ix_events_customer_ts", c.CUSTOMER_ID, c.TS),
     Index("ix_events_anonymous", c.ANONYMOUS_ID),
+    Index("ix_events_store_ts", c.STORE_ID, c.TS),
 )
 
 catalogue = Table(
@@ -104,6 +105,16 @@ identities = Table(
     Column(c.PERSON_ID, String(256), nullable=False, index=True),
     # True where the anonymous id was also seen with another person (see features.identity).
     Column("conflict", Boolean, nullable=False),
+)
+
+#: Ids erased on request (`DELETE /v1/customers/{id}`): models trained before the erasure
+#: still hold a row for them, and the service treats them as strangers until retrained.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column("erased_at", BigInteger, nullable=False),
 )
 
 #: Tables by the schema name that feeds them.

@@ -9,8 +9,8 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from service.registry import CHURN
 from training.cli import app
-from training.train_churn import CHURN
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from service.registry import RECOMMENDER
 from training.cli import app
-from training.tracking import RECOMMENDER
 
 runner = CliRunner()
 

@@ -1,0 +1,39 @@
+"""The open cart: what a person added to a cart, in any channel, and has not bought or removed.
+
+A pure function of a person's events before `as_of`. Per item, the units still in the
+cart are those added after the item's last purchase, less those removed since; an item
+bought in any channel (online, app or a store till) leaves the cart.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features import columns as c
+
+CART_COLUMNS = [c.PERSON_ID, c.ITEM_ID, c.QUANTITY, "added_at", c.CHANNEL]
+
+
+def open_cart(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per (person_id, item_id) still in a cart: units, last added, its channel."""
+    ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna() & events[c.ITEM_ID].notna()]
+    kinds = (c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART, c.EventType.PURCHASE)
+    ev = ev[ev[c.TYPE].isin(kinds)]
+    if ev.empty:
+        return pd.DataFrame(columns=CART_COLUMNS)
+    keys = [c.PERSON_ID, c.ITEM_ID]
+    bought = ev[ev[c.TYPE] == c.EventType.PURCHASE].groupby(keys)[c.TS].max().rename("bought")
+    ev = ev.join(bought, on=keys)
+    after = ev[ev["bought"].isna() | (ev[c.TS] > ev["bought"])]
+    units = after[c.QUANTITY].astype("Float64").fillna(1.0).astype(float)
+    sign = (after[c.TYPE] == c.EventType.ADD_TO_CART).astype(float) - (
+        after[c.TYPE] == c.EventType.REMOVE_FROM_CART
+    ).astype(float)
+    after = after.assign(units=units * sign).sort_values(c.TS)
+    adds = after[after[c.TYPE] == c.EventType.ADD_TO_CART]
+    cart = after.groupby(keys)["units"].sum().clip(lower=0).rename(c.QUANTITY).to_frame()
+    last_add = adds.groupby(keys).agg(added_at=(c.TS, "max"), channel=(c.CHANNEL, "last"))
+    cart = cart.join(last_add, how="inner")
+    cart = cart[cart[c.QUANTITY] > 0].reset_index()
+    cart[c.QUANTITY] = cart[c.QUANTITY].round().astype(int)
+    return cart.sort_values("added_at", ascending=False)[CART_COLUMNS].reset_index(drop=True)

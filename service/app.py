@@ -1,0 +1,70 @@
+"""The Omni scoring API: `create_app(settings)` builds it; `omni serve` runs it under uvicorn.
+
+At start the service loads the registry's `champion` (settings.model_alias) of each
+model; it answers 503 for what needs a model until one is loaded, and never trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from service.metrics import Metrics, MetricsMiddleware
+from service.routes import customers, events, ops, recommendations
+from service.serving import ModelHolder, ModelUnavailable
+from service.settings import Settings, get_settings
+from service.shelf import Shelf
+from service.storage.engine import open_engine
+
+log = logging.getLogger("omni.service")
+
+
+def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
+    """The API over the settings' store and registry (models loaded at start-up)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if load_models:
+            try:
+                for outcome in await run_in_threadpool(app.state.holder.reload):
+                    log.info(
+                        "%s: %s %s %s",
+                        outcome.model,
+                        outcome.status,
+                        outcome.version or "",
+                        outcome.detail,
+                    )
+            except Exception as exc:  # the registry may be unreachable: serve, say 503
+                log.warning("no models loaded at start: %s", exc)
+            app.state.holder.start_polling()
+        yield
+        app.state.holder.stop()
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Omni",
+        version="1",
+        summary="Recommendations, churn and customer profiles for every retail channel.",
+        lifespan=lifespan,
+    )
+    engine = open_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.holder = ModelHolder(settings)
+    app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (events, recommendations, customers, ops):
+        app.include_router(module.router)
+
+    @app.exception_handler(ModelUnavailable)
+    async def unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+
+    return app

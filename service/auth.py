@@ -1,0 +1,63 @@
+"""API keys and scopes: 401 without a known key, 403 outside the key's scopes or store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+HEADER = "X-API-Key"
+_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="An Omni API key")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's name (logged instead of the key), scopes, bound store."""
+
+    name: str
+    scopes: frozenset[str]
+    store_id: str | None
+
+
+def caller(request: Request, key: Annotated[str | None, Security(_key_header)] = None) -> Caller:
+    """The caller behind the request's API key; 401 when it has none or an unknown one."""
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"an API key is required in the {HEADER} header",
+            headers={"WWW-Authenticate": HEADER},
+        )
+    spec = request.app.state.settings.api_keys.get(key)
+    if spec is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": HEADER}
+        )
+    return Caller(spec.name, frozenset(spec.scopes), spec.store_id)
+
+
+def require(scope: str) -> Callable[[Caller], Caller]:
+    """A dependency that lets the request through only with `scope`; 403 otherwise."""
+
+    def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if scope not in who.scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"the key '{who.name}' lacks the scope '{scope}'"
+            )
+        return who
+
+    return check
+
+
+def store_for(who: Caller, store_id: str | None) -> str | None:
+    """The store a request may see: a store-bound key sees its own store only."""
+    if who.store_id is None:
+        return store_id
+    if store_id is not None and store_id != who.store_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"the key '{who.name}' serves store '{who.store_id}', not '{store_id}'",
+        )
+    return who.store_id

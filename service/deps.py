@@ -1,0 +1,59 @@
+"""What a route needs from the running service, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy import Connection
+
+from service.people import Person, find_person
+from service.serving import ModelHolder, Served
+from service.settings import Settings
+from service.shelf import Shelf
+
+
+def settings(request: Request) -> Settings:
+    value: Settings = request.app.state.settings
+    return value
+
+
+def served(request: Request) -> Served:
+    """The model snapshot this request uses from start to end (a reload cannot change it)."""
+    holder: ModelHolder = request.app.state.holder
+    return holder.current
+
+
+def shelf(request: Request) -> Shelf:
+    value: Shelf = request.app.state.shelf
+    return value
+
+
+def connection(request: Request) -> Iterator[Connection]:
+    with request.app.state.engine.connect() as conn:
+        yield conn
+
+
+def now(request: Request) -> datetime:
+    clock: datetime | None = request.app.state.settings.clock
+    if clock is None:
+        return datetime.now(UTC)
+    return clock if clock.tzinfo else clock.replace(tzinfo=UTC)
+
+
+def customer(customer_id: str, conn: Annotated[Connection, Depends(connection)]) -> Person:
+    """The stitched person behind the path's customer id; 404 when nobody has it."""
+    person = find_person(conn, customer_id=customer_id)
+    if person is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
+    return person
+
+
+ServedDep = Annotated[Served, Depends(served)]
+ShelfDep = Annotated[Shelf, Depends(shelf)]
+ConnDep = Annotated[Connection, Depends(connection)]
+NowDep = Annotated[datetime, Depends(now)]
+CustomerDep = Annotated[Person, Depends(customer)]
+SettingsDep = Annotated[Settings, Depends(settings)]

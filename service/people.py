@@ -1,0 +1,191 @@
+"""One person's side of the store: who they are, their events, and erasing them.
+
+Every query here is by person and uses the identity and event indexes, so its cost
+grows with one person's history, never with the whole store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, delete, insert, or_, select
+
+from features import columns as c
+from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.codec import to_micros
+from service.storage.reader import decode_events
+from service.storage.tables import customers, erasures, events, identities
+
+
+@dataclass(frozen=True)
+class Person:
+    """A stitched person: their id and every customer and anonymous id that is theirs."""
+
+    person_id: str
+    customer_ids: tuple[str, ...]
+    anonymous_ids: tuple[str, ...]
+
+
+def find_person(
+    conn: Connection, *, customer_id: str | None = None, anonymous_id: str | None = None
+) -> Person | None:
+    """The person behind a customer id (or an anonymous id); None when no such id is known."""
+    kind, value = (CUSTOMER, customer_id) if customer_id is not None else (ANONYMOUS, anonymous_id)
+    person = conn.execute(
+        select(identities.c[c.PERSON_ID]).where(
+            identities.c[c.ID_TYPE] == kind, identities.c[c.ID_VALUE] == value
+        )
+    ).scalar()
+    if person is None:
+        return None
+    rows = conn.execute(
+        select(identities.c[c.ID_TYPE], identities.c[c.ID_VALUE]).where(
+            identities.c[c.PERSON_ID] == person
+        )
+    ).all()
+    ids = {CUSTOMER: [], ANONYMOUS: []}  # type: dict[str, list[str]]
+    for id_type, id_value in rows:
+        ids.setdefault(id_type, []).append(id_value)
+    return Person(str(person), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
+
+
+def person_events(
+    conn: Connection, person: Person, *, since: datetime | None = None
+) -> pd.DataFrame:
+    """The person's events in time order (optionally from `since` on), with person_id set."""
+    who = []
+    if person.customer_ids:
+        who.append(events.c[c.CUSTOMER_ID].in_(person.customer_ids))
+    if person.anonymous_ids:
+        who.append(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
+    query = select(*[events.c[name] for name in c.EVENT_COLUMNS]).where(or_(*who))
+    if since is not None:
+        query = query.where(events.c[c.TS] >= _micros(since))
+    rows = conn.execute(query.order_by(events.c[c.TS], events.c[c.EVENT_ID])).all()
+    frame = pd.DataFrame(rows, columns=list(c.EVENT_COLUMNS))
+    return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
+
+
+def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
+    """Whether the person has any stored event at or after `since` (one indexed probe)."""
+    micros = _micros(since)
+    for column, ids in (
+        (c.CUSTOMER_ID, person.customer_ids),
+        (c.ANONYMOUS_ID, person.anonymous_ids),
+    ):
+        if (
+            ids
+            and conn.execute(
+                select(events.c[c.EVENT_ID])
+                .where(events.c[column].in_(ids), events.c[c.TS] >= micros)
+                .limit(1)
+            ).first()
+        ):
+            return True
+    return False
+
+
+def link_identities(conn: Connection, batch: pd.DataFrame) -> None:
+    """Add the ids of newly posted events to the identity map, in the caller's transaction.
+
+    A new customer id becomes its own person; a new anonymous id seen with a customer
+    joins that customer's person (the first link wins, as in `features.identity`). A full
+    re-stitch (`omni ingest`) also merges by e-mail.
+    """
+    known = batch[c.CUSTOMER_ID].dropna().astype(str).unique().tolist()
+    if not known:
+        return
+    present = set(
+        conn.execute(
+            select(identities.c[c.ID_VALUE]).where(
+                identities.c[c.ID_TYPE] == CUSTOMER, identities.c[c.ID_VALUE].in_(known)
+            )
+        ).scalars()
+    )
+    new = [
+        {c.ID_TYPE: CUSTOMER, c.ID_VALUE: cid, c.PERSON_ID: cid, "conflict": False}
+        for cid in known
+        if cid not in present
+    ]
+    if new:
+        conn.execute(insert(identities), new)
+    pairs = batch.dropna(subset=[c.CUSTOMER_ID, c.ANONYMOUS_ID]).sort_values(c.TS)
+    pairs = pairs.drop_duplicates(c.ANONYMOUS_ID)
+    if pairs.empty:
+        return
+    anon = pairs[c.ANONYMOUS_ID].astype(str).tolist()
+    seen = set(
+        conn.execute(
+            select(identities.c[c.ID_VALUE]).where(
+                identities.c[c.ID_TYPE] == ANONYMOUS, identities.c[c.ID_VALUE].in_(anon)
+            )
+        ).scalars()
+    )
+    owners = dict(
+        conn.execute(
+            select(identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
+                identities.c[c.ID_TYPE] == CUSTOMER,
+                identities.c[c.ID_VALUE].in_(pairs[c.CUSTOMER_ID].astype(str).tolist()),
+            )
+        ).all()
+    )
+    links = [
+        {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: a, c.PERSON_ID: owners[str(cid)], "conflict": False}
+        for a, cid in zip(anon, pairs[c.CUSTOMER_ID], strict=True)
+        if a not in seen
+    ]
+    if links:
+        conn.execute(insert(identities), links)
+
+
+def erase(engine: Engine, person: Person) -> int:
+    """Delete the person's events, identities and customer record in one transaction;
+    returns the number of events deleted."""
+    with engine.begin() as conn:
+        deleted = 0
+        if person.customer_ids:
+            deleted += conn.execute(
+                delete(events).where(events.c[c.CUSTOMER_ID].in_(person.customer_ids))
+            ).rowcount
+            conn.execute(
+                delete(customers).where(customers.c[c.CUSTOMER_ID].in_(person.customer_ids))
+            )
+        if person.anonymous_ids:
+            deleted += conn.execute(
+                delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
+            ).rowcount
+        conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
+        now = int(time.time() * 1_000_000)
+        erased = [(CUSTOMER, i) for i in person.customer_ids] + [
+            (ANONYMOUS, i) for i in person.anonymous_ids
+        ]
+        conn.execute(
+            delete(erasures).where(
+                erasures.c[c.ID_VALUE].in_([value for _, value in erased] or [""])
+            )
+        )
+        conn.execute(
+            insert(erasures),
+            [{c.ID_TYPE: kind, c.ID_VALUE: value, "erased_at": now} for kind, value in erased],
+        )
+    return deleted
+
+
+def was_erased(conn: Connection, person: Person) -> bool:
+    """Whether any of the person's customer ids was erased before (models trained before
+    the erasure still hold their old history)."""
+    if not person.customer_ids:
+        return False
+    hit = conn.execute(
+        select(erasures.c[c.ID_VALUE])
+        .where(erasures.c[c.ID_TYPE] == CUSTOMER, erasures.c[c.ID_VALUE].in_(person.customer_ids))
+        .limit(1)
+    ).first()
+    return hit is not None
+
+
+def _micros(moment: datetime) -> int:
+    return int(to_micros(pd.Series([pd.Timestamp(moment)])).iloc[0])

@@ -1,0 +1,279 @@
+"""Recommendations for one person, now: precomputed, folded in, or cold start, with reasons.
+
+Three paths, cheapest first:
+- a known customer with nothing new since training: their precomputed top items
+  (`serving.WarmTop`), filtered by stock, category and recent purchases;
+- anyone with events the model has not seen (new events, a new customer, an anonymous
+  visitor with views): their whole history is read and folded in (no retraining);
+- nobody to go on: the best sellers of the store (with `store_id`), else overall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+from sqlalchemy import Connection
+
+from features import columns as c
+from features.interactions import interactions, store_activity
+from features.matrix import InteractionMatrix, build_matrix
+from models.base import Filters, Recommender
+from service.people import Person, has_events_since, person_events
+from service.serving import Served
+from service.shelf import Shelf
+
+#: Without include_purchased, items bought in this many days are left out (the same
+#: rule as `omni recommend`).
+RECENTLY_BOUGHT_DAYS = 30
+#: History items considered when explaining "often bought with".
+EXPLAIN_FROM = 20
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What the caller wants: how many, where, which category, and whether rebuys count."""
+
+    k: int = 10
+    store_id: str | None = None
+    category: str | None = None
+    include_purchased: bool = False
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    item_id: str
+    name: str
+    category: str
+    score: float
+    reason: str
+    in_stock: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    items: list[Suggestion]
+    #: True when the answer is not from the person's own history (unknown, anonymous).
+    cold_start: bool
+    #: "history", "history and recent activity", "recent activity", "store best sellers"
+    #: or "best sellers".
+    basis: str
+    model_version: str | None
+
+
+def recommend(
+    served: Served,
+    shelf: Shelf,
+    conn: Connection,
+    person: Person | None,
+    ask: Ask,
+    now: datetime,
+    *,
+    use_training: bool = True,
+) -> Answer:
+    """The top `ask.k` items for `person` (None: a stranger) under `ask`'s filters.
+
+    `use_training=False` ignores what the model learned about the person (they were
+    erased since it was trained): only events stored now count.
+    """
+    model = served.need_recommender()
+    allowed = _allowed(shelf, model, ask)
+    filters = Filters(
+        exclude_bought_within_days=None if ask.include_purchased else RECENTLY_BOUGHT_DAYS,
+        allowed=allowed,
+    )
+    sales = shelf.store_sales(ask.store_id, model) if ask.store_id else None
+    if person is not None:
+        row = int(model.users_.positions([person.person_id], missing="skip")[0])
+        row = row if use_training else -1
+        fresh = has_events_since(conn, person, model.as_of_.to_pydatetime())
+        if fresh or row < 0:
+            history = _history(model, person_events(conn, person), now)
+            if history is not None:
+                view = model.recommend_history(history, ask.k, filters)
+                positions = model.items_.positions(view["item_id"].astype(str))
+                reasons = _reasons(
+                    served,
+                    model,
+                    positions,
+                    history.weights[0],
+                    history.purchase_age_days[0],
+                    sales,
+                )
+                basis = "history and recent activity" if row >= 0 else "recent activity"
+                return _answer(
+                    served, shelf, ask, positions, view["score"], reasons, row < 0, basis
+                )
+        if row >= 0:
+            positions, scores = _known(served, model, row, ask.k, filters)
+            since_training = (pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400
+            reasons = _reasons(
+                served,
+                model,
+                positions,
+                model.history_[row],
+                model.purchase_age_[row],
+                sales,
+                max(since_training, 0.0),
+            )
+            return _answer(served, shelf, ask, positions, scores, reasons, False, "history")
+    return _cold(served, shelf, model, ask, allowed, sales)
+
+
+def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
+    mask = None
+    if ask.store_id is not None:
+        mask = shelf.stock_mask(ask.store_id, model)
+    if ask.category is not None:
+        in_category = shelf.category_mask(ask.category, model)
+        mask = in_category if mask is None else mask & in_category
+    return mask
+
+
+def _history(model: Recommender, events: pd.DataFrame, now: datetime) -> InteractionMatrix | None:
+    """The person's events as a one-row matrix on the model's items (None: nothing usable)."""
+    as_of = pd.Timestamp(now)
+    inter = interactions(events, as_of=as_of)
+    if len(inter):
+        known = model.items_.positions(inter[c.ITEM_ID].astype(str), missing="skip") >= 0
+        inter = inter[known]
+    if inter.empty:
+        return None
+    return build_matrix(
+        inter, as_of=as_of, items=model.items_.ids, stores=store_activity(events, as_of=as_of)
+    )
+
+
+def _known(
+    served: Served, model: Recommender, row: int, k: int, filters: Filters
+) -> tuple[np.ndarray, np.ndarray]:
+    """The precomputed top items that pass the filters; scored afresh when too few pass."""
+    warm = served.warm
+    if warm is not None and row < len(warm.positions):
+        positions, scores = warm.positions[row], warm.scores[row]
+        ok = positions >= 0
+        if filters.allowed is not None:
+            ok &= filters.allowed[np.maximum(positions, 0)]
+        if filters.exclude_bought_within_days is not None:
+            age = np.asarray(model.purchase_age_[row, np.maximum(positions, 0)].todense()).ravel()
+            ok &= ~((age > 0) & (age <= filters.exclude_bought_within_days + 1))
+        if ok.sum() >= k or ok.sum() == len(model.items_):
+            return positions[ok][:k].astype(np.int64), scores[ok][:k]
+    top, values = model.rank(np.array([row]), k, filters)
+    keep = top[0] >= 0
+    return top[0][keep], values[0][keep]
+
+
+def _cold(
+    served: Served,
+    shelf: Shelf,
+    model: Recommender,
+    ask: Ask,
+    allowed: np.ndarray | None,
+    sales: np.ndarray | None,
+) -> Answer:
+    in_store = sales is not None and bool(sales.any())
+    base = sales if in_store and sales is not None else model.item_popularity_
+    # Store sales first, then overall popularity to order the rest.
+    scores = np.asarray(base, dtype=np.float64) + model.item_popularity_ / max(
+        float(model.item_popularity_.max()), 1.0
+    ) * (0.5 if in_store else 0.0)
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    k = min(ask.k, len(scores))
+    top = np.argsort(-scores, kind="stable")[:k]
+    top = top[np.isfinite(scores[top])]
+    where = "in this store" if in_store else "right now"
+    reasons = [
+        f"popular {where}" if not ask.category else f"popular in {ask.category} {where}"
+    ] * len(top)
+    basis = "store best sellers" if in_store else "best sellers"
+    return _answer(served, shelf, ask, top, scores[top], reasons, True, basis)
+
+
+def _reasons(
+    served: Served,
+    model: Recommender,
+    positions: np.ndarray,
+    weights: csr_matrix,
+    purchase_age: csr_matrix,
+    sales: np.ndarray | None,
+    days_since_history: float = 0.0,
+) -> list[str]:
+    """A short reason per item: bought before, often bought with one of theirs, or popular.
+
+    `days_since_history` is how old the history is (purchase ages count from its end).
+    """
+    if len(positions) == 0:
+        return []
+    age = np.asarray(purchase_age[:, positions].todense()).ravel()
+    with_item: list[str | None] = [None] * len(positions)
+    row = weights.tocsr()
+    if row.nnz and served.history_by_item is not None and served.item_norms is not None:
+        order = np.argsort(-row.data)[:EXPLAIN_FROM]
+        mine = row.indices[order]
+        x = served.history_by_item
+        overlap = np.asarray((x[:, mine].T @ x[:, positions]).todense())
+        norms = served.item_norms
+        sims = overlap / np.maximum(np.outer(norms[mine], norms[positions]), 1e-12)
+        sims[mine[:, None] == positions[None, :]] = 0
+        best = sims.argmax(axis=0)
+        for j in range(len(positions)):
+            if sims[best[j], j] > 0:
+                with_item[j] = str(model.items_.ids[mine[best[j]]])
+    out = []
+    for j, pos in enumerate(positions):
+        if age[j] > 0:
+            days = round(float(age[j]) - 1 + days_since_history)
+            out.append("you bought this today" if days == 0 else f"you bought this {days} days ago")
+        elif with_item[j] is not None:
+            out.append(f"bought together with {with_item[j]}")
+        elif sales is not None and sales[pos] > 0:
+            out.append("popular in this store")
+        else:
+            out.append(f"popular in {model.item_category_[pos]}")
+    return out
+
+
+def _answer(
+    served: Served,
+    shelf: Shelf,
+    ask: Ask,
+    positions: np.ndarray,
+    scores: np.ndarray | pd.Series,
+    reasons: list[str],
+    cold: bool,
+    basis: str,
+) -> Answer:
+    model = served.need_recommender()
+    catalogue = shelf.items()
+    stock = shelf.stock(ask.store_id) if ask.store_id else None
+    names = {item: it.name for item, it in catalogue.items()}
+    items = []
+    for pos, score, reason in zip(positions, np.asarray(scores, dtype=float), reasons, strict=True):
+        item_id = str(model.items_.ids[pos])
+        known = catalogue.get(item_id)
+        reason = _named(reason, names)
+        items.append(
+            Suggestion(
+                item_id=item_id,
+                name=known.name if known else item_id,
+                category=known.category if known else str(model.item_category_[pos]),
+                score=round(float(score), 6),
+                reason=reason,
+                in_stock=None if stock is None else stock.get(item_id, 0),
+            )
+        )
+    return Answer(items, cold, basis, served.recommender_version)
+
+
+def _named(reason: str, names: dict[str, str]) -> str:
+    """'bought together with I123' -> 'bought together with Oat milk 1 l'."""
+    prefix = "bought together with "
+    if reason.startswith(prefix):
+        item = reason[len(prefix) :]
+        return prefix + names.get(item, item)
+    return reason

@@ -1,0 +1,61 @@
+"""POST /v1/events: the same validation as file ingest, stored once, all or nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
+
+from features.schema import TABLES
+from features.validation import BatchRejected, validate
+from service.auth import Caller, require
+from service.people import link_identities
+from service.schemas import EventBatch, EventsAccepted, Rejection
+from service.storage.writer import write_batch
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.post(
+    "/events",
+    response_model=EventsAccepted,
+    responses={422: {"model": EventsAccepted, "description": "Bad events; nothing stored."}},
+)
+def post_events(
+    batch: EventBatch, request: Request, _: Annotated[Caller, Depends(require("events:write"))]
+) -> EventsAccepted | JSONResponse:
+    """Store a batch of up to 1,000 events; re-sent events (same event_id) count once.
+
+    Every event is checked before anything is written: with any problem the answer is 422
+    listing each one (index, field, reason) and nothing of the batch is stored. The write
+    is committed before the answer.
+    """
+    metrics = request.app.state.metrics
+    if not batch.events:
+        return EventsAccepted(accepted=0, duplicates=0, rejected=[])
+    try:
+        valid = validate(pd.DataFrame(batch.events), TABLES["events"])
+    except BatchRejected as rejected:
+        body = EventsAccepted(
+            accepted=0,
+            duplicates=0,
+            rejected=[
+                Rejection(
+                    index=int(e.index) if e.index is not None else -1,
+                    event_id=str(e.key) if e.key else None,
+                    field=e.field,
+                    error=e.message,
+                )
+                for e in rejected.errors
+            ],
+        )
+        metrics.events.labels("rejected").inc(len(batch.events))
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    with request.app.state.engine.begin() as conn:
+        applied = write_batch(conn, TABLES["events"], valid)
+        link_identities(conn, valid.frame)
+    metrics.events.labels("accepted").inc(applied.stored)
+    metrics.events.labels("duplicate").inc(applied.duplicates)
+    return EventsAccepted(accepted=applied.stored, duplicates=applied.duplicates, rejected=[])

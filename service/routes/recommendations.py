@@ -1,0 +1,154 @@
+"""Recommendations for a customer or an anonymous visitor, and similar items."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from service.auth import Caller, require, store_for
+from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
+from service.people import Person, find_person, was_erased
+from service.recommending import Answer, Ask, recommend
+from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
+from service.shelf import Shelf
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+Recommender = Annotated[Caller, Depends(require("recommend"))]
+K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
+StoreId = Annotated[
+    str | None, Query(description="Only items in stock in this store (a tablet's own store).")
+]
+
+
+def _ask(
+    who: Caller,
+    shelf: Shelf,
+    k: int,
+    store_id: str | None,
+    category: str | None,
+    include_purchased: bool,
+) -> Ask:
+    store = store_for(who, store_id)
+    if store is not None and not shelf.store_exists(store):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
+        )
+    return Ask(k=k, store_id=store, category=category, include_purchased=include_purchased)
+
+
+def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
+    return Recommendations(
+        **who,
+        items=[Recommendation(**vars(s)) for s in answer.items],
+        cold_start=answer.cold_start,
+        basis=answer.basis,
+        model_version=answer.model_version,
+        store_id=ask.store_id,
+    )
+
+
+@router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
+def customer_recommendations(
+    customer_id: str,
+    who: Recommender,
+    served: ServedDep,
+    shelf: ShelfDep,
+    conn: ConnDep,
+    now: NowDep,
+    k: K = 10,
+    store_id: StoreId = None,
+    category: Annotated[str | None, Query(description="Only this category.")] = None,
+    include_purchased: Annotated[
+        bool, Query(description="Keep items bought in the last 30 days.")
+    ] = False,
+) -> Recommendations:
+    """The customer's top items now, each with a short reason.
+
+    Events posted since the model was trained are folded in on the next request. An
+    unknown customer gets a cold-start answer (flagged), never an error.
+    """
+    ask = _ask(who, shelf, k, store_id, category, include_purchased)
+    person = find_person(conn, customer_id=customer_id)
+    forget = person is not None and was_erased(conn, person)
+    answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
+    return _body(answer, ask, customer_id=customer_id)
+
+
+@router.get("/recommendations", response_model=Recommendations)
+def anonymous_recommendations(
+    anonymous_id: Annotated[str, Query(min_length=1, description="A device or cookie id.")],
+    who: Recommender,
+    served: ServedDep,
+    shelf: ShelfDep,
+    conn: ConnDep,
+    now: NowDep,
+    k: K = 10,
+    store_id: StoreId = None,
+    category: Annotated[str | None, Query(description="Only this category.")] = None,
+) -> Recommendations:
+    """For a visitor known only by an anonymous id: their recent views folded in when
+    there are any (or their customer's history, once stitched), else best sellers."""
+    ask = _ask(who, shelf, k, store_id, category, False)
+    person = find_person(conn, anonymous_id=anonymous_id) or Person(
+        anonymous_id, (), (anonymous_id,)
+    )
+    answer = recommend(served, shelf, conn, person, ask, now)
+    return _body(answer, ask, anonymous_id=anonymous_id)
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItems,
+    responses={404: {"description": "No such item."}},
+)
+def similar_items(
+    item_id: str,
+    who: Recommender,
+    served: ServedDep,
+    shelf: ShelfDep,
+    k: K = 10,
+    store_id: StoreId = None,
+) -> SimilarItems:
+    """Items most often chosen by the customers who chose this one; with `store_id`, only
+    those in stock there."""
+    model = served.need_recommender()
+    store = _ask(who, shelf, k, store_id, None, True).store_id
+    col = int(model.items_.positions([item_id], missing="skip")[0])
+    catalogue = shelf.items()
+    if col < 0:
+        if item_id in catalogue:
+            return SimilarItems(
+                item_id=item_id, items=[], reason="nobody has bought it yet", model_version=None
+            )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item has the id '{item_id}'")
+    x, norms = served.history_by_item, served.item_norms
+    assert x is not None and norms is not None
+    overlap = np.asarray((x.T @ x[:, col]).todense()).ravel()
+    sims = overlap / np.maximum(norms * norms[col], 1e-12)
+    sims[col] = 0
+    if store is not None:
+        sims = np.where(shelf.stock_mask(store, model), sims, 0)
+    top = np.argsort(-sims)[:k]
+    top = top[sims[top] > 0]
+    stock = shelf.stock(store) if store else None
+    items = []
+    for pos in top:
+        other = str(model.items_.ids[pos])
+        known = catalogue.get(other)
+        items.append(
+            SimilarItem(
+                item_id=other,
+                name=known.name if known else other,
+                category=known.category if known else str(model.item_category_[pos]),
+                score=round(float(sims[pos]), 6),
+                in_stock=None if stock is None else stock.get(other, 0),
+            )
+        )
+    return SimilarItems(
+        item_id=item_id,
+        items=items,
+        reason="chosen by the same customers",
+        model_version=served.recommender_version,
+    )

@@ -1,0 +1,207 @@
+"""Request and response bodies of the HTTP API, with the examples OpenAPI shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_EVENTS = 1000
+MAX_CHURN_IDS = 1000
+
+EVENT_EXAMPLE: dict[str, Any] = {
+    "event_id": "web-8f14e45f",
+    "ts": "2026-11-23T09:15:00Z",
+    "customer_id": "C000042",
+    "channel": "web",
+    "type": "add_to_cart",
+    "item_id": "I00017",
+    "quantity": 1,
+}
+
+
+class EventBatch(BaseModel):
+    """Up to 1,000 events in the Omni schema (see the README's event schema)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": [EVENT_EXAMPLE]}]})
+    events: list[dict[str, Any]] = Field(max_length=MAX_EVENTS)
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="Position of the event in the batch (from 0).")
+    event_id: str | None = None
+    field: str
+    error: str
+
+
+class EventsAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"accepted": 1, "duplicates": 0, "rejected": []}]}
+    )
+    accepted: int = Field(description="Events newly stored.")
+    duplicates: int = Field(description="Events already stored (same event_id), not counted twice.")
+    rejected: list[Rejection] = Field(
+        description="Every problem; when any, nothing of the batch was stored."
+    )
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    name: str
+    category: str
+    score: float
+    reason: str
+    in_stock: int | None = Field(None, description="Units in the store, with store_id.")
+
+
+class Recommendations(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C000042",
+                    "items": [
+                        {
+                            "item_id": "I00017",
+                            "name": "Oat milk 1 l",
+                            "category": "dairy",
+                            "score": 2.31,
+                            "reason": "bought together with Granola 500 g",
+                            "in_stock": 14,
+                        }
+                    ],
+                    "cold_start": False,
+                    "basis": "history",
+                    "model_version": "3",
+                    "store_id": "S01",
+                }
+            ]
+        }
+    )
+    customer_id: str | None = None
+    anonymous_id: str | None = None
+    items: list[Recommendation]
+    cold_start: bool = Field(description="True when not from the person's own history.")
+    basis: str
+    model_version: str | None
+    store_id: str | None = None
+
+
+class SimilarItem(BaseModel):
+    item_id: str
+    name: str
+    category: str
+    score: float
+    in_stock: int | None = None
+
+
+class SimilarItems(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "I00017",
+                    "items": [
+                        {
+                            "item_id": "I00018",
+                            "name": "Soy milk 1 l",
+                            "category": "dairy",
+                            "score": 0.42,
+                            "in_stock": 3,
+                        }
+                    ],
+                    "reason": "chosen by the same customers",
+                    "model_version": "3",
+                }
+            ]
+        }
+    )
+    item_id: str
+    items: list[SimilarItem]
+    reason: str
+    model_version: str | None
+
+
+class ChurnScore(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C000042",
+                    "probability": 0.71,
+                    "band": "high",
+                    "drivers": ["no purchase for 74 days, usually every 12"],
+                    "model_version": "2",
+                    "as_of": "2026-11-23T09:15:00Z",
+                }
+            ]
+        }
+    )
+    customer_id: str
+    probability: float | None = Field(description="None when already lapsed.")
+    band: str = Field(description="low, medium, high, or lapsed (no purchase in 365 days).")
+    drivers: list[str]
+    model_version: str | None
+    as_of: datetime
+
+
+class ChurnRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"customer_ids": ["C000042", "C000043"]}]}
+    )
+    customer_ids: list[str] = Field(min_length=1, max_length=MAX_CHURN_IDS)
+
+
+class ChurnScores(BaseModel):
+    scores: list[ChurnScore]
+    unknown: list[str] = Field(description="Ids no customer has.")
+
+
+class Activity(BaseModel):
+    ts: datetime
+    channel: str
+    type: str
+    item_id: str | None
+    name: str | None
+    store_id: str | None
+
+
+class CartLine(BaseModel):
+    item_id: str
+    name: str
+    quantity: int
+    added_at: datetime
+    channel: str
+
+
+class Profile(BaseModel):
+    customer_id: str
+    person_id: str
+    name: str | None
+    customer_ids: list[str]
+    anonymous_ids: list[str]
+    home_store_id: str | None
+    consent: dict[str, bool]
+    channels: list[str]
+    recent: list[Activity]
+    cart: list[CartLine]
+    churn: ChurnScore | None
+
+
+class Erased(BaseModel):
+    customer_id: str
+    events_deleted: int
+    ids: list[str]
+
+
+class ModelStatus(BaseModel):
+    model: str
+    version: str | None
+    status: str
+    detail: str = ""
+
+
+class Ready(BaseModel):
+    ready: bool
+    models: dict[str, str | None]

@@ -1,0 +1,187 @@
+"""The models the service answers with: loaded once, checked, warmed, swapped whole.
+
+`ModelHolder.current` is one immutable `Served` snapshot. A request takes the snapshot
+once and uses it to the end, so a reload (which builds a new snapshot beside the old and
+then swaps one reference) never changes a model under a request in flight. A version
+that fails to load or fails its smoke check is refused and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csc_matrix
+
+from models.base import Recommender
+from models.churn import ChurnModel
+from service.registry import CHURN, RECOMMENDER, connect, load_churn, load_recommender, version_of
+from service.settings import Settings
+
+log = logging.getLogger("omni.serving")
+
+
+class ModelUnavailable(RuntimeError):
+    """No model of that kind is loaded (nothing promoted yet, or every version refused)."""
+
+
+@dataclass(frozen=True)
+class WarmTop:
+    """Each known customer's best `n` items, computed in one batch at load."""
+
+    positions: np.ndarray  # customers x n, item positions (-1: none)
+    scores: np.ndarray  # customers x n
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one request answers with: never mutated, replaced whole on reload."""
+
+    recommender: Recommender | None = None
+    recommender_version: str | None = None
+    warm: WarmTop | None = None
+    #: The training history by item (for "bought with X" reasons) and each item's norm.
+    history_by_item: csc_matrix | None = None
+    item_norms: np.ndarray | None = None
+    churn: ChurnModel | None = None
+    churn_version: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    def need_recommender(self) -> Recommender:
+        if self.recommender is None:
+            raise ModelUnavailable(f"no {RECOMMENDER} model is loaded yet")
+        return self.recommender
+
+    def need_churn(self) -> ChurnModel:
+        if self.churn is None:
+            raise ModelUnavailable(f"no {CHURN} model is loaded yet")
+        return self.churn
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What a load or reload did for one model."""
+
+    model: str
+    version: str | None
+    status: str  # "loaded", "unchanged", "refused", "missing"
+    detail: str = ""
+
+
+def smoke_recommender(model: Recommender) -> None:
+    """Raise unless the model answers a known customer and a stranger sensibly."""
+    if len(model.items_) == 0:
+        raise ValueError("the recommender knows no items")
+    if len(model.users_):
+        top = model.recommend([str(model.users_.ids[0])], k=5)
+        if top.empty or not np.isfinite(top["score"]).all():
+            raise ValueError("the recommender gave no finite scores for a known customer")
+    cold = model.recommend_or_popular(["\x00smoke-check-stranger"], k=5)
+    if cold.empty or not np.isfinite(cold["score"]).all():
+        raise ValueError("the recommender has no usable cold-start answer")
+
+
+def smoke_churn(model: ChurnModel) -> None:
+    """Raise unless the model gives a probability strictly between 0 and 1."""
+    row = pd.DataFrame(np.zeros((1, len(model.features_))), columns=model.features_)
+    p = model.predict_proba(row)
+    if not (np.isfinite(p).all() and ((p > 0) & (p < 1)).all()):
+        raise ValueError(f"the churn model gave {p} for a plain customer")
+
+
+def warm(model: Recommender, n: int) -> WarmTop | None:
+    """Every known customer's top `n` items in batches (None when n is 0)."""
+    if n <= 0 or len(model.users_) == 0:
+        return None
+    positions, scores = model.rank(np.arange(len(model.users_)), min(n, len(model.items_)))
+    return WarmTop(positions.astype(np.int32), scores)
+
+
+class ModelHolder:
+    """Holds the current `Served` snapshot; loads, checks and swaps versions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.current = Served()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def reload(self) -> list[LoadOutcome]:
+        """Load the aliased version of each model when it differs from the one served.
+
+        One reload at a time; requests keep using the old snapshot until the swap.
+        """
+        with self._lock:
+            client = connect(self.settings)
+            alias = self.settings.model_alias
+            served = self.current
+            outcomes = []
+            new = served
+            for name, loaded_version in (
+                (RECOMMENDER, served.recommender_version),
+                (CHURN, served.churn_version),
+            ):
+                try:
+                    version = version_of(client, name, alias)
+                except LookupError as exc:
+                    outcomes.append(LoadOutcome(name, loaded_version, "missing", str(exc)))
+                    continue
+                if version == loaded_version:
+                    outcomes.append(LoadOutcome(name, version, "unchanged"))
+                    continue
+                try:
+                    new = self._load(new, client, name, alias, version)
+                except Exception as exc:  # a bad version must never stop the service
+                    log.warning("refused %s version %s: %s", name, version, exc)
+                    outcomes.append(LoadOutcome(name, loaded_version, "refused", f"{exc}"))
+                    continue
+                outcomes.append(LoadOutcome(name, version, "loaded"))
+            if new is not served:
+                self.current = replace(new, loaded_at=time.time())
+            return outcomes
+
+    def _load(self, served: Served, client: object, name: str, alias: str, version: str) -> Served:
+        started = time.perf_counter()
+        if name == RECOMMENDER:
+            model, _ = load_recommender(client, alias, version)  # type: ignore[arg-type]
+            smoke_recommender(model)
+            by_item = model.history_.tocsc()
+            norms = np.sqrt(np.asarray(by_item.multiply(by_item).sum(axis=0)).ravel())
+            served = replace(
+                served,
+                recommender=model,
+                recommender_version=version,
+                warm=warm(model, self.settings.warm_top_n),
+                history_by_item=by_item,
+                item_norms=norms.astype(np.float32),
+            )
+        else:
+            churn, _ = load_churn(client, alias, version)  # type: ignore[arg-type]
+            smoke_churn(churn)
+            served = replace(served, churn=churn, churn_version=version)
+        log.info("loaded %s version %s in %.1f s", name, version, time.perf_counter() - started)
+        return served
+
+    def start_polling(self) -> None:
+        """Reload every `settings.reload_poll_seconds` in a background thread (0: never)."""
+        seconds = self.settings.reload_poll_seconds
+        if seconds <= 0 or self._poller is not None:
+            return
+
+        def poll() -> None:
+            while not self._stop.wait(seconds):
+                try:
+                    self.reload()
+                except Exception as exc:  # the registry may be briefly unreachable
+                    log.warning("model poll failed: %s", exc)
+
+        self._poller = threading.Thread(target=poll, name="omni-model-poll", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()

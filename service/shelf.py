@@ -1,0 +1,143 @@
+"""Reference data the service reads often: the catalogue, each store's stock and sales.
+
+Cached in memory for `settings.stock_ttl_seconds` (stock, store sales) so a request costs
+a dictionary lookup, not a query; a stock change shows within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from features import columns as c
+from models.base import Recommender
+from service.storage.tables import catalogue, events, inventory, stores
+
+T = TypeVar("T")
+#: Days of a store's sales that make "popular in this store".
+STORE_SALES_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    name: str
+    category: str
+    price: float | None
+
+
+class Shelf:
+    """Catalogue, stock and store sales, cached with a time to live."""
+
+    def __init__(self, engine: Engine, ttl_seconds: float) -> None:
+        self.engine = engine
+        self.ttl = ttl_seconds
+        self._cache: dict[tuple[object, ...], tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key: tuple[object, ...], ttl: float, make: Callable[[], T]) -> T:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]  # type: ignore[return-value]
+        value = make()
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def items(self) -> dict[str, Item]:
+        """The catalogue by item id (refreshed every ten TTLs)."""
+
+        def read() -> dict[str, Item]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(
+                        catalogue.c[c.ITEM_ID],
+                        catalogue.c[c.NAME],
+                        catalogue.c[c.CATEGORY],
+                        catalogue.c[c.PRICE],
+                    )
+                ).all()
+            return {r[0]: Item(r[0], r[1] or r[0], r[2], r[3]) for r in rows}
+
+        return self._cached(("items",), self.ttl * 10, read)
+
+    def store_exists(self, store_id: str) -> bool:
+        def read() -> frozenset[str]:
+            with self.engine.connect() as conn:
+                known = set(conn.execute(select(stores.c[c.STORE_ID])).scalars())
+                known |= set(conn.execute(select(inventory.c[c.STORE_ID]).distinct()).scalars())
+            return frozenset(known)
+
+        return store_id in self._cached(("stores",), self.ttl, read)
+
+    def stock(self, store_id: str) -> dict[str, int]:
+        """Units on hand per item in `store_id` (items with none are left out)."""
+
+        def read() -> dict[str, int]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(inventory.c[c.ITEM_ID], inventory.c[c.QUANTITY]).where(
+                        inventory.c[c.STORE_ID] == store_id, inventory.c[c.QUANTITY] > 0
+                    )
+                ).all()
+            return {item: int(qty) for item, qty in rows}
+
+        return self._cached(("stock", store_id), self.ttl, read)
+
+    def stock_mask(self, store_id: str, model: Recommender) -> np.ndarray:
+        """True for the model's items in stock in `store_id`."""
+
+        def make() -> np.ndarray:
+            positions = model.items_.positions(list(self.stock(store_id)), missing="skip")
+            mask = np.zeros(len(model.items_), dtype=bool)
+            mask[positions[positions >= 0]] = True
+            return mask
+
+        return self._cached(("mask", store_id, id(model)), self.ttl, make)
+
+    def category_mask(self, category: str, model: Recommender) -> np.ndarray:
+        return self._cached(
+            ("category", category, id(model)),
+            self.ttl * 10,
+            lambda: np.asarray(model.item_category_ == category, dtype=bool),
+        )
+
+    def store_sales(self, store_id: str, model: Recommender) -> np.ndarray:
+        """Units sold per model item in the store's last `STORE_SALES_DAYS` days of sales."""
+
+        def read() -> np.ndarray:
+            with self.engine.connect() as conn:
+                last = conn.execute(
+                    select(func.max(events.c[c.TS])).where(
+                        events.c[c.STORE_ID] == store_id,
+                        events.c[c.TYPE] == c.EventType.PURCHASE.value,
+                    )
+                ).scalar()
+                sold = np.zeros(len(model.items_), dtype=np.float32)
+                if last is None:
+                    return sold
+                since = int(last) - STORE_SALES_DAYS * 86_400_000_000
+                rows = conn.execute(
+                    select(events.c[c.ITEM_ID], func.count())
+                    .where(
+                        events.c[c.STORE_ID] == store_id,
+                        events.c[c.TYPE] == c.EventType.PURCHASE.value,
+                        events.c[c.TS] >= since,
+                    )
+                    .group_by(events.c[c.ITEM_ID])
+                ).all()
+            frame = pd.DataFrame(rows, columns=[c.ITEM_ID, "n"])
+            positions = model.items_.positions(frame[c.ITEM_ID].astype(str), missing="skip")
+            keep = positions >= 0
+            sold[positions[keep]] = frame["n"].to_numpy(dtype=np.float32)[keep]
+            return sold
+
+        return self._cached(("sales", store_id, id(model)), self.ttl * 10, read)

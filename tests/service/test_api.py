@@ -1,0 +1,274 @@
+"""The scoring API through FastAPI's TestClient, on a real store and registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.app import create_app
+from service.storage.engine import open_engine
+from service.storage.tables import events as events_table
+from tests.conftest import ADMIN_KEY, READ_KEY, TABLET_KEY, ServedStore
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+READER = {"X-API-Key": READ_KEY}
+TABLET = {"X-API-Key": TABLET_KEY}
+
+
+@pytest.fixture(scope="module")
+def client(served_store: ServedStore) -> Iterator[TestClient]:
+    with TestClient(create_app(served_store.settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def reference(served_store: ServedStore) -> dict[str, pd.DataFrame]:
+    folder = served_store.data
+    return {
+        name: pd.read_parquet(folder / f"{name}.parquet")
+        for name in ("customers", "inventory", "catalogue")
+    }
+
+
+def event(n: str, store: ServedStore, **fields: Any) -> dict[str, Any]:
+    ts = store.clock - timedelta(hours=1)
+    return {"event_id": f"test-{n}", "ts": ts.isoformat(), "channel": "app", **fields}
+
+
+def stored_events(store: ServedStore) -> int:
+    engine = open_engine(store.settings.database_url)
+    with engine.connect() as conn:
+        count = int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+    engine.dispose()
+    return count
+
+
+# -- access ------------------------------------------------------------------------------
+def test_keys_and_scopes(client: TestClient) -> None:
+    url = "/v1/customers/C0000001/recommendations"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers={"X-API-Key": "not-a-key"}).status_code == 401
+    assert client.get(url, headers=READER).status_code == 200
+    refused = client.get("/v1/customers/C0000001/churn", headers=READER)
+    assert refused.status_code == 403 and "churn:read" in refused.json()["detail"]
+    assert client.post("/v1/admin/reload", headers=READER).status_code == 403
+    assert client.get("/health").status_code == 200
+
+
+def test_a_store_tablet_sees_only_its_store(client: TestClient, reference: dict) -> None:
+    own = client.get("/v1/customers/C0000002/recommendations?k=10", headers=TABLET)
+    assert own.status_code == 200 and own.json()["store_id"] == "S001"
+    stock = reference["inventory"]
+    in_s001 = set(stock[(stock["store_id"] == "S001") & (stock["quantity"] > 0)]["item_id"])
+    assert {i["item_id"] for i in own.json()["items"]} <= in_s001
+    other = client.get("/v1/customers/C0000002/recommendations?store_id=S002", headers=TABLET)
+    assert other.status_code == 403 and "S001" in other.json()["detail"]
+
+
+# -- events ------------------------------------------------------------------------------
+def test_events_are_stored_once(client: TestClient, served_store: ServedStore) -> None:
+    batch = {
+        "events": [
+            event("once-1", served_store, customer_id="C0000010", type="view", item_id="I000001"),
+            event("once-2", served_store, customer_id="C0000010", type="view", item_id="I000002"),
+        ]
+    }
+    before = stored_events(served_store)
+    first = client.post("/v1/events", json=batch, headers=ADMIN)
+    assert first.status_code == 200
+    assert first.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    again = client.post("/v1/events", json=batch, headers=ADMIN)
+    assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert stored_events(served_store) == before + 2
+
+
+def test_a_bad_event_rejects_the_batch_and_names_it(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    good = event("bad-1", served_store, customer_id="C0000011", type="view", item_id="I000001")
+    bad = event("bad-2", served_store, customer_id="C0000011", type="purchase", quantity=0)
+    before = stored_events(served_store)
+    answer = client.post("/v1/events", json={"events": [good, bad]}, headers=ADMIN)
+    assert answer.status_code == 422
+    rejected = answer.json()["rejected"]
+    assert {(r["index"], r["field"]) for r in rejected} == {(1, "item_id"), (1, "quantity")}
+    assert all(r["event_id"] == "test-bad-2" for r in rejected)
+    assert answer.json()["accepted"] == 0
+    assert stored_events(served_store) == before
+
+
+def test_batches_are_capped(client: TestClient, served_store: ServedStore) -> None:
+    many = [
+        event(f"cap-{i}", served_store, customer_id="C0000012", type="view", item_id="I000001")
+        for i in range(1001)
+    ]
+    answer = client.post("/v1/events", json={"events": many}, headers=ADMIN)
+    assert answer.status_code == 422
+    assert client.post("/v1/events", json={"nope": []}, headers=ADMIN).status_code == 422
+    assert client.post("/v1/events", content=b"{not json", headers=ADMIN).status_code == 422
+
+
+# -- recommendations ---------------------------------------------------------------------
+def test_a_known_customer_gets_reasoned_recommendations(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    answer = client.get("/v1/customers/C0000003/recommendations?k=5", headers=READER).json()
+    assert answer["cold_start"] is False and answer["basis"] == "history"
+    assert answer["model_version"] == served_store.recommender_version
+    assert len(answer["items"]) == 5
+    assert all(item["reason"] and item["name"] for item in answer["items"])
+    scores = [item["score"] for item in answer["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_by_store_stock_and_category(client: TestClient, reference: dict) -> None:
+    stock = reference["inventory"]
+    shelf = stock[(stock["store_id"] == "S002") & (stock["quantity"] > 0)]
+    answer = client.get(
+        "/v1/customers/C0000004/recommendations?k=8&store_id=S002", headers=READER
+    ).json()
+    assert answer["items"]
+    on_hand = dict(zip(shelf["item_id"], shelf["quantity"], strict=True))
+    assert all(item["in_stock"] == on_hand[item["item_id"]] for item in answer["items"])
+    category = reference["catalogue"]["category"].iloc[0]
+    answer = client.get(
+        "/v1/customers/C0000004/recommendations", params={"category": category}, headers=READER
+    ).json()
+    assert answer["items"] and {i["category"] for i in answer["items"]} == {category}
+    unknown = client.get("/v1/customers/C0000004/recommendations?store_id=NOPE", headers=READER)
+    assert unknown.status_code == 422 and "store_id" in unknown.json()["detail"]
+    assert (
+        client.get("/v1/customers/C0000004/recommendations?k=0", headers=READER).status_code == 422
+    )
+
+
+def test_strangers_get_a_flagged_cold_start_answer(client: TestClient) -> None:
+    answer = client.get(
+        "/v1/customers/NOBODY/recommendations?k=4&store_id=S001", headers=READER
+    ).json()
+    assert answer["cold_start"] is True and len(answer["items"]) == 4
+    assert answer["basis"] in {"store best sellers", "best sellers"}
+    anonymous = client.get("/v1/recommendations?anonymous_id=never-seen&k=3", headers=READER)
+    assert anonymous.status_code == 200 and anonymous.json()["cold_start"] is True
+
+
+def test_recent_views_of_an_anonymous_visitor_are_folded_in(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    views = [
+        event(f"anon-{i}", served_store, anonymous_id="visitor-1", type="view", item_id=item)
+        for i, item in enumerate(["I000005", "I000006", "I000007"])
+    ]
+    assert client.post("/v1/events", json={"events": views}, headers=ADMIN).status_code == 200
+    answer = client.get("/v1/recommendations?anonymous_id=visitor-1&k=5", headers=READER).json()
+    assert answer["cold_start"] is True and answer["basis"] == "recent activity"
+    popular = client.get("/v1/recommendations?anonymous_id=nobody&k=5", headers=READER).json()
+    assert [i["item_id"] for i in answer["items"]] != [i["item_id"] for i in popular["items"]]
+
+
+def test_a_new_event_changes_the_next_answer(client: TestClient, served_store: ServedStore) -> None:
+    url = "/v1/customers/C0000020/recommendations?k=10&include_purchased=true"
+    before = client.get(url, headers=READER).json()
+    assert before["basis"] == "history"
+    carts = [
+        event(f"rt-{i}", served_store, customer_id="C0000020", type="add_to_cart", item_id=item)
+        for i, item in enumerate(["I000100", "I000101", "I000102", "I000103"])
+    ]
+    assert client.post("/v1/events", json={"events": carts}, headers=ADMIN).status_code == 200
+    after = client.get(url, headers=READER).json()
+    assert after["basis"] == "history and recent activity"
+    assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before["items"]]
+
+
+def test_similar_items(client: TestClient, reference: dict) -> None:
+    answer = client.get("/v1/items/I000001/similar?k=5", headers=READER)
+    assert answer.status_code == 200 and answer.json()["items"]
+    assert all(i["item_id"] != "I000001" for i in answer.json()["items"])
+    stock = reference["inventory"]
+    in_s003 = set(stock[(stock["store_id"] == "S003") & (stock["quantity"] > 0)]["item_id"])
+    local = client.get("/v1/items/I000001/similar?k=5&store_id=S003", headers=READER).json()
+    assert {i["item_id"] for i in local["items"]} <= in_s003
+    missing = client.get("/v1/items/NO-SUCH-ITEM/similar", headers=READER)
+    assert missing.status_code == 404 and "NO-SUCH-ITEM" in missing.json()["detail"]
+
+
+# -- churn and profile --------------------------------------------------------------------
+def test_churn_for_one_and_many(client: TestClient, served_store: ServedStore) -> None:
+    one = client.get("/v1/customers/C0000005/churn", headers=ADMIN)
+    assert one.status_code == 200
+    body = one.json()
+    assert body["band"] in {"low", "medium", "high", "lapsed"}
+    assert body["model_version"] == served_store.churn_version
+    if body["band"] != "lapsed":
+        assert 0 < body["probability"] < 1 and body["drivers"]
+    assert client.get("/v1/customers/NOBODY/churn", headers=ADMIN).status_code == 404
+    many = client.post(
+        "/v1/churn/scores", json={"customer_ids": ["C0000005", "C0000006", "NOBODY"]}, headers=ADMIN
+    ).json()
+    assert [s["customer_id"] for s in many["scores"]] == ["C0000005", "C0000006"]
+    assert many["unknown"] == ["NOBODY"]
+    assert (
+        client.post("/v1/churn/scores", json={"customer_ids": []}, headers=ADMIN).status_code == 422
+    )
+
+
+def test_profile_shows_every_channel_and_the_open_cart(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    cid = "C0000030"
+    posted = [
+        event("cart-1", served_store, customer_id=cid, type="add_to_cart", item_id="I000200"),
+        event("cart-2", served_store, customer_id=cid, type="add_to_cart", item_id="I000201"),
+    ]
+    assert client.post("/v1/events", json={"events": posted}, headers=ADMIN).status_code == 200
+    profile = client.get(f"/v1/customers/{cid}/profile", headers=ADMIN).json()
+    assert {line["item_id"] for line in profile["cart"]} >= {"I000200", "I000201"}
+    assert "app" in profile["channels"] and cid in profile["customer_ids"]
+    assert profile["recent"][0]["type"] == "add_to_cart"
+    # Bought at a store till: it leaves the cart, whatever channel it was carted in.
+    till = event(
+        "cart-3", served_store, customer_id=cid, type="purchase", item_id="I000200",
+        channel="store", store_id="S001", quantity=1, price=9.5,
+    )  # fmt: skip
+    till["ts"] = (served_store.clock - timedelta(minutes=10)).isoformat()
+    assert client.post("/v1/events", json={"events": [till]}, headers=ADMIN).status_code == 200
+    cart = client.get(f"/v1/customers/{cid}/profile", headers=ADMIN).json()["cart"]
+    items = {line["item_id"] for line in cart}
+    assert "I000200" not in items and "I000201" in items
+    assert client.get("/v1/customers/NOBODY/profile", headers=ADMIN).status_code == 404
+
+
+def test_erasure(client: TestClient, served_store: ServedStore) -> None:
+    cid = "C0000040"
+    before = stored_events(served_store)
+    erased = client.delete(f"/v1/customers/{cid}", headers=ADMIN)
+    assert erased.status_code == 200 and erased.json()["events_deleted"] > 0
+    assert stored_events(served_store) == before - erased.json()["events_deleted"]
+    assert client.get(f"/v1/customers/{cid}/profile", headers=ADMIN).status_code == 404
+    recs = client.get(f"/v1/customers/{cid}/recommendations", headers=ADMIN).json()
+    assert recs["cold_start"] is True
+    assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 404
+    assert client.delete("/v1/customers/C0000041", headers=READER).status_code == 403
+
+
+# -- operations --------------------------------------------------------------------------
+def test_ready_and_metrics(client: TestClient, served_store: ServedStore) -> None:
+    ready = client.get("/ready").json()
+    assert ready["ready"] is True
+    assert ready["models"]["omni-recommender"] == served_store.recommender_version
+    client.get("/v1/customers/C0000001/recommendations", headers=READER)
+    text = client.get("/metrics").text
+    assert 'route="/v1/customers/{customer_id}/recommendations"' in text
+    assert "omni_request_seconds_bucket" in text and "C0000001" not in text
+
+
+def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for name in ("EventBatch", "EventsAccepted", "Recommendations", "ChurnScore", "SimilarItems"):
+        assert spec["components"]["schemas"][name].get("examples"), name

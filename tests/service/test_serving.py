@@ -1,0 +1,77 @@
+"""Models by reference: served from the registry, refused when bad, 503 when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models.base import Recommender
+from service import serving
+from service.app import create_app
+from service.serving import ModelHolder
+from service.settings import Settings
+from tests.conftest import ADMIN_KEY, ServedStore, fit_recommender, publish_recommender
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+
+
+def test_without_models_the_service_answers_503_and_stays_alive(
+    served_store: ServedStore, tmp_path: Path
+) -> None:
+    empty = served_store.settings.model_copy(
+        update={"mlflow_tracking_uri": f"sqlite:///{tmp_path / 'empty.db'}"}
+    )
+    with TestClient(create_app(empty)) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["models"]["omni-recommender"] is None
+        recs = client.get("/v1/customers/C0000001/recommendations", headers=ADMIN)
+        assert recs.status_code == 503 and "omni-recommender" in recs.json()["detail"]
+        assert recs.headers["Retry-After"]
+        churn = client.get("/v1/customers/C0000001/churn", headers=ADMIN)
+        assert churn.status_code == 503
+        # Events are still taken: ingest never waits for a model.
+        view = {
+            "event_id": "no-model-1",
+            "ts": "2026-09-30T10:00:00Z",
+            "customer_id": "C0000001",
+            "channel": "web",
+            "type": "view",
+            "item_id": "I000001",
+        }
+        posted = client.post("/v1/events", json={"events": [view]}, headers=ADMIN)
+        assert posted.status_code == 200
+
+
+def test_a_version_that_fails_to_load_is_refused_and_the_old_keeps_serving(
+    served_store: ServedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: Settings = served_store.settings.model_copy(update={"model_alias": "refusal"})
+    publish_recommender(settings, fit_recommender(settings), alias="refusal")
+    from service.registry import CHURN, connect
+
+    connect(settings).set_registered_model_alias(CHURN, "refusal", served_store.churn_version)
+    holder = ModelHolder(settings)
+    assert {o.status for o in holder.reload()} == {"loaded"}
+    serving_version = holder.current.recommender_version
+    # A new version whose files cannot be read: refused, the old one keeps serving.
+    publish_recommender(settings, fit_recommender(settings, neighbours=5), alias="refusal")
+
+    def broken(*args: object, **kwargs: object) -> tuple[Recommender, str]:
+        raise OSError("state.npz is truncated")
+
+    monkeypatch.setattr(serving, "load_recommender", broken)
+    outcome = {o.model: o for o in holder.reload()}
+    assert outcome["omni-recommender"].status == "refused"
+    assert "truncated" in outcome["omni-recommender"].detail
+    assert holder.current.recommender_version == serving_version
+    assert holder.current.recommender is not None
+
+
+def test_a_model_that_fails_its_smoke_check_is_refused(served_store: ServedStore) -> None:
+    model = fit_recommender(served_store.settings)
+    model.item_popularity_ = model.item_popularity_ * float("nan")
+    with pytest.raises(ValueError, match=r"finite|cold"):
+        serving.smoke_recommender(model)
