@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CUSTOMERS ?= 2000
 SEED ?= 7
+PORT ?= 8000
 DATA_DIR ?= data/synthetic
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -18,11 +19,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the embedded default: synthetic data -> SQLite event store -> summary.
+# The main job on the embedded default: synthetic data -> SQLite event store -> both
+# models trained, registered in MLflow and promoted -> the API on localhost:$(PORT).
 run: setup
 	$(BIN)/omni generate --customers $(CUSTOMERS) --seed $(SEED) --out $(DATA_DIR)
 	$(BIN)/omni ingest $(DATA_DIR)
 	$(BIN)/omni stats
+	$(BIN)/omni train recommender
+	$(BIN)/omni promote recommender --alias champion
+	$(BIN)/omni train churn
+	$(BIN)/omni promote churn --alias champion
+	$(BIN)/omni serve --demo-keys --port $(PORT)
 
 # Lint and types first, then the suite. PostgreSQL tests run when the server answers;
 # otherwise they skip and say why.

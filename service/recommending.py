@@ -10,7 +10,7 @@ Three paths, cheapest first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -108,8 +108,14 @@ def recommend(
                     served, shelf, ask, positions, view["score"], reasons, row < 0, basis
                 )
         if row >= 0:
+            # Purchase ages in the trained history count from its end, not from now.
+            since_training = max((pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400, 0)
+            if filters.exclude_bought_within_days is not None:
+                window = filters.exclude_bought_within_days - since_training
+                filters = replace(
+                    filters, exclude_bought_within_days=window if window > 0 else None
+                )
             positions, scores = _known(served, model, row, ask.k, filters)
-            since_training = (pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400
             reasons = _reasons(
                 served,
                 model,
@@ -117,7 +123,7 @@ def recommend(
                 model.history_[row],
                 model.purchase_age_[row],
                 sales,
-                max(since_training, 0.0),
+                since_training,
             )
             return _answer(served, shelf, ask, positions, scores, reasons, False, "history")
     return _cold(served, shelf, model, ask, allowed, sales)

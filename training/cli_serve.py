@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from service.settings import SCOPES, ApiKey, Settings
 from training.cli_common import DatabaseOption, console, settings_for
+from training.cli_common import store as store_of
 
 #: What a store tablet may do: everything but administration.
 TABLET_SCOPES = ["events:write", "recommend", "churn:read", "profile:read"]
@@ -31,11 +34,33 @@ def serve(
 
     settings = settings_for(database_url)
     if demo_keys:
-        settings = _with_demo_keys(settings, store, host, port)
+        customer, item, first_store = _examples(settings)
+        settings = _with_demo_keys(settings, store or first_store, host, port, customer, item)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-def _with_demo_keys(settings: Settings, store: str | None, host: str, port: int) -> Settings:
+def _examples(settings: Settings) -> tuple[str, str, str | None]:
+    """A customer, an item and a store from the store, for the printed examples."""
+    from sqlalchemy import select
+
+    from features import columns as c
+    from service.storage.tables import catalogue, customers, stores
+
+    with store_of(settings.database_url) as engine, engine.connect() as conn:
+        customer = conn.execute(select(customers.c[c.CUSTOMER_ID]).limit(1)).scalar()
+        item = conn.execute(select(catalogue.c[c.ITEM_ID]).limit(1)).scalar()
+        shop = conn.execute(select(stores.c[c.STORE_ID]).limit(1)).scalar()
+    return customer or "C0000001", item or "I000001", shop
+
+
+def _with_demo_keys(
+    settings: Settings,
+    store: str | None,
+    host: str,
+    port: int,
+    customer: str,
+    item: str,
+) -> Settings:
     admin, tablet = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     keys = dict(settings.api_keys)
     keys[admin] = ApiKey(name="demo-admin", scopes=list(SCOPES))
@@ -45,16 +70,26 @@ def _with_demo_keys(settings: Settings, store: str | None, host: str, port: int)
     console.print(f"[bold]demo admin key[/bold] (this run only): {admin}")
     if store:
         console.print(f"[bold]demo tablet key[/bold] for store {store}: {tablet}")
-    console.print(
-        "try:\n"
-        f"  curl -s {base}/ready\n"
-        f"  curl -s -H 'X-API-Key: {admin}' '{base}/v1/customers/C000001/recommendations?k=5'\n"
-        f"  curl -s -H 'X-API-Key: {admin}' {base}/v1/customers/C000001/churn\n"
-        f"  curl -s -H 'X-API-Key: {admin}' {base}/v1/customers/C000001/profile\n"
-        f"  curl -s -H 'X-API-Key: {admin}' -H 'Content-Type: application/json' "
-        f'-d \'{{"events": [{{"event_id": "demo-1", "ts": "2026-11-23T09:00:00Z", '
-        f'"customer_id": "C000001", "channel": "app", "type": "view", '
-        f'"item_id": "I00001"}}]}}\' {base}/v1/events\n'
-        f"  open {base}/docs for every endpoint with examples"
-    )
+    event = {
+        "event_id": f"demo-{secrets.token_hex(4)}",
+        "ts": datetime.now(UTC).isoformat(timespec="seconds"),
+        "customer_id": customer,
+        "channel": "app",
+        "type": "add_to_cart",
+        "item_id": item,
+    }
+    auth = f"-H 'X-API-Key: {admin}'"
+    lines = [
+        "try:",
+        f"  curl -s {base}/ready",
+        f"  curl -s {auth} '{base}/v1/customers/{customer}/recommendations?k=5'",
+        f"  curl -s {auth} '{base}/v1/customers/{customer}/recommendations?k=5&store_id={store}'",
+        f"  curl -s {auth} {base}/v1/customers/{customer}/churn",
+        f"  curl -s {auth} {base}/v1/customers/{customer}/profile",
+        f"  curl -s {auth} {base}/v1/items/{item}/similar",
+        f"  curl -s {auth} -H 'Content-Type: application/json' "
+        f"-d '{json.dumps({'events': [event]})}' {base}/v1/events",
+        f"  every endpoint, with examples: {base}/docs",
+    ]
+    console.print("\n".join(lines), soft_wrap=True, highlight=False)
     return settings.model_copy(update={"api_keys": keys})

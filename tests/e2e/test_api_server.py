@@ -1,0 +1,135 @@
+"""The API as it runs: a real uvicorn process on a free port, over a real store and registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from service.registry import CHURN, connect
+from tests.conftest import ADMIN_KEY, ServedStore, fit_recommender, publish_recommender
+
+ALIAS = "e2e"
+HEADERS = {"X-API-Key": ADMIN_KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
+    """`omni serve` in its own process, serving the `e2e` alias of both models."""
+    settings = served_store.settings
+    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
+    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMNI_DATABASE_URL": settings.database_url,
+        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "OMNI_MODEL_ALIAS": ALIAS,
+        "OMNI_CLOCK": served_store.clock.isoformat(),
+        "OMNI_API_KEYS": json.dumps(
+            {key: spec.model_dump() for key, spec in settings.api_keys.items()}
+        ),
+    }
+    omni = Path(sys.executable).with_name("omni")
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [str(omni), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / "server.log").read_text())
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the server did not become ready in 90 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.slow
+def test_events_change_answers_and_reload_drops_nothing(
+    server: str, served_store: ServedStore
+) -> None:
+    with httpx2.Client(base_url=server, headers=HEADERS, timeout=10) as http:
+        _flow(http, server, served_store)
+
+
+def _flow(http: httpx2.Client, server: str, served_store: ServedStore) -> None:
+    url = "/v1/customers/C0000050/recommendations?k=10&include_purchased=true"
+    before = http.get(url).json()
+    assert before["basis"] == "history"
+    old_version = before["model_version"]
+    ts = (served_store.clock - timedelta(minutes=30)).isoformat()
+    carts = [
+        {"event_id": f"e2e-{i}", "ts": ts, "customer_id": "C0000050", "channel": "web",
+         "type": "add_to_cart", "item_id": item}
+        for i, item in enumerate(["I000300", "I000301", "I000302"])
+    ]  # fmt: skip
+    assert http.post("/v1/events", json={"events": carts}).json()["accepted"] == 3
+    after = http.get(url).json()
+    assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before["items"]]
+    profile = http.get("/v1/customers/C0000050/profile").json()
+    assert {"I000300", "I000301", "I000302"} <= {line["item_id"] for line in profile["cart"]}
+
+    # A new version is promoted; requests keep flowing while the service swaps to it.
+    settings = served_store.settings
+    new_version = publish_recommender(
+        settings, fit_recommender(settings, neighbours=20), alias=ALIAS
+    )
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer(customer: str) -> None:
+        with httpx2.Client(base_url=server, headers=HEADERS, timeout=10) as own:
+            while not stop.is_set():
+                answer = own.get(f"/v1/customers/{customer}/recommendations?k=5")
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    versions.add(answer.json()["model_version"])
+
+    workers = [threading.Thread(target=hammer, args=(f"C00000{n}",)) for n in (61, 62, 63)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    reloaded = http.post("/v1/admin/reload", timeout=120).json()
+    time.sleep(0.5)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    outcome = {o["model"]: o for o in reloaded}
+    assert outcome["omni-recommender"]["status"] == "loaded"
+    assert outcome["omni-recommender"]["version"] == new_version
+    assert outcome["omni-churn"]["status"] == "unchanged"
+    assert len(statuses) > 20 and set(statuses) == {200}
+    assert versions == {old_version, new_version}
+    assert http.get("/ready").json()["models"]["omni-recommender"] == new_version
+    metrics = http.get("/metrics").text
+    assert 'omni_model_version{model="omni-recommender"}' in metrics
