@@ -24,7 +24,7 @@ from features.matrix import InteractionMatrix, build_matrix
 from models.base import Filters, Recommender
 from service.people import Person, has_events_since, person_events
 from service.serving import Served
-from service.shelf import Shelf
+from service.shelf import Item, Shelf
 
 #: Without include_purchased, items bought in this many days are left out (the same
 #: rule as `omni recommend`).
@@ -257,12 +257,11 @@ def _answer(
     model = served.need_recommender()
     catalogue = shelf.items()
     stock = shelf.stock(ask.store_id) if ask.store_id else None
-    names = {item: it.name for item, it in catalogue.items()}
     items = []
     for pos, score, reason in zip(positions, np.asarray(scores, dtype=float), reasons, strict=True):
         item_id = str(model.items_.ids[pos])
         known = catalogue.get(item_id)
-        reason = _named(reason, names)
+        reason = _named(reason, catalogue)
         items.append(
             Suggestion(
                 item_id=item_id,
@@ -276,10 +275,11 @@ def _answer(
     return Answer(items, cold, basis, served.recommender_version)
 
 
-def _named(reason: str, names: dict[str, str]) -> str:
+def _named(reason: str, catalogue: dict[str, Item]) -> str:
     """'bought together with I123' -> 'bought together with Oat milk 1 l'."""
     prefix = "bought together with "
     if reason.startswith(prefix):
         item = reason[len(prefix) :]
-        return prefix + names.get(item, item)
+        known = catalogue.get(item)
+        return prefix + (known.name if known else item)
     return reason

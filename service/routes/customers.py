@@ -25,6 +25,7 @@ from service.schemas import (
     Profile,
 )
 from service.serving import ModelUnavailable, Served
+from service.shelf import Item
 from service.storage.tables import customers
 
 router = APIRouter(prefix="/v1", tags=["customers"])
@@ -84,7 +85,7 @@ def profile(
     """The 360 view: identities, channels, recent activity everywhere, open cart, churn."""
     events = person_events(conn, person)
     record = _record(conn, person)
-    names = {item: it.name for item, it in shelf.items().items()}
+    catalogue = shelf.items()
     shown = events[events[c.TYPE].isin([c.EventType.VIEW, c.EventType.PURCHASE,
                                         c.EventType.ADD_TO_CART, c.EventType.RETURN,
                                         c.EventType.OFFER_ACCEPTED])]  # fmt: skip
@@ -94,7 +95,7 @@ def profile(
             channel=row[c.CHANNEL],
             type=row[c.TYPE],
             item_id=row[c.ITEM_ID],
-            name=names.get(row[c.ITEM_ID]) if row[c.ITEM_ID] else None,
+            name=_name(catalogue, row[c.ITEM_ID]),
             store_id=row[c.STORE_ID],
         )
         for _, row in shown.tail(RECENT).iloc[::-1].iterrows()
@@ -102,7 +103,7 @@ def profile(
     cart = [
         CartLine(
             item_id=row[c.ITEM_ID],
-            name=names.get(row[c.ITEM_ID], row[c.ITEM_ID]),
+            name=_name(catalogue, row[c.ITEM_ID]) or row[c.ITEM_ID],
             quantity=int(row[c.QUANTITY]),
             added_at=row["added_at"].to_pydatetime(),
             channel=row[c.CHANNEL],
@@ -162,3 +163,8 @@ def _record(conn: Connection, person: Person) -> dict[str, object]:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _name(catalogue: dict[str, Item], item_id: str | None) -> str | None:
+    known = catalogue.get(item_id) if item_id else None
+    return known.name if known else None
