@@ -31,6 +31,18 @@ class UnknownItem(UnknownId):
     kind = "item"
 
 
+#: Up to this many ids are looked up one by one (see `IdMapping.positions`).
+SMALL = 32
+
+
+def _get(index: pd.Index, value: str) -> int:
+    try:
+        position = index.get_loc(value)
+    except (KeyError, TypeError):
+        return -1
+    return position if isinstance(position, int) else -1
+
+
 class IdMapping:
     """A sorted, unique list of ids; position i in the matrix is `ids[i]`."""
 
@@ -50,7 +62,13 @@ class IdMapping:
     def positions(self, values: Iterable[str], *, missing: str = "raise") -> np.ndarray:
         """Matrix positions of `values`. Unknown ids raise (`missing="raise"`) or map to -1."""
         values = list(values)
-        found = self._index.get_indexer(pd.Index(values, dtype=object))
+        if len(values) <= SMALL:
+            # A request asks for a handful of ids: the hash table pandas keeps answers
+            # these one by one far faster than building an Index to look them up.
+            engine = self._index
+            found = np.array([_get(engine, v) for v in values], dtype=np.int64)
+        else:
+            found = self._index.get_indexer(pd.Index(values, dtype=object))
         if missing == "raise" and (found < 0).any():
             raise self._error([v for v, f in zip(values, found, strict=True) if f < 0])
         return np.asarray(found, dtype=np.int64)

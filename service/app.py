@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import customers, events, ops, recommendations
@@ -62,6 +63,15 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (events, recommendations, customers, ops):
         app.include_router(module.router)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every database connection is taken: the service is overloaded, say so.
+        return JSONResponse(
+            {"detail": "the service is busy, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(ModelUnavailable)
     async def unavailable(_: Request, exc: ModelUnavailable) -> JSONResponse:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
@@ -22,7 +22,9 @@ class Caller:
     store_id: str | None
 
 
-def caller(request: Request, key: Annotated[str | None, Security(_key_header)] = None) -> Caller:
+async def caller(
+    request: Request, key: Annotated[str | None, Security(_key_header)] = None
+) -> Caller:
     """The caller behind the request's API key; 401 when it has none or an unknown one."""
     if not key:
         raise HTTPException(
@@ -38,10 +40,10 @@ def caller(request: Request, key: Annotated[str | None, Security(_key_header)] =
     return Caller(spec.name, frozenset(spec.scopes), spec.store_id)
 
 
-def require(scope: str) -> Callable[[Caller], Caller]:
+def require(scope: str) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
     """A dependency that lets the request through only with `scope`; 403 otherwise."""
 
-    def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    async def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
         if scope not in who.scopes:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"the key '{who.name}' lacks the scope '{scope}'"

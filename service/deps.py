@@ -15,18 +15,18 @@ from service.settings import Settings
 from service.shelf import Shelf
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value: Settings = request.app.state.settings
     return value
 
 
-def served(request: Request) -> Served:
+async def served(request: Request) -> Served:
     """The model snapshot this request uses from start to end (a reload cannot change it)."""
     holder: ModelHolder = request.app.state.holder
     return holder.current
 
 
-def shelf(request: Request) -> Shelf:
+async def shelf(request: Request) -> Shelf:
     value: Shelf = request.app.state.shelf
     return value
 
@@ -36,7 +36,7 @@ def connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-def now(request: Request) -> datetime:
+async def now(request: Request) -> datetime:
     clock: datetime | None = request.app.state.settings.clock
     if clock is None:
         return datetime.now(UTC)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, or_, select
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, union_all
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.codec import to_micros
 from service.storage.reader import decode_events
 from service.storage.tables import customers, erasures, events, identities
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -32,24 +33,27 @@ class Person:
 def find_person(
     conn: Connection, *, customer_id: str | None = None, anonymous_id: str | None = None
 ) -> Person | None:
-    """The person behind a customer id (or an anonymous id); None when no such id is known."""
+    """The person behind a customer id (or an anonymous id); None when no such id is known.
+
+    One query: the id's person and every id of that person.
+    """
     kind, value = (CUSTOMER, customer_id) if customer_id is not None else (ANONYMOUS, anonymous_id)
-    person = conn.execute(
-        select(identities.c[c.PERSON_ID]).where(
-            identities.c[c.ID_TYPE] == kind, identities.c[c.ID_VALUE] == value
-        )
-    ).scalar()
-    if person is None:
-        return None
+    theirs = (
+        select(identities.c[c.PERSON_ID])
+        .where(identities.c[c.ID_TYPE] == kind, identities.c[c.ID_VALUE] == value)
+        .scalar_subquery()
+    )
     rows = conn.execute(
-        select(identities.c[c.ID_TYPE], identities.c[c.ID_VALUE]).where(
-            identities.c[c.PERSON_ID] == person
+        select(identities.c[c.ID_TYPE], identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
+            identities.c[c.PERSON_ID] == theirs
         )
     ).all()
-    ids = {CUSTOMER: [], ANONYMOUS: []}  # type: dict[str, list[str]]
-    for id_type, id_value in rows:
+    if not rows:
+        return None
+    ids: dict[str, list[str]] = {CUSTOMER: [], ANONYMOUS: []}
+    for id_type, id_value, _ in rows:
         ids.setdefault(id_type, []).append(id_value)
-    return Person(str(person), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
+    return Person(str(rows[0][2]), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
 
 
 def person_events(
@@ -70,22 +74,23 @@ def person_events(
 
 
 def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
-    """Whether the person has any stored event at or after `since` (one indexed probe)."""
+    """Whether the person has any stored event at or after `since` (indexed probes)."""
     micros = _micros(since)
-    for column, ids in (
-        (c.CUSTOMER_ID, person.customer_ids),
-        (c.ANONYMOUS_ID, person.anonymous_ids),
-    ):
-        if (
-            ids
-            and conn.execute(
-                select(events.c[c.EVENT_ID])
-                .where(events.c[column].in_(ids), events.c[c.TS] >= micros)
-                .limit(1)
-            ).first()
-        ):
-            return True
-    return False
+    probes = [
+        select(events.c[c.EVENT_ID])
+        .where(events.c[column].in_(ids), events.c[c.TS] >= micros)
+        .limit(1)
+        .subquery()
+        for column, ids in (
+            (c.CUSTOMER_ID, person.customer_ids),
+            (c.ANONYMOUS_ID, person.anonymous_ids),
+        )
+        if ids
+    ]
+    if not probes:
+        return False
+    query = union_all(*[select(probe) for probe in probes]).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def link_identities(conn: Connection, batch: pd.DataFrame) -> None:
@@ -174,18 +179,8 @@ def erase(engine: Engine, person: Person) -> int:
     return deleted
 
 
-def was_erased(conn: Connection, person: Person) -> bool:
-    """Whether any of the person's customer ids was erased before (models trained before
-    the erasure still hold their old history)."""
-    if not person.customer_ids:
-        return False
-    hit = conn.execute(
-        select(erasures.c[c.ID_VALUE])
-        .where(erasures.c[c.ID_TYPE] == CUSTOMER, erasures.c[c.ID_VALUE].in_(person.customer_ids))
-        .limit(1)
-    ).first()
-    return hit is not None
-
-
 def _micros(moment: datetime) -> int:
-    return int(to_micros(pd.Series([pd.Timestamp(moment)])).iloc[0])
+    """Microseconds since the epoch, exactly (the stored time format)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no UTC offset")
+    return (moment - EPOCH) // timedelta(microseconds=1)

@@ -29,8 +29,6 @@ from service.shelf import Item, Shelf
 #: Without include_purchased, items bought in this many days are left out (the same
 #: rule as `omni recommend`).
 RECENTLY_BOUGHT_DAYS = 30
-#: History items considered when explaining "often bought with".
-EXPLAIN_FROM = 20
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,9 @@ def recommend(
         row = int(model.users_.positions([person.person_id], missing="skip")[0])
         row = row if use_training else -1
         fresh = has_events_since(conn, person, model.as_of_.to_pydatetime())
-        if fresh or row < 0:
+        # Someone the model never saw and who did nothing since has no usable history
+        # (the model saw every item event before its cutoff): no need to read it.
+        if fresh or not use_training:
             history = _history(model, person_events(conn, person), now)
             if history is not None:
                 view = model.recommend_history(history, ask.k, filters)
@@ -217,21 +217,15 @@ def _reasons(
         return []
     age = np.asarray(purchase_age[:, positions].todense()).ravel()
     with_item: list[str | None] = [None] * len(positions)
-    row = weights.tocsr()
-    if row.nnz and served.history_by_item is not None and served.item_norms is not None:
-        order = np.argsort(-row.data)[:EXPLAIN_FROM]
-        mine = row.indices[order]
-        x = served.history_by_item
-        overlap = np.asarray((x[:, mine].T @ x[:, positions]).todense())
-        norms = served.item_norms
-        sims = overlap / np.maximum(np.outer(norms[mine], norms[positions]), 1e-12)
-        sims[mine[:, None] == positions[None, :]] = 0
-        best = sims.argmax(axis=0)
-        for j in range(len(positions)):
-            if sims[best[j], j] > 0:
-                with_item[j] = str(model.items_.ids[mine[best[j]]])
+    mine = weights.tocsr().indices
+    if len(mine) and served.neighbours is not None:
+        near = served.neighbours[positions]
+        hit = np.isin(near, mine)
+        first = hit.argmax(axis=1)
+        for found in np.flatnonzero(hit.any(axis=1)).tolist():
+            with_item[found] = str(model.items_.ids[near[found, first[found]]])
     out = []
-    for j, pos in enumerate(positions):
+    for j, pos in enumerate(positions.tolist()):
         if age[j] > 0:
             days = round(float(age[j]) - 1 + days_since_history)
             out.append("you bought this today" if days == 0 else f"you bought this {days} days ago")

@@ -8,6 +8,7 @@ that fails to load or fails its smoke check is refused and the old one keeps ser
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -23,6 +24,8 @@ from service.registry import CHURN, RECOMMENDER, connect, load_churn, load_recom
 from service.settings import Settings
 
 log = logging.getLogger("omni.serving")
+#: Neighbours kept per item for reasons.
+NEIGHBOURS = 20
 
 
 class ModelUnavailable(RuntimeError):
@@ -44,9 +47,12 @@ class Served:
     recommender: Recommender | None = None
     recommender_version: str | None = None
     warm: WarmTop | None = None
-    #: The training history by item (for "bought with X" reasons) and each item's norm.
+    #: The training history by item (for similar items) and each item's norm.
     history_by_item: csc_matrix | None = None
     item_norms: np.ndarray | None = None
+    #: Per item, its closest items by the customers they share, best first (-1: none):
+    #: what "bought together with X" reasons are read from.
+    neighbours: np.ndarray | None = None
     churn: ChurnModel | None = None
     churn_version: str | None = None
     loaded_at: float = field(default_factory=time.time)
@@ -101,6 +107,28 @@ def warm(model: Recommender, n: int) -> WarmTop | None:
     return WarmTop(positions.astype(np.int32), scores)
 
 
+def item_neighbours(by_item: csc_matrix, norms: np.ndarray, n: int = NEIGHBOURS) -> np.ndarray:
+    """Each item's `n` closest items by cosine over the customers who chose them
+    (items x n positions, best first, -1 where fewer share a customer), in blocks."""
+    items = by_item.shape[1]
+    n = min(n, max(items - 1, 1))
+    out = np.full((items, n), -1, dtype=np.int32)
+    by_item_t = by_item.T.tocsr()
+    block = max(1, 20_000_000 // max(items, 1))
+    for start in range(0, items, block):
+        stop = min(start + block, items)
+        overlap = np.asarray((by_item_t[start:stop] @ by_item).todense(), dtype=np.float32)
+        sims = overlap / np.maximum(np.outer(norms[start:stop], norms), 1e-12)
+        sims[np.arange(stop - start), np.arange(start, stop)] = 0
+        top = np.argpartition(-sims, n - 1, axis=1)[:, :n] if n < items else np.argsort(-sims)
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_sims = np.take_along_axis(top_sims, order, axis=1)
+        out[start:stop] = np.where(top_sims > 0, top, -1)[:, :n]
+    return out
+
+
 class ModelHolder:
     """Holds the current `Served` snapshot; loads, checks and swaps versions."""
 
@@ -143,6 +171,10 @@ class ModelHolder:
                 outcomes.append(LoadOutcome(name, version, "loaded"))
             if new is not served:
                 self.current = replace(new, loaded_at=time.time())
+                # Models live until the next reload: keep the collector from scanning
+                # their millions of objects on every cycle (long pauses under load).
+                gc.collect()
+                gc.freeze()
             return outcomes
 
     def _load(self, served: Served, client: object, name: str, alias: str, version: str) -> Served:
@@ -159,6 +191,7 @@ class ModelHolder:
                 warm=warm(model, self.settings.warm_top_n),
                 history_by_item=by_item,
                 item_norms=norms.astype(np.float32),
+                neighbours=item_neighbours(by_item, norms),
             )
         else:
             churn, _ = load_churn(client, alias, version)  # type: ignore[arg-type]

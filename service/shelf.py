@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from models.base import Recommender
-from service.storage.tables import catalogue, events, inventory, stores
+from service.storage.tables import catalogue, erasures, events, inventory, stores
 
 T = TypeVar("T")
 #: Days of a store's sales that make "popular in this store".
@@ -141,3 +141,18 @@ class Shelf:
             return sold
 
         return self._cached(("sales", store_id, id(model)), self.ttl * 10, read)
+
+    def erased(self) -> frozenset[str]:
+        """Customer and anonymous ids erased so far (this process's erasures at once,
+        other replicas' within the TTL)."""
+
+        def read() -> frozenset[str]:
+            with self.engine.connect() as conn:
+                return frozenset(conn.execute(select(erasures.c[c.ID_VALUE])).scalars())
+
+        return self._cached(("erased",), self.ttl, read)
+
+    def forget(self) -> None:
+        """Drop the cached erasures (after an erasure here)."""
+        with self._lock:
+            self._cache.pop(("erased",), None)

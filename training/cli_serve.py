@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated
@@ -25,6 +26,10 @@ def serve(
         typer.Option(help="Add two fresh keys for this run (admin; a tablet bound to --store)."),
     ] = False,
     store: Annotated[str | None, typer.Option(help="Store the demo tablet key serves.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (each loads the models once).")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (ids only).")] = True,
     database_url: DatabaseOption = None,
 ) -> None:
     """Serve the API: loads the registry's champion models, answers until stopped."""
@@ -36,7 +41,25 @@ def serve(
     if demo_keys:
         customer, item, first_store = _examples(settings)
         settings = _with_demo_keys(settings, store or first_store, host, port, customer, item)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", access_log=access_log
+        )
+        return
+    # Worker processes build their own app from the environment: hand the settings over.
+    os.environ["OMNI_DATABASE_URL"] = settings.database_url
+    os.environ["OMNI_API_KEYS"] = json.dumps(
+        {key: spec.model_dump() for key, spec in settings.api_keys.items()}
+    )
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 def _examples(settings: Settings) -> tuple[str, str, str | None]:

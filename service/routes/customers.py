@@ -138,12 +138,14 @@ def erase_customer(
     customer_id: str,
     person: CustomerDep,
     _: Annotated[Caller, Depends(require("admin"))],
+    shelf: ShelfDep,
     request: Request,
 ) -> Erased:
     """Erase the customer: every event, identity and customer record of the stitched
     person. Later training no longer sees them; the served model stops using what it
     learned about them at once."""
     deleted = erase(request.app.state.engine, person)
+    shelf.forget()
     return Erased(
         customer_id=customer_id,
         events_deleted=deleted,

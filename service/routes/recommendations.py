@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from service.auth import Caller, require, store_for
 from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
-from service.people import Person, find_person, was_erased
+from service.people import Person, find_person
 from service.recommending import Answer, Ask, recommend
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf
@@ -50,12 +50,12 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
-def customer_recommendations(
+async def customer_recommendations(
     customer_id: str,
     who: Recommender,
     served: ServedDep,
     shelf: ShelfDep,
-    conn: ConnDep,
+    request: Request,
     now: NowDep,
     k: K = 10,
     store_id: StoreId = None,
@@ -70,9 +70,11 @@ def customer_recommendations(
     unknown customer gets a cold-start answer (flagged), never an error.
     """
     ask = _ask(who, shelf, k, store_id, category, include_purchased)
-    person = find_person(conn, customer_id=customer_id)
-    forget = person is not None and was_erased(conn, person)
-    answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
+    with request.app.state.engine.connect() as conn:
+        person = find_person(conn, customer_id=customer_id)
+        erased = shelf.erased()
+        forget = person is not None and any(i in erased for i in person.customer_ids)
+        answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
     return _body(answer, ask, customer_id=customer_id)
 
 

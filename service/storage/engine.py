@@ -17,6 +17,10 @@ from service.storage.tables import metadata
 SUPPORTED = ("sqlite", "postgresql")
 
 
+#: Connections kept for concurrent requests; a request waits at most 10 s for one.
+POOL: dict[str, int] = {"pool_size": 20, "max_overflow": 20, "pool_timeout": 10}
+
+
 class UnsupportedDatabase(ValueError):
     """A database URL for a database Omni does not run on."""
 
@@ -40,10 +44,10 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **POOL)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **POOL)
     if create:
         metadata.create_all(engine)
     return engine
