@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "api_load.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="omni-load-"))
@@ -131,68 +132,79 @@ def main() -> None:
         "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
         "OMNI_API_KEYS": json.dumps({k: v.model_dump() for k, v in settings.api_keys.items()}),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     bin_dir = Path(sys.executable).parent
-    omni_port, mlflow_port = free_port(), free_port()
-    omni = subprocess.Popen(
-        [str(bin_dir / "omni"), "serve", "--port", str(omni_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "omni.log").open("w"),
-    )
-    served = None
-    try:
-        timings["omni ready s"] = wait_for(f"http://127.0.0.1:{omni_port}/ready", omni)
-        known = pd.read_parquet(work / "data" / "customers.parquet")[c.CUSTOMER_ID].tolist()
-        stores = pd.read_parquet(work / "data" / "stores.parquet")[c.STORE_ID].tolist()
-        rng = random.Random(0)
-        people = [rng.choice(known) for _ in range(200_000)]
-        shops = [rng.choice(stores) for _ in range(200_000)]
-        recs = [get(f"/v1/customers/{p}/recommendations?k=10", HEADERS) for p in people]
-        local = [
-            get(f"/v1/customers/{p}/recommendations?k=10&store_id={s}", HEADERS)
-            for p, s in zip(people, shops, strict=True)
+    known = pd.read_parquet(work / "data" / "customers.parquet")[c.CUSTOMER_ID].tolist()
+    stores = pd.read_parquet(work / "data" / "stores.parquet")[c.STORE_ID].tolist()
+    rng = random.Random(0)
+    people = [rng.choice(known) for _ in range(200_000)]
+    shops = [rng.choice(stores) for _ in range(200_000)]
+    recs = [get(f"/v1/customers/{p}/recommendations?k=10", HEADERS) for p in people]
+    local = [
+        get(f"/v1/customers/{p}/recommendations?k=10&store_id={s}", HEADERS)
+        for p, s in zip(people, shops, strict=True)
+    ]
+    churn = [get(f"/v1/customers/{p}/churn", HEADERS) for p in people[:20_000]]
+    day = pd.Timestamp.now(tz="UTC").isoformat()
+
+    def events(i: int) -> bytes:
+        batch = [
+            {
+                "event_id": f"load-{i}-{j}",
+                "ts": day,
+                # New customers: the recommendation cases above stay on trained ones.
+                "customer_id": f"NEW{(i * 10 + j) % 50_000:06d}",
+                "channel": "web",
+                "type": "view",
+                "item_id": f"I{(i * 10 + j) % args.items:06d}",
+            }
+            for j in range(10)
         ]
-        churn = [get(f"/v1/customers/{p}/churn", HEADERS) for p in people[:20_000]]
-        day = pd.Timestamp.now(tz="UTC").isoformat()
+        return post("/v1/events", {"events": batch}, HEADERS)
 
-        def events(i: int) -> bytes:
-            batch = [
-                {
-                    "event_id": f"load-{i}-{j}",
-                    "ts": day,
-                    "customer_id": people[(i * 10 + j) % len(people)],
-                    "channel": "web",
-                    "type": "view",
-                    "item_id": f"I{(i * 10 + j) % args.items:06d}",
-                }
-                for j in range(10)
-            ]
-            return post("/v1/events", {"events": batch}, HEADERS)
-
-        rows: dict[str, dict[str, float]] = {}
-        host, s = "127.0.0.1", args.seconds
-        cases = {
-            "omni recommendations": lambda i: recs[i % len(recs)],
-            "omni recommendations, store_id": lambda i: local[i % len(local)],
-            "omni churn": lambda i: churn[i % len(churn)],
-            "omni events (10 per request)": events,
-        }
-        for name, make in cases.items():
-            closed_loop(host, omni_port, make, seconds=2)  # warm up
-            rows[f"{name}, max"] = closed_loop(host, omni_port, make, seconds=s).row()
-            print(name, rows[f"{name}, max"], flush=True)
-        for name in ("omni recommendations", "omni recommendations, store_id"):
-            rows[f"{name}, {args.rate:g}/s"] = open_loop(
-                host, omni_port, cases[name], rate=args.rate, seconds=s
-            ).row()
-            print(name, rows[f"{name}, {args.rate:g}/s"], flush=True)
-        served = subprocess.Popen(
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{RECOMMENDER}@champion",
-             "--env-manager", "local", "--host", host, "--port", str(mlflow_port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=(work / "mlflow.log").open("w"),
-        )  # fmt: skip
-        timings["mlflow ready s"] = wait_for(f"http://{host}:{mlflow_port}/ping", served)
+    host, s = "127.0.0.1", args.seconds
+    rows: dict[str, dict[str, float]] = {}
+    cases = {
+        "recommendations": lambda i: recs[i % len(recs)],
+        "recommendations, store_id": lambda i: local[i % len(local)],
+        "churn": lambda i: churn[i % len(churn)],
+    }
+    for workers in args.workers:
+        port = free_port()
+        omni = subprocess.Popen(
+            [str(bin_dir / "omni"), "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(work / f"omni-{workers}.log").open("w"),
+        )
+        try:
+            timings[f"omni x{workers} ready s"] = wait_for(f"http://{host}:{port}/ready", omni)
+            label = f"omni, {workers} worker{'s' if workers > 1 else ''}"
+            for name, make in cases.items():
+                closed_loop(host, port, make, seconds=2)  # warm up
+                rows[f"{label}: {name}, max"] = closed_loop(host, port, make, seconds=s).row()
+                print(label, name, rows[f"{label}: {name}, max"], flush=True)
+            for name in ("recommendations", "recommendations, store_id"):
+                key = f"{label}: {name}, {args.rate:g}/s"
+                rows[key] = open_loop(host, port, cases[name], rate=args.rate, seconds=s).row()
+                print(key, rows[key], flush=True)
+            # Last: posting events makes their customers' next answers fold them in.
+            key = f"{label}: events (10 per request), max"
+            rows[key] = closed_loop(host, port, events, seconds=s).row()
+            print(key, rows[key], flush=True)
+        finally:
+            omni.terminate()
+            omni.wait(timeout=30)
+    port = free_port()
+    served = subprocess.Popen(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{RECOMMENDER}@champion",
+         "--env-manager", "local", "--host", host, "--port", str(port),
+         "--workers", str(max(args.workers))],
+        env=env, stdout=subprocess.DEVNULL, stderr=(work / "mlflow.log").open("w"),
+    )  # fmt: skip
+    try:
+        timings["mlflow ready s"] = wait_for(f"http://{host}:{port}/ping", served)
         invocations = [
             post(
                 "/invocations",
@@ -204,17 +216,22 @@ def main() -> None:
             )
             for p in people[:20_000]
         ]
-        make_mlflow = lambda i: invocations[i % len(invocations)]  # noqa: E731
-        closed_loop(host, mlflow_port, make_mlflow, seconds=2)
-        rows["mlflow models serve, max"] = closed_loop(
-            host, mlflow_port, make_mlflow, seconds=s
-        ).row()
-        print("mlflow", rows["mlflow models serve, max"], flush=True)
+
+        def invoke(i: int) -> bytes:
+            return invocations[i % len(invocations)]
+
+        closed_loop(host, port, invoke, seconds=2)
+        rows[f"mlflow models serve, {max(args.workers)} workers: recommendations, max"] = (
+            closed_loop(host, port, invoke, seconds=s).row()
+        )
+        print(
+            "mlflow",
+            rows[f"mlflow models serve, {max(args.workers)} workers: recommendations, max"],
+            flush=True,
+        )
     finally:
-        for process in (omni, served):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
+        served.terminate()
+        served.wait(timeout=30)
     table = pd.DataFrame(rows).T
     lines = [
         "# API load",
@@ -222,8 +239,8 @@ def main() -> None:
         f"`.venv/bin/python benchmarks/api_load.py`: {os.cpu_count()} cores (server and load "
         f"generator share them), Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. "
         f"{args.customers:,} synthetic customers, {args.items:,} items, "
-        f"{int(timings['events']):,} events in SQLite; ALS (64 factors) registered as champion; "
-        f"one uvicorn process. `max`: 8 connections, each sending its next request when the "
+        f"{int(timings['events']):,} events in SQLite; ALS registered as champion; "
+        f"`omni serve --workers N`. `max`: 8 connections, each sending its next request when the "
         f"last answers, {s:g} s; `{args.rate:g}/s`: requests due at a fixed rate over 64 "
         "connections, latency from when each was due.",
         "",

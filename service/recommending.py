@@ -71,11 +71,13 @@ def recommend(
     now: datetime,
     *,
     use_training: bool = True,
+    fresh: bool | None = None,
 ) -> Answer:
     """The top `ask.k` items for `person` (None: a stranger) under `ask`'s filters.
 
     `use_training=False` ignores what the model learned about the person (they were
-    erased since it was trained): only events stored now count.
+    erased since it was trained): only events stored now count. `fresh` is `is_fresh`,
+    when the caller already asked.
     """
     model = served.need_recommender()
     allowed = _allowed(shelf, model, ask)
@@ -87,7 +89,8 @@ def recommend(
     if person is not None:
         row = int(model.users_.positions([person.person_id], missing="skip")[0])
         row = row if use_training else -1
-        fresh = has_events_since(conn, person, model.as_of_.to_pydatetime())
+        if fresh is None:
+            fresh = is_fresh(served, conn, person)
         # Someone the model never saw and who did nothing since has no usable history
         # (the model saw every item event before its cutoff): no need to read it.
         if fresh or not use_training:
@@ -127,6 +130,13 @@ def recommend(
             )
             return _answer(served, shelf, ask, positions, scores, reasons, False, "history")
     return _cold(served, shelf, model, ask, allowed, sales)
+
+
+def is_fresh(served: Served, conn: Connection, person: Person) -> bool:
+    """Whether the person did something the served recommender has not seen (their answer
+    then needs their history read and folded in: the slow path)."""
+    model = served.need_recommender()
+    return has_events_since(conn, person, model.as_of_.to_pydatetime())
 
 
 def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require, store_for
 from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
 from service.people import Person, find_person
-from service.recommending import Answer, Ask, recommend
+from service.recommending import Answer, Ask, is_fresh, recommend
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf
 
@@ -70,12 +71,22 @@ async def customer_recommendations(
     unknown customer gets a cold-start answer (flagged), never an error.
     """
     ask = _ask(who, shelf, k, store_id, category, include_purchased)
+    # The common case (a known customer, nothing new) takes a few milliseconds and runs
+    # on the event loop; reading and folding in a history goes to a worker thread.
     with request.app.state.engine.connect() as conn:
         person = find_person(conn, customer_id=customer_id)
         erased = shelf.erased()
         forget = person is not None and any(i in erased for i in person.customer_ids)
-        answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
-    return _body(answer, ask, customer_id=customer_id)
+        fresh = person is not None and is_fresh(served, conn, person)
+        if not (fresh or forget):
+            answer = recommend(served, shelf, conn, person, ask, now, fresh=False)
+            return _body(answer, ask, customer_id=customer_id)
+
+    def slow() -> Answer:
+        with request.app.state.engine.connect() as own:
+            return recommend(served, shelf, own, person, ask, now, use_training=not forget)
+
+    return _body(await run_in_threadpool(slow), ask, customer_id=customer_id)
 
 
 @router.get("/recommendations", response_model=Recommendations)

@@ -86,7 +86,7 @@ def _flow(http: httpx2.Client, server: str, served_store: ServedStore) -> None:
     before = http.get(url).json()
     assert before["basis"] == "history"
     old_version = before["model_version"]
-    ts = (served_store.clock - timedelta(minutes=30)).isoformat()
+    ts = (served_store.clock - timedelta(minutes=1)).isoformat()
     carts = [
         {"event_id": f"e2e-{i}", "ts": ts, "customer_id": "C0000050", "channel": "web",
          "type": "add_to_cart", "item_id": item}
