@@ -135,12 +135,24 @@ def _empty(field: Field, n: int) -> pd.Series:
     return pd.Series(None, index=range(n), dtype="object")
 
 
+#: Whole numbers are stored as 32-bit integers.
+INT_LIMIT = 2**31 - 1
+
+
 def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
     """Coerce one column; return (values, messages for bad rows)."""
     present = raw.notna()
     if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
         present &= raw.astype("string").str.strip().fillna("") != ""
     messages = pd.Series(None, index=raw.index, dtype="object")
+    if raw.dtype == object:
+        # JSON can carry lists and objects where a value belongs (a file never does).
+        nested = raw.map(lambda v: isinstance(v, (dict, list, tuple, set)), na_action="ignore")
+        nested = nested.fillna(False).astype(bool)
+        if nested.any():
+            messages[nested] = "is not a single value"
+            raw = raw.where(~nested)
+            present &= ~nested
     if field.kind == "str":
         values = raw.astype("string").str.strip()
         values = values.where(present)
@@ -158,6 +170,7 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         messages[finite & ~np.isfinite(numbers.fillna(0))] = "is not a finite number"
         if field.kind == "int":
             messages[finite & (numbers.fillna(0) % 1 != 0)] = "is not a whole number"
+            messages[finite & (numbers.abs() > INT_LIMIT)] = f"is larger than {INT_LIMIT:,}"
         if field.min_value is not None:
             messages[finite & (numbers < field.min_value)] = f"must be at least {field.min_value:g}"
         if field.kind == "int":

@@ -272,3 +272,17 @@ def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     for name in ("EventBatch", "EventsAccepted", "Recommendations", "ChurnScore", "SimilarItems"):
         assert spec["components"]["schemas"][name].get("examples"), name
+
+
+def test_json_oddities_are_422_never_500(client: TestClient, served_store: ServedStore) -> None:
+    base = event("odd-1", served_store, customer_id="C0000013", type="view", item_id="I000001")
+    cases = {
+        "item_id": {**base, "item_id": {"nested": 1}},
+        "quantity": {**base, "type": "purchase", "quantity": 10**30, "price": 1.0},
+        "ts": {**base, "ts": 1_700_000_000},
+        "colour": {**base, "colour": "red"},
+    }
+    for field, bad in cases.items():
+        answer = client.post("/v1/events", json={"events": [bad]}, headers=ADMIN)
+        assert answer.status_code == 422, field
+        assert field in {r["field"] for r in answer.json()["rejected"]}, answer.json()
