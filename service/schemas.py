@@ -165,6 +165,7 @@ class Activity(BaseModel):
     item_id: str | None
     name: str | None
     store_id: str | None
+    offer_id: str | None = None
 
 
 class CartLine(BaseModel):

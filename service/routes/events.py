@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 
-from features.schema import TABLES
-from features.validation import BatchRejected, validate
+from features.validation import BatchRejected
 from service.auth import Caller, require
-from service.people import link_identities
+from service.intake import accept_events
 from service.schemas import EventBatch, EventsAccepted, Rejection
-from service.storage.writer import write_batch
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -36,7 +33,7 @@ def post_events(
     if not batch.events:
         return EventsAccepted(accepted=0, duplicates=0, rejected=[])
     try:
-        valid = validate(pd.DataFrame(batch.events), TABLES["events"])
+        applied = accept_events(request.app.state.engine, batch.events)
     except BatchRejected as rejected:
         body = EventsAccepted(
             accepted=0,
@@ -53,9 +50,6 @@ def post_events(
         )
         metrics.events.labels("rejected").inc(len(batch.events))
         return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-    with request.app.state.engine.begin() as conn:
-        applied = write_batch(conn, TABLES["events"], valid)
-        link_identities(conn, valid.frame)
     metrics.events.labels("accepted").inc(applied.stored)
     metrics.events.labels("duplicate").inc(applied.duplicates)
     return EventsAccepted(accepted=applied.stored, duplicates=applied.duplicates, rejected=[])

@@ -1,0 +1,113 @@
+"""The 360 view of one person: identities, consents, channels, recent activity, cart, churn.
+
+Built once here for both the API (`GET /v1/customers/{id}/profile`) and the tablet page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Connection, select
+
+from features import columns as c
+from features.cart import open_cart
+from service.churn_scoring import churn_of
+from service.people import Person, person_events
+from service.schemas import Activity, CartLine, ChurnScore, Profile
+from service.serving import ModelUnavailable, Served
+from service.shelf import Item
+from service.storage.tables import customers
+
+#: Recent activity shown in a profile.
+RECENT = 20
+SHOWN_TYPES = (
+    c.EventType.VIEW,
+    c.EventType.ADD_TO_CART,
+    c.EventType.PURCHASE,
+    c.EventType.RETURN,
+    c.EventType.OFFER_SHOWN,
+    c.EventType.OFFER_ACCEPTED,
+)
+
+
+def churn_score(
+    served: Served, customer_id: str, events: pd.DataFrame, now: datetime
+) -> ChurnScore:
+    return ChurnScore(customer_id=customer_id, **vars(churn_of(served, events, now)))
+
+
+def build_profile(
+    conn: Connection,
+    served: Served,
+    catalogue: dict[str, Item],
+    customer_id: str,
+    person: Person,
+    now: datetime,
+) -> Profile:
+    """The person's profile now (churn is None while no churn model is loaded)."""
+    events = person_events(conn, person)
+    record = _record(conn, person)
+    shown = events[events[c.TYPE].isin(SHOWN_TYPES)]
+    recent = [
+        Activity(
+            ts=row[c.TS].to_pydatetime(),
+            channel=row[c.CHANNEL],
+            type=row[c.TYPE],
+            item_id=row[c.ITEM_ID],
+            name=item_name(catalogue, row[c.ITEM_ID]),
+            store_id=row[c.STORE_ID],
+            offer_id=row[c.OFFER_ID],
+        )
+        for _, row in shown.tail(RECENT).iloc[::-1].iterrows()
+    ]
+    cart = [
+        CartLine(
+            item_id=row[c.ITEM_ID],
+            name=item_name(catalogue, row[c.ITEM_ID]) or row[c.ITEM_ID],
+            quantity=int(row[c.QUANTITY]),
+            added_at=row["added_at"].to_pydatetime(),
+            channel=row[c.CHANNEL],
+        )
+        for _, row in open_cart(events, as_of=pd.Timestamp(now)).iterrows()
+    ]
+    try:
+        churn = churn_score(served, customer_id, events, now)
+    except ModelUnavailable:
+        churn = None
+    return Profile(
+        customer_id=customer_id,
+        person_id=person.person_id,
+        name=_text(record.get(c.NAME)),
+        customer_ids=list(person.customer_ids),
+        anonymous_ids=list(person.anonymous_ids),
+        home_store_id=_text(record.get(c.HOME_STORE_ID)),
+        consent={
+            "email": bool(record.get(c.CONSENT_EMAIL, False)),
+            "sms": bool(record.get(c.CONSENT_SMS, False)),
+            "push": bool(record.get(c.CONSENT_PUSH, False)),
+        },
+        channels=sorted(events[c.CHANNEL].dropna().unique().tolist()),
+        recent=recent,
+        cart=cart,
+        churn=churn,
+    )
+
+
+def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:
+    known = catalogue.get(item_id) if item_id else None
+    return known.name if known else None
+
+
+def _record(conn: Connection, person: Person) -> dict[str, object]:
+    """The customer record of the person (the first of their customer ids that has one)."""
+    rows = (
+        conn.execute(select(customers).where(customers.c[c.CUSTOMER_ID].in_(person.customer_ids)))
+        .mappings()
+        .all()
+    )
+    return dict(rows[0]) if rows else {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
