@@ -9,7 +9,7 @@ PORT ?= 8000
 DATA_DIR ?= data/synthetic
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup run test lint bench bench-recommender bench-churn mlflow-ui clean
+.PHONY: setup browser run test lint bench bench-recommender bench-churn mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The tablet page's browser tests drive Debian's Chromium: install it when missing and
+# possible; otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+		$$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+		echo "Chromium could not be installed here: the tablet browser tests will skip"; }
 
 # The main job on the embedded default: synthetic data -> SQLite event store -> both
 # models trained, registered in MLflow and promoted -> the API on localhost:$(PORT).

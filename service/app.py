@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from service import tablet
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import customers, events, ops, recommendations
 from service.serving import ModelHolder, ModelUnavailable
@@ -23,6 +26,7 @@ from service.shelf import Shelf
 from service.storage.engine import open_engine
 
 log = logging.getLogger("omni.service")
+TABLET_STATIC = Path(tablet.__file__).with_name("static")
 
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
@@ -63,6 +67,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (events, recommendations, customers, ops):
         app.include_router(module.router)
+    app.include_router(tablet.router)
+    app.mount("/tablet/static", StaticFiles(directory=TABLET_STATIC), name="tablet-static")
 
     @app.exception_handler(PoolTimeout)
     async def busy(_: Request, exc: PoolTimeout) -> JSONResponse:

@@ -21,6 +21,8 @@ from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
 RECENT = 20
+#: The cart counts events up to and including now (an event recorded this instant).
+UP_TO_NOW = pd.Timedelta(microseconds=1)
 SHOWN_TYPES = (
     c.EventType.VIEW,
     c.EventType.ADD_TO_CART,
@@ -69,7 +71,7 @@ def build_profile(
             added_at=row["added_at"].to_pydatetime(),
             channel=row[c.CHANNEL],
         )
-        for _, row in open_cart(events, as_of=pd.Timestamp(now)).iterrows()
+        for _, row in open_cart(events, as_of=pd.Timestamp(now) + UP_TO_NOW).iterrows()
     ]
     try:
         churn = churn_score(served, customer_id, events, now)

@@ -287,3 +287,25 @@ def _named(reason: str, catalogue: dict[str, Item]) -> str:
         known = catalogue.get(item)
         return prefix + (known.name if known else item)
     return reason
+
+
+def similar(
+    served: Served, shelf: Shelf, item_id: str, k: int, store_id: str | None
+) -> list[Suggestion] | None:
+    """Items most often chosen by the customers who chose `item_id` (in stock in
+    `store_id` when given), best first; None when the model does not know the item."""
+    model = served.need_recommender()
+    col = int(model.items_.positions([item_id], missing="skip")[0])
+    x, norms = served.history_by_item, served.item_norms
+    if col < 0 or x is None or norms is None:
+        return None
+    overlap = np.asarray((x.T @ x[:, col]).todense()).ravel()
+    sims = overlap / np.maximum(norms * norms[col], 1e-12)
+    sims[col] = 0
+    if store_id is not None:
+        sims = np.where(shelf.stock_mask(store_id, model), sims, 0)
+    top = np.argsort(-sims)[:k]
+    top = top[sims[top] > 0]
+    reasons = ["chosen by the same customers"] * len(top)
+    ask = Ask(k=k, store_id=store_id)
+    return _answer(served, shelf, ask, top, sims[top], reasons, False, "similar").items

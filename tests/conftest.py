@@ -30,6 +30,8 @@ from training.train_churn import train_churn
 POSTGRES_ENV = "OMNI_TEST_POSTGRES_URL"
 #: API keys of the served store: every scope; recommendations only; a tablet in S001.
 ADMIN_KEY, READ_KEY, TABLET_KEY = "admin-key-for-tests", "reader-key-for-tests", "tablet-key-s001"
+#: The registry alias end-to-end servers serve (the in-process API tests keep champion).
+E2E_ALIAS = "e2e"
 #: The real data sets: ../shared/data beside the checkout, or wherever OMNI_SHARED_DATA says.
 SHARED_DATA = Path(
     os.environ.get("OMNI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

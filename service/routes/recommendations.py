@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require, store_for
 from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
 from service.people import Person, find_person
-from service.recommending import Answer, Ask, is_fresh, recommend
+from service.recommending import Answer, Ask, is_fresh, recommend, similar
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf
 
@@ -126,39 +125,20 @@ def similar_items(
 ) -> SimilarItems:
     """Items most often chosen by the customers who chose this one; with `store_id`, only
     those in stock there."""
-    model = served.need_recommender()
     store = _ask(who, shelf, k, store_id, None, True).store_id
-    col = int(model.items_.positions([item_id], missing="skip")[0])
-    catalogue = shelf.items()
-    if col < 0:
-        if item_id in catalogue:
+    found = similar(served, shelf, item_id, k, store)
+    if found is None:
+        if item_id in shelf.items():
             return SimilarItems(
                 item_id=item_id, items=[], reason="nobody has bought it yet", model_version=None
             )
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no item has the id '{item_id}'")
-    x, norms = served.history_by_item, served.item_norms
-    assert x is not None and norms is not None
-    overlap = np.asarray((x.T @ x[:, col]).todense()).ravel()
-    sims = overlap / np.maximum(norms * norms[col], 1e-12)
-    sims[col] = 0
-    if store is not None:
-        sims = np.where(shelf.stock_mask(store, model), sims, 0)
-    top = np.argsort(-sims)[:k]
-    top = top[sims[top] > 0]
-    stock = shelf.stock(store) if store else None
-    items = []
-    for pos in top:
-        other = str(model.items_.ids[pos])
-        known = catalogue.get(other)
-        items.append(
-            SimilarItem(
-                item_id=other,
-                name=known.name if known else other,
-                category=known.category if known else str(model.item_category_[pos]),
-                score=round(float(sims[pos]), 6),
-                in_stock=None if stock is None else stock.get(other, 0),
-            )
+    items = [
+        SimilarItem(
+            item_id=s.item_id, name=s.name, category=s.category, score=s.score, in_stock=s.in_stock
         )
+        for s in found
+    ]
     return SimilarItems(
         item_id=item_id,
         items=items,

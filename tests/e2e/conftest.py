@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
+from service.registry import CHURN, connect
 from service.settings import get_settings
+from tests.conftest import E2E_ALIAS as ALIAS
+from tests.conftest import ServedStore, fit_recommender, publish_recommender
 
 
 @pytest.fixture
@@ -18,3 +28,53 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
+    """`omni serve` in its own process, serving the `e2e` alias of both models."""
+    settings = served_store.settings
+    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
+    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMNI_DATABASE_URL": settings.database_url,
+        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "OMNI_MODEL_ALIAS": ALIAS,
+        "OMNI_CLOCK": served_store.clock.isoformat(),
+        "OMNI_API_KEYS": json.dumps(
+            {key: spec.model_dump() for key, spec in settings.api_keys.items()}
+        ),
+    }
+    omni = Path(sys.executable).with_name("omni")
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [str(omni), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / "server.log").read_text())
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the server did not become ready in 90 s")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()

@@ -2,75 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx2
 import pytest
 
-from service.registry import CHURN, connect
-from tests.conftest import ADMIN_KEY, ServedStore, fit_recommender, publish_recommender
+from tests.conftest import ADMIN_KEY, E2E_ALIAS, ServedStore, fit_recommender, publish_recommender
 
-ALIAS = "e2e"
 HEADERS = {"X-API-Key": ADMIN_KEY}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
-    """`omni serve` in its own process, serving the `e2e` alias of both models."""
-    settings = served_store.settings
-    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
-    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
-    port = free_port()
-    env = {
-        **os.environ,
-        "OMNI_DATABASE_URL": settings.database_url,
-        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "OMNI_MODEL_ALIAS": ALIAS,
-        "OMNI_CLOCK": served_store.clock.isoformat(),
-        "OMNI_API_KEYS": json.dumps(
-            {key: spec.model_dump() for key, spec in settings.api_keys.items()}
-        ),
-    }
-    omni = Path(sys.executable).with_name("omni")
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(omni), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if process.poll() is not None:
-                raise AssertionError((tmp_path / "server.log").read_text())
-            time.sleep(0.3)
-        else:
-            raise AssertionError("the server did not become ready in 90 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.mark.slow
@@ -101,7 +42,7 @@ def _flow(http: httpx2.Client, server: str, served_store: ServedStore) -> None:
     # A new version is promoted; requests keep flowing while the service swaps to it.
     settings = served_store.settings
     new_version = publish_recommender(
-        settings, fit_recommender(settings, neighbours=20), alias=ALIAS
+        settings, fit_recommender(settings, neighbours=20), alias=E2E_ALIAS
     )
     statuses: list[int] = []
     versions: set[str] = set()

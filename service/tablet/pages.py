@@ -1,0 +1,260 @@
+"""/tablet: sign in with a store-bound key, find the customer, see them across channels,
+suggest what is on this store's shelves, and record what happened as store events.
+
+Plain HTML forms (no build step, no CDN, every asset served from here); each action is a
+POST that records an event and redirects back (so a reload never repeats it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection, func, or_, select
+
+from features import columns as c
+from features.validation import BatchRejected
+from service.auth import Caller
+from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
+from service.intake import accept_events
+from service.people import find_person
+from service.profiles import build_profile
+from service.recommending import Ask, Suggestion, recommend, similar
+from service.serving import ModelUnavailable, Served
+from service.shelf import Shelf
+from service.storage.tables import customers, offers, stores
+from service.tablet import words
+
+COOKIE = "omni_tablet_key"
+NEEDS = frozenset({"recommend", "profile:read", "events:write"})
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/tablet", include_in_schema=False)
+
+
+def tablet(request: Request) -> Caller | None:
+    """The tablet signed in on this browser (its key in an HttpOnly cookie), if any."""
+    key = request.cookies.get(COOKIE)
+    spec = request.app.state.settings.api_keys.get(key) if key else None
+    if spec is None or spec.store_id is None or not set(spec.scopes) >= NEEDS:
+        return None
+    return Caller(spec.name, frozenset(spec.scopes), spec.store_id)
+
+
+TabletDep = Annotated[Caller | None, Depends(tablet)]
+
+
+def _page(
+    request: Request, name: str, who: Caller | None, conn: Connection | None, **context: Any
+) -> HTMLResponse:
+    now = context.pop("now", datetime.now(UTC))
+    here = who.store_id if who else None
+    store = None
+    if who is not None and conn is not None:
+        name_of = conn.execute(
+            select(stores.c[c.NAME]).where(stores.c[c.STORE_ID] == who.store_id)
+        ).scalar()
+        store = {"store_id": who.store_id, "name": name_of or who.store_id}
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "store": store,
+            "where": lambda channel, store_id: words.where(channel, store_id, here),
+            "when": lambda moment: words.when(moment, now),
+            "verb": words.verb,
+            "channel_label": lambda ch: words.CHANNEL_LABELS.get(ch, ch),
+            "error": request.query_params.get("error"),
+            "done": request.query_params.get("done"),
+            **context,
+        },
+        status_code=context.get("status_code", 200),
+    )
+
+
+def _to_sign_in() -> RedirectResponse:
+    return RedirectResponse("/tablet", status_code=303)
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, who: TabletDep, conn: ConnDep) -> HTMLResponse:
+    if who is None:
+        return _page(request, "signin.html", None, None)
+    return _page(request, "search.html", who, conn)
+
+
+@router.post("/sign-in", response_class=HTMLResponse, response_model=None)
+def sign_in(request: Request, key: Annotated[str, Form()]) -> Response:
+    spec = request.app.state.settings.api_keys.get(key.strip())
+    error = None
+    if spec is None:
+        error = "That key is not known. Check it with your manager."
+    elif spec.store_id is None:
+        error = "That key is not a tablet key: it is not bound to a store."
+    elif not set(spec.scopes) >= NEEDS:
+        error = "That key may not look up customers and record store events."
+    if error:
+        return _page(request, "signin.html", None, None, error=error, status_code=401)
+    response = RedirectResponse("/tablet", status_code=303)
+    response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", path="/tablet")
+    return response
+
+
+@router.post("/sign-out")
+def sign_out() -> RedirectResponse:
+    response = _to_sign_in()
+    response.delete_cookie(COOKIE, path="/tablet")
+    return response
+
+
+@router.get("/find", response_class=HTMLResponse, response_model=None)
+def find(request: Request, who: TabletDep, conn: ConnDep, q: str = "") -> Response:
+    if who is None:
+        return _to_sign_in()
+    query = q.strip()
+    customer_id = _lookup(conn, query) if query else None
+    if customer_id is None:
+        message = f"Nobody matches '{query}'. Check the card number or the e-mail address."
+        return _page(request, "search.html", who, conn, query=query, error=message, status_code=404)
+    return RedirectResponse(f"/tablet/customers/{quote(customer_id)}", status_code=303)
+
+
+@router.get("/customers/{customer_id}", response_class=HTMLResponse, response_model=None)
+def customer(
+    request: Request,
+    customer_id: str,
+    who: TabletDep,
+    served: ServedDep,
+    shelf: ShelfDep,
+    conn: ConnDep,
+    now: NowDep,
+    item: str = "",
+) -> Response:
+    if who is None:
+        return _to_sign_in()
+    person = find_person(conn, customer_id=customer_id)
+    if person is None:
+        message = f"Nobody has the id '{customer_id}'."
+        return _page(request, "search.html", who, conn, error=message, status_code=404)
+    profile = build_profile(conn, served, shelf.items(), customer_id, person, now)
+    suggestions, note = [], ""
+    try:
+        answer = recommend(served, shelf, conn, person, Ask(k=6, store_id=who.store_id), now)
+        suggestions = [s for s in answer.items if s.in_stock]
+        note = "Nothing to suggest from this store's shelves." if not suggestions else ""
+    except ModelUnavailable:
+        note = "Suggestions are not available yet (no model loaded)."
+    similar, similar_note = _similar(served, shelf, who, item.strip())
+    return _page(
+        request,
+        "customer.html",
+        who,
+        conn,
+        now=now,
+        profile=profile,
+        suggestions=suggestions,
+        suggestions_note=note,
+        item_in_hand=item.strip(),
+        similar=similar,
+        similar_note=similar_note,
+        offers=_offers_today(conn, now),
+    )
+
+
+@router.post("/customers/{customer_id}/cart")
+def add_to_cart(
+    request: Request, customer_id: str, item_id: Annotated[str, Form()], who: TabletDep, now: NowDep
+) -> RedirectResponse:
+    if who is None:
+        return _to_sign_in()
+    done = f"Added {item_id} to the cart."
+    return _record(request, who, customer_id, now, done, type=c.EventType.ADD_TO_CART.value,
+                   item_id=item_id, quantity=1)  # fmt: skip
+
+
+@router.post("/customers/{customer_id}/offers/{offer_id}/{outcome}")
+def offer_outcome(
+    request: Request, customer_id: str, offer_id: str, outcome: str, who: TabletDep, now: NowDep
+) -> RedirectResponse:
+    if who is None:
+        return _to_sign_in()
+    kinds = {"shown": c.EventType.OFFER_SHOWN, "accepted": c.EventType.OFFER_ACCEPTED}
+    if outcome not in kinds:
+        return RedirectResponse(f"/tablet/customers/{quote(customer_id)}?error=Unknown+action", 303)
+    done = f"Recorded: offer {offer_id} {outcome}."
+    return _record(
+        request, who, customer_id, now, done, type=kinds[outcome].value, offer_id=offer_id
+    )
+
+
+def _record(
+    request: Request, who: Caller, customer_id: str, now: datetime, done: str, **fields: object
+) -> RedirectResponse:
+    """One store event for this customer at this tablet's store, then back to the customer."""
+    event = {
+        "event_id": f"tablet-{uuid.uuid4().hex}",
+        "ts": now.isoformat(),
+        "customer_id": customer_id,
+        "channel": c.Channel.STORE.value,
+        "store_id": who.store_id,
+        **fields,
+    }
+    back = f"/tablet/customers/{quote(customer_id)}"
+    try:
+        accept_events(request.app.state.engine, [event])
+    except BatchRejected as rejected:
+        reason = "; ".join(f"{e.field}: {e.message}" for e in rejected.errors)
+        return RedirectResponse(f"{back}?error={quote('Not recorded: ' + reason)}", 303)
+    return RedirectResponse(f"{back}?done={quote(done)}", status_code=303)
+
+
+def _lookup(conn: Connection, query: str) -> str | None:
+    """A customer id from a customer id, a loyalty card (also a customer id) or an e-mail."""
+    person = find_person(conn, customer_id=query)
+    if person is not None:
+        return query
+    return conn.execute(
+        select(customers.c[c.CUSTOMER_ID]).where(
+            or_(customers.c[c.EMAIL] == query, func.lower(customers.c[c.EMAIL]) == query.lower())
+        )
+    ).scalar()
+
+
+def _similar(
+    served: Served, shelf: Shelf, who: Caller, item_id: str
+) -> tuple[list[Suggestion], str]:
+    if not item_id:
+        return [], ""
+    try:
+        found = similar(served, shelf, item_id, 6, who.store_id)
+    except ModelUnavailable:
+        return [], "Similar items are not available yet (no model loaded)."
+    if found is None:
+        return [], f"No item has the id '{item_id}'."
+    return found, "" if found else "Nothing similar on this store's shelves."
+
+
+def _offers_today(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """Offers valid now whose channels include the store (or every channel)."""
+    micros = int(now.timestamp() * 1_000_000)
+    rows = (
+        conn.execute(
+            select(offers).where(offers.c[c.VALID_FROM] <= micros, offers.c[c.VALID_UNTIL] > micros)
+        )
+        .mappings()
+        .all()
+    )
+    out = []
+    for row in rows:
+        channels = [x.strip() for x in (row[c.CHANNELS] or "").split(",") if x.strip()]
+        if channels and c.Channel.STORE.value not in channels:
+            continue
+        until = datetime.fromtimestamp(row[c.VALID_UNTIL] / 1_000_000, tz=UTC)
+        out.append({**row, "valid_until": until})
+    return out[:6]

@@ -1,0 +1,115 @@
+"""The store tablet page in a real Chromium (Playwright) against a real server.
+
+Runs with Debian's `chromium` (make setup installs it when it can) or the browser named
+by OMNI_CHROMIUM; skips, saying so, where there is none. With OMNI_SCREENSHOTS=docs the
+main screens are saved under docs/ at the tablet's 1280x800 viewport.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore
+
+playwright = pytest.importorskip("playwright.sync_api")
+VIEWPORT = {"width": 1280, "height": 800}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def chromium() -> str:
+    found = os.environ.get("OMNI_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.skip("no Chromium here: install Debian's chromium (make setup does when it can)")
+    return found
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[playwright.Page]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        context = browser.new_context(viewport=VIEWPORT, base_url=server, has_touch=True)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def shoot(page: playwright.Page, name: str, tmp_path: Path) -> None:
+    folder = DOCS if os.environ.get("OMNI_SCREENSHOTS") == "docs" else tmp_path
+    page.screenshot(path=str(folder / f"tablet-{name}.png"))
+
+
+@pytest.mark.slow
+def test_a_store_associate_serves_a_customer(
+    page: playwright.Page, served_store: ServedStore, tmp_path: Path
+) -> None:
+    expect = playwright.expect
+    page.goto("/tablet")
+    shoot(page, "sign-in", tmp_path)
+    # A wrong key, then a key that is not bound to a store: refused, with the reason.
+    page.get_by_label("Tablet key").fill("not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not known")
+    page.get_by_label("Tablet key").fill(ADMIN_KEY)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not bound to a store")
+
+    page.get_by_label("Tablet key").fill(TABLET_KEY)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Who is in front of you?")).to_be_visible()
+
+    box = page.get_by_role("main").get_by_label("Loyalty card, customer id or e-mail")
+    box.fill("nobody@example.com")
+    box.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Nobody matches 'nobody@example.com'")
+
+    customers = pd.read_parquet(served_store.data / "customers.parquet")
+    someone = customers[customers["customer_id"] == "C0000070"].iloc[0]
+    box = page.get_by_role("main").get_by_label("Loyalty card, customer id or e-mail")
+    box.fill(someone["email"].upper())
+    box.press("Enter")
+    expect(page.get_by_role("heading", name=someone["name"])).to_be_visible()
+    recent = page.get_by_test_id("recent")
+    expect(recent.locator("li").first).to_be_visible()
+    channels = page.get_by_label("Channels used")
+    assert channels.locator(".chip").count() >= 1
+    assert page.get_by_test_id("churn-band").inner_text() in {"low", "medium", "high", "lapsed"}
+    shoot(page, "customer", tmp_path)
+
+    # Suggestions are on this store's shelves, with the quantity on hand.
+    stock = pd.read_parquet(served_store.data / "inventory.parquet")
+    in_s001 = stock[(stock["store_id"] == "S001") & (stock["quantity"] > 0)]
+    shelf = dict(zip(in_s001["item_id"], in_s001["quantity"], strict=True))
+    catalogue = pd.read_parquet(served_store.data / "catalogue.parquet").set_index("item_id")
+    names = {name: item for item, name in catalogue["name"].items()}
+    rows = page.get_by_test_id("suggestions").locator("li")
+    assert rows.count() >= 1
+    for i in range(rows.count()):
+        name = rows.nth(i).locator(".what").inner_text().split("\n")[0].strip()
+        on_shelf = rows.nth(i).locator(".qty").inner_text()
+        assert names[name] in shelf and on_shelf == f"{shelf[names[name]]} on shelf"
+
+    # Accept an offer and add a suggestion to the cart: both are store events, seen at once.
+    first_offer = page.get_by_role("button", name=re.compile("was accepted")).first
+    first_offer.click()
+    expect(page.get_by_role("status")).to_contain_text("accepted")
+    expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("accepted offer")
+    expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("in this store")
+    first = page.get_by_test_id("suggestions").locator("li").first
+    item = first.locator(".what").inner_text().split("\n")[0].strip()
+    first.get_by_role("button").click()
+    expect(page.get_by_role("status")).to_contain_text("Added")
+    expect(page.get_by_role("region", name="Open cart")).to_contain_text(item)
+
+    # The item in the customer's hand: similar items on this store's shelves.
+    page.get_by_label("Scan or type an item id").fill(names[item])
+    page.get_by_role("button", name="Similar").click()
+    similar = page.get_by_test_id("similar").locator("li")
+    expect(similar.first).to_be_visible()
+    shoot(page, "similar", tmp_path)
