@@ -1,14 +1,17 @@
 """Reference data the service reads often: the catalogue, each store's stock and sales.
 
-Cached in memory for `settings.stock_ttl_seconds` (stock, store sales) so a request costs
-a dictionary lookup, not a query; a stock change shows within that time.
+Cached in memory so a request costs a dictionary lookup, not a query. After
+`settings.stock_ttl_seconds` a value is read again in the background while requests keep
+getting the cached one: a stock change shows within the TTL and the time of one read.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -21,6 +24,7 @@ from models.base import Recommender
 from service.storage.tables import catalogue, erasures, events, inventory, stores
 
 T = TypeVar("T")
+log = logging.getLogger("omni.shelf")
 #: Days of a store's sales that make "popular in this store".
 STORE_SALES_DAYS = 30
 
@@ -41,16 +45,41 @@ class Shelf:
         self.ttl = ttl_seconds
         self._cache: dict[tuple[object, ...], tuple[float, object]] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[tuple[object, ...]] = set()
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-shelf")
 
     def _cached(self, key: tuple[object, ...], ttl: float, make: Callable[[], T]) -> T:
-        now = time.monotonic()
+        """The cached value; read afresh when absent. A value older than `ttl` is still
+        answered while one background thread reads it again, so no request waits for a
+        refresh (stale while revalidating)."""
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < ttl:
-            return hit[1]  # type: ignore[return-value]
-        value = make()
+        if hit is None:
+            value = make()
+            with self._lock:
+                self._cache[key] = (time.monotonic(), value)
+            return value
+        if time.monotonic() - hit[0] >= ttl:
+            self._refresh_later(key, make)
+        return hit[1]  # type: ignore[return-value]
+
+    def _refresh_later(self, key: tuple[object, ...], make: Callable[[], object]) -> None:
         with self._lock:
-            self._cache[key] = (now, value)
-        return value
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def refresh() -> None:
+            try:
+                value = make()
+                with self._lock:
+                    self._cache[key] = (time.monotonic(), value)
+            except Exception as exc:  # keep the old value; try again next time
+                log.warning("refreshing %s failed: %s", key[0], exc)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        self._refresher.submit(refresh)
 
     def items(self) -> dict[str, Item]:
         """The catalogue by item id (refreshed every ten TTLs)."""
@@ -153,6 +182,6 @@ class Shelf:
         return self._cached(("erased",), self.ttl, read)
 
     def forget(self) -> None:
-        """Drop the cached erasures (after an erasure here)."""
+        """Drop the cached erasures (after an erasure here: it must show at once)."""
         with self._lock:
             self._cache.pop(("erased",), None)
