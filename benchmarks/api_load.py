@@ -158,6 +158,10 @@ def main() -> None:
         for p, s in zip(people, shops, strict=True)
     ]
     churn = [get(f"/v1/customers/{p}/churn", HEADERS) for p in people[:20_000]]
+    churn_batches = [
+        post("/v1/churn/scores", {"customer_ids": people[i : i + 100]}, HEADERS)
+        for i in range(0, 20_000, 100)
+    ]
     day = pd.Timestamp.now(tz="UTC").isoformat()
 
     def events(i: int) -> bytes:
@@ -181,6 +185,7 @@ def main() -> None:
         "recommendations": lambda i: recs[i % len(recs)],
         "recommendations, store_id": lambda i: local[i % len(local)],
         "churn": lambda i: churn[i % len(churn)],
+        "churn, 100 customers per request": lambda i: churn_batches[i % len(churn_batches)],
     }
     for workers in args.workers:
         port = free_port()

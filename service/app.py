@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
                         outcome.version or "",
                         outcome.detail,
                     )
+                app.state.shelf.warm_for(app.state.holder.current.recommender)
             except Exception as exc:  # the registry may be unreachable: serve, say 503
                 log.warning("no models loaded at start: %s", exc)
             app.state.holder.start_polling()

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from features import columns as c
 from features.churn import churn_features
 from service.serving import Served
 
@@ -27,20 +28,28 @@ class ChurnAnswer:
 
 def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:
     """The churn answer for the one person whose events (with person_id) are given."""
+    person = str(events[c.PERSON_ID].iloc[0]) if len(events) else ""
+    return churn_for_many(served, events, [person], now)[person]
+
+
+def churn_for_many(
+    served: Served, events: pd.DataFrame, persons: list[str], now: datetime
+) -> dict[str, ChurnAnswer]:
+    """Churn answers for `persons` from all their events (with person_id), in one pass:
+    the features, probabilities, bands and drivers are computed for all at once."""
     model = served.need_churn()
-    as_of = pd.Timestamp(now)
-    features = churn_features(events, as_of=as_of, lookback_days=LOOKBACK_DAYS)
-    if features.empty:
-        return ChurnAnswer(
-            None,
-            "lapsed",
-            [f"no purchase in the last {LOOKBACK_DAYS} days"],
-            served.churn_version,
-            now,
-        )
-    p = model.predict_proba(features)
-    band = str(model.bands(p)[0])
-    drivers = model.drivers(features, top=3)[0]
-    return ChurnAnswer(
-        round(float(np.clip(p[0], 0, 1)), 4), band, drivers, served.churn_version, now
+    features = churn_features(events, as_of=pd.Timestamp(now), lookback_days=LOOKBACK_DAYS)
+    lapsed = ChurnAnswer(
+        None, "lapsed", [f"no purchase in the last {LOOKBACK_DAYS} days"], served.churn_version, now
     )
+    answers = dict.fromkeys(persons, lapsed)
+    if features.empty:
+        return answers
+    p = np.clip(model.predict_proba(features), 0, 1)
+    bands = model.bands(p)
+    drivers = model.drivers(features, top=3)
+    for i, person in enumerate(features.index):
+        answers[str(person)] = ChurnAnswer(
+            round(float(p[i]), 4), str(bands[i]), drivers[i], served.churn_version, now
+        )
+    return answers

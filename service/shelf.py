@@ -43,26 +43,39 @@ class Shelf:
     def __init__(self, engine: Engine, ttl_seconds: float) -> None:
         self.engine = engine
         self.ttl = ttl_seconds
-        self._cache: dict[tuple[object, ...], tuple[float, object]] = {}
+        #: key -> (read at, value, fingerprint of what it was read from)
+        self._cache: dict[tuple[object, ...], tuple[float, object, object]] = {}
         self._lock = threading.Lock()
         self._refreshing: set[tuple[object, ...]] = set()
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-shelf")
 
-    def _cached(self, key: tuple[object, ...], ttl: float, make: Callable[[], T]) -> T:
+    def _cached(
+        self,
+        key: tuple[object, ...],
+        ttl: float,
+        make: Callable[[], T],
+        fingerprint: Callable[[], object] | None = None,
+    ) -> T:
         """The cached value; read afresh when absent. A value older than `ttl` is still
-        answered while one background thread reads it again, so no request waits for a
-        refresh (stale while revalidating)."""
+        answered while one background thread checks it (stale while revalidating): when
+        `fingerprint` (a cheap query) is unchanged the value is kept, else read again."""
         hit = self._cache.get(key)
         if hit is None:
+            mark = fingerprint() if fingerprint else None
             value = make()
             with self._lock:
-                self._cache[key] = (time.monotonic(), value)
+                self._cache[key] = (time.monotonic(), value, mark)
             return value
         if time.monotonic() - hit[0] >= ttl:
-            self._refresh_later(key, make)
+            self._refresh_later(key, make, fingerprint)
         return hit[1]  # type: ignore[return-value]
 
-    def _refresh_later(self, key: tuple[object, ...], make: Callable[[], object]) -> None:
+    def _refresh_later(
+        self,
+        key: tuple[object, ...],
+        make: Callable[[], object],
+        fingerprint: Callable[[], object] | None,
+    ) -> None:
         with self._lock:
             if key in self._refreshing:
                 return
@@ -70,9 +83,11 @@ class Shelf:
 
         def refresh() -> None:
             try:
-                value = make()
+                mark = fingerprint() if fingerprint else None
+                old = self._cache.get(key)
+                value = old[1] if old and fingerprint and old[2] == mark else make()
                 with self._lock:
-                    self._cache[key] = (time.monotonic(), value)
+                    self._cache[key] = (time.monotonic(), value, mark)
             except Exception as exc:  # keep the old value; try again next time
                 log.warning("refreshing %s failed: %s", key[0], exc)
             finally:
@@ -80,6 +95,27 @@ class Shelf:
                     self._refreshing.discard(key)
 
         self._refresher.submit(refresh)
+
+    def warm_for(self, model: Recommender | None) -> None:
+        """`warm` when a recommender is loaded."""
+        if model is not None:
+            self.warm(model)
+
+    def warm(self, model: Recommender) -> None:
+        """Read every store's stock and sales in the background (after a model loads), so
+        the first tablet or app asking for a store does not wait for them."""
+
+        def run() -> None:
+            with self.engine.connect() as conn:
+                ids = list(conn.execute(select(stores.c[c.STORE_ID])).scalars())
+            for store_id in ids:
+                try:
+                    self.stock_mask(store_id, model)
+                    self.store_sales(store_id, model)
+                except Exception as exc:
+                    log.warning("warming store %s failed: %s", store_id, exc)
+
+        self._refresher.submit(run)
 
     def items(self) -> dict[str, Item]:
         """The catalogue by item id (refreshed every ten TTLs)."""
@@ -119,18 +155,36 @@ class Shelf:
                 ).all()
             return {item: int(qty) for item, qty in rows}
 
-        return self._cached(("stock", store_id), self.ttl, read)
+        def fingerprint() -> tuple[int, int]:
+            with self.engine.connect() as conn:
+                count, total = conn.execute(
+                    select(func.count(), func.coalesce(func.sum(inventory.c[c.QUANTITY]), 0)).where(
+                        inventory.c[c.STORE_ID] == store_id
+                    )
+                ).one()
+            return int(count), int(total)
+
+        return self._cached(("stock", store_id), self.ttl, read, fingerprint)
 
     def stock_mask(self, store_id: str, model: Recommender) -> np.ndarray:
         """True for the model's items in stock in `store_id`."""
 
+        stock = self.stock(store_id)
+
         def make() -> np.ndarray:
-            positions = model.items_.positions(list(self.stock(store_id)), missing="skip")
+            positions = model.items_.positions(list(stock), missing="skip")
             mask = np.zeros(len(model.items_), dtype=bool)
             mask[positions[positions >= 0]] = True
             return mask
 
-        return self._cached(("mask", store_id, id(model)), self.ttl, make)
+        # Rebuilt only when the store's stock changed.
+        return self._cached(
+            ("mask", store_id, id(model)), self.ttl, make, lambda: self._mark(("stock", store_id))
+        )
+
+    def _mark(self, key: tuple[object, ...]) -> object:
+        hit = self._cache.get(key)
+        return hit[2] if hit else None
 
     def category_mask(self, category: str, model: Recommender) -> np.ndarray:
         return self._cached(

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from service.auth import Caller, require
+from service.churn_scoring import churn_for_many
 from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, ShelfDep
-from service.people import erase, find_person, person_events
+from service.people import Person, erase, find_person, people_events, person_events
 from service.profiles import build_profile, churn_score
 from service.schemas import (
     ChurnRequest,
@@ -47,13 +48,22 @@ def churn_scores(
 ) -> ChurnScores:
     """Churn for up to 1,000 customers at once; unknown ids are listed, not an error."""
     served.need_churn()
-    scores, unknown = [], []
+    found: dict[str, Person] = {}
+    unknown = []
     for customer_id in dict.fromkeys(body.customer_ids):
         person = find_person(conn, customer_id=customer_id)
         if person is None:
             unknown.append(customer_id)
-            continue
-        scores.append(churn_score(served, customer_id, person_events(conn, person), now))
+        else:
+            found[customer_id] = person
+    persons = list({p.person_id: p for p in found.values()}.values())
+    answers = churn_for_many(
+        served, people_events(conn, persons), [p.person_id for p in persons], now
+    )
+    scores = [
+        ChurnScore(customer_id=customer_id, **vars(answers[person.person_id]))
+        for customer_id, person in found.items()
+    ]
     return ChurnScores(scores=scores, unknown=unknown)
 
 

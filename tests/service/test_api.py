@@ -213,6 +213,14 @@ def test_churn_for_one_and_many(client: TestClient, served_store: ServedStore) -
     ).json()
     assert [s["customer_id"] for s in many["scores"]] == ["C0000005", "C0000006"]
     assert many["unknown"] == ["NOBODY"]
+    # Scored together or alone, a customer gets the same answer.
+    assert many["scores"][0]["probability"] == body["probability"]
+    assert many["scores"][0]["drivers"] == body["drivers"]
+    alone = client.get("/v1/customers/C0000006/churn", headers=ADMIN).json()
+    assert (many["scores"][1]["probability"], many["scores"][1]["band"]) == (
+        alone["probability"],
+        alone["band"],
+    )
     assert (
         client.post("/v1/churn/scores", json={"customer_ids": []}, headers=ADMIN).status_code == 422
     )
