@@ -197,6 +197,7 @@ def main() -> None:
         )
         try:
             timings[f"omni x{workers} ready s"] = wait_for(f"http://{host}:{port}/ready", omni)
+            time.sleep(15)  # the service reads every store's stock in the background first
             label = f"omni, {workers} worker{'s' if workers > 1 else ''}"
             for name, make in cases.items():
                 closed_loop(host, port, make, seconds=2)  # warm up
