@@ -104,7 +104,7 @@ def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
     """Whether the person has any stored event at or after `since` (indexed probes)."""
     micros = _micros(since)
     probes = [
-        select(events.c[c.EVENT_ID])
+        select(events.c[c.TS])  # in the (id, ts) indexes: no table row is read
         .where(events.c[column].in_(ids), events.c[c.TS] >= micros)
         .limit(1)
         .subquery()

@@ -50,7 +50,17 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, **POOL)
     if create:
         metadata.create_all(engine)
+        _add_new_indexes(engine)
     return engine
+
+
+def _add_new_indexes(engine: Engine) -> None:
+    """Create indexes added to a table after a store was made (create_all only makes
+    missing tables); a no-op once they exist."""
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

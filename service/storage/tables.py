@@ -37,7 +37,8 @@ events = Table(
     Column("ingested_at", BigInteger, nullable=False),
     Index("ix_events_ts", c.TS),
     Index("ix_events_customer_ts", c.CUSTOMER_ID, c.TS),
-    Index("ix_events_anonymous", c.ANONYMOUS_ID),
+    # (id, ts): "anything since?" probes read the index alone (service.people).
+    Index("ix_events_anonymous_ts", c.ANONYMOUS_ID, c.TS),
     Index("ix_events_store_ts", c.STORE_ID, c.TS),
 )
 
