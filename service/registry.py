@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import mlflow
 from mlflow import MlflowClient
@@ -20,6 +22,7 @@ from service.settings import Settings
 
 RECOMMENDER = "omni-recommender"
 CHURN = "omni-churn"
+M = TypeVar("M")
 
 
 class NoSuchModelVersion(LookupError):
@@ -58,15 +61,24 @@ def load_recommender(
     client: MlflowClient, alias: str, version: str | None = None
 ) -> tuple[Recommender, str]:
     """The recommender registered under `alias` (or that `version`), and its version."""
-    with tempfile.TemporaryDirectory() as tmp:
-        artifacts, version = model_artifacts(client, RECOMMENDER, alias, Path(tmp), version)
-        return Recommender.load(artifacts / "recommender"), version
+    return _load(client, RECOMMENDER, "recommender", Recommender.load, alias, version)
 
 
 def load_churn(
     client: MlflowClient, alias: str, version: str | None = None
 ) -> tuple[ChurnModel, str]:
     """The churn model registered under `alias` (or that `version`), and its version."""
+    return _load(client, CHURN, "churn", ChurnModel.load, alias, version)
+
+
+def _load(
+    client: MlflowClient,
+    name: str,
+    folder: str,
+    load: Callable[[Path], M],
+    alias: str,
+    version: str | None,
+) -> tuple[M, str]:
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts, version = model_artifacts(client, CHURN, alias, Path(tmp), version)
-        return ChurnModel.load(artifacts / "churn"), version
+        artifacts, version = model_artifacts(client, name, alias, Path(tmp), version)
+        return load(artifacts / folder), version
