@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from models.base import Recommender
 from service import serving
 from service.app import create_app
+from service.registry import CHURN, connect
 from service.serving import ModelHolder
 from service.settings import Settings
 from tests.conftest import ADMIN_KEY, ServedStore, fit_recommender, publish_recommender
@@ -50,8 +52,6 @@ def test_a_version_that_fails_to_load_is_refused_and_the_old_keeps_serving(
 ) -> None:
     settings: Settings = served_store.settings.model_copy(update={"model_alias": "refusal"})
     publish_recommender(settings, fit_recommender(settings), alias="refusal")
-    from service.registry import CHURN, connect
-
     connect(settings).set_registered_model_alias(CHURN, "refusal", served_store.churn_version)
     holder = ModelHolder(settings)
     assert {o.status for o in holder.reload()} == {"loaded"}
@@ -75,3 +75,23 @@ def test_a_model_that_fails_its_smoke_check_is_refused(served_store: ServedStore
     model.item_popularity_ = model.item_popularity_ * float("nan")
     with pytest.raises(ValueError, match=r"finite|cold"):
         serving.smoke_recommender(model)
+
+
+def test_polling_picks_up_a_newly_promoted_version(served_store: ServedStore) -> None:
+    settings = served_store.settings.model_copy(
+        update={"model_alias": "polled", "reload_poll_seconds": 0.2}
+    )
+    first = publish_recommender(settings, fit_recommender(settings), alias="polled")
+    connect(settings).set_registered_model_alias(CHURN, "polled", served_store.churn_version)
+    holder = ModelHolder(settings)
+    holder.reload()
+    assert holder.current.recommender_version == first
+    holder.start_polling()
+    try:
+        second = publish_recommender(settings, fit_recommender(settings, neighbours=7), "polled")
+        deadline = time.monotonic() + 60
+        while holder.current.recommender_version != second and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert holder.current.recommender_version == second
+    finally:
+        holder.stop()
