@@ -6,19 +6,17 @@ grows with one person's history, never with the whole store.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, select, union, union_all
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.codec import micros
 from service.storage.reader import decode_events
 from service.storage.tables import customers, erasures, events, identities
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def person_events(
         if ids:
             query = select(*columns).where(events.c[column].in_(ids))
             if since is not None:
-                query = query.where(events.c[c.TS] >= _micros(since))
+                query = query.where(events.c[c.TS] >= micros(since))
             parts.append(query)
     if not parts:
         frame = pd.DataFrame(columns=list(c.EVENT_COLUMNS))
@@ -102,10 +100,10 @@ def people_events(conn: Connection, persons: list[Person]) -> pd.DataFrame:
 
 def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
     """Whether the person has any stored event at or after `since` (indexed probes)."""
-    micros = _micros(since)
+    cutoff = micros(since)
     probes = [
         select(events.c[c.TS])  # in the (id, ts) indexes: no table row is read
-        .where(events.c[column].in_(ids), events.c[c.TS] >= micros)
+        .where(events.c[column].in_(ids), events.c[c.TS] >= cutoff)
         .limit(1)
         .subquery()
         for column, ids in (
@@ -190,7 +188,7 @@ def erase(engine: Engine, person: Person) -> int:
                 delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
             ).rowcount
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
-        now = int(time.time() * 1_000_000)
+        now = micros(datetime.now(UTC))
         erased = [(CUSTOMER, i) for i in person.customer_ids] + [
             (ANONYMOUS, i) for i in person.anonymous_ids
         ]
@@ -204,10 +202,3 @@ def erase(engine: Engine, person: Person) -> int:
             [{c.ID_TYPE: kind, c.ID_VALUE: value, "erased_at": now} for kind, value in erased],
         )
     return deleted
-
-
-def _micros(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (the stored time format)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment.isoformat()} has no UTC offset")
-    return (moment - EPOCH) // timedelta(microseconds=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
@@ -17,6 +18,22 @@ def to_micros(times: pd.Series) -> pd.Series:
 def from_micros(values: pd.Series) -> pd.Series:
     """Integer microseconds since the epoch -> UTC datetimes."""
     return pd.to_datetime(values, unit="us", utc=True)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """One aware datetime -> integer microseconds since the epoch, exactly."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no UTC offset")
+    return (moment - EPOCH) // MICROSECOND
+
+
+def moment(value: int) -> datetime:
+    """Integer microseconds since the epoch -> a UTC datetime, exactly."""
+    return EPOCH + value * MICROSECOND
 
 
 def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

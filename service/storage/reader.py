@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from features import columns as c
 from features.identity import resolve
-from service.storage.codec import from_micros, to_micros
+from service.storage.codec import from_micros, micros
 from service.storage.identities import load_identities
 from service.storage.tables import BY_SCHEMA, events
 
@@ -35,9 +35,9 @@ def iter_events(
         events.c[c.TS], events.c[c.EVENT_ID]
     )
     if since is not None:
-        query = query.where(events.c[c.TS] >= _micros(since))
+        query = query.where(events.c[c.TS] >= micros(since))
     if until is not None:
-        query = query.where(events.c[c.TS] < _micros(until))
+        query = query.where(events.c[c.TS] < micros(until))
     with engine.connect() as conn:
         identities = load_identities(conn)
         streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
@@ -80,12 +80,6 @@ def load_events(
         empty[c.TS] = pd.Series(dtype="datetime64[ns, UTC]")
         return empty
     return pd.concat(chunks, ignore_index=True)
-
-
-def _micros(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError(f"cutoff {moment.isoformat()} has no UTC offset")
-    return int(to_micros(pd.Series([pd.Timestamp(moment)])).iloc[0])
 
 
 def load_table(engine: Engine, name: str) -> pd.DataFrame:

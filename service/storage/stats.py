@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Engine, Table, func, select
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.codec import moment
 from service.storage.tables import (
     catalogue,
     customers,
@@ -98,4 +99,4 @@ def summarize(engine: Engine) -> StoreSummary:
 def _when(micros: int | None) -> datetime | None:
     if micros is None:
         return None
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    return moment(micros)

@@ -28,6 +28,7 @@ from service.profiles import build_profile
 from service.recommending import Ask, Suggestion, recommend, similar
 from service.serving import ModelUnavailable, Served
 from service.shelf import Shelf
+from service.storage.codec import micros, moment
 from service.storage.tables import customers, offers, stores
 from service.tablet import words
 
@@ -242,10 +243,10 @@ def _similar(
 
 def _offers_today(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     """Offers valid now whose channels include the store (or every channel)."""
-    micros = int(now.timestamp() * 1_000_000)
+    at = micros(now)
     rows = (
         conn.execute(
-            select(offers).where(offers.c[c.VALID_FROM] <= micros, offers.c[c.VALID_UNTIL] > micros)
+            select(offers).where(offers.c[c.VALID_FROM] <= at, offers.c[c.VALID_UNTIL] > at)
         )
         .mappings()
         .all()
@@ -255,6 +256,5 @@ def _offers_today(conn: Connection, now: datetime) -> list[dict[str, Any]]:
         channels = [x.strip() for x in (row[c.CHANNELS] or "").split(",") if x.strip()]
         if channels and c.Channel.STORE.value not in channels:
             continue
-        until = datetime.fromtimestamp(row[c.VALID_UNTIL] / 1_000_000, tz=UTC)
-        out.append({**row, "valid_until": until})
+        out.append({**row, "valid_until": moment(row[c.VALID_UNTIL])})
     return out[:6]
