@@ -24,7 +24,7 @@ from features.matrix import InteractionMatrix, build_matrix
 from models.base import Filters, Recommender
 from service.people import Person, has_events_since, person_events
 from service.serving import Served
-from service.shelf import Item, Shelf
+from service.shelf import Shelf
 
 #: Without include_purchased, items bought in this many days are left out (the same
 #: rule as `omni recommend`).
@@ -100,7 +100,7 @@ def recommend(
                 positions = model.items_.positions(view["item_id"].astype(str))
                 reasons = _reasons(
                     served,
-                    model,
+                    shelf,
                     positions,
                     history.weights[0],
                     history.purchase_age_days[0],
@@ -121,7 +121,7 @@ def recommend(
             positions, scores = _known(served, model, row, ask.k, filters)
             reasons = _reasons(
                 served,
-                model,
+                shelf,
                 positions,
                 model.history_[row],
                 model.purchase_age_[row],
@@ -212,7 +212,7 @@ def _cold(
 
 def _reasons(
     served: Served,
-    model: Recommender,
+    shelf: Shelf,
     positions: np.ndarray,
     weights: csr_matrix,
     purchase_age: csr_matrix,
@@ -225,6 +225,8 @@ def _reasons(
     """
     if len(positions) == 0:
         return []
+    model = served.need_recommender()
+    catalogue = shelf.items()
     age = np.asarray(purchase_age[:, positions].todense()).ravel()
     with_item: list[str | None] = [None] * len(positions)
     mine = weights.tocsr().indices
@@ -233,7 +235,9 @@ def _reasons(
         hit = np.isin(near, mine)
         first = hit.argmax(axis=1)
         for found in np.flatnonzero(hit.any(axis=1)).tolist():
-            with_item[found] = str(model.items_.ids[near[found, first[found]]])
+            item_id = str(model.items_.ids[near[found, first[found]]])
+            known = catalogue.get(item_id)
+            with_item[found] = known.name if known else item_id
     out = []
     for j, pos in enumerate(positions.tolist()):
         if age[j] > 0:
@@ -265,7 +269,6 @@ def _answer(
     for pos, score, reason in zip(positions, np.asarray(scores, dtype=float), reasons, strict=True):
         item_id = str(model.items_.ids[pos])
         known = catalogue.get(item_id)
-        reason = _named(reason, catalogue)
         items.append(
             Suggestion(
                 item_id=item_id,
@@ -277,16 +280,6 @@ def _answer(
             )
         )
     return Answer(items, cold, basis, served.recommender_version)
-
-
-def _named(reason: str, catalogue: dict[str, Item]) -> str:
-    """'bought together with I123' -> 'bought together with Oat milk 1 l'."""
-    prefix = "bought together with "
-    if reason.startswith(prefix):
-        item = reason[len(prefix) :]
-        known = catalogue.get(item)
-        return prefix + (known.name if known else item)
-    return reason
 
 
 def similar(
