@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 from scipy.sparse import csc_matrix
 
 from models.base import Recommender
@@ -177,10 +178,12 @@ class ModelHolder:
                 gc.freeze()
             return outcomes
 
-    def _load(self, served: Served, client: object, name: str, alias: str, version: str) -> Served:
+    def _load(
+        self, served: Served, client: MlflowClient, name: str, alias: str, version: str
+    ) -> Served:
         started = time.perf_counter()
         if name == RECOMMENDER:
-            model, _ = load_recommender(client, alias, version)  # type: ignore[arg-type]
+            model, _ = load_recommender(client, alias, version)
             smoke_recommender(model)
             by_item = model.history_.tocsc()
             norms = np.sqrt(np.asarray(by_item.multiply(by_item).sum(axis=0)).ravel())
@@ -194,7 +197,7 @@ class ModelHolder:
                 neighbours=item_neighbours(by_item, norms),
             )
         else:
-            churn, _ = load_churn(client, alias, version)  # type: ignore[arg-type]
+            churn, _ = load_churn(client, alias, version)
             smoke_churn(churn)
             served = replace(served, churn=churn, churn_version=version)
         log.info("loaded %s version %s in %.1f s", name, version, time.perf_counter() - started)
