@@ -37,3 +37,45 @@ def open_cart(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     cart = cart[cart[c.QUANTITY] > 0].reset_index()
     cart[c.QUANTITY] = cart[c.QUANTITY].round().astype(int)
     return cart.sort_values("added_at", ascending=False)[CART_COLUMNS].reset_index(drop=True)
+
+
+CARTS_COLUMNS = [c.PERSON_ID, "opened_at", "last_change", c.CHANNEL, "lines"]
+
+
+def cart_summary(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per person with an open cart before `as_of`: when the cart was opened (the
+    earliest add still in it after the item's last purchase), its last change (the latest
+    add or removal of anything), the channel of that change, and its lines as a list of
+    (item_id, quantity) pairs, most recently added first.
+
+    A cart is one episode: lines added later join it (same `opened_at`) until everything in
+    it is bought or removed.
+    """
+    cart = open_cart(events, as_of=as_of)
+    if cart.empty:
+        return pd.DataFrame(columns=CARTS_COLUMNS)
+    ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].isin(cart[c.PERSON_ID].unique())]
+    keys = [c.PERSON_ID, c.ITEM_ID]
+    bought = ev[ev[c.TYPE] == c.EventType.PURCHASE].groupby(keys)[c.TS].max().rename("bought")
+    adds = ev[ev[c.TYPE] == c.EventType.ADD_TO_CART].join(bought, on=keys)
+    adds = adds[adds["bought"].isna() | (adds[c.TS] > adds["bought"])]
+    first_add = adds.groupby(keys)[c.TS].min().rename("first_added")
+    cart = cart.join(first_add, on=keys)
+    changes = ev[ev[c.TYPE].isin((c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART))]
+    changes = changes.sort_values(c.TS)
+    last = changes.groupby(c.PERSON_ID).agg(last_change=(c.TS, "max"), channel=(c.CHANNEL, "last"))
+    lines = (
+        cart.groupby(c.PERSON_ID, sort=False)[[c.ITEM_ID, c.QUANTITY]]
+        .apply(lambda g: list(zip(g[c.ITEM_ID], g[c.QUANTITY].astype(int), strict=True)))
+        .rename("lines")
+    )
+    summary = (
+        cart.groupby(c.PERSON_ID)["first_added"]
+        .min()
+        .rename("opened_at")
+        .to_frame()
+        .join(last)
+        .join(lines)
+        .reset_index()
+    )
+    return summary[CARTS_COLUMNS]

@@ -30,6 +30,8 @@ class EventType(StrEnum):
     EMAIL_CLICK = "email_click"
     OFFER_SHOWN = "offer_shown"
     OFFER_ACCEPTED = "offer_accepted"
+    #: The customer said no to an offer (a new one is decided at the next ask).
+    OFFER_DECLINED = "offer_declined"
     IDENTIFY = "identify"
 
 
@@ -45,7 +47,9 @@ ITEM_EVENT_TYPES = frozenset(
     }
 )
 #: Event types that are about one offer and so must name it.
-OFFER_EVENT_TYPES = frozenset({EventType.OFFER_SHOWN, EventType.OFFER_ACCEPTED})
+OFFER_EVENT_TYPES = frozenset(
+    {EventType.OFFER_SHOWN, EventType.OFFER_ACCEPTED, EventType.OFFER_DECLINED}
+)
 
 #: The inventory location that is not a store.
 ONLINE = "online"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import customers, events, ops, recommendations
+from service.routes import customers, events, offers, ops, recommendations, triggers
 from service.serving import ModelHolder, ModelUnavailable
 from service.settings import Settings, get_settings
 from service.shelf import Shelf
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (events, recommendations, customers, ops):
+    for module in (events, recommendations, customers, offers, triggers, ops):
         app.include_router(module.router)
     app.include_router(tablet.router)
     app.mount("/tablet/static", StaticFiles(directory=TABLET_STATIC), name="tablet-static")

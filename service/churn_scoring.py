@@ -19,7 +19,8 @@ LOOKBACK_DAYS = 365
 @dataclass(frozen=True)
 class ChurnAnswer:
     probability: float | None
-    #: "low", "medium", "high", or "lapsed" (no purchase in the lookback: already gone).
+    #: "low", "medium", "high", "lapsed" (no purchase in the lookback: already gone) or
+    #: "new" (never bought: nothing to lose yet).
     band: str
     drivers: list[str]
     model_version: str | None
@@ -43,6 +44,9 @@ def churn_for_many(
         None, "lapsed", [f"no purchase in the last {LOOKBACK_DAYS} days"], served.churn_version, now
     )
     answers = dict.fromkeys(persons, lapsed)
+    buyers = set(events.loc[events[c.TYPE] == c.EventType.PURCHASE, c.PERSON_ID].astype(str))
+    new = ChurnAnswer(None, "new", ["no purchase yet"], served.churn_version, now)
+    answers.update({p: new for p in persons if p not in buyers})
     if features.empty:
         return answers
     p = np.clip(model.predict_proba(features), 0, 1)

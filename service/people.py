@@ -54,6 +54,24 @@ def find_person(
     return Person(str(rows[0][2]), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
 
 
+def persons_by_id(conn: Connection, person_ids: list[str]) -> list[Person]:
+    """The persons with these ids and all their ids (unknown ids are left out)."""
+    rows = conn.execute(
+        select(identities.c[c.ID_TYPE], identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
+            identities.c[c.PERSON_ID].in_(person_ids)
+        )
+    ).all()
+    ids: dict[str, dict[str, list[str]]] = {}
+    for id_type, id_value, person_id in rows:
+        ids.setdefault(person_id, {CUSTOMER: [], ANONYMOUS: []}).setdefault(id_type, []).append(
+            id_value
+        )
+    return [
+        Person(p, tuple(sorted(kinds[CUSTOMER])), tuple(sorted(kinds[ANONYMOUS])))
+        for p, kinds in ids.items()
+    ]
+
+
 def person_events(
     conn: Connection, person: Person, *, since: datetime | None = None
 ) -> pd.DataFrame:

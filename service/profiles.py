@@ -30,6 +30,7 @@ SHOWN_TYPES = (
     c.EventType.RETURN,
     c.EventType.OFFER_SHOWN,
     c.EventType.OFFER_ACCEPTED,
+    c.EventType.OFFER_DECLINED,
 )
 
 

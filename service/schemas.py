@@ -139,8 +139,10 @@ class ChurnScore(BaseModel):
         }
     )
     customer_id: str
-    probability: float | None = Field(description="None when already lapsed.")
-    band: str = Field(description="low, medium, high, or lapsed (no purchase in 365 days).")
+    probability: float | None = Field(description="None when already lapsed or new.")
+    band: str = Field(
+        description="low, medium, high, lapsed (no purchase in 365 days) or new (never bought)."
+    )
     drivers: list[str]
     model_version: str | None
     as_of: datetime

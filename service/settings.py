@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: What an API key may be allowed to do.
-SCOPES = ("events:write", "recommend", "churn:read", "profile:read", "admin")
+SCOPES = ("events:write", "recommend", "churn:read", "profile:read", "marketing", "admin")
 
 
 class ApiKey(BaseModel):
@@ -20,6 +20,17 @@ class ApiKey(BaseModel):
     scopes: list[str] = Field(default_factory=list)
     #: A key bound to a store (a store tablet) sees only that store's stock.
     store_id: str | None = None
+
+
+class ContactCaps(BaseModel):
+    """How often a customer may get marketing messages, counted over every channel
+    together: at most `per_day` in any 24 hours and `per_week` in any 7 days, and none in
+    the quiet hours (from `quiet_from` o'clock to `quiet_until` o'clock, local time)."""
+
+    per_day: int = Field(default=1, ge=0)
+    per_week: int = Field(default=3, ge=0)
+    quiet_from: int | None = Field(default=21, ge=0, le=23)
+    quiet_until: int | None = Field(default=8, ge=0, le=23)
 
 
 class Settings(BaseSettings):
@@ -50,6 +61,27 @@ class Settings(BaseSettings):
     clock: datetime | None = None
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
+
+    # -- decisioning: next-best offer, triggers, contact policy --------------------------
+    #: The contact policy for every outbound channel (email, push, sms) ...
+    contact_caps: ContactCaps = Field(default_factory=lambda: ContactCaps())
+    #: ... and where a channel differs, as JSON: {"push": {"per_day": 2, ...}}. An e-mail
+    #: waits in the inbox until it is read, so e-mail has no quiet hours by default.
+    channel_caps: dict[str, ContactCaps] = Field(
+        default_factory=lambda: {"email": ContactCaps(quiet_from=None, quiet_until=None)}
+    )
+    #: The time zone quiet hours are read in (an IANA name).
+    timezone: str = "UTC"
+    #: Minutes after a cart's last change before it counts as abandoned, per channel.
+    cart_windows_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"push": 60, "sms": 60, "email": 24 * 60}
+    )
+    #: A cart untouched for longer than this is no longer worth a message.
+    cart_max_age_days: int = 7
+    #: A next-best-offer decision stands at most this long (or until its offer ends).
+    decision_days: int = 7
+    #: Retention incentives go only to customers in these churn bands.
+    retention_bands: list[str] = Field(default_factory=lambda: ["high", "lapsed"])
 
 
 @lru_cache

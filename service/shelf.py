@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from models.base import Recommender
-from service.storage.tables import catalogue, erasures, events, inventory, stores
+from service.storage.tables import catalogue, erasures, events, inventory, offers, stores
 
 T = TypeVar("T")
 log = logging.getLogger("omni.shelf")
@@ -133,6 +133,16 @@ class Shelf:
             return {r[0]: Item(r[0], r[1] or r[0], r[2], r[3]) for r in rows}
 
         return self._cached(("items",), self.ttl * 10, read)
+
+    def offers(self) -> pd.DataFrame:
+        """The whole offer book (the offers table), read again after each TTL."""
+
+        def read() -> pd.DataFrame:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(offers)).all()
+            return pd.DataFrame(rows, columns=[col.name for col in offers.columns])
+
+        return self._cached(("offers",), self.ttl, read)
 
     def store_exists(self, store_id: str) -> bool:
         def read() -> frozenset[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 
 import pandas as pd
@@ -23,8 +23,10 @@ def iter_events(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_rows: int = 100_000,
+    types: Collection[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Yield events with `since <= ts < until` in time order, `chunk_rows` at a time.
+    """Yield events with `since <= ts < until` (of `types` only, when given) in time
+    order, `chunk_rows` at a time.
 
     Each chunk has the event columns, `ts` as UTC datetimes and a `person_id` column from
     the stored identity map (missing for anonymous ids never linked to a customer).
@@ -38,6 +40,8 @@ def iter_events(
         query = query.where(events.c[c.TS] >= micros(since))
     if until is not None:
         query = query.where(events.c[c.TS] < micros(until))
+    if types is not None:
+        query = query.where(events.c[c.TYPE].in_([str(t) for t in types]))
     with engine.connect() as conn:
         identities = load_identities(conn)
         streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
@@ -72,9 +76,10 @@ def load_events(
     since: datetime | None = None,
     until: datetime | None = None,
     chunk_rows: int = 100_000,
+    types: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """All events with `since <= ts < until` in one frame (see `iter_events`)."""
-    chunks = list(iter_events(engine, since=since, until=until, chunk_rows=chunk_rows))
+    chunks = list(iter_events(engine, since=since, until=until, chunk_rows=chunk_rows, types=types))
     if not chunks:
         empty = pd.DataFrame(columns=[*c.EVENT_COLUMNS, c.PERSON_ID])
         empty[c.TS] = pd.Series(dtype="datetime64[ns, UTC]")

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from features import columns as c
@@ -116,6 +117,87 @@ erasures = Table(
     Column(c.ID_TYPE, String(16), primary_key=True),
     Column(c.ID_VALUE, String(256), primary_key=True),
     Column("erased_at", BigInteger, nullable=False),
+)
+
+# -- decisioning: one ledger for every channel -------------------------------------------
+_OPEN = text("status = 'open'")
+
+#: Next-best-offer decisions. At most one is open per person: every channel that asks
+#: gets it until it is accepted, declined, expired or no longer eligible (service.decisioning).
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column(c.PERSON_ID, String(256), nullable=False),
+    Column(c.CUSTOMER_ID, String(256)),
+    Column(c.OFFER_ID, String(256), nullable=False),
+    #: The channel (and store) that asked first.
+    Column(c.CHANNEL, String(16), nullable=False),
+    Column(c.STORE_ID, String(256)),
+    Column("decided_at", BigInteger, nullable=False),
+    Column(c.VALID_UNTIL, BigInteger, nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("expected_value", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    #: open, accepted, declined, expired, ineligible
+    Column("status", String(16), nullable=False),
+    Column("closed_at", BigInteger),
+    Column("closed_by", String(256)),
+    Index("ix_decisions_person", c.PERSON_ID, "decided_at"),
+    Index(
+        "ux_decisions_open_person",
+        c.PERSON_ID,
+        unique=True,
+        sqlite_where=_OPEN,
+        postgresql_where=_OPEN,
+    ),
+)
+
+#: Every outbound marketing message Omni handed out, whatever the channel: what the
+#: contact policy counts.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("contact_id", String(64), primary_key=True),
+    Column(c.PERSON_ID, String(256), nullable=False),
+    Column(c.CUSTOMER_ID, String(256)),
+    Column(c.CHANNEL, String(16), nullable=False),
+    #: "trigger" or "offer"
+    Column(c.KIND, String(16), nullable=False),
+    #: The trigger or decision id it carried.
+    Column("ref", String(128), nullable=False),
+    Column("sent_at", BigInteger, nullable=False),
+    Index("ix_contacts_person_sent", c.PERSON_ID, "sent_at"),
+    Index("ix_contacts_sent", "sent_at"),
+)
+
+#: Abandoned-cart triggers handed out: one per cart and channel.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("trigger_id", String(64), primary_key=True),
+    Column("cart_id", String(64), nullable=False),
+    Column(c.PERSON_ID, String(256), nullable=False),
+    Column(c.CUSTOMER_ID, String(256)),
+    Column(c.CHANNEL, String(16), nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("handed_at", BigInteger, nullable=False),
+    #: handed (out, not yet acknowledged), sent, failed (handed out again next pull)
+    Column("status", String(16), nullable=False),
+    Column("acked_at", BigInteger),
+    #: The trigger as it was handed out (JSON).
+    Column("payload", Text, nullable=False),
+    Index("ix_triggers_person", c.PERSON_ID),
+)
+
+#: One row per ledger; a writer bumps its row first, which makes concurrent writers to
+#: the same ledger take turns on SQLite and PostgreSQL alike (caps are checked and
+#: recorded in one turn).
+ledger_turns = Table(
+    "ledger_turns",
+    metadata,
+    Column("ledger", String(32), primary_key=True),
+    Column("turn", BigInteger, nullable=False),
 )
 
 #: Tables by the schema name that feeds them.

@@ -13,6 +13,7 @@ VERBS = {
     c.EventType.RETURN: "returned",
     c.EventType.OFFER_SHOWN: "was shown offer",
     c.EventType.OFFER_ACCEPTED: "accepted offer",
+    c.EventType.OFFER_DECLINED: "declined offer",
 }
 CHANNEL_LABELS = {
     c.Channel.WEB: "web",

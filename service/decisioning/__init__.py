@@ -1,0 +1,2 @@
+"""Decisioning: the next-best offer, abandoned-cart triggers and the one contact policy
+that every channel honours."""

@@ -1,0 +1,175 @@
+"""One contact policy for every outbound channel: consent, caps, quiet hours, the ledger.
+
+Every marketing message Omni hands out (an abandoned-cart trigger, an offer in an e-mail
+batch) is a row in the `contacts` table. Caps count those rows over all channels
+together: a customer e-mailed this morning is not pushed this afternoon when the cap is
+one a day. The check and the recording happen in one transaction that holds the
+contacts ledger's turn (`take_turn`), so two pulls at once cannot both spend the last
+contact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from features import columns as c
+from service.settings import ContactCaps, Settings
+from service.storage.codec import micros
+from service.storage.engine import dialect_of
+from service.storage.tables import contacts, customers, identities, ledger_turns
+
+#: Channels Omni sends marketing through, and the consent each needs.
+CONSENT = {"email": c.CONSENT_EMAIL, "push": c.CONSENT_PUSH, "sms": c.CONSENT_SMS}
+OUTBOUND = tuple(CONSENT)
+DAY, WEEK = timedelta(days=1), timedelta(days=7)
+
+
+class UnknownChannel(ValueError):
+    """A channel Omni does not send marketing through."""
+
+
+def outbound(channel: str) -> str:
+    """`channel` when it is an outbound channel; raises `UnknownChannel` otherwise."""
+    if channel not in CONSENT:
+        raise UnknownChannel(
+            f"channel must be one of {', '.join(OUTBOUND)} (outbound channels), not '{channel}'"
+        )
+    return channel
+
+
+def caps_for(settings: Settings, channel: str) -> ContactCaps:
+    """The channel's own caps where settings give them, else the shared ones."""
+    return settings.channel_caps.get(channel, settings.contact_caps)
+
+
+def quiet_until(settings: Settings, channel: str, now: datetime) -> datetime | None:
+    """When the channel's quiet hours end, if `now` is inside them (else None)."""
+    caps = caps_for(settings, channel)
+    start, end = caps.quiet_from, caps.quiet_until
+    if start is None or end is None or start == end:
+        return None
+    local = now.astimezone(ZoneInfo(settings.timezone))
+    hour = local.hour
+    quiet = (start <= hour or hour < end) if start > end else (start <= hour < end)
+    if not quiet:
+        return None
+    ends = local.replace(hour=end, minute=0, second=0, microsecond=0)
+    if ends <= local:
+        ends += DAY
+    return ends
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One message handed out."""
+
+    person_id: str
+    customer_id: str | None
+    channel: str
+    kind: str  # "trigger" or "offer"
+    ref: str
+
+
+def take_turn(conn: Connection, ledger: str) -> None:
+    """Make this transaction the only writer of `ledger` until it ends (a row lock on
+    PostgreSQL, the write lock on SQLite). Call it first in the transaction."""
+    ins = (postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert)(ledger_turns)
+    conn.execute(ins.values(ledger=ledger, turn=0).on_conflict_do_nothing())
+    conn.execute(
+        update(ledger_turns)
+        .where(ledger_turns.c.ledger == ledger)
+        .values(turn=ledger_turns.c.turn + 1)
+    )
+
+
+def contact_counts(
+    conn: Connection, now: datetime, persons: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Messages per person in the last day and week (columns day, week; index person_id);
+    everyone with a message in the week when `persons` is None."""
+    sent = contacts.c.sent_at
+    query = (
+        select(
+            contacts.c[c.PERSON_ID],
+            func.sum(case((sent > micros(now - DAY), 1), else_=0)),
+            func.count(),
+        )
+        .where(sent > micros(now - WEEK), sent <= micros(now))
+        .group_by(contacts.c[c.PERSON_ID])
+    )
+    if persons is not None:
+        query = query.where(contacts.c[c.PERSON_ID].in_(list(persons)))
+    rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[c.PERSON_ID, "day", "week"]).set_index(c.PERSON_ID)
+    return frame.astype(int)
+
+
+def over_cap(
+    conn: Connection,
+    settings: Settings,
+    channel: str,
+    now: datetime,
+    persons: Iterable[str] | None = None,
+) -> set[str]:
+    """Persons who may not get another message in `channel` now (at a cap)."""
+    caps = caps_for(settings, channel)
+    counts = contact_counts(conn, now, persons)
+    full = (counts["day"] >= caps.per_day) | (counts["week"] >= caps.per_week)
+    blocked = set(counts.index[full])
+    return blocked
+
+
+def silenced(settings: Settings, channel: str) -> bool:
+    """Whether the channel's caps allow no message at all."""
+    caps = caps_for(settings, channel)
+    return caps.per_day == 0 or caps.per_week == 0
+
+
+def record(conn: Connection, sent: list[Contact], now: datetime) -> None:
+    """Write the messages handed out (in the caller's transaction)."""
+    if sent:
+        conn.execute(
+            insert(contacts),
+            [
+                {
+                    "contact_id": uuid.uuid4().hex,
+                    c.PERSON_ID: s.person_id,
+                    c.CUSTOMER_ID: s.customer_id,
+                    c.CHANNEL: s.channel,
+                    c.KIND: s.kind,
+                    "ref": s.ref,
+                    "sent_at": micros(now),
+                }
+                for s in sent
+            ],
+        )
+
+
+def consenting(conn: Connection, channel: str, persons: Iterable[str] | None = None) -> pd.Series:
+    """Per person with a customer record: their customer id to write to, for persons who
+    consent to `channel` (every record of the person must consent: a withdrawal anywhere
+    counts). Index person_id, values customer_id."""
+    column = customers.c[CONSENT[outbound(channel)]]
+    query = select(
+        identities.c[c.PERSON_ID], customers.c[c.CUSTOMER_ID], column.label("consent")
+    ).join(
+        identities,
+        (identities.c.id_type == "customer")
+        & (identities.c[c.ID_VALUE] == customers.c[c.CUSTOMER_ID]),
+    )
+    if persons is not None:
+        query = query.where(identities.c[c.PERSON_ID].in_(list(persons)))
+    frame = pd.DataFrame(conn.execute(query).all(), columns=[c.PERSON_ID, c.CUSTOMER_ID, "consent"])
+    frame["consent"] = frame["consent"].astype(bool)
+    agreed = frame.groupby(c.PERSON_ID)["consent"].all()
+    first = frame.sort_values(c.CUSTOMER_ID).groupby(c.PERSON_ID)[c.CUSTOMER_ID].first()
+    result: pd.Series = first[agreed.reindex(first.index, fill_value=False)]
+    return result

@@ -1,0 +1,308 @@
+"""The next-best offer: for one customer as a channel asks (the API), or for everyone at
+once (the e-mail export). Both read and write the same decisions ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from features import columns as c
+from service.churn_scoring import churn_for_many
+from service.decisioning import decisions as ledger
+from service.decisioning.contact_policy import CONSENT, consenting
+from service.decisioning.offers import (
+    CANDIDATE_COLUMNS,
+    Where,
+    best,
+    eligible,
+    offer_fields,
+    offers_now,
+    rank_offers,
+)
+from service.people import Person, person_events
+from service.recommending import RECENTLY_BOUGHT_DAYS, Ask, recommend
+from service.serving import ModelUnavailable, Served
+from service.settings import Settings
+from service.shelf import Shelf
+from service.storage.reader import load_events
+
+#: Suggested items the offers are weighed against.
+CANDIDATES = 100
+OFFER_FIELDS = [c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE, c.DESCRIPTION]
+
+
+class NoConsent(Exception):
+    """The customer does not consent to marketing in the channel asked for."""
+
+
+@dataclass(frozen=True)
+class Offered:
+    """One decision as a channel sees it."""
+
+    decision_id: str
+    #: The offer's fields (offers.offer_fields).
+    offer: dict[str, object]
+    probability: float
+    expected_value: float
+    reason: str
+    decided_at: datetime
+    valid_until: datetime
+    #: The channel (and store) that asked when the decision was made.
+    decided_in: str
+    #: False when this ask made the decision, True when an earlier one stands.
+    reused: bool
+
+
+def where_for(shelf: Shelf, channel: str, store_id: str | None) -> Where:
+    """The asking channel, with the store's shelf when a store asks."""
+    if store_id is None:
+        return Where(channel)
+    stock = shelf.stock(store_id)
+    items = shelf.items()
+    categories = frozenset(items[i].category for i in stock if i in items)
+    return Where(channel, frozenset(stock), categories)
+
+
+def next_best_offer(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    person: Person,
+    customer_id: str,
+    where: Where,
+    store_id: str | None,
+    now: datetime,
+) -> Offered | None:
+    """The person's open decision when it still holds in `where`, else a new one
+    (recorded); None when no offer is open to them. Raises `NoConsent` for an outbound
+    channel they do not consent to."""
+    book = offers_now(shelf.offers(), where.channel, now)
+    with engine.connect() as conn:
+        if where.channel in CONSENT and person.person_id not in consenting(
+            conn, where.channel, [person.person_id]
+        ):
+            raise NoConsent(f"customer '{customer_id}' does not consent to {where.channel}")
+        events = person_events(conn, person)
+        current = ledger.open_decisions(conn, [person.person_id])
+    answers = _answers(events)
+    bought = _bought(events, now)
+    ended = ledger.closings(current, answers, now)
+    persons = pd.DataFrame({c.PERSON_ID: [person.person_id], "band": [None]})
+    if len(current) and not ended:
+        row = current.iloc[0]
+        offer = book[book[c.OFFER_ID] == row[c.OFFER_ID]]
+        none = answers.iloc[:0]
+        if len(eligible(offer, persons, where, bought=bought, answered=none, retention_bands=None)):
+            return _offered(row, offer.iloc[0], reused=True)
+        asked = f"{where.channel} {store_id}" if store_id else where.channel
+        ended = [ledger.Closing(str(row["decision_id"]), "ineligible", asked)]
+    persons = _people(served, events, [person.person_id], now)
+    candidates = _candidates_for(served, shelf, engine, person, now)
+    pairs = eligible(
+        book,
+        persons,
+        where,
+        bought=bought,
+        answered=answers,
+        retention_bands=settings.retention_bands,
+    )
+    top = best(rank_offers(pairs, persons, candidates))
+    made = _decisions(top, {person.person_id: customer_id}, where, store_id, now, settings)
+    try:
+        with engine.begin() as conn:
+            ledger.close(conn, ended, now)
+            made = ledger.record(conn, made, now)
+    except IntegrityError:  # another channel decided first: theirs stands
+        with engine.connect() as conn:
+            current = ledger.open_decisions(conn, [person.person_id])
+        if current.empty:
+            raise
+        row = current.iloc[0]
+        offer = book[book[c.OFFER_ID] == row[c.OFFER_ID]]
+        return _offered(row, offer.iloc[0], reused=True) if len(offer) else None
+    if made.empty:
+        return None
+    row = made.iloc[0]
+    return _offered(row, book[book[c.OFFER_ID] == row[c.OFFER_ID]].iloc[0], reused=False)
+
+
+def decide_all(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    customers: pd.Series,
+    where: Where,
+    now: datetime,
+) -> pd.DataFrame:
+    """Next-best offers for many persons at once (`customers`: customer id to write to, by
+    person id): open decisions that still hold are kept, the others replaced, new ones
+    recorded, all in one transaction. One row per person with an offer: the decision
+    columns, the offer's fields and `reused`."""
+    book = offers_now(shelf.offers(), where.channel, now)
+    ids = customers.index.astype(str).tolist()
+    events = load_events(engine)
+    events = events[events[c.PERSON_ID].isin(set(ids))]
+    answers = _answers(events)
+    bought = _bought(events, now)
+    with engine.connect() as conn:
+        current = ledger.open_decisions(conn, ids)
+    ended = ledger.closings(current, answers, now)
+    done = {e.decision_id for e in ended}
+    standing = current[~current["decision_id"].isin(done)]
+    holds = eligible(
+        book,
+        standing[[c.PERSON_ID]].assign(band=None),
+        where,
+        bought=bought,
+        answered=answers.iloc[:0],
+        retention_bands=None,
+    )
+    key = [c.PERSON_ID, c.OFFER_ID]
+    kept = standing.merge(holds[key], on=key, how="inner")
+    dropped = standing[~standing["decision_id"].isin(kept["decision_id"])]
+    ended += [ledger.Closing(d, "ineligible", where.channel) for d in dropped["decision_id"]]
+    rest = [p for p in ids if p not in set(kept[c.PERSON_ID])]
+    persons = _people(served, events, rest, now)
+    pairs = eligible(
+        book,
+        persons,
+        where,
+        bought=bought,
+        answered=answers,
+        retention_bands=settings.retention_bands,
+    )
+    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest)))
+    customer_of = {str(p): str(cid) for p, cid in customers.items()}
+    made = _decisions(top, customer_of, where, None, now, settings)
+    with engine.begin() as conn:
+        ledger.close(conn, ended, now)
+        made = ledger.record(conn, made, now)
+    both = pd.concat([kept.assign(reused=True), made.assign(reused=False)], ignore_index=True)
+    fields = book.set_index(c.OFFER_ID)[OFFER_FIELDS]
+    return both.join(fields, on=c.OFFER_ID).sort_values(c.PERSON_ID, ignore_index=True)
+
+
+def _people(served: Served, events: pd.DataFrame, ids: list[str], now: datetime) -> pd.DataFrame:
+    """person_id, churn, band, driver for `ids` (churn None without a churn model)."""
+    try:
+        scores = churn_for_many(served, events, ids, now)
+    except ModelUnavailable:
+        return pd.DataFrame({c.PERSON_ID: ids, "churn": None, "band": None, "driver": None})
+    return pd.DataFrame(
+        {
+            c.PERSON_ID: ids,
+            "churn": [scores[p].probability for p in ids],
+            "band": [scores[p].band for p in ids],
+            "driver": [scores[p].drivers[0] if scores[p].drivers else None for p in ids],
+        }
+    )
+
+
+def _candidates_for(
+    served: Served, shelf: Shelf, engine: Engine, person: Person, now: datetime
+) -> pd.DataFrame:
+    """The person's suggestions as the API gives them (fold-in, reasons and all)."""
+    try:
+        with engine.connect() as conn:
+            answer = recommend(served, shelf, conn, person, Ask(k=CANDIDATES), now)
+    except ModelUnavailable:
+        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    return pd.DataFrame(
+        {
+            c.PERSON_ID: person.person_id,
+            c.ITEM_ID: [s.item_id for s in answer.items],
+            c.CATEGORY: [s.category for s in answer.items],
+            "rank": np.arange(1, len(answer.items) + 1),
+            "reason": [s.reason for s in answer.items],
+            c.NAME: [s.name for s in answer.items],
+        },
+        columns=CANDIDATE_COLUMNS,
+    )
+
+
+def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFrame:
+    """Everyone's top suggestions from the served model in one pass (the precomputed top
+    items where the service warmed them); persons it does not know get the best sellers."""
+    model = served.recommender
+    if model is None or not ids:
+        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    rows = model.users_.positions(ids, missing="skip")
+    known = rows >= 0
+    n = min(CANDIDATES, len(model.items_))
+    if served.warm is not None and served.warm.positions.shape[1] >= n:
+        top = served.warm.positions[rows[known], :n].astype(np.int64)
+    else:
+        top = model.rank(rows[known], n)[0]
+    popular = np.argsort(-model.item_popularity_, kind="stable")[:n]
+    everyone = np.tile(popular, (len(ids), 1))
+    everyone[known] = top
+    people = np.repeat(np.asarray(ids, dtype=object), n)
+    flat = everyone.ravel()
+    keep = flat >= 0
+    items = model.items_.ids[np.maximum(flat, 0)]
+    catalogue = shelf.items()
+    frame = pd.DataFrame(
+        {
+            c.PERSON_ID: people[keep],
+            c.ITEM_ID: items[keep].astype(str),
+            c.CATEGORY: model.item_category_[np.maximum(flat, 0)][keep],
+            "rank": np.tile(np.arange(1, n + 1), len(ids))[keep],
+            "reason": np.repeat(np.where(known, "suggested for them", "a best seller"), n)[keep],
+        }
+    )
+    frame[c.NAME] = [catalogue[i].name if i in catalogue else i for i in frame[c.ITEM_ID]]
+    return frame[CANDIDATE_COLUMNS]
+
+
+def _decisions(
+    top: pd.DataFrame,
+    customer_of: dict[str, str],
+    where: Where,
+    store_id: str | None,
+    now: datetime,
+    settings: Settings,
+) -> pd.DataFrame:
+    made = top.copy()
+    made[c.CUSTOMER_ID] = top[c.PERSON_ID].map(customer_of)
+    made[c.CHANNEL] = where.channel
+    made[c.STORE_ID] = store_id
+    made[c.VALID_UNTIL] = ledger.valid_until(top[c.VALID_UNTIL], now, settings.decision_days)
+    return made[
+        [col for col in ledger.DECISION_COLUMNS if col not in ("decision_id", "decided_at")]
+    ]
+
+
+def _answers(events: pd.DataFrame) -> pd.DataFrame:
+    """The persons' offer_accepted / offer_declined events."""
+    mask = events[c.TYPE].isin(list(ledger.ANSWERS)) & events[c.OFFER_ID].notna()
+    return events.loc[mask, [c.PERSON_ID, c.OFFER_ID, c.TYPE, c.TS]]
+
+
+def _bought(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """(person_id, item_id) bought in the last RECENTLY_BOUGHT_DAYS days."""
+    since = pd.Timestamp(now) - pd.Timedelta(days=RECENTLY_BOUGHT_DAYS)
+    mask = (events[c.TYPE] == c.EventType.PURCHASE) & (events[c.TS] >= since)
+    return events.loc[mask, [c.PERSON_ID, c.ITEM_ID]].drop_duplicates()
+
+
+def _offered(decision: pd.Series, offer: pd.Series, *, reused: bool) -> Offered:
+    store = decision[c.STORE_ID]
+    decided_in = f"{decision[c.CHANNEL]} {store}" if isinstance(store, str) else decision[c.CHANNEL]
+    return Offered(
+        decision_id=str(decision["decision_id"]),
+        offer=offer_fields(offer),
+        probability=round(float(decision["probability"]), 6),
+        expected_value=round(float(decision["expected_value"]), 6),
+        reason=str(decision["reason"]),
+        decided_at=pd.Timestamp(decision["decided_at"]).to_pydatetime(),
+        valid_until=pd.Timestamp(decision[c.VALID_UNTIL]).to_pydatetime(),
+        decided_in=str(decided_in),
+        reused=reused,
+    )

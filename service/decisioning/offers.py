@@ -1,0 +1,222 @@
+"""Which offers a customer may get, how likely they take each, and which is worth most.
+
+Pure functions over frames, for one customer (the API) and for all (the e-mail export)
+alike. The expected value of an offer is the chance the customer takes it times its
+value, where the chance comes from the models:
+
+- the churn model gives the chance the customer buys at all (1 - P(churn));
+- the recommender gives, through the rank of each item in the customer's top
+  suggestions, the share of their next purchase each item may take (weights 1/rank,
+  normalised over the list);
+- a product offer takes its item's share, a promotion on a category the summed share of
+  its items, an offer about no item (a service) a flat `BASE_TAKE_RATE`;
+- a retention incentive goes only to customers in the retention bands (settings), and
+  is taken with the chance the customer is leaving times `SAVE_RATE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from features import columns as c
+from service.storage.codec import from_micros
+
+#: The chance a customer takes an offer that is about no item in particular.
+BASE_TAKE_RATE = 0.05
+#: The chance a retention incentive keeps a customer who would otherwise leave.
+SAVE_RATE = 0.2
+#: Chance of buying at all when no churn model is loaded.
+UNKNOWN_BUY_RATE = 0.5
+#: Offer channels a trigger or batch channel reads (a push goes to the app).
+OFFER_CHANNEL = {"push": c.Channel.APP.value}
+
+CANDIDATE_COLUMNS = [c.PERSON_ID, c.ITEM_ID, c.CATEGORY, "rank", "reason", c.NAME]
+RANKED_COLUMNS = [c.PERSON_ID, c.OFFER_ID, "probability", "expected_value", "reason"]
+
+
+@dataclass(frozen=True)
+class Where:
+    """The channel asking, and for a store its stock (item ids and their categories)."""
+
+    channel: str
+    stock_items: frozenset[str] | None = None
+    stock_categories: frozenset[str] | None = None
+
+
+def offers_now(book: pd.DataFrame, channel: str, now: datetime) -> pd.DataFrame:
+    """The offers of `book` (the offers table) valid at `now` and made in `channel`."""
+    if book.empty:
+        return book
+    at = pd.Timestamp(now)
+    valid_from, valid_until = from_micros(book[c.VALID_FROM]), from_micros(book[c.VALID_UNTIL])
+    wanted = OFFER_CHANNEL.get(channel, channel)
+    listed = book[c.CHANNELS].fillna("").astype(str)
+    in_channel = (listed.str.strip() == "") | listed.str.split(",").map(
+        lambda names: wanted in [n.strip() for n in names]
+    )
+    return book[(valid_from <= at) & (valid_until > at) & in_channel].reset_index(drop=True)
+
+
+def eligible(
+    offers: pd.DataFrame,
+    persons: pd.DataFrame,
+    where: Where,
+    *,
+    bought: pd.DataFrame,
+    answered: pd.DataFrame,
+    retention_bands: list[str] | None,
+) -> pd.DataFrame:
+    """Every (person, offer) pair the person may get in `where`.
+
+    `persons`: person_id, band (None without a churn model). `bought`: person_id, item_id
+    bought recently (a product offer on it is moot). `answered`: person_id, offer_id the
+    person already accepted or declined. Offers on an item or category need it on the
+    shelf when `where` is a store. Retention offers need a band in `retention_bands`
+    (None: the band is not checked, as when an earlier decision is checked again).
+    """
+    pairs = persons[[c.PERSON_ID, "band"]].merge(offers, how="cross")
+    keep = np.ones(len(pairs), dtype=bool)
+    item = pairs[c.ITEM_ID].notna()
+    if where.stock_items is not None:
+        keep &= ~item | pairs[c.ITEM_ID].isin(where.stock_items)
+    if where.stock_categories is not None:
+        category = pairs[c.CATEGORY].notna() & ~item
+        keep &= ~category | pairs[c.CATEGORY].isin(where.stock_categories)
+    if retention_bands is not None:
+        retention = pairs[c.KIND] == "retention"
+        keep &= ~retention | pairs["band"].isin(retention_bands)
+    keep &= ~_in(pairs, bought, [c.PERSON_ID, c.ITEM_ID])
+    keep &= ~_in(pairs, answered, [c.PERSON_ID, c.OFFER_ID])
+    return pairs[keep].reset_index(drop=True)
+
+
+def rank_offers(
+    pairs: pd.DataFrame, persons: pd.DataFrame, candidates: pd.DataFrame
+) -> pd.DataFrame:
+    """The eligible `pairs` with their probability, expected value and reason, best first
+    per person. `persons`: person_id, churn (probability or None), band, driver.
+    `candidates`: the person's suggested items (CANDIDATE_COLUMNS), rank 1 first."""
+    if pairs.empty:
+        return pd.DataFrame(columns=RANKED_COLUMNS)
+    people = persons.set_index(c.PERSON_ID)
+    churn = people["churn"].astype(float)
+    leaving = churn.where(churn.notna(), (people["band"] == "lapsed").astype(float))
+    buys = (1 - churn).fillna(UNKNOWN_BUY_RATE)
+    shares = candidates.assign(share=1.0 / candidates["rank"].astype(float))
+    shares["share"] /= shares.groupby(c.PERSON_ID)["share"].transform("sum")
+
+    by_item = shares.set_index([c.PERSON_ID, c.ITEM_ID])
+    key = pd.MultiIndex.from_arrays([pairs[c.PERSON_ID], pairs[c.ITEM_ID]])
+    item_share = by_item["share"].reindex(key).to_numpy(dtype=float)
+    item_rank = by_item["rank"].reindex(key).to_numpy(dtype=float)
+    item_reason = by_item["reason"].reindex(key).to_numpy(dtype=object)
+    item_name = by_item[c.NAME].reindex(key).to_numpy(dtype=object)
+    by_category = shares.groupby([c.PERSON_ID, c.CATEGORY]).agg(
+        share=("share", "sum"), n=("share", "size")
+    )
+    key = pd.MultiIndex.from_arrays([pairs[c.PERSON_ID], pairs[c.CATEGORY]])
+    cat_share = by_category["share"].reindex(key).to_numpy(dtype=float)
+    cat_n = by_category["n"].reindex(key).fillna(0).to_numpy(dtype=int)
+    suggested = shares.groupby(c.PERSON_ID).size().reindex(pairs[c.PERSON_ID]).fillna(0)
+
+    has_item = pairs[c.ITEM_ID].notna().to_numpy()
+    has_category = pairs[c.CATEGORY].notna().to_numpy() & ~has_item
+    retention = (pairs[c.KIND] == "retention").to_numpy()
+    p_buy = buys.reindex(pairs[c.PERSON_ID]).to_numpy(dtype=float)
+    share = np.where(
+        has_item,
+        np.nan_to_num(item_share),
+        np.where(has_category, np.nan_to_num(cat_share), BASE_TAKE_RATE),
+    )
+    probability = np.where(
+        retention,
+        leaving.reindex(pairs[c.PERSON_ID]).fillna(0).to_numpy(dtype=float) * SAVE_RATE,
+        p_buy * share,
+    )
+    drivers = people["driver"].reindex(pairs[c.PERSON_ID]).to_numpy(dtype=object)
+    reasons = [
+        _reason(*row)
+        for row in zip(
+            retention,
+            has_item,
+            has_category,
+            pairs["band"].to_numpy(dtype=object),
+            drivers,
+            item_rank,
+            item_reason,
+            item_name,
+            cat_n,
+            suggested.to_numpy(dtype=int),
+            pairs[c.CATEGORY].to_numpy(dtype=object),
+            strict=True,
+        )
+    ]
+    ranked = pairs.assign(
+        probability=probability,
+        expected_value=probability * pairs[c.VALUE].astype(float),
+        reason=reasons,
+    )
+    ranked = ranked[ranked["probability"] > 0]
+    ranked = ranked.sort_values(
+        [c.PERSON_ID, "expected_value", c.OFFER_ID], ascending=[True, False, True]
+    )
+    return ranked.reset_index(drop=True)
+
+
+def offer_fields(offer: pd.Series) -> dict[str, object]:
+    """One row of the offer book as the API shows an offer."""
+    return {
+        c.OFFER_ID: str(offer[c.OFFER_ID]),
+        c.NAME: str(offer[c.NAME]),
+        c.KIND: str(offer[c.KIND]),
+        c.ITEM_ID: _text(offer[c.ITEM_ID]),
+        c.CATEGORY: _text(offer[c.CATEGORY]),
+        c.VALUE: float(offer[c.VALUE]),
+        c.DESCRIPTION: _text(offer[c.DESCRIPTION]),
+    }
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def best(ranked: pd.DataFrame) -> pd.DataFrame:
+    """The best offer per person (first row of each person in `rank_offers`' order)."""
+    return ranked.drop_duplicates(c.PERSON_ID).reset_index(drop=True)
+
+
+def _reason(
+    retention: bool,
+    has_item: bool,
+    has_category: bool,
+    band: object,
+    driver: object,
+    rank: float,
+    why: object,
+    name: object,
+    in_category: int,
+    suggested: int,
+    category: object,
+) -> str:
+    if retention:
+        because = f" ({driver})" if isinstance(driver, str) and driver else ""
+        return f"churn risk {band}{because}"
+    if has_item:
+        if rank != rank:  # NaN: the item is not among their suggestions
+            return "on offer"
+        return f"{name} is #{int(rank)} of their suggestions ({why})"
+    if has_category:
+        return f"{in_category} of their top {suggested} suggestions are in {category}"
+    return "open to every customer in this channel"
+
+
+def _in(pairs: pd.DataFrame, listed: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """True for rows of `pairs` whose `keys` appear in `listed`."""
+    if listed.empty:
+        return np.zeros(len(pairs), dtype=bool)
+    index = pd.MultiIndex.from_frame(listed[keys].astype(object))
+    return np.asarray(pd.MultiIndex.from_frame(pairs[keys].astype(object)).isin(index))

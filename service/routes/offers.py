@@ -1,0 +1,102 @@
+"""The next-best offer: one decision per customer, the same in every channel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+
+from features import columns as c
+from service.auth import Caller, require, store_for
+from service.decisioning.contact_policy import OUTBOUND
+from service.decisioning.nbo import NoConsent, next_best_offer, where_for
+from service.decisioning.schemas import NextBestOffer, Offer
+from service.deps import CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
+
+router = APIRouter(prefix="/v1", tags=["offers"])
+#: Where an offer can be made: the event channels, plus push and sms messages.
+CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in set(c.Channel)])
+
+
+@router.get(
+    "/customers/{customer_id}/next-best-offer",
+    response_model=NextBestOffer,
+    responses={404: {"description": "No customer has this id."}},
+)
+def customer_next_best_offer(
+    customer_id: str,
+    person: CustomerDep,
+    who: Annotated[Caller, Depends(require("recommend"))],
+    served: ServedDep,
+    shelf: ShelfDep,
+    settings: SettingsDep,
+    request: Request,
+    now: NowDep,
+    channel: Annotated[str, Query(description=f"One of {', '.join(CHANNELS)}.")],
+    store_id: Annotated[
+        str | None, Query(description="The store asking (a tablet's own store).")
+    ] = None,
+) -> NextBestOffer:
+    """The one offer worth most to make this customer now, with its reason.
+
+    Every channel asking while the decision stands gets the same offer and `decision_id`;
+    after the customer accepts or declines it (`offer_accepted` / `offer_declined`
+    events), when it expires, or when it is no longer open to them where they are asked
+    (out of stock in the store, consent withdrawn), a new decision is made and recorded.
+    """
+    if channel not in CHANNELS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"channel: must be one of {', '.join(CHANNELS)}, not '{channel}'",
+        )
+    store = store_for(who, store_id)
+    if store is not None and not shelf.store_exists(store):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
+        )
+    if channel == c.Channel.STORE and store is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "store_id: a store asking must say which"
+        )
+    engine = request.app.state.engine
+    try:
+        offered = next_best_offer(
+            engine,
+            served,
+            shelf,
+            settings,
+            person,
+            customer_id,
+            where_for(shelf, channel, store),
+            store,
+            now,
+        )
+    except NoConsent as refused:
+        return NextBestOffer(
+            customer_id=customer_id,
+            channel=channel,
+            decision_id=None,
+            offer=None,
+            reason=str(refused),
+        )
+    if offered is None:
+        return NextBestOffer(
+            customer_id=customer_id,
+            channel=channel,
+            decision_id=None,
+            offer=None,
+            reason="no offer is open to this customer here now",
+        )
+    return NextBestOffer(
+        customer_id=customer_id,
+        channel=channel,
+        decision_id=offered.decision_id,
+        offer=Offer.model_validate(offered.offer),
+        probability=offered.probability,
+        expected_value=offered.expected_value,
+        reason=offered.reason,
+        decided_at=offered.decided_at,
+        decided_in=offered.decided_in,
+        valid_until=offered.valid_until,
+        reused=offered.reused,
+    )
