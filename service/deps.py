@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -37,10 +37,8 @@ def connection(request: Request) -> Iterator[Connection]:
 
 
 async def now(request: Request) -> datetime:
-    clock: datetime | None = request.app.state.settings.clock
-    if clock is None:
-        return datetime.now(UTC)
-    return clock if clock.tzinfo else clock.replace(tzinfo=UTC)
+    settings: Settings = request.app.state.settings
+    return settings.now()
 
 
 def customer(customer_id: str, conn: Annotated[Connection, Depends(connection)]) -> Person:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     decision_days: int = 7
     #: Retention incentives go only to customers in these churn bands.
     retention_bands: list[str] = Field(default_factory=lambda: ["high", "lapsed"])
+
+    def now(self) -> datetime:
+        """The service's clock: `clock` when set (read as UTC without an offset), else now."""
+        if self.clock is None:
+            return datetime.now(UTC)
+        return self.clock if self.clock.tzinfo else self.clock.replace(tzinfo=UTC)
 
 
 @lru_cache

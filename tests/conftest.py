@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,13 +17,16 @@ from sqlalchemy import Engine
 from features import columns as c
 from features.interactions import interactions, store_activity
 from features.matrix import build_matrix
+from features.schema import TABLES
 from features.sources.files import read_folder
 from features.synthetic import SyntheticConfig, SyntheticData, generate, write_synthetic
+from features.validation import validate
 from models import ItemKNN, Recommender
 from service.registry import CHURN, RECOMMENDER
 from service.settings import SCOPES, ApiKey, Settings
 from service.storage.engine import open_engine, temporary_schema
 from service.storage.reader import load_events, load_table
+from service.storage.writer import write_batch
 from training.ingest import ingest
 from training.tracking import log_recommender, promote, setup
 from training.train_churn import train_churn
@@ -152,3 +156,27 @@ def served_store(tmp_path_factory: pytest.TempPathFactory) -> ServedStore:
     version = publish_recommender(settings, fit_recommender(settings))
     settings = settings.model_copy(update={"clock": clock})
     return ServedStore(settings, data, version, report.version, clock)
+
+
+def copy_of(store: ServedStore, folder: Path, *, clock: datetime) -> ServedStore:
+    """The same store copied into `folder` (its own ledgers, same registry), at `clock`."""
+    source = store.settings.database_url.removeprefix("sqlite:///")
+    target = folder / "omni.db"
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    settings = store.settings.model_copy(
+        update={"database_url": f"sqlite:///{target}", "clock": clock}
+    )
+    return ServedStore(settings, store.data, store.recommender_version, store.churn_version, clock)
+
+
+def add_customer(settings: Settings, cid: str, *, email: bool = True, push: bool = True) -> str:
+    """A new customer record with these consents (sms: no)."""
+    record = {"customer_id": cid, "name": cid, "email": f"{cid.lower()}@example.com",
+              "consent_email": email, "consent_sms": False, "consent_push": push}  # fmt: skip
+    engine = open_engine(settings.database_url)
+    with engine.begin() as conn:
+        schema = TABLES["customers"]
+        write_batch(conn, schema, validate(pd.DataFrame([record]), schema))
+    engine.dispose()
+    return cid

@@ -26,6 +26,7 @@ from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import get_settings
 from service.storage.stats import StoreSummary, summarize
 from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_export import export_app
 from training.cli_models import promote_app, recommend, score_churn, train_app
 from training.cli_serve import serve
 from training.ingest import IngestRejected
@@ -44,6 +45,7 @@ score_app = typer.Typer(help="Score customers with a registered model.")
 score_app.command("churn")(score_churn)
 app.add_typer(score_app, name="score")
 app.command("serve")(serve)
+app.add_typer(export_app, name="export")
 
 
 class _Bar:

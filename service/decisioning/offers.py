@@ -35,7 +35,6 @@ UNKNOWN_BUY_RATE = 0.5
 OFFER_CHANNEL = {"push": c.Channel.APP.value}
 
 CANDIDATE_COLUMNS = [c.PERSON_ID, c.ITEM_ID, c.CATEGORY, "rank", "reason", c.NAME]
-RANKED_COLUMNS = [c.PERSON_ID, c.OFFER_ID, "probability", "expected_value", "reason"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def rank_offers(
     per person. `persons`: person_id, churn (probability or None), band, driver.
     `candidates`: the person's suggested items (CANDIDATE_COLUMNS), rank 1 first."""
     if pairs.empty:
-        return pd.DataFrame(columns=RANKED_COLUMNS)
+        return pairs.assign(probability=[], expected_value=[], reason=[])
     people = persons.set_index(c.PERSON_ID)
     churn = people["churn"].astype(float)
     leaving = churn.where(churn.notna(), (people["band"] == "lapsed").astype(float))

@@ -79,7 +79,13 @@ def test_a_store_associate_serves_a_customer(
     expect(recent.locator("li").first).to_be_visible()
     channels = page.get_by_label("Channels used")
     assert channels.locator(".chip").count() >= 1
-    assert page.get_by_test_id("churn-band").inner_text() in {"low", "medium", "high", "lapsed", "new"}
+    assert page.get_by_test_id("churn-band").inner_text() in {
+        "low",
+        "medium",
+        "high",
+        "lapsed",
+        "new",
+    }
     shoot(page, "customer", tmp_path)
 
     # Suggestions are on this store's shelves, with the quantity on hand.

@@ -3,23 +3,17 @@ would tell them, each against a real store (a copy of the served one) and regist
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.schema import TABLES
-from features.validation import validate
 from service.app import create_app
 from service.decisioning.triggers import due
 from service.storage.engine import open_engine
-from service.storage.writer import write_batch
-from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore
+from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore, add_customer, copy_of
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 TABLET = {"X-API-Key": TABLET_KEY}
@@ -28,16 +22,8 @@ TABLET = {"X-API-Key": TABLET_KEY}
 @pytest.fixture(scope="module")
 def store(served_store: ServedStore, tmp_path_factory: pytest.TempPathFactory) -> ServedStore:
     """A copy of the served store (its own ledgers), its clock at noon."""
-    source = served_store.settings.database_url.removeprefix("sqlite:///")
-    copy = tmp_path_factory.mktemp("decisioning") / "omni.db"
-    with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
-        src.backup(dst)
     noon = served_store.clock + timedelta(hours=12)
-    settings = served_store.settings.model_copy(
-        update={"database_url": f"sqlite:///{copy}", "clock": noon}
-    )
-    return ServedStore(settings, served_store.data, served_store.recommender_version,
-                       served_store.churn_version, noon)  # fmt: skip
+    return copy_of(served_store, tmp_path_factory.mktemp("decisioning"), clock=noon)
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +33,7 @@ def client(store: ServedStore) -> Iterator[TestClient]:
 
 
 def customer(store: ServedStore, cid: str, *, email: bool = True, push: bool = True) -> str:
-    """A new customer record with these consents."""
-    record = {"customer_id": cid, "name": cid, "email": f"{cid.lower()}@example.com",
-              "consent_email": email, "consent_sms": False, "consent_push": push}  # fmt: skip
-    engine = open_engine(store.settings.database_url)
-    with engine.begin() as conn:
-        write_batch(conn, TABLES["customers"], validate(pd.DataFrame([record]), TABLES["customers"]))
-    engine.dispose()
-    return cid
+    return add_customer(store.settings, cid, email=email, push=push)
 
 
 def post(client: TestClient, *events: dict[str, Any]) -> None:
