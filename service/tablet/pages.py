@@ -21,15 +21,16 @@ from sqlalchemy import Connection, func, or_, select
 from features import columns as c
 from features.validation import BatchRejected
 from service.auth import Caller
-from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
+from service.decisioning.nbo import Offered, next_best_offer, where_for
+from service.deps import ConnDep, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
-from service.people import find_person
+from service.people import Person, find_person
 from service.profiles import build_profile
 from service.recommending import Ask, Suggestion, recommend, similar
 from service.serving import ModelUnavailable, Served
+from service.settings import Settings
 from service.shelf import Shelf
-from service.storage.codec import micros, moment
-from service.storage.tables import customers, offers, stores
+from service.storage.tables import customers, stores
 from service.tablet import words
 
 COOKIE = "omni_tablet_key"
@@ -135,6 +136,7 @@ def customer(
     shelf: ShelfDep,
     conn: ConnDep,
     now: NowDep,
+    settings: SettingsDep,
     item: str = "",
 ) -> Response:
     if who is None:
@@ -164,7 +166,7 @@ def customer(
         item_in_hand=item.strip(),
         similar=similar,
         similar_note=similar_note,
-        offers=_offers_today(conn, now),
+        offer=_offer(request, served, shelf, settings, person, customer_id, who, now),
     )
 
 
@@ -185,7 +187,11 @@ def offer_outcome(
 ) -> RedirectResponse:
     if who is None:
         return _to_sign_in()
-    kinds = {"shown": c.EventType.OFFER_SHOWN, "accepted": c.EventType.OFFER_ACCEPTED}
+    kinds = {
+        "shown": c.EventType.OFFER_SHOWN,
+        "accepted": c.EventType.OFFER_ACCEPTED,
+        "declined": c.EventType.OFFER_DECLINED,
+    }
     if outcome not in kinds:
         return RedirectResponse(f"/tablet/customers/{quote(customer_id)}?error=Unknown+action", 303)
     done = f"Recorded: offer {offer_id} {outcome}."
@@ -241,20 +247,19 @@ def _similar(
     return found, "" if found else "Nothing similar on this store's shelves."
 
 
-def _offers_today(conn: Connection, now: datetime) -> list[dict[str, Any]]:
-    """Offers valid now whose channels include the store (or every channel)."""
-    at = micros(now)
-    rows = (
-        conn.execute(
-            select(offers).where(offers.c[c.VALID_FROM] <= at, offers.c[c.VALID_UNTIL] > at)
-        )
-        .mappings()
-        .all()
+def _offer(
+    request: Request,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    person: Person,
+    customer_id: str,
+    who: Caller,
+    now: datetime,
+) -> Offered | None:
+    """The customer's next-best offer here: the same decision every channel gets."""
+    where = where_for(shelf, c.Channel.STORE.value, who.store_id)
+    engine = request.app.state.engine
+    return next_best_offer(
+        engine, served, shelf, settings, person, customer_id, where, who.store_id, now
     )
-    out = []
-    for row in rows:
-        channels = [x.strip() for x in (row[c.CHANNELS] or "").split(",") if x.strip()]
-        if channels and c.Channel.STORE.value not in channels:
-            continue
-        out.append({**row, "valid_until": moment(row[c.VALID_UNTIL])})
-    return out[:6]

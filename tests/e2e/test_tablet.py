@@ -101,11 +101,16 @@ def test_a_store_associate_serves_a_customer(
         on_shelf = rows.nth(i).locator(".qty").inner_text()
         assert names[name] in shelf and on_shelf == f"{shelf[names[name]]} on shelf"
 
-    # Accept an offer and add a suggestion to the cart: both are store events, seen at once.
-    first_offer = page.get_by_role("button", name=re.compile("was accepted")).first
-    first_offer.click()
+    # Their personal offer: accepting it is a store event, and the next offer is a new
+    # decision. Adding a suggestion to the cart is seen at once too.
+    offer = page.get_by_test_id("next-best-offer")
+    decided = offer.get_attribute("data-decision")
+    assert decided
+    offer.get_by_role("button", name=re.compile("was accepted")).click()
     expect(page.get_by_role("status")).to_contain_text("accepted")
     expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("accepted offer")
+    after = page.get_by_test_id("next-best-offer")
+    assert after.count() == 0 or after.get_attribute("data-decision") != decided
     expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("in this store")
     first = page.get_by_test_id("suggestions").locator("li").first
     item = first.locator(".what").inner_text().split("\n")[0].strip()
