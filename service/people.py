@@ -101,6 +101,31 @@ def person_events(
     return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
 
 
+def person_moves(
+    conn: Connection, person: Person, since: datetime, types: list[str]
+) -> list[tuple[str, str | None, str | None, pd.Timestamp]]:
+    """The person's events of `types` at or after `since` as (type, item_id, offer_id, ts)
+    tuples: a few rows, read without building a frame (the per-request fast path)."""
+    cols = [events.c[c.TYPE], events.c[c.ITEM_ID], events.c[c.OFFER_ID], events.c[c.TS]]
+    parts = [
+        select(*cols).where(
+            events.c[column].in_(ids), events.c[c.TS] >= micros(since), events.c[c.TYPE].in_(types)
+        )
+        for column, ids in (
+            (c.CUSTOMER_ID, person.customer_ids),
+            (c.ANONYMOUS_ID, person.anonymous_ids),
+        )
+        if ids
+    ]
+    if not parts:
+        return []
+    query = parts[0] if len(parts) == 1 else union(*parts)
+    return [
+        (kind, item, offer, pd.Timestamp(int(ts), unit="us", tz="UTC"))
+        for kind, item, offer, ts in conn.execute(query).all()
+    ]
+
+
 def people_events(conn: Connection, persons: list[Person]) -> pd.DataFrame:
     """The events of several persons at once (person_id set on each), in time order."""
     owner = {("c", i): p.person_id for p in persons for i in p.customer_ids}

@@ -11,8 +11,10 @@ open, so two channels asking at once cannot both decide.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, insert, select, update
@@ -62,23 +64,37 @@ def open_decisions(conn: Connection, persons: list[str] | None = None) -> pd.Dat
     return frame
 
 
-def closings(open_: pd.DataFrame, answers: pd.DataFrame, now: datetime) -> list[Closing]:
-    """Open decisions that ended by an answer or by time. `answers`: the persons'
-    offer_accepted / offer_declined events (person_id, offer_id, type, ts)."""
-    out: list[Closing] = []
-    if open_.empty:
-        return out
-    hits = open_.merge(answers, on=[c.PERSON_ID, c.OFFER_ID], how="inner")
-    hits = hits[hits[c.TS] >= hits["decided_at"]].sort_values(c.TS)
-    answered = hits.drop_duplicates("decision_id")
-    out += [
-        Closing(d, ANSWERS[str(t)], f"{t} event")
-        for d, t in zip(answered["decision_id"], answered[c.TYPE], strict=True)
-    ]
-    done = set(answered["decision_id"])
-    expired = open_[(open_[c.VALID_UNTIL] <= pd.Timestamp(now)) & ~open_["decision_id"].isin(done)]
-    out += [Closing(d, "expired", "time") for d in expired["decision_id"]]
-    return out
+def open_decision(conn: Connection, person_id: str) -> dict[str, Any] | None:
+    """The person's open decision (times as UTC timestamps), or None."""
+    row = (
+        conn.execute(
+            select(*[decisions.c[name] for name in DECISION_COLUMNS]).where(
+                decisions.c[c.PERSON_ID] == person_id, decisions.c.status == "open"
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    found = dict(row)
+    for col in ("decided_at", c.VALID_UNTIL):
+        found[col] = pd.Timestamp(int(found[col]), unit="us", tz="UTC")
+    return found
+
+
+def ending(
+    decision: Mapping[Any, Any], answers: list[tuple[str, str, pd.Timestamp]], now: datetime
+) -> Closing | None:
+    """Why an open decision ended by itself (None: it stands): the customer's answer, an
+    offer_accepted / offer_declined event naming its offer at or after the decision
+    (`answers`: the person's (type, offer_id, ts)), or time."""
+    for kind, offer_id, ts in sorted(answers, key=lambda a: a[2]):
+        if offer_id == decision[c.OFFER_ID] and ts >= decision["decided_at"]:
+            return Closing(str(decision["decision_id"]), ANSWERS[kind], f"{kind} event")
+    if decision[c.VALID_UNTIL] <= pd.Timestamp(now):
+        return Closing(str(decision["decision_id"]), "expired", "time")
+    return None
 
 
 def close(conn: Connection, ended: list[Closing], now: datetime) -> None:

@@ -23,8 +23,9 @@ from service.decisioning.offers import (
     offer_fields,
     offers_now,
     rank_offers,
+    still_open,
 )
-from service.people import Person, person_events
+from service.people import Person, person_events, person_moves
 from service.recommending import RECENTLY_BOUGHT_DAYS, Ask, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
@@ -33,6 +34,7 @@ from service.storage.reader import load_events
 
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
+BUY = c.EventType.PURCHASE.value
 OFFER_FIELDS = [c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE, c.DESCRIPTION]
 
 
@@ -83,33 +85,42 @@ def next_best_offer(
     (recorded); None when no offer is open to them. Raises `NoConsent` for an outbound
     channel they do not consent to."""
     book = offers_now(shelf.offers(), where.channel, now)
+    ended: list[ledger.Closing] = []
     with engine.connect() as conn:
         if where.channel in CONSENT and person.person_id not in consenting(
             conn, where.channel, [person.person_id]
         ):
             raise NoConsent(f"customer '{customer_id}' does not consent to {where.channel}")
+        current = ledger.open_decision(conn, person.person_id)
+        if current is not None:  # the common case: a few rows decide whether it stands
+            moves = person_moves(
+                conn, person, current["decided_at"].to_pydatetime(), [*ledger.ANSWERS, BUY]
+            )
+            answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
+            closing = ledger.ending(current, answers, now)
+            if closing is None:
+                bought = {str(i) for k, i, _, _ in moves if k == BUY}
+                offer = book[book[c.OFFER_ID] == current[c.OFFER_ID]]
+                row = offer.iloc[0] if len(offer) else None
+                why = still_open(row, where, bought)
+                if why is None and row is not None:
+                    return _offered(pd.Series(current), row, reused=True)
+                asked = f"{where.channel} {store_id}" if store_id else where.channel
+                closing = ledger.Closing(
+                    str(current["decision_id"]), "ineligible", f"{asked}: {why}"
+                )
+            ended.append(closing)
         events = person_events(conn, person)
-        current = ledger.open_decisions(conn, [person.person_id])
-    answers = _answers(events)
-    bought = _bought(events, now)
-    ended = ledger.closings(current, answers, now)
-    persons = pd.DataFrame({c.PERSON_ID: [person.person_id], "band": [None]})
-    if len(current) and not ended:
-        row = current.iloc[0]
-        offer = book[book[c.OFFER_ID] == row[c.OFFER_ID]]
-        none = answers.iloc[:0]
-        if len(eligible(offer, persons, where, bought=bought, answered=none, retention_bands=None)):
-            return _offered(row, offer.iloc[0], reused=True)
-        asked = f"{where.channel} {store_id}" if store_id else where.channel
-        ended = [ledger.Closing(str(row["decision_id"]), "ineligible", asked)]
+    answers_frame = _answers(events)
+    bought_frame = _bought(events, now)
     persons = _people(served, events, [person.person_id], now)
     candidates = _candidates_for(served, shelf, engine, person, now)
     pairs = eligible(
         book,
         persons,
         where,
-        bought=bought,
-        answered=answers,
+        bought=bought_frame,
+        answered=answers_frame,
         retention_bands=settings.retention_bands,
     )
     top = best(rank_offers(pairs, persons, candidates))
@@ -120,12 +131,11 @@ def next_best_offer(
             made = ledger.record(conn, made, now)
     except IntegrityError:  # another channel decided first: theirs stands
         with engine.connect() as conn:
-            current = ledger.open_decisions(conn, [person.person_id])
-        if current.empty:
+            theirs = ledger.open_decision(conn, person.person_id)
+        if theirs is None:
             raise
-        row = current.iloc[0]
-        offer = book[book[c.OFFER_ID] == row[c.OFFER_ID]]
-        return _offered(row, offer.iloc[0], reused=True) if len(offer) else None
+        offer = book[book[c.OFFER_ID] == theirs[c.OFFER_ID]]
+        return _offered(pd.Series(theirs), offer.iloc[0], reused=True) if len(offer) else None
     if made.empty:
         return None
     row = made.iloc[0]
@@ -153,21 +163,29 @@ def decide_all(
     bought = _bought(events, now)
     with engine.connect() as conn:
         current = ledger.open_decisions(conn, ids)
-    ended = ledger.closings(current, answers, now)
-    done = {e.decision_id for e in ended}
-    standing = current[~current["decision_id"].isin(done)]
-    holds = eligible(
-        book,
-        standing[[c.PERSON_ID]].assign(band=None),
-        where,
-        bought=bought,
-        answered=answers.iloc[:0],
-        retention_bands=None,
-    )
-    key = [c.PERSON_ID, c.OFFER_ID]
-    kept = standing.merge(holds[key], on=key, how="inner")
-    dropped = standing[~standing["decision_id"].isin(kept["decision_id"])]
-    ended += [ledger.Closing(d, "ineligible", where.channel) for d in dropped["decision_id"]]
+    by_person: dict[str, list[tuple[str, str, pd.Timestamp]]] = {}
+    for p, kind, o, ts in answers[[c.PERSON_ID, c.TYPE, c.OFFER_ID, c.TS]].itertuples(index=False):
+        by_person.setdefault(str(p), []).append((str(kind), str(o), ts))
+    bought_by: dict[str, set[str]] = {}
+    for p, i in bought[[c.PERSON_ID, c.ITEM_ID]].itertuples(index=False):
+        bought_by.setdefault(str(p), set()).add(str(i))
+    offers = {str(o[c.OFFER_ID]): o for o in book.to_dict("records")}
+    ended: list[ledger.Closing] = []
+    holds = []
+    for decision in current.to_dict("records"):
+        person_id = str(decision[c.PERSON_ID])
+        closing = ledger.ending(decision, by_person.get(person_id, []), now)
+        if closing is None:
+            offer = offers.get(str(decision[c.OFFER_ID]))
+            why = still_open(offer, where, bought_by.get(person_id, set()))
+            if why is None:
+                holds.append(decision["decision_id"])
+                continue
+            closing = ledger.Closing(
+                str(decision["decision_id"]), "ineligible", f"{where.channel}: {why}"
+            )
+        ended.append(closing)
+    kept = current[current["decision_id"].isin(holds)]
     rest = [p for p in ids if p not in set(kept[c.PERSON_ID])]
     persons = _people(served, events, rest, now)
     pairs = eligible(

@@ -16,14 +16,16 @@ value, where the chance comes from the models:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features import columns as c
-from service.storage.codec import from_micros
+from service.storage.codec import micros
 
 #: The chance a customer takes an offer that is about no item in particular.
 BASE_TAKE_RATE = 0.05
@@ -50,14 +52,37 @@ def offers_now(book: pd.DataFrame, channel: str, now: datetime) -> pd.DataFrame:
     """The offers of `book` (the offers table) valid at `now` and made in `channel`."""
     if book.empty:
         return book
-    at = pd.Timestamp(now)
-    valid_from, valid_until = from_micros(book[c.VALID_FROM]), from_micros(book[c.VALID_UNTIL])
+    at = micros(now)
     wanted = OFFER_CHANNEL.get(channel, channel)
-    listed = book[c.CHANNELS].fillna("").astype(str)
-    in_channel = (listed.str.strip() == "") | listed.str.split(",").map(
-        lambda names: wanted in [n.strip() for n in names]
+    listed = [str(x) if isinstance(x, str) else "" for x in book[c.CHANNELS]]
+    made_here = [not x.strip() or wanted in [n.strip() for n in x.split(",")] for x in listed]
+    keep = (
+        (book[c.VALID_FROM].to_numpy(dtype=np.int64) <= at)
+        & (book[c.VALID_UNTIL].to_numpy(dtype=np.int64) > at)
+        & np.asarray(made_here, dtype=bool)
     )
-    return book[(valid_from <= at) & (valid_until > at) & in_channel].reset_index(drop=True)
+    found: pd.DataFrame = book[keep].reset_index(drop=True)
+    return found
+
+
+def still_open(offer: Mapping[Any, Any] | None, where: Where, bought: set[str]) -> str | None:
+    """Why a standing decision's offer is no longer open to the customer in `where` (None:
+    it is): the rules of `eligible` but the churn band, for one offer, without pandas."""
+    if offer is None:
+        return f"not on offer in {where.channel} now"
+    item, category = offer[c.ITEM_ID], offer[c.CATEGORY]
+    if isinstance(item, str):
+        if item in bought:
+            return "the item was bought since"
+        if where.stock_items is not None and item not in where.stock_items:
+            return "out of stock here"
+    elif (
+        isinstance(category, str)
+        and where.stock_categories is not None
+        and category not in where.stock_categories
+    ):
+        return f"nothing in {category} on the shelf here"
+    return None
 
 
 def eligible(
