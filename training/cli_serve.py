@@ -110,6 +110,8 @@ def _with_demo_keys(
         f"  curl -s {auth} {base}/v1/customers/{customer}/churn",
         f"  curl -s {auth} {base}/v1/customers/{customer}/profile",
         f"  curl -s {auth} {base}/v1/items/{item}/similar",
+        f"  curl -s {auth} '{base}/v1/customers/{customer}/next-best-offer?channel=email'",
+        f"  curl -s {auth} '{base}/v1/triggers/abandoned-carts?channel=push&limit=10'",
         f"  curl -s {auth} -H 'Content-Type: application/json' "
         f"-d '{json.dumps({'events': [event]})}' {base}/v1/events",
         f"  every endpoint, with examples: {base}/docs",
