@@ -72,20 +72,12 @@ def customer_next_best_offer(
             now,
         )
     except NoConsent as refused:
-        return NextBestOffer(
-            customer_id=customer_id,
-            channel=channel,
-            decision_id=None,
-            offer=None,
-            reason=str(refused),
-        )
+        offered, why_not = None, str(refused)
+    else:
+        why_not = "no offer is open to this customer here now"
     if offered is None:
         return NextBestOffer(
-            customer_id=customer_id,
-            channel=channel,
-            decision_id=None,
-            offer=None,
-            reason="no offer is open to this customer here now",
+            customer_id=customer_id, channel=channel, decision_id=None, offer=None, reason=why_not
         )
     return NextBestOffer(
         customer_id=customer_id,
