@@ -16,7 +16,7 @@ from service.churn_scoring import churn_of
 from service.people import Person, person_events
 from service.schemas import Activity, CartLine, ChurnScore, Profile
 from service.serving import ModelUnavailable, Served
-from service.shelf import Item
+from service.shelf import Item, Shelf
 from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
@@ -43,12 +43,15 @@ def churn_score(
 def build_profile(
     conn: Connection,
     served: Served,
-    catalogue: dict[str, Item],
+    shelf: Shelf,
     customer_id: str,
     person: Person,
     now: datetime,
 ) -> Profile:
     """The person's profile now (churn is None while no churn model is loaded)."""
+    catalogue = shelf.items()
+    book = shelf.offers()
+    offer_names = dict(zip(book[c.OFFER_ID], book[c.NAME], strict=True))
     events = person_events(conn, person)
     record = _record(conn, person)
     shown = events[events[c.TYPE].isin(SHOWN_TYPES)]
@@ -58,7 +61,7 @@ def build_profile(
             channel=row[c.CHANNEL],
             type=row[c.TYPE],
             item_id=row[c.ITEM_ID],
-            name=item_name(catalogue, row[c.ITEM_ID]),
+            name=item_name(catalogue, row[c.ITEM_ID]) or offer_names.get(row[c.OFFER_ID]),
             store_id=row[c.STORE_ID],
             offer_id=row[c.OFFER_ID],
         )

@@ -78,7 +78,7 @@ def profile(
     now: NowDep,
 ) -> Profile:
     """The 360 view: identities, channels, recent activity everywhere, open cart, churn."""
-    return build_profile(conn, served, shelf.items(), customer_id, person, now)
+    return build_profile(conn, served, shelf, customer_id, person, now)
 
 
 @router.delete("/customers/{customer_id}", response_model=Erased, responses=NOT_FOUND)

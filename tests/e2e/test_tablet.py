@@ -105,10 +105,12 @@ def test_a_store_associate_serves_a_customer(
     # decision. Adding a suggestion to the cart is seen at once too.
     offer = page.get_by_test_id("next-best-offer")
     decided = offer.get_attribute("data-decision")
-    assert decided
+    offer_name = offer.locator(".what").inner_text().split("\n")[0].strip()
+    assert decided and offer_name
     offer.get_by_role("button", name=re.compile("was accepted")).click()
     expect(page.get_by_role("status")).to_contain_text("accepted")
-    expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("accepted offer")
+    latest = page.get_by_test_id("recent").locator("li").first
+    expect(latest).to_contain_text(f"accepted offer {offer_name}")
     after = page.get_by_test_id("next-best-offer")
     assert after.count() == 0 or after.get_attribute("data-decision") != decided
     expect(page.get_by_test_id("recent").locator("li").first).to_contain_text("in this store")

@@ -4,6 +4,7 @@ would tell them, each against a real store (a copy of the served one) and regist
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -252,3 +253,32 @@ def test_no_consent_no_email_offer_and_unknowns_are_named(
     missing = client.get("/v1/customers/NOBODY/next-best-offer", params={"channel": "web"},
                          headers=ADMIN)  # fmt: skip
     assert missing.status_code == 404
+
+
+# -- at the same time ---------------------------------------------------------------------
+def test_channels_asking_at_once_share_one_decision(client: TestClient, store: ServedStore) -> None:
+    cid = customer(store, "C0000103")
+
+    def ask(channel: str) -> str:
+        headers = TABLET if channel == "store" else ADMIN
+        return str(offer(client, cid, channel, headers)["decision_id"])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(ask, ["web", "app", "email", "store", "web", "email"]))
+    assert len(set(ids)) == 1 and ids[0] != "None"
+
+
+def test_pulls_at_once_hand_each_trigger_out_once_within_the_caps(
+    client: TestClient, store: ServedStore
+) -> None:
+    ids = [customer(store, f"SCN-RACE-{n}") for n in range(6)]
+    for n, cid in enumerate(ids):
+        cart(client, store, cid, 30, f"I00011{n}")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pages = list(
+            pool.map(lambda ch: (ch, pull(client, ch)), ["email", "push", "email", "push"])
+        )
+    got = [(ch, t["customer_id"]) for ch, body in pages for t in body["triggers"]]
+    mine = [who for _, who in got if who in ids]
+    # Each customer got exactly one message in all (a cap of one a day, any channel).
+    assert sorted(mine) == sorted(ids)
