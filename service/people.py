@@ -16,7 +16,15 @@ from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.codec import micros
 from service.storage.reader import decode_events
-from service.storage.tables import customers, erasures, events, identities
+from service.storage.tables import (
+    contacts,
+    customers,
+    decisions,
+    erasures,
+    events,
+    identities,
+    triggers,
+)
 
 
 @dataclass(frozen=True)
@@ -215,8 +223,8 @@ def link_identities(conn: Connection, batch: pd.DataFrame) -> None:
 
 
 def erase(engine: Engine, person: Person) -> int:
-    """Delete the person's events, identities and customer record in one transaction;
-    returns the number of events deleted."""
+    """Delete the person's events, identities, customer record, decisions, contacts and
+    triggers in one transaction; returns the number of events deleted."""
     with engine.begin() as conn:
         deleted = 0
         if person.customer_ids:
@@ -231,6 +239,8 @@ def erase(engine: Engine, person: Person) -> int:
                 delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
             ).rowcount
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
+        for ledger in (decisions, contacts, triggers):  # what was decided and sent for them
+            conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
         now = micros(datetime.now(UTC))
         erased = [(CUSTOMER, i) for i in person.customer_ids] + [
             (ANONYMOUS, i) for i in person.anonymous_ids

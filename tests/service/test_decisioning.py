@@ -282,3 +282,19 @@ def test_pulls_at_once_hand_each_trigger_out_once_within_the_caps(
     mine = [who for _, who in got if who in ids]
     # Each customer got exactly one message in all (a cap of one a day, any channel).
     assert sorted(mine) == sorted(ids)
+
+
+def test_erasure_removes_what_was_decided_and_sent(client: TestClient, store: ServedStore) -> None:
+    cid = customer(store, "SCN-ERASE")
+    cart(client, store, cid, 30, "I000120")
+    assert cid in pulled(pull(client, "email"))
+    assert offer(client, cid, "web", ADMIN)["decision_id"]
+    assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 200
+    engine = open_engine(store.settings.database_url)
+    with engine.connect() as conn:
+        for table in ("decisions", "contacts", "triggers"):
+            left = conn.exec_driver_sql(
+                f"SELECT count(*) FROM {table} WHERE person_id = ?", (cid,)
+            ).scalar()
+            assert left == 0, table
+    engine.dispose()
