@@ -64,11 +64,9 @@ def cart_summary(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     changes = ev[ev[c.TYPE].isin((c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART))]
     changes = changes.sort_values(c.TS)
     last = changes.groupby(c.PERSON_ID).agg(last_change=(c.TS, "max"), channel=(c.CHANNEL, "last"))
-    lines = (
-        cart.groupby(c.PERSON_ID, sort=False)[[c.ITEM_ID, c.QUANTITY]]
-        .apply(lambda g: list(zip(g[c.ITEM_ID], g[c.QUANTITY].astype(int), strict=True)))
-        .rename("lines")
-    )
+    pairs = list(zip(cart[c.ITEM_ID], cart[c.QUANTITY].astype(int), strict=True))
+    lines = pd.Series(pairs, index=cart.index).groupby(cart[c.PERSON_ID], sort=False).agg(list)
+    lines = lines.rename("lines")
     summary = (
         cart.groupby(c.PERSON_ID)["first_added"]
         .min()

@@ -104,7 +104,9 @@ def person_events(
     else:
         both = parts[0] if len(parts) == 1 else union(*parts).subquery().select()
         rows = conn.execute(both).all()
-        frame = pd.DataFrame(rows, columns=list(c.EVENT_COLUMNS))
+        # Column by column: pandas building a frame from Row objects is slow.
+        values = list(zip(*rows, strict=True)) or [()] * len(c.EVENT_COLUMNS)
+        frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, values, strict=True)))
         frame = frame.sort_values([c.TS, c.EVENT_ID], kind="stable", ignore_index=True)
     return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
 

@@ -36,7 +36,7 @@ from service.settings import Settings
 from service.shelf import Item, Shelf
 from service.storage.codec import micros, moment
 from service.storage.engine import dialect_of
-from service.storage.reader import load_events
+from service.storage.reader import recent_events
 from service.storage.tables import contacts, triggers
 
 CART_TYPES = (c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART, c.EventType.PURCHASE)
@@ -72,7 +72,7 @@ def due(engine: Engine, settings: Settings, channel: str, as_of: datetime) -> pd
     customer_id, last_change, due_at, lines."""
     window = timedelta(minutes=settings.cart_windows_minutes.get(channel, 24 * 60))
     oldest = as_of - timedelta(days=settings.cart_max_age_days)
-    events = load_events(engine, since=oldest, until=as_of, types=CART_TYPES)
+    events = recent_events(engine, since=oldest, until=as_of, types=CART_TYPES)
     events = events[events[c.PERSON_ID].notna()]
     carts = cart_summary(events, as_of=pd.Timestamp(as_of))
     carts = carts[carts["last_change"] + window <= pd.Timestamp(as_of)]

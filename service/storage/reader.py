@@ -6,13 +6,13 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from features import columns as c
-from features.identity import resolve
+from features.identity import ANONYMOUS, CUSTOMER, resolve
 from service.storage.codec import from_micros, micros
 from service.storage.identities import load_identities
-from service.storage.tables import BY_SCHEMA, events
+from service.storage.tables import BY_SCHEMA, events, identities
 
 _TEXT_COLUMNS = [col for col in c.EVENT_COLUMNS if col not in (c.TS, c.QUANTITY, c.PRICE)]
 
@@ -51,6 +51,46 @@ def iter_events(
                 columns = zip(*rows, strict=True)
                 frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, columns, strict=True)))
                 yield _decode(frame, identities)
+
+
+def recent_events(
+    engine: Engine, *, since: datetime, until: datetime, types: Collection[str]
+) -> pd.DataFrame:
+    """Events of `types` with `since <= ts < until`, each with the person its customer or
+    anonymous id belongs to (None when neither is known), resolved in the database: for
+    a narrow slice of the store, without reading the whole identity map."""
+    by_customer = identities.alias("by_customer")
+    by_anonymous = identities.alias("by_anonymous")
+    query = (
+        select(
+            *[events.c[name] for name in c.EVENT_COLUMNS],
+            func.coalesce(by_customer.c[c.PERSON_ID], by_anonymous.c[c.PERSON_ID]),
+        )
+        .outerjoin(
+            by_customer,
+            (by_customer.c[c.ID_TYPE] == CUSTOMER)
+            & (by_customer.c[c.ID_VALUE] == events.c[c.CUSTOMER_ID]),
+        )
+        .outerjoin(
+            by_anonymous,
+            (by_anonymous.c[c.ID_TYPE] == ANONYMOUS)
+            & (by_anonymous.c[c.ID_VALUE] == events.c[c.ANONYMOUS_ID]),
+        )
+        .where(
+            events.c[c.TS] >= micros(since),
+            events.c[c.TS] < micros(until),
+            events.c[c.TYPE].in_([str(t) for t in types]),
+        )
+        .order_by(events.c[c.TS], events.c[c.EVENT_ID])
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[*c.EVENT_COLUMNS, c.PERSON_ID])
+    person = frame.pop(c.PERSON_ID).astype(object)
+    frame = decode_events(frame)
+    # A customer id never stitched is its own person (as `features.identity.resolve`).
+    frame[c.PERSON_ID] = person.where(person.notna(), frame[c.CUSTOMER_ID])
+    return frame
 
 
 def _decode(chunk: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
