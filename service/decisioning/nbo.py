@@ -186,7 +186,8 @@ def decide_all(
             )
         ended.append(closing)
     kept = current[current["decision_id"].isin(holds)]
-    rest = [p for p in ids if p not in set(kept[c.PERSON_ID])]
+    standing = set(kept[c.PERSON_ID])
+    rest = [p for p in ids if p not in standing]
     persons = _people(served, events, rest, now)
     pairs = eligible(
         book,
