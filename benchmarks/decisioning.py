@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from api_load import HEADERS, build, free_port, wait_for
 from loadgen import closed_loop, get
+from sqlalchemy import delete
 
 from features import columns as c
 from service.decisioning.nbo import decide_all
@@ -37,6 +38,7 @@ from service.decisioning.triggers import pull
 from service.serving import ModelHolder
 from service.shelf import Shelf
 from service.storage.engine import open_engine
+from service.storage.tables import contacts, decisions, triggers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +57,9 @@ def main() -> None:
     print(f"store in {work}", flush=True)
     settings, timings = build(work, args.customers, args.items)
     engine = open_engine(settings.database_url)
-    with engine.connect() as conn:
+    with engine.begin() as conn:  # a reused store starts with empty ledgers
+        for ledger in (decisions, contacts, triggers):
+            conn.execute(delete(ledger))
         last = conn.exec_driver_sql("SELECT max(ts) FROM events").scalar()
     noon = (pd.Timestamp(int(last), unit="us", tz="UTC") + pd.Timedelta(days=1)).floor("D")
     noon += pd.Timedelta(hours=12)

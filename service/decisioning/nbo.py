@@ -3,8 +3,10 @@ once (the e-mail export). Both read and write the same decisions ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,19 +99,15 @@ def next_best_offer(
                 conn, person, current["decided_at"].to_pydatetime(), [*ledger.ANSWERS, BUY]
             )
             answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
-            closing = ledger.ending(current, answers, now)
-            if closing is None:
-                bought = {str(i) for k, i, _, _ in moves if k == BUY}
-                offer = book[book[c.OFFER_ID] == current[c.OFFER_ID]]
-                row = offer.iloc[0] if len(offer) else None
-                why = still_open(row, where, bought)
-                if why is None and row is not None:
-                    return _offered(pd.Series(current), row, reused=True)
-                asked = f"{where.channel} {store_id}" if store_id else where.channel
-                closing = ledger.Closing(
-                    str(current["decision_id"]), "ineligible", f"{asked}: {why}"
-                )
-            ended.append(closing)
+            bought = {str(i) for k, i, _, _ in moves if k == BUY}
+            found = book[book[c.OFFER_ID] == current[c.OFFER_ID]]
+            offer = found.iloc[0].to_dict() if len(found) else None
+            asked = f"{where.channel} {store_id}" if store_id else where.channel
+            closing = _verdict(current, answers, bought, offer, where, asked, now)
+            if closing is None and offer is not None:
+                return _offered(current, offer, reused=True)
+            if closing is not None:
+                ended.append(closing)
         events = person_events(conn, person)
     answers_frame = _answers(events)
     bought_frame = _bought(events, now)
@@ -135,11 +133,13 @@ def next_best_offer(
         if theirs is None:
             raise
         offer = book[book[c.OFFER_ID] == theirs[c.OFFER_ID]]
-        return _offered(pd.Series(theirs), offer.iloc[0], reused=True) if len(offer) else None
+        return _offered(theirs, offer.iloc[0].to_dict(), reused=True) if len(offer) else None
     if made.empty:
         return None
     row = made.iloc[0]
-    return _offered(row, book[book[c.OFFER_ID] == row[c.OFFER_ID]].iloc[0], reused=False)
+    return _offered(
+        row.to_dict(), book[book[c.OFFER_ID] == row[c.OFFER_ID]].iloc[0].to_dict(), reused=False
+    )
 
 
 def decide_all(
@@ -174,17 +174,19 @@ def decide_all(
     holds = []
     for decision in current.to_dict("records"):
         person_id = str(decision[c.PERSON_ID])
-        closing = ledger.ending(decision, by_person.get(person_id, []), now)
+        closing = _verdict(
+            decision,
+            by_person.get(person_id, []),
+            bought_by.get(person_id, set()),
+            offers.get(str(decision[c.OFFER_ID])),
+            where,
+            where.channel,
+            now,
+        )
         if closing is None:
-            offer = offers.get(str(decision[c.OFFER_ID]))
-            why = still_open(offer, where, bought_by.get(person_id, set()))
-            if why is None:
-                holds.append(decision["decision_id"])
-                continue
-            closing = ledger.Closing(
-                str(decision["decision_id"]), "ineligible", f"{where.channel}: {why}"
-            )
-        ended.append(closing)
+            holds.append(decision["decision_id"])
+        else:
+            ended.append(closing)
     kept = current[current["decision_id"].isin(holds)]
     standing = set(kept[c.PERSON_ID])
     rest = [p for p in ids if p not in standing]
@@ -206,6 +208,26 @@ def decide_all(
     both = pd.concat([kept.assign(reused=True), made.assign(reused=False)], ignore_index=True)
     fields = book.set_index(c.OFFER_ID)[OFFER_FIELDS]
     return both.join(fields, on=c.OFFER_ID).sort_values(c.PERSON_ID, ignore_index=True)
+
+
+def _verdict(
+    decision: Mapping[Any, Any],
+    answers: list[tuple[str, str, pd.Timestamp]],
+    bought: set[str],
+    offer: Mapping[Any, Any] | None,
+    where: Where,
+    asked: str,
+    now: datetime,
+) -> ledger.Closing | None:
+    """None when an open decision stands where it is asked (`asked` names the channel and
+    store); else why it ends: answered, expired, or its offer no longer open there."""
+    closing = ledger.ending(decision, answers, now)
+    if closing is not None:
+        return closing
+    why = still_open(offer, where, bought)
+    if why is None:
+        return None
+    return ledger.Closing(str(decision["decision_id"]), "ineligible", f"{asked}: {why}")
 
 
 def _people(served: Served, events: pd.DataFrame, ids: list[str], now: datetime) -> pd.DataFrame:
@@ -311,7 +333,7 @@ def _bought(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return events.loc[mask, [c.PERSON_ID, c.ITEM_ID]].drop_duplicates()
 
 
-def _offered(decision: pd.Series, offer: pd.Series, *, reused: bool) -> Offered:
+def _offered(decision: Mapping[Any, Any], offer: Mapping[Any, Any], *, reused: bool) -> Offered:
     store = decision[c.STORE_ID]
     decided_in = f"{decision[c.CHANNEL]} {store}" if isinstance(store, str) else decision[c.CHANNEL]
     return Offered(

@@ -191,7 +191,7 @@ def rank_offers(
     return ranked.reset_index(drop=True)
 
 
-def offer_fields(offer: pd.Series) -> dict[str, object]:
+def offer_fields(offer: Mapping[Any, Any]) -> dict[str, object]:
     """One row of the offer book as the API shows an offer."""
     return {
         c.OFFER_ID: str(offer[c.OFFER_ID]),

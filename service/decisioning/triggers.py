@@ -309,7 +309,7 @@ def _incentive(
     for choice in choices:
         if len(choice):
             top = choice.sort_values([c.VALUE, c.OFFER_ID], ascending=[False, True]).iloc[0]
-            return offer_fields(top)
+            return offer_fields(top.to_dict())
     return None
 
 
