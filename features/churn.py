@@ -148,6 +148,18 @@ def _gaps(bought: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Events of a type counted over recent days: (column, type, days).
+RECENT_COUNTS = (
+    ("views_30", c.EventType.VIEW, 30),
+    ("carts_30", c.EventType.ADD_TO_CART, 30),
+    ("purchases_30", c.EventType.PURCHASE, 30),
+    ("returns_365", c.EventType.RETURN, 365),
+    ("email_opens_90", c.EventType.EMAIL_OPEN, 90),
+    ("email_clicks_90", c.EventType.EMAIL_CLICK, 90),
+    ("offers_accepted_90", c.EventType.OFFER_ACCEPTED, 90),
+)
+
+
 def _recent_counts(past: pd.DataFrame) -> pd.DataFrame:
     """Browsing, carts, returns, e-mail and offer responses in recent windows."""
 
@@ -155,17 +167,61 @@ def _recent_counts(past: pd.DataFrame) -> pd.DataFrame:
         rows = past[(past[c.TYPE] == kind) & (past["age"] < days)]
         return rows.groupby(c.PERSON_ID).size()
 
-    views = count(c.EventType.VIEW, 30)
-    carts = count(c.EventType.ADD_TO_CART, 30)
-    bought_30 = count(c.EventType.PURCHASE, 30)
-    return pd.DataFrame(
-        {
-            "views_30": views,
-            "carts_30": carts,
-            "purchases_30": bought_30,
-            "returns_365": count(c.EventType.RETURN, 365),
-            "email_opens_90": count(c.EventType.EMAIL_OPEN, 90),
-            "email_clicks_90": count(c.EventType.EMAIL_CLICK, 90),
-            "offers_accepted_90": count(c.EventType.OFFER_ACCEPTED, 90),
-        }
-    )
+    return pd.DataFrame({name: count(kind, days) for name, kind, days in RECENT_COUNTS})
+
+
+def churn_features_one(
+    events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
+) -> pd.DataFrame:
+    """`churn_features` for the events of one person, in numpy: the same columns and
+    values (tests hold the two together), without pandas' cost per operation, for the
+    service's one-customer answers. Empty when the person is not in the population."""
+    _check(as_of)
+    ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
+    ts = ev[c.TS].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+    age = (as_of.as_unit("ns").value - ts) / 1e9 / 86_400
+    day = ts // 86_400_000_000_000
+    kind = ev[c.TYPE].astype(str).to_numpy()
+    channel = ev[c.CHANNEL].to_numpy(dtype=object)
+    buy = kind == c.EventType.PURCHASE
+    if not (buy & (age <= lookback_days)).any():
+        return pd.DataFrame()
+    price = ev[c.PRICE].astype(float).fillna(0.0).to_numpy()
+    quantity = ev[c.QUANTITY].astype("Float64").fillna(1.0).astype(float).to_numpy()
+    spend = price * quantity
+    row: dict[str, float] = {}
+    for prefix, mask in [("", buy)] + [
+        (f"{ch}_", buy & (channel == ch)) for ch in CHANNEL_FEATURES
+    ]:
+        window = mask & (age <= lookback_days)
+        row[f"{prefix}recency_days"] = age[mask].min() if mask.any() else np.nan
+        row[f"{prefix}purchase_days"] = len(np.unique(day[window]))
+        row[f"{prefix}spend"] = spend[window].sum()
+    # Purchase days, each with the age of its first event (the first row, as drop_duplicates).
+    days, first = np.unique(day[buy], return_index=True)
+    day_age = age[buy][first]
+    gaps = np.diff(days).astype(float)
+    mean_gap = gaps.mean() if len(gaps) else np.nan
+    recent = int((day_age < 90).sum())
+    before = int(((day_age >= 90) & (day_age < 180)).sum())
+    row["mean_gap_days"] = mean_gap
+    row["std_gap_days"] = gaps.std(ddof=1) if len(gaps) > 1 else np.nan
+    row["gap_ratio"] = day_age.min() / mean_gap
+    row["purchase_days_last_90"] = recent
+    row["purchase_days_prev_90"] = before
+    row["purchase_trend"] = (recent + 1) / (before + 1)
+    row["first_purchase_days"] = age[buy].max()
+    row["lifetime_purchase_days"] = len(days)
+    history = max(row["first_purchase_days"], 1.0)
+    rate = row["lifetime_purchase_days"] / history
+    row["purchase_rate"] = rate
+    row["silence_chance"] = np.exp(-rate * row["recency_days"])
+    row["recency_share"] = row["recency_days"] / history
+    for name, event_type, days_back in RECENT_COUNTS:
+        row[name] = int(((kind == event_type) & (age < days_back)).sum())
+    row["tenure_days"] = age.max()
+    row["days_since_any_event"] = age.min()
+    row["channels_used"] = len(set(channel[pd.notna(channel)]))
+    row["store_visit_days"] = len(np.unique(day[channel == c.Channel.STORE]))
+    person = str(ev[c.PERSON_ID].iloc[0])
+    return pd.DataFrame([row], index=pd.Index([person], name=c.PERSON_ID)).astype(float)

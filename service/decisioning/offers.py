@@ -126,56 +126,64 @@ def rank_offers(
     `candidates`: the person's suggested items (CANDIDATE_COLUMNS), rank 1 first."""
     if pairs.empty:
         return pairs.assign(probability=[], expected_value=[], reason=[])
-    people = persons.set_index(c.PERSON_ID)
-    churn = people["churn"].astype(float)
-    leaving = churn.where(churn.notna(), (people["band"] == "lapsed").astype(float))
-    buys = (1 - churn).fillna(UNKNOWN_BUY_RATE)
+    churn = persons["churn"].astype(float)
+    people = pd.DataFrame(
+        {
+            c.PERSON_ID: persons[c.PERSON_ID],
+            "buys": (1 - churn).fillna(UNKNOWN_BUY_RATE),
+            "leaving": churn.where(churn.notna(), (persons["band"] == "lapsed").astype(float)),
+            "driver": persons["driver"],
+        }
+    )
     shares = candidates.assign(share=1.0 / candidates["rank"].astype(float))
     shares["share"] /= shares.groupby(c.PERSON_ID)["share"].transform("sum")
-
-    by_item = shares.set_index([c.PERSON_ID, c.ITEM_ID])
-    key = pd.MultiIndex.from_arrays([pairs[c.PERSON_ID], pairs[c.ITEM_ID]])
-    item_share = by_item["share"].reindex(key).to_numpy(dtype=float)
-    item_rank = by_item["rank"].reindex(key).to_numpy(dtype=float)
-    item_reason = by_item["reason"].reindex(key).to_numpy(dtype=object)
-    item_name = by_item[c.NAME].reindex(key).to_numpy(dtype=object)
-    by_category = shares.groupby([c.PERSON_ID, c.CATEGORY]).agg(
-        share=("share", "sum"), n=("share", "size")
+    suggested = shares.groupby(c.PERSON_ID).size().rename("suggested").reset_index()
+    # Only suggestions an offer is about matter from here on.
+    shares = shares[
+        shares[c.ITEM_ID].isin(pairs[c.ITEM_ID].dropna().unique())
+        | shares[c.CATEGORY].isin(pairs[c.CATEGORY].dropna().unique())
+    ]
+    items = shares[[c.PERSON_ID, c.ITEM_ID, "share", "rank", "reason", c.NAME]].rename(
+        columns={"share": "item_share", "reason": "item_reason", c.NAME: "item_name"}
     )
-    key = pd.MultiIndex.from_arrays([pairs[c.PERSON_ID], pairs[c.CATEGORY]])
-    cat_share = by_category["share"].reindex(key).to_numpy(dtype=float)
-    cat_n = by_category["n"].reindex(key).fillna(0).to_numpy(dtype=int)
-    suggested = shares.groupby(c.PERSON_ID).size().reindex(pairs[c.PERSON_ID]).fillna(0)
-
-    has_item = pairs[c.ITEM_ID].notna().to_numpy()
-    has_category = pairs[c.CATEGORY].notna().to_numpy() & ~has_item
-    retention = (pairs[c.KIND] == "retention").to_numpy()
-    p_buy = buys.reindex(pairs[c.PERSON_ID]).to_numpy(dtype=float)
+    categories = (
+        shares.groupby([c.PERSON_ID, c.CATEGORY])
+        .agg(cat_share=("share", "sum"), cat_n=("share", "size"))
+        .reset_index()
+    )
+    x = (
+        pairs.merge(people, on=c.PERSON_ID, how="left")
+        .merge(suggested, on=c.PERSON_ID, how="left")
+        .merge(items, on=[c.PERSON_ID, c.ITEM_ID], how="left")
+        .merge(categories, on=[c.PERSON_ID, c.CATEGORY], how="left")
+    )
+    has_item = x[c.ITEM_ID].notna().to_numpy()
+    has_category = x[c.CATEGORY].notna().to_numpy() & ~has_item
+    retention = (x[c.KIND] == "retention").to_numpy()
     share = np.where(
         has_item,
-        np.nan_to_num(item_share),
-        np.where(has_category, np.nan_to_num(cat_share), BASE_TAKE_RATE),
+        x["item_share"].fillna(0).to_numpy(dtype=float),
+        np.where(has_category, x["cat_share"].fillna(0).to_numpy(dtype=float), BASE_TAKE_RATE),
     )
     probability = np.where(
         retention,
-        leaving.reindex(pairs[c.PERSON_ID]).fillna(0).to_numpy(dtype=float) * SAVE_RATE,
-        p_buy * share,
+        x["leaving"].fillna(0).to_numpy(dtype=float) * SAVE_RATE,
+        x["buys"].to_numpy(dtype=float) * share,
     )
-    drivers = people["driver"].reindex(pairs[c.PERSON_ID]).to_numpy(dtype=object)
     reasons = [
         _reason(*row)
         for row in zip(
             retention,
             has_item,
             has_category,
-            pairs["band"].to_numpy(dtype=object),
-            drivers,
-            item_rank,
-            item_reason,
-            item_name,
-            cat_n,
-            suggested.to_numpy(dtype=int),
-            pairs[c.CATEGORY].to_numpy(dtype=object),
+            x["band"].to_numpy(dtype=object),
+            x["driver"].to_numpy(dtype=object),
+            x["rank"].to_numpy(dtype=float),
+            x["item_reason"].to_numpy(dtype=object),
+            x["item_name"].to_numpy(dtype=object),
+            x["cat_n"].fillna(0).to_numpy(dtype=int),
+            x["suggested"].fillna(0).to_numpy(dtype=int),
+            x[c.CATEGORY].to_numpy(dtype=object),
             strict=True,
         )
     ]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.churn import churn_features, churn_labels, population
+from features.churn import churn_features, churn_features_one, churn_labels, population
+from features.synthetic import SyntheticData
 
 AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
 
@@ -76,3 +77,23 @@ def test_gaps_recency_and_missing_channels() -> None:
 def test_a_naive_cutoff_is_refused() -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
         churn_features(frame([ev("p", 3)]), as_of=pd.Timestamp("2026-06-01"))
+
+
+def test_one_person_path_equals_the_batch_features(small_world: SyntheticData) -> None:
+    """The service scores one customer with `churn_features_one`; the model was trained
+    on `churn_features`. Every value must agree, for every person of the population."""
+    raw = small_world.tables["events"]
+    events = raw.assign(person_id=raw["customer_id"])
+    events = events[events["person_id"].notna()].sort_values("ts", kind="stable")
+    as_of = events["ts"].max().ceil("D") - pd.Timedelta(days=45)
+    batch = churn_features(events, as_of=as_of)
+    assert len(batch) > 100
+    for person, theirs in events.groupby("person_id"):
+        one = churn_features_one(theirs, as_of=as_of)
+        if person not in batch.index:
+            assert one.empty, person
+            continue
+        assert list(one.columns) == list(batch.columns)
+        np.testing.assert_allclose(
+            one.iloc[0].to_numpy(), batch.loc[person].to_numpy(), rtol=1e-9, err_msg=person
+        )
