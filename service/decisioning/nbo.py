@@ -72,57 +72,85 @@ def where_for(shelf: Shelf, channel: str, store_id: str | None) -> Where:
     return Where(channel, frozenset(stock), categories)
 
 
+@dataclass(frozen=True)
+class OfferAsk:
+    """Who asks for whose offer, where, and when."""
+
+    person: Person
+    customer_id: str
+    where: Where
+    store_id: str | None
+    now: datetime
+
+    @property
+    def asked(self) -> str:
+        return f"{self.where.channel} {self.store_id}" if self.store_id else self.where.channel
+
+
 def next_best_offer(
-    engine: Engine,
-    served: Served,
-    shelf: Shelf,
-    settings: Settings,
-    person: Person,
-    customer_id: str,
-    where: Where,
-    store_id: str | None,
-    now: datetime,
+    engine: Engine, served: Served, shelf: Shelf, settings: Settings, ask: OfferAsk
 ) -> Offered | None:
-    """The person's open decision when it still holds in `where`, else a new one
+    """The person's open decision when it still holds where asked, else a new one
     (recorded); None when no offer is open to them. Raises `NoConsent` for an outbound
     channel they do not consent to."""
-    book = offers_now(shelf.offers(), where.channel, now)
-    ended: list[ledger.Closing] = []
+    standing, ended = standing_offer(engine, shelf, ask)
+    if standing is not None:
+        return standing
+    return decide(engine, served, shelf, settings, ask, ended)
+
+
+def standing_offer(
+    engine: Engine, shelf: Shelf, ask: OfferAsk
+) -> tuple[Offered | None, list[ledger.Closing]]:
+    """The open decision when it still stands where asked (a few indexed rows, no model:
+    milliseconds), else None and why the open one ended. Raises `NoConsent`."""
+    where, person = ask.where, ask.person
     with engine.connect() as conn:
         if where.channel in CONSENT and person.person_id not in consenting(
             conn, where.channel, [person.person_id]
         ):
-            raise NoConsent(f"customer '{customer_id}' does not consent to {where.channel}")
+            raise NoConsent(f"customer '{ask.customer_id}' does not consent to {where.channel}")
         current = ledger.open_decision(conn, person.person_id)
-        if current is not None:  # the common case: a few rows decide whether it stands
-            moves = person_moves(
-                conn, person, current["decided_at"].to_pydatetime(), [*ledger.ANSWERS, BUY]
-            )
-            answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
-            bought = {str(i) for k, i, _, _ in moves if k == BUY}
-            found = book[book[c.OFFER_ID] == current[c.OFFER_ID]]
-            offer = found.iloc[0].to_dict() if len(found) else None
-            asked = f"{where.channel} {store_id}" if store_id else where.channel
-            closing = _verdict(current, answers, bought, offer, where, asked, now)
-            if closing is None and offer is not None:
-                return _offered(current, offer, reused=True)
-            if closing is not None:
-                ended.append(closing)
+        if current is None:
+            return None, []
+        moves = person_moves(
+            conn, person, current["decided_at"].to_pydatetime(), [*ledger.ANSWERS, BUY]
+        )
+    answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
+    bought = {str(i) for k, i, _, _ in moves if k == BUY}
+    offer = _offer_in(offers_now(shelf.offers(), where.channel, ask.now), current[c.OFFER_ID])
+    closing = _verdict(current, answers, bought, offer, where, ask.asked, ask.now)
+    if closing is None and offer is not None:
+        return _offered(current, offer, reused=True), []
+    return None, [closing] if closing is not None else []
+
+
+def decide(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    ask: OfferAsk,
+    ended: list[ledger.Closing],
+) -> Offered | None:
+    """A new decision for the person (closing `ended` in the same transaction), from their
+    whole history, churn and suggestions; None when no offer is open to them."""
+    person, where, now = ask.person, ask.where, ask.now
+    book = offers_now(shelf.offers(), where.channel, now)
+    with engine.connect() as conn:
         events = person_events(conn, person)
-    answers_frame = _answers(events)
-    bought_frame = _bought(events, now)
     persons = _people(served, events, [person.person_id], now)
-    candidates = _candidates_for(served, shelf, engine, person, now)
     pairs = eligible(
         book,
         persons,
         where,
-        bought=bought_frame,
-        answered=answers_frame,
+        bought=_bought(events, now),
+        answered=_answers(events),
         retention_bands=settings.retention_bands,
     )
+    candidates = _candidates_for(served, shelf, engine, person, now)
     top = best(rank_offers(pairs, persons, candidates))
-    made = _decisions(top, {person.person_id: customer_id}, where, store_id, now, settings)
+    made = _decisions(top, {person.person_id: ask.customer_id}, where, ask.store_id, now, settings)
     try:
         with engine.begin() as conn:
             ledger.close(conn, ended, now)
@@ -132,14 +160,18 @@ def next_best_offer(
             theirs = ledger.open_decision(conn, person.person_id)
         if theirs is None:
             raise
-        offer = book[book[c.OFFER_ID] == theirs[c.OFFER_ID]]
-        return _offered(theirs, offer.iloc[0].to_dict(), reused=True) if len(offer) else None
+        offer = _offer_in(book, theirs[c.OFFER_ID])
+        return _offered(theirs, offer, reused=True) if offer is not None else None
     if made.empty:
         return None
-    row = made.iloc[0]
-    return _offered(
-        row.to_dict(), book[book[c.OFFER_ID] == row[c.OFFER_ID]].iloc[0].to_dict(), reused=False
-    )
+    row = made.iloc[0].to_dict()
+    offer = _offer_in(book, row[c.OFFER_ID])
+    return _offered(row, offer, reused=False) if offer is not None else None
+
+
+def _offer_in(book: pd.DataFrame, offer_id: object) -> dict[Any, Any] | None:
+    found = book[book[c.OFFER_ID] == offer_id]
+    return found.iloc[0].to_dict() if len(found) else None
 
 
 def decide_all(

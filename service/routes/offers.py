@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
 from service.auth import Caller, require, store_for
 from service.decisioning.contact_policy import OUTBOUND
-from service.decisioning.nbo import NoConsent, next_best_offer, where_for
+from service.decisioning.nbo import NoConsent, OfferAsk, decide, standing_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
-from service.deps import CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
+from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep
+from service.people import find_person
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 #: Where an offer can be made: the event channels, plus push and sms messages.
@@ -23,9 +25,8 @@ CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in s
     response_model=NextBestOffer,
     responses={404: {"description": "No customer has this id."}},
 )
-def customer_next_best_offer(
+async def customer_next_best_offer(
     customer_id: str,
-    person: CustomerDep,
     who: Annotated[Caller, Depends(require("recommend"))],
     served: ServedDep,
     shelf: ShelfDep,
@@ -59,18 +60,17 @@ def customer_next_best_offer(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "store_id: a store asking must say which"
         )
     engine = request.app.state.engine
+    # A standing decision is a few indexed rows: answered on the event loop. Deciding
+    # anew (history, churn, suggestions) goes to a worker thread.
+    with engine.connect() as conn:
+        person = find_person(conn, customer_id=customer_id)
+    if person is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
+    ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)
     try:
-        offered = next_best_offer(
-            engine,
-            served,
-            shelf,
-            settings,
-            person,
-            customer_id,
-            where_for(shelf, channel, store),
-            store,
-            now,
-        )
+        offered, ended = standing_offer(engine, shelf, ask)
+        if offered is None:
+            offered = await run_in_threadpool(decide, engine, served, shelf, settings, ask, ended)
     except NoConsent as refused:
         offered, why_not = None, str(refused)
     else:

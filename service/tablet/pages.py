@@ -21,7 +21,7 @@ from sqlalchemy import Connection, func, or_, select
 from features import columns as c
 from features.validation import BatchRejected
 from service.auth import Caller
-from service.decisioning.nbo import Offered, next_best_offer, where_for
+from service.decisioning.nbo import OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
 from service.people import Person, find_person
@@ -259,7 +259,5 @@ def _offer(
 ) -> Offered | None:
     """The customer's next-best offer here: the same decision every channel gets."""
     where = where_for(shelf, c.Channel.STORE.value, who.store_id)
-    engine = request.app.state.engine
-    return next_best_offer(
-        engine, served, shelf, settings, person, customer_id, where, who.store_id, now
-    )
+    ask = OfferAsk(person, customer_id, where, who.store_id, now)
+    return next_best_offer(request.app.state.engine, served, shelf, settings, ask)
