@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 from api_load import HEADERS, build, free_port, wait_for
-from loadgen import closed_loop, get
+from loadgen import closed_loop, get, open_loop
 from sqlalchemy import delete
 
 from features import columns as c
@@ -92,12 +92,22 @@ def main() -> None:
         served_first = closed_loop(host, port, lambda i: asks[i % len(asks)], seconds=args.seconds)
         asked = max(1, len(served_first.latencies))
         again = closed_loop(host, port, lambda i: asks[i % asked], seconds=args.seconds)
+        # At a steady rate (requests due on a clock, latency from when each was due).
+        fresh = people[asked:]
+        steady_first = open_loop(
+            host, port, lambda i: asks[asked + i % len(fresh)], rate=5, seconds=args.seconds
+        )
+        steady_again = open_loop(
+            host, port, lambda i: asks[i % asked], rate=50, seconds=args.seconds
+        )
         rows["next-best offer, first ask (decides and records), 8 connections"] = _fmt(
             served_first.row()
         )
         rows["next-best offer, asked again (the decision stands), 8 connections"] = _fmt(
             again.row()
         )
+        rows["next-best offer, first ask, 5 requests/s"] = _fmt(steady_first.row())
+        rows["next-best offer, asked again, 50 requests/s"] = _fmt(steady_again.row())
     finally:
         server.terminate()
         server.wait(timeout=30)

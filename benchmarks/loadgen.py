@@ -110,7 +110,13 @@ async def _open(
         nonlocal errors
         reader, writer = await pool.get()
         try:
-            status = await _exchange(reader, writer, make(i))
+            try:
+                status = await _exchange(reader, writer, make(i))
+            except (asyncio.IncompleteReadError, ConnectionResetError):
+                # The server closed a connection left idle past its keep-alive: reopen.
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                status = await _exchange(reader, writer, make(i))
         finally:
             pool.put_nowait((reader, writer))
         latencies.append(time.perf_counter() - scheduled)
