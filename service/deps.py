@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Connection
 
+from service.auth import Caller, store_for
 from service.people import Person, find_person
 from service.serving import ModelHolder, Served
 from service.settings import Settings
@@ -39,6 +40,17 @@ def connection(request: Request) -> Iterator[Connection]:
 async def now(request: Request) -> datetime:
     settings: Settings = request.app.state.settings
     return settings.now()
+
+
+def store_of(who: Caller, shelf: Shelf, store_id: str | None) -> str | None:
+    """The store a request is about (a store-bound key's own store); 403 for another
+    store, 422 for a store nobody knows."""
+    store = store_for(who, store_id)
+    if store is not None and not shelf.store_exists(store):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
+        )
+    return store
 
 
 def customer(customer_id: str, conn: Annotated[Connection, Depends(connection)]) -> Person:

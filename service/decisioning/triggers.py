@@ -115,7 +115,7 @@ def pull(
         return Pull([], cursor, quiet)
     found = due(engine, settings, channel, as_of)
     if after is not None:
-        position = list(zip(found["due_at"].map(micros_of), found["trigger_id"], strict=True))
+        position = list(zip(found["due_at"].map(_micros_of), found["trigger_id"], strict=True))
         found = found[[p > after for p in position]]
     with engine.connect() as conn:
         blocked = policy.over_cap(conn, settings, channel, now, found[c.PERSON_ID].tolist())
@@ -185,7 +185,7 @@ def acknowledge(engine: Engine, trigger_id: str, outcome: str, now: datetime) ->
     return {"trigger_id": trigger_id, "status": outcome, "acked_at": now}
 
 
-def micros_of(value: pd.Timestamp) -> int:
+def _micros_of(value: pd.Timestamp) -> int:
     return micros(value.to_pydatetime())
 
 
@@ -350,7 +350,7 @@ def _digest(*parts: object) -> str:
 
 
 def _cursor(as_of: datetime, last: pd.Series) -> str:
-    token = {"as_of": micros(as_of), "due": micros_of(last["due_at"]), "id": last["trigger_id"]}
+    token = {"as_of": micros(as_of), "due": _micros_of(last["due_at"]), "id": last["trigger_id"]}
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
 
 

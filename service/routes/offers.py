@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
-from service.auth import Caller, require, store_for
+from service.auth import Caller, require
 from service.decisioning.contact_policy import OUTBOUND
 from service.decisioning.nbo import NoConsent, OfferAsk, decide, standing_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
-from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep
+from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep, store_of
 from service.people import find_person
 
 router = APIRouter(prefix="/v1", tags=["offers"])
@@ -50,11 +50,7 @@ async def customer_next_best_offer(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"channel: must be one of {', '.join(CHANNELS)}, not '{channel}'",
         )
-    store = store_for(who, store_id)
-    if store is not None and not shelf.store_exists(store):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
-        )
+    store = store_of(who, shelf, store_id)
     if channel == c.Channel.STORE and store is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "store_id: a store asking must say which"

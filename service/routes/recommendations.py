@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from service.auth import Caller, require, store_for
-from service.deps import ConnDep, NowDep, ServedDep, ShelfDep
+from service.auth import Caller, require
+from service.deps import ConnDep, NowDep, ServedDep, ShelfDep, store_of
 from service.people import Person, find_person
 from service.recommending import Answer, Ask, is_fresh, recommend, similar
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
@@ -30,11 +30,7 @@ def _ask(
     category: str | None,
     include_purchased: bool,
 ) -> Ask:
-    store = store_for(who, store_id)
-    if store is not None and not shelf.store_exists(store):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
-        )
+    store = store_of(who, shelf, store_id)
     return Ask(k=k, store_id=store, category=category, include_purchased=include_purchased)
 
 
