@@ -38,7 +38,7 @@ run: setup
 	$(BIN)/omni promote recommender --alias champion
 	$(BIN)/omni train churn
 	$(BIN)/omni promote churn --alias champion
-	$(BIN)/omni serve --demo-keys --port $(PORT)
+	$(BIN)/omni serve --demo-keys --replay --port $(PORT)
 
 # Lint and types first, then the suite. PostgreSQL tests run when the server answers;
 # otherwise they skip and say why.

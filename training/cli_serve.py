@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -30,6 +30,13 @@ def serve(
         int, typer.Option(min=1, help="Server processes (each loads the models once).")
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request (ids only).")] = True,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="Serve as if it were noon the day after the last stored event "
+            "(a historical or synthetic store as if live; sets the clock)."
+        ),
+    ] = False,
     database_url: DatabaseOption = None,
 ) -> None:
     """Serve the API: loads the registry's champion models, answers until stopped."""
@@ -38,6 +45,9 @@ def serve(
     from service.app import create_app
 
     settings = settings_for(database_url)
+    if replay:
+        settings = settings.model_copy(update={"clock": _day_after_last_event(settings)})
+        console.print(f"[bold]replaying[/bold]: the service's clock reads {settings.clock}")
     if demo_keys:
         customer, item, first_store = _examples(settings)
         settings = _with_demo_keys(settings, store or first_store, host, port, customer, item)
@@ -48,6 +58,8 @@ def serve(
         return
     # Worker processes build their own app from the environment: hand the settings over.
     os.environ["OMNI_DATABASE_URL"] = settings.database_url
+    if settings.clock is not None:
+        os.environ["OMNI_CLOCK"] = settings.clock.isoformat()
     os.environ["OMNI_API_KEYS"] = json.dumps(
         {key: spec.model_dump() for key, spec in settings.api_keys.items()}
     )
@@ -60,6 +72,21 @@ def serve(
         log_level="info",
         access_log=access_log,
     )
+
+
+def _day_after_last_event(settings: Settings) -> datetime:
+    from sqlalchemy import func, select
+
+    from features import columns as c
+    from service.storage.codec import moment
+    from service.storage.tables import events
+
+    with store_of(settings.database_url) as engine, engine.connect() as conn:
+        last = conn.execute(select(func.max(events.c[c.TS]))).scalar()
+    if last is None:
+        return datetime.now(UTC)
+    day = moment(int(last)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1, hours=12)
 
 
 def _examples(settings: Settings) -> tuple[str, str, str | None]:
@@ -95,7 +122,7 @@ def _with_demo_keys(
         console.print(f"[bold]demo tablet key[/bold] for store {store}: {tablet}")
     event = {
         "event_id": f"demo-{secrets.token_hex(4)}",
-        "ts": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ts": settings.now().isoformat(timespec="seconds"),
         "customer_id": customer,
         "channel": "app",
         "type": "add_to_cart",
@@ -110,7 +137,7 @@ def _with_demo_keys(
         f"  curl -s {auth} {base}/v1/customers/{customer}/churn",
         f"  curl -s {auth} {base}/v1/customers/{customer}/profile",
         f"  curl -s {auth} {base}/v1/items/{item}/similar",
-        f"  curl -s {auth} '{base}/v1/customers/{customer}/next-best-offer?channel=email'",
+        f"  curl -s {auth} '{base}/v1/customers/{customer}/next-best-offer?channel=web'",
         f"  curl -s {auth} '{base}/v1/triggers/abandoned-carts?channel=push&limit=10'",
         f"  curl -s {auth} -H 'Content-Type: application/json' "
         f"-d '{json.dumps({'events': [event]})}' {base}/v1/events",
