@@ -32,7 +32,7 @@ from loadgen import closed_loop, get, open_loop
 from sqlalchemy import delete
 
 from features import columns as c
-from service.decisioning.nbo import decide_all
+from service.decisioning.nbo_batch import decide_all
 from service.decisioning.offers import Where
 from service.decisioning.triggers import pull
 from service.serving import ModelHolder

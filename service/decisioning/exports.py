@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from features import columns as c
 from service.decisioning import contact_policy as policy
-from service.decisioning.nbo import decide_all
+from service.decisioning.nbo_batch import decide_all
 from service.decisioning.offers import Where
 from service.decisioning.triggers import pull
 from service.serving import Served

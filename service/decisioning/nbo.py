@@ -1,5 +1,6 @@
-"""The next-best offer: for one customer as a channel asks (the API), or for everyone at
-once (the e-mail export). Both read and write the same decisions ledger."""
+"""The next-best offer for one customer as a channel asks (the API, the tablet), and the
+rules it shares with the batch for everyone (service.decisioning.nbo_batch): both read
+and write the same decisions ledger."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from service.recommending import RECENTLY_BOUGHT_DAYS, Ask, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage.reader import load_events
 
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
@@ -119,7 +119,7 @@ def standing_offer(
     answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
     bought = {str(i) for k, i, _, _ in moves if k == BUY}
     offer = _offer_in(offers_now(shelf.offers(), where.channel, ask.now), current[c.OFFER_ID])
-    closing = _verdict(current, answers, bought, offer, where, ask.asked, ask.now)
+    closing = verdict(current, answers, bought, offer, where, ask.asked, ask.now)
     if closing is None and offer is not None:
         return _offered(current, offer, reused=True), []
     return None, [closing] if closing is not None else []
@@ -139,18 +139,20 @@ def decide(
     book = offers_now(shelf.offers(), where.channel, now)
     with engine.connect() as conn:
         events = person_events(conn, person)
-    persons = _people(served, events, [person.person_id], now)
+    persons = churn_frame(served, events, [person.person_id], now)
     pairs = eligible(
         book,
         persons,
         where,
-        bought=_bought(events, now),
-        answered=_answers(events),
+        bought=bought_recently(events, now),
+        answered=answers_of(events),
         retention_bands=settings.retention_bands,
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
     top = best(rank_offers(pairs, persons, candidates))
-    made = _decisions(top, {person.person_id: ask.customer_id}, where, ask.store_id, now, settings)
+    made = to_decisions(
+        top, {person.person_id: ask.customer_id}, where, ask.store_id, now, settings
+    )
     try:
         with engine.begin() as conn:
             ledger.close(conn, ended, now)
@@ -174,75 +176,7 @@ def _offer_in(book: pd.DataFrame, offer_id: object) -> dict[Any, Any] | None:
     return found.iloc[0].to_dict() if len(found) else None
 
 
-def decide_all(
-    engine: Engine,
-    served: Served,
-    shelf: Shelf,
-    settings: Settings,
-    customers: pd.Series,
-    where: Where,
-    now: datetime,
-) -> pd.DataFrame:
-    """Next-best offers for many persons at once (`customers`: customer id to write to, by
-    person id): open decisions that still hold are kept, the others replaced, new ones
-    recorded, all in one transaction. One row per person with an offer: the decision
-    columns, the offer's fields and `reused`."""
-    book = offers_now(shelf.offers(), where.channel, now)
-    ids = customers.index.astype(str).tolist()
-    events = load_events(engine)
-    events = events[events[c.PERSON_ID].isin(set(ids))]
-    answers = _answers(events)
-    bought = _bought(events, now)
-    with engine.connect() as conn:
-        current = ledger.open_decisions(conn, ids)
-    by_person: dict[str, list[tuple[str, str, pd.Timestamp]]] = {}
-    for p, kind, o, ts in answers[[c.PERSON_ID, c.TYPE, c.OFFER_ID, c.TS]].itertuples(index=False):
-        by_person.setdefault(str(p), []).append((str(kind), str(o), ts))
-    bought_by: dict[str, set[str]] = {}
-    for p, i in bought[[c.PERSON_ID, c.ITEM_ID]].itertuples(index=False):
-        bought_by.setdefault(str(p), set()).add(str(i))
-    offers = {str(o[c.OFFER_ID]): o for o in book.to_dict("records")}
-    ended: list[ledger.Closing] = []
-    holds = []
-    for decision in current.to_dict("records"):
-        person_id = str(decision[c.PERSON_ID])
-        closing = _verdict(
-            decision,
-            by_person.get(person_id, []),
-            bought_by.get(person_id, set()),
-            offers.get(str(decision[c.OFFER_ID])),
-            where,
-            where.channel,
-            now,
-        )
-        if closing is None:
-            holds.append(decision["decision_id"])
-        else:
-            ended.append(closing)
-    kept = current[current["decision_id"].isin(holds)]
-    standing = set(kept[c.PERSON_ID])
-    rest = [p for p in ids if p not in standing]
-    persons = _people(served, events, rest, now)
-    pairs = eligible(
-        book,
-        persons,
-        where,
-        bought=bought,
-        answered=answers,
-        retention_bands=settings.retention_bands,
-    )
-    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest)))
-    customer_of = {str(p): str(cid) for p, cid in customers.items()}
-    made = _decisions(top, customer_of, where, None, now, settings)
-    with engine.begin() as conn:
-        ledger.close(conn, ended, now)
-        made = ledger.record(conn, made, now)
-    both = pd.concat([kept.assign(reused=True), made.assign(reused=False)], ignore_index=True)
-    fields = book.set_index(c.OFFER_ID)[OFFER_FIELDS]
-    return both.join(fields, on=c.OFFER_ID).sort_values(c.PERSON_ID, ignore_index=True)
-
-
-def _verdict(
+def verdict(
     decision: Mapping[Any, Any],
     answers: list[tuple[str, str, pd.Timestamp]],
     bought: set[str],
@@ -262,7 +196,9 @@ def _verdict(
     return ledger.Closing(str(decision["decision_id"]), "ineligible", f"{asked}: {why}")
 
 
-def _people(served: Served, events: pd.DataFrame, ids: list[str], now: datetime) -> pd.DataFrame:
+def churn_frame(
+    served: Served, events: pd.DataFrame, ids: list[str], now: datetime
+) -> pd.DataFrame:
     """person_id, churn, band, driver for `ids` (churn None without a churn model)."""
     try:
         scores = churn_for_many(served, events, ids, now)
@@ -300,41 +236,7 @@ def _candidates_for(
     )
 
 
-def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFrame:
-    """Everyone's top suggestions from the served model in one pass (the precomputed top
-    items where the service warmed them); persons it does not know get the best sellers."""
-    model = served.recommender
-    if model is None or not ids:
-        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
-    rows = model.users_.positions(ids, missing="skip")
-    known = rows >= 0
-    n = min(CANDIDATES, len(model.items_))
-    if served.warm is not None and served.warm.positions.shape[1] >= n:
-        top = served.warm.positions[rows[known], :n].astype(np.int64)
-    else:
-        top = model.rank(rows[known], n)[0]
-    popular = np.argsort(-model.item_popularity_, kind="stable")[:n]
-    everyone = np.tile(popular, (len(ids), 1))
-    everyone[known] = top
-    people = np.repeat(np.asarray(ids, dtype=object), n)
-    flat = everyone.ravel()
-    keep = flat >= 0
-    items = model.items_.ids[np.maximum(flat, 0)]
-    catalogue = shelf.items()
-    frame = pd.DataFrame(
-        {
-            c.PERSON_ID: people[keep],
-            c.ITEM_ID: items[keep].astype(str),
-            c.CATEGORY: model.item_category_[np.maximum(flat, 0)][keep],
-            "rank": np.tile(np.arange(1, n + 1), len(ids))[keep],
-            "reason": np.repeat(np.where(known, "suggested for them", "a best seller"), n)[keep],
-        }
-    )
-    frame[c.NAME] = [catalogue[i].name if i in catalogue else i for i in frame[c.ITEM_ID]]
-    return frame[CANDIDATE_COLUMNS]
-
-
-def _decisions(
+def to_decisions(
     top: pd.DataFrame,
     customer_of: dict[str, str],
     where: Where,
@@ -352,13 +254,13 @@ def _decisions(
     ]
 
 
-def _answers(events: pd.DataFrame) -> pd.DataFrame:
+def answers_of(events: pd.DataFrame) -> pd.DataFrame:
     """The persons' offer_accepted / offer_declined events."""
     mask = events[c.TYPE].isin(list(ledger.ANSWERS)) & events[c.OFFER_ID].notna()
     return events.loc[mask, [c.PERSON_ID, c.OFFER_ID, c.TYPE, c.TS]]
 
 
-def _bought(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
+def bought_recently(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """(person_id, item_id) bought in the last RECENTLY_BOUGHT_DAYS days."""
     since = pd.Timestamp(now) - pd.Timedelta(days=RECENTLY_BOUGHT_DAYS)
     mask = (events[c.TYPE] == c.EventType.PURCHASE) & (events[c.TS] >= since)

@@ -1,0 +1,137 @@
+"""Next-best offers for many customers at once (what `omni export offers` runs): the same
+rules and ledger as one customer's ask (service.decisioning.nbo), in one pass."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from features import columns as c
+from service.decisioning import decisions as ledger
+from service.decisioning.nbo import (
+    CANDIDATES,
+    OFFER_FIELDS,
+    answers_of,
+    bought_recently,
+    churn_frame,
+    to_decisions,
+    verdict,
+)
+from service.decisioning.offers import (
+    CANDIDATE_COLUMNS,
+    Where,
+    best,
+    eligible,
+    offers_now,
+    rank_offers,
+)
+from service.serving import Served
+from service.settings import Settings
+from service.shelf import Shelf
+from service.storage.reader import load_events
+
+
+def decide_all(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    customers: pd.Series,
+    where: Where,
+    now: datetime,
+) -> pd.DataFrame:
+    """Next-best offers for many persons at once (`customers`: customer id to write to, by
+    person id): open decisions that still hold are kept, the others replaced, new ones
+    recorded, all in one transaction. One row per person with an offer: the decision
+    columns, the offer's fields and `reused`."""
+    book = offers_now(shelf.offers(), where.channel, now)
+    ids = customers.index.astype(str).tolist()
+    events = load_events(engine)
+    events = events[events[c.PERSON_ID].isin(set(ids))]
+    answers = answers_of(events)
+    bought = bought_recently(events, now)
+    with engine.connect() as conn:
+        current = ledger.open_decisions(conn, ids)
+    by_person: dict[str, list[tuple[str, str, pd.Timestamp]]] = {}
+    for p, kind, o, ts in answers[[c.PERSON_ID, c.TYPE, c.OFFER_ID, c.TS]].itertuples(index=False):
+        by_person.setdefault(str(p), []).append((str(kind), str(o), ts))
+    bought_by: dict[str, set[str]] = {}
+    for p, i in bought[[c.PERSON_ID, c.ITEM_ID]].itertuples(index=False):
+        bought_by.setdefault(str(p), set()).add(str(i))
+    offers = {str(o[c.OFFER_ID]): o for o in book.to_dict("records")}
+    ended: list[ledger.Closing] = []
+    holds = []
+    for decision in current.to_dict("records"):
+        person_id = str(decision[c.PERSON_ID])
+        closing = verdict(
+            decision,
+            by_person.get(person_id, []),
+            bought_by.get(person_id, set()),
+            offers.get(str(decision[c.OFFER_ID])),
+            where,
+            where.channel,
+            now,
+        )
+        if closing is None:
+            holds.append(decision["decision_id"])
+        else:
+            ended.append(closing)
+    kept = current[current["decision_id"].isin(holds)]
+    standing = set(kept[c.PERSON_ID])
+    rest = [p for p in ids if p not in standing]
+    persons = churn_frame(served, events, rest, now)
+    pairs = eligible(
+        book,
+        persons,
+        where,
+        bought=bought,
+        answered=answers,
+        retention_bands=settings.retention_bands,
+    )
+    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest)))
+    customer_of = {str(p): str(cid) for p, cid in customers.items()}
+    made = to_decisions(top, customer_of, where, None, now, settings)
+    with engine.begin() as conn:
+        ledger.close(conn, ended, now)
+        made = ledger.record(conn, made, now)
+    both = pd.concat([kept.assign(reused=True), made.assign(reused=False)], ignore_index=True)
+    fields = book.set_index(c.OFFER_ID)[OFFER_FIELDS]
+    decided: pd.DataFrame = both.join(fields, on=c.OFFER_ID)
+    return decided.sort_values(c.PERSON_ID, ignore_index=True)
+
+
+def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFrame:
+    """Everyone's top suggestions from the served model in one pass (the precomputed top
+    items where the service warmed them); persons it does not know get the best sellers."""
+    model = served.recommender
+    if model is None or not ids:
+        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    rows = model.users_.positions(ids, missing="skip")
+    known = rows >= 0
+    n = min(CANDIDATES, len(model.items_))
+    if served.warm is not None and served.warm.positions.shape[1] >= n:
+        top = served.warm.positions[rows[known], :n].astype(np.int64)
+    else:
+        top = model.rank(rows[known], n)[0]
+    popular = np.argsort(-model.item_popularity_, kind="stable")[:n]
+    everyone = np.tile(popular, (len(ids), 1))
+    everyone[known] = top
+    people = np.repeat(np.asarray(ids, dtype=object), n)
+    flat = everyone.ravel()
+    keep = flat >= 0
+    items = model.items_.ids[np.maximum(flat, 0)]
+    catalogue = shelf.items()
+    frame = pd.DataFrame(
+        {
+            c.PERSON_ID: people[keep],
+            c.ITEM_ID: items[keep].astype(str),
+            c.CATEGORY: model.item_category_[np.maximum(flat, 0)][keep],
+            "rank": np.tile(np.arange(1, n + 1), len(ids))[keep],
+            "reason": np.repeat(np.where(known, "suggested for them", "a best seller"), n)[keep],
+        }
+    )
+    frame[c.NAME] = [catalogue[i].name if i in catalogue else i for i in frame[c.ITEM_ID]]
+    return frame[CANDIDATE_COLUMNS]
