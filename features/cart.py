@@ -16,11 +16,16 @@ CART_COLUMNS = [c.PERSON_ID, c.ITEM_ID, c.QUANTITY, "added_at", c.CHANNEL]
 
 def open_cart(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per (person_id, item_id) still in a cart: units, last added, its channel."""
+    return _open_lines(events, as_of)[CART_COLUMNS]
+
+
+def _open_lines(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """`open_cart` plus each line's first add since the item's last purchase."""
     ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna() & events[c.ITEM_ID].notna()]
     kinds = (c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART, c.EventType.PURCHASE)
     ev = ev[ev[c.TYPE].isin(kinds)]
     if ev.empty:
-        return pd.DataFrame(columns=CART_COLUMNS)
+        return pd.DataFrame(columns=[*CART_COLUMNS, "first_added"])
     keys = [c.PERSON_ID, c.ITEM_ID]
     bought = ev[ev[c.TYPE] == c.EventType.PURCHASE].groupby(keys)[c.TS].max().rename("bought")
     ev = ev.join(bought, on=keys)
@@ -32,11 +37,13 @@ def open_cart(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     after = after.assign(units=units * sign).sort_values(c.TS)
     adds = after[after[c.TYPE] == c.EventType.ADD_TO_CART]
     cart = after.groupby(keys)["units"].sum().clip(lower=0).rename(c.QUANTITY).to_frame()
-    last_add = adds.groupby(keys).agg(added_at=(c.TS, "max"), channel=(c.CHANNEL, "last"))
+    last_add = adds.groupby(keys).agg(
+        added_at=(c.TS, "max"), first_added=(c.TS, "min"), channel=(c.CHANNEL, "last")
+    )
     cart = cart.join(last_add, how="inner")
     cart = cart[cart[c.QUANTITY] > 0].reset_index()
     cart[c.QUANTITY] = cart[c.QUANTITY].round().astype(int)
-    return cart.sort_values("added_at", ascending=False)[CART_COLUMNS].reset_index(drop=True)
+    return cart.sort_values("added_at", ascending=False).reset_index(drop=True)
 
 
 CARTS_COLUMNS = [c.PERSON_ID, "opened_at", "last_change", c.CHANNEL, "lines"]
@@ -51,16 +58,10 @@ def cart_summary(events: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     A cart is one episode: lines added later join it (same `opened_at`) until everything in
     it is bought or removed.
     """
-    cart = open_cart(events, as_of=as_of)
+    cart = _open_lines(events, as_of)
     if cart.empty:
         return pd.DataFrame(columns=CARTS_COLUMNS)
     ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].isin(cart[c.PERSON_ID].unique())]
-    keys = [c.PERSON_ID, c.ITEM_ID]
-    bought = ev[ev[c.TYPE] == c.EventType.PURCHASE].groupby(keys)[c.TS].max().rename("bought")
-    adds = ev[ev[c.TYPE] == c.EventType.ADD_TO_CART].join(bought, on=keys)
-    adds = adds[adds["bought"].isna() | (adds[c.TS] > adds["bought"])]
-    first_add = adds.groupby(keys)[c.TS].min().rename("first_added")
-    cart = cart.join(first_add, on=keys)
     changes = ev[ev[c.TYPE].isin((c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART))]
     changes = changes.sort_values(c.TS)
     last = changes.groupby(c.PERSON_ID).agg(last_change=(c.TS, "max"), channel=(c.CHANNEL, "last"))

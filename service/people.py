@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, union, union_
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.codec import micros
+from service.storage.codec import micros, moment
 from service.storage.reader import decode_events
 from service.storage.tables import (
     contacts,
@@ -80,6 +80,12 @@ def persons_by_id(conn: Connection, person_ids: list[str]) -> list[Person]:
     ]
 
 
+def _id_columns(person: Person) -> list[tuple[str, tuple[str, ...]]]:
+    """The event columns that hold the person's ids, with those ids (kinds they have)."""
+    kinds = ((c.CUSTOMER_ID, person.customer_ids), (c.ANONYMOUS_ID, person.anonymous_ids))
+    return [(column, ids) for column, ids in kinds if ids]
+
+
 def person_events(
     conn: Connection, person: Person, *, since: datetime | None = None
 ) -> pd.DataFrame:
@@ -90,15 +96,11 @@ def person_events(
     """
     columns = [events.c[name] for name in c.EVENT_COLUMNS]
     parts = []
-    for column, ids in (
-        (c.CUSTOMER_ID, person.customer_ids),
-        (c.ANONYMOUS_ID, person.anonymous_ids),
-    ):
-        if ids:
-            query = select(*columns).where(events.c[column].in_(ids))
-            if since is not None:
-                query = query.where(events.c[c.TS] >= micros(since))
-            parts.append(query)
+    for column, ids in _id_columns(person):
+        query = select(*columns).where(events.c[column].in_(ids))
+        if since is not None:
+            query = query.where(events.c[c.TS] >= micros(since))
+        parts.append(query)
     if not parts:
         frame = pd.DataFrame(columns=list(c.EVENT_COLUMNS))
     else:
@@ -121,17 +123,13 @@ def person_moves(
         select(*cols).where(
             events.c[column].in_(ids), events.c[c.TS] >= micros(since), events.c[c.TYPE].in_(types)
         )
-        for column, ids in (
-            (c.CUSTOMER_ID, person.customer_ids),
-            (c.ANONYMOUS_ID, person.anonymous_ids),
-        )
-        if ids
+        for column, ids in _id_columns(person)
     ]
     if not parts:
         return []
     query = parts[0] if len(parts) == 1 else union(*parts)
     return [
-        (kind, item, offer, pd.Timestamp(int(ts), unit="us", tz="UTC"))
+        (kind, item, offer, pd.Timestamp(moment(int(ts))))
         for kind, item, offer, ts in conn.execute(query).all()
     ]
 
@@ -159,11 +157,7 @@ def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
         .where(events.c[column].in_(ids), events.c[c.TS] >= cutoff)
         .limit(1)
         .subquery()
-        for column, ids in (
-            (c.CUSTOMER_ID, person.customer_ids),
-            (c.ANONYMOUS_ID, person.anonymous_ids),
-        )
-        if ids
+        for column, ids in _id_columns(person)
     ]
     if not probes:
         return False

@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Connection, insert, select, update
 
 from features import columns as c
-from service.storage.codec import micros
+from service.storage.codec import from_micros, micros, moment
 from service.storage.tables import decisions
 
 ANSWERS = {
@@ -60,7 +60,7 @@ def open_decisions(conn: Connection, persons: list[str] | None = None) -> pd.Dat
         query = query.where(decisions.c[c.PERSON_ID].in_(persons))
     frame = pd.DataFrame(conn.execute(query).all(), columns=DECISION_COLUMNS)
     for col in ("decided_at", c.VALID_UNTIL):
-        frame[col] = pd.to_datetime(frame[col].astype("int64"), unit="us", utc=True)
+        frame[col] = from_micros(frame[col].astype("int64"))
     return frame
 
 
@@ -79,7 +79,7 @@ def open_decision(conn: Connection, person_id: str) -> dict[str, Any] | None:
         return None
     found = dict(row)
     for col in ("decided_at", c.VALID_UNTIL):
-        found[col] = pd.Timestamp(int(found[col]), unit="us", tz="UTC")
+        found[col] = pd.Timestamp(moment(int(found[col])))
     return found
 
 
@@ -132,7 +132,7 @@ def record(conn: Connection, made: pd.DataFrame, now: datetime) -> pd.DataFrame:
 def valid_until(offer_ends: pd.Series, now: datetime, days: int) -> pd.Series:
     """A decision stands until its offer ends or `days` have passed, whichever is first."""
     cap = pd.Timestamp(now) + pd.Timedelta(days=days)
-    ends = pd.to_datetime(offer_ends.astype("int64"), unit="us", utc=True)
+    ends = from_micros(offer_ends.astype("int64"))
     return ends.where(ends < cap, cap)
 
 

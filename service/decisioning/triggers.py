@@ -30,7 +30,7 @@ from service.decisioning.trigger_contents import contents
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage.codec import micros, moment
+from service.storage.codec import micros, moment, to_micros
 from service.storage.engine import dialect_of
 from service.storage.reader import recent_events
 from service.storage.tables import contacts, triggers
@@ -109,7 +109,8 @@ def pull(
         return Pull([], cursor, quiet)
     found = due(engine, settings, channel, as_of)
     if after is not None:
-        position = list(zip(found["due_at"].map(_micros_of), found["trigger_id"], strict=True))
+        due_at = to_micros(found["due_at"]).astype(int)
+        position = list(zip(due_at, found["trigger_id"], strict=True))
         found = found[[p > after for p in position]]
     with engine.connect() as conn:
         blocked = policy.over_cap(conn, settings, channel, now, found[c.PERSON_ID].tolist())
@@ -179,10 +180,6 @@ def acknowledge(engine: Engine, trigger_id: str, outcome: str, now: datetime) ->
     return {"trigger_id": trigger_id, "status": outcome, "acked_at": now}
 
 
-def _micros_of(value: pd.Timestamp) -> int:
-    return micros(value.to_pydatetime())
-
-
 def _store(conn: Connection, body: dict[str, object], now: datetime) -> None:
     """Record a trigger as handed out (again, after a failure)."""
     row = {
@@ -220,7 +217,11 @@ def _digest(*parts: object) -> str:
 
 
 def _cursor(as_of: datetime, last: pd.Series) -> str:
-    token = {"as_of": micros(as_of), "due": _micros_of(last["due_at"]), "id": last["trigger_id"]}
+    token = {
+        "as_of": micros(as_of),
+        "due": micros(last["due_at"].to_pydatetime()),
+        "id": last["trigger_id"],
+    }
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
 
 
