@@ -6,7 +6,7 @@ checks a whole DataFrame against it at once, for file ingest and for the HTTP AP
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,11 +35,54 @@ class Field:
 
 @dataclass(frozen=True)
 class Rule:
-    """A cross-field rule. `violated(frame)` marks the rows that break it."""
+    """A cross-field rule over a whole frame: `violated(frame)` marks the rows that break it
+    (for reference tables, which only files carry)."""
 
     field: str
     message: Callable[[pd.DataFrame], pd.Series]
     violated: Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class Required:
+    """A cross-field rule stated once for every path: `field` must be present when the
+    record's `when` field holds one of `values` (always, when `when` is None), unless the
+    `unless` field is present. `text` may name the `when` value as `{value}`.
+
+    The frame path (`violated`, `message`), the row path (`broken_by`) and the published
+    JSON Schema (`features.json_schema`) all read this one statement.
+    """
+
+    field: str
+    text: str
+    when: str | None = None
+    values: frozenset[str] = frozenset()
+    unless: str | None = None
+
+    def violated(self, frame: pd.DataFrame) -> pd.Series:
+        mask = frame[self.field].isna()
+        if self.when is not None:
+            mask &= frame[self.when].isin(self.values)
+        if self.unless is not None:
+            mask &= frame[self.unless].isna()
+        return mask
+
+    def message(self, frame: pd.DataFrame) -> pd.Series:
+        if self.when is None or "{value}" not in self.text:
+            return pd.Series(self.text, index=frame.index)
+        head, tail = self.text.split("{value}", 1)
+        return head + frame[self.when].astype(str) + tail
+
+    def broken_by(self, record: Mapping[str, object]) -> str | None:
+        """The message when the canonical `record` breaks the rule, else None."""
+        if record.get(self.field) is not None:
+            return None
+        value = None if self.when is None else record.get(self.when)
+        if self.when is not None and str(value) not in self.values:
+            return None
+        if self.unless is not None and record.get(self.unless) is not None:
+            return None
+        return self.text.replace("{value}", str(value))
 
 
 @dataclass(frozen=True)
@@ -49,7 +92,7 @@ class TableSchema:
     name: str
     fields: tuple[Field, ...]
     key: tuple[str, ...]
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[Rule | Required, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -69,16 +112,8 @@ _channels = _choices(c.Channel)
 _offer_types = _choices(c.OFFER_EVENT_TYPES)
 
 
-def _missing_item(frame: pd.DataFrame) -> pd.Series:
-    return frame[c.TYPE].isin(_item_types) & frame[c.ITEM_ID].isna()
-
-
-def _missing_offer(frame: pd.DataFrame) -> pd.Series:
-    return frame[c.TYPE].isin(_offer_types) & frame[c.OFFER_ID].isna()
-
-
-def _type_message(what: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda frame: "is required for a '" + frame[c.TYPE].astype(str) + f"' event ({what})"
+def _type_message(what: str) -> str:
+    return "is required for a '{value}' event (" + what + ")"
 
 
 EVENTS = TableSchema(
@@ -99,27 +134,26 @@ EVENTS = TableSchema(
         Field(c.OFFER_ID, "str"),
     ),
     rules=(
-        Rule(
+        Required(c.CUSTOMER_ID, "customer_id or anonymous_id is required", unless=c.ANONYMOUS_ID),
+        Required(
             c.CUSTOMER_ID,
-            _const("customer_id or anonymous_id is required"),
-            lambda f: f[c.CUSTOMER_ID].isna() & f[c.ANONYMOUS_ID].isna(),
+            "is required for an 'identify' event (it links anonymous_id to it)",
+            when=c.TYPE,
+            values=frozenset({c.EventType.IDENTIFY.value}),
         ),
-        Rule(
-            c.CUSTOMER_ID,
-            _const("is required for an 'identify' event (it links anonymous_id to it)"),
-            lambda f: (f[c.TYPE] == c.EventType.IDENTIFY) & f[c.CUSTOMER_ID].isna(),
-        ),
-        Rule(
+        Required(
             c.ANONYMOUS_ID,
-            _const("is required for an 'identify' event (it is linked to customer_id)"),
-            lambda f: (f[c.TYPE] == c.EventType.IDENTIFY) & f[c.ANONYMOUS_ID].isna(),
+            "is required for an 'identify' event (it is linked to customer_id)",
+            when=c.TYPE,
+            values=frozenset({c.EventType.IDENTIFY.value}),
         ),
-        Rule(c.ITEM_ID, _type_message("an item event names its item"), _missing_item),
-        Rule(c.OFFER_ID, _type_message("an offer event names its offer"), _missing_offer),
-        Rule(
+        Required(c.ITEM_ID, _type_message("an item event names its item"), c.TYPE, _item_types),
+        Required(c.OFFER_ID, _type_message("an offer event names its offer"), c.TYPE, _offer_types),
+        Required(
             c.STORE_ID,
-            _const("is required when channel is 'store'"),
-            lambda f: (f[c.CHANNEL] == c.Channel.STORE) & f[c.STORE_ID].isna(),
+            "is required when channel is 'store'",
+            when=c.CHANNEL,
+            values=frozenset({c.Channel.STORE.value}),
         ),
     ),
 )

@@ -8,6 +8,7 @@ the batch in canonical form (UTC timestamps, typed columns, duplicates folded) o
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -18,8 +19,9 @@ from features.schema import Field, TableSchema
 
 _OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
+#: How true and false may be written.
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,18 @@ class ValidBatch:
 
     frame: pd.DataFrame
     repeats: int
+
+
+def frame_of(
+    records: Sequence[Mapping[str, object]], index: pd.Index | None = None
+) -> pd.DataFrame:
+    """Records (parsed JSON) as a frame of their values exactly as written: object columns,
+    so that an id written 5 stays 5 (pandas would make it 5.0 beside a missing one)."""
+    names = dict.fromkeys(key for record in records for key in record)
+    columns = {
+        name: pd.Series([r.get(name) for r in records], dtype=object, index=index) for name in names
+    }
+    return pd.DataFrame(columns, index=index if index is not None else pd.RangeIndex(len(records)))
 
 
 def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
@@ -135,6 +149,11 @@ def _empty(field: Field, n: int) -> pd.Series:
     return pd.Series(None, index=range(n), dtype="object")
 
 
+#: The times a timestamp may take (what nanosecond datetimes hold).
+EARLIEST = pd.Timestamp.min.ceil("s").tz_localize("UTC")
+LATEST = pd.Timestamp.max.floor("s").tz_localize("UTC")
+SPAN = f"{EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+
 #: Whole numbers are stored as 32-bit integers.
 INT_LIMIT = 2**31 - 1
 
@@ -185,7 +204,7 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         if field.default is not None:
             result = result.fillna(bool(field.default))
     else:
-        result, bad_msg = _coerce_timestamp(raw, present, field.allow_date)
+        result, bad_msg = coerce_timestamps(raw, present, field.allow_date)
         messages = messages.where(bad_msg.isna(), bad_msg)
     if field.required:
         messages[~present] = "is required"
@@ -196,8 +215,8 @@ def _coerce_bool(raw: pd.Series, present: pd.Series) -> tuple[pd.Series, pd.Seri
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("boolean"), pd.Series(False, index=raw.index)
     text = raw.astype("string").str.strip().str.lower()
-    truth = text.isin(_TRUE)
-    falsity = text.isin(_FALSE)
+    truth = text.isin(TRUE_WORDS)
+    falsity = text.isin(FALSE_WORDS)
     result = pd.Series(pd.NA, index=raw.index, dtype="boolean")
     result[truth.fillna(False)] = True
     result[falsity.fillna(False)] = False
@@ -205,9 +224,10 @@ def _coerce_bool(raw: pd.Series, present: pd.Series) -> tuple[pd.Series, pd.Seri
     return result, bad
 
 
-def _coerce_timestamp(
+def coerce_timestamps(
     raw: pd.Series, present: pd.Series, allow_date: bool
 ) -> tuple[pd.Series, pd.Series]:
+    """Parse a column of ISO-8601 times with an offset: (UTC datetimes, messages)."""
     messages = pd.Series(None, index=raw.index, dtype="object")
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype("datetime64[ns, UTC]"), messages
@@ -227,6 +247,10 @@ def _coerce_timestamp(
     parsed = pd.to_datetime(parse, utc=True, format="ISO8601", errors="coerce")
     unparsed = parse.notna() & parsed.isna()
     messages[unparsed] = "'" + text[unparsed].astype(str) + "' is not an ISO-8601 time"
+    outside = parsed.notna() & ((parsed < EARLIEST) | (parsed > LATEST))
+    if outside.any():
+        messages[outside] = "'" + text[outside].astype(str) + f"' is not between {SPAN}"
+        parsed = parsed.where(~outside)
     return parsed.astype("datetime64[ns, UTC]"), messages
 
 
@@ -259,7 +283,12 @@ def _fold_duplicates(
                     int(i),
                     "/".join(str(v) for v in row),
                     key_cols[0],
-                    f"repeats the key of record {first_pos[tuple(row)]} with different content",
+                    repeat_message(first_pos[tuple(row)]),
                 )
             )
     return folded, errors, repeats
+
+
+def repeat_message(first: int) -> str:
+    """What a record that reuses the key of record `first` with other content is told."""
+    return f"repeats the key of record {first} with different content"

@@ -1,23 +1,40 @@
-"""Events arriving one batch at a time (the API, the tablet page): checked, stored once."""
+"""Events arriving one request at a time (the API, the tablet page): checked row by row,
+stored once, with the online state they change, in one transaction."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Engine
 
-from features.schema import TABLES
-from features.validation import validate
+from features import columns as c
+from features.records import validate_records
+from features.schema import EVENTS
 from service.people import link_identities
-from service.storage.writer import Applied, write_batch
+from service.storage import activity
+from service.storage.writer import Applied, insert_events
 
 
-def accept_events(engine: Engine, records: list[dict[str, Any]]) -> Applied:
+def accept_events(engine: Engine, records: Sequence[Mapping[str, Any]]) -> Applied:
     """Validate `records` (raises `features.validation.BatchRejected`, nothing written),
-    then store them and link their ids in one transaction. Re-sent events are skipped."""
-    valid = validate(pd.DataFrame(records), TABLES["events"])
+    then store them, link their ids and update the online state in one transaction.
+
+    Re-sent events (an event_id already stored) are skipped and change no state.
+    """
+    valid = validate_records(records, EVENTS)
+    arrival = int(time.time() * 1_000_000)
+    rows = [_stored(row, arrival) for row in valid.rows]
     with engine.begin() as conn:
-        applied = write_batch(conn, TABLES["events"], valid)
-        link_identities(conn, valid.frame)
-    return applied
+        new = insert_events(conn, rows)
+        fresh = [row for row in rows if row[c.EVENT_ID] in new]
+        link_identities(conn, rows)
+        activity.apply(conn, fresh)
+    received = len(records)
+    return Applied("events", received, len(fresh), received - len(fresh))
+
+
+def _stored(row: dict[str, Any], arrival: int) -> dict[str, Any]:
+    """A canonical record as the events table holds it: times in microseconds."""
+    return {**row, c.TS: row[c.TS].value // 1000, "ingested_at": arrival}

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, select, union, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
+from service.storage import activity
 from service.storage.codec import micros, moment
+from service.storage.engine import dialect_of
 from service.storage.reader import decode_events
 from service.storage.tables import (
     contacts,
@@ -165,57 +169,47 @@ def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
     return conn.execute(query).first() is not None
 
 
-def link_identities(conn: Connection, batch: pd.DataFrame) -> None:
-    """Add the ids of newly posted events to the identity map, in the caller's transaction.
+def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
+    """Add the ids of newly posted events (canonical rows) to the identity map, in the
+    caller's transaction.
 
     A new customer id becomes its own person; a new anonymous id seen with a customer
-    joins that customer's person (the first link wins, as in `features.identity`). A full
-    re-stitch (`omni ingest`) also merges by e-mail.
+    joins that customer's person (the first link wins, as in `features.identity`). Links
+    are written with conflict handling, so two first events of one new customer stored at
+    once both succeed. A full re-stitch (`omni ingest`) also merges by e-mail.
     """
-    known = batch[c.CUSTOMER_ID].dropna().astype(str).unique().tolist()
+    known = sorted({str(r[c.CUSTOMER_ID]) for r in stored if r[c.CUSTOMER_ID] is not None})
     if not known:
         return
-    present = set(
-        conn.execute(
-            select(identities.c[c.ID_VALUE]).where(
-                identities.c[c.ID_TYPE] == CUSTOMER, identities.c[c.ID_VALUE].in_(known)
-            )
-        ).scalars()
-    )
-    new = [
-        {c.ID_TYPE: CUSTOMER, c.ID_VALUE: cid, c.PERSON_ID: cid, "conflict": False}
-        for cid in known
-        if cid not in present
+    new_people = [
+        {c.ID_TYPE: CUSTOMER, c.ID_VALUE: cid, c.PERSON_ID: cid, "conflict": False} for cid in known
     ]
-    if new:
-        conn.execute(insert(identities), new)
-    pairs = batch.dropna(subset=[c.CUSTOMER_ID, c.ANONYMOUS_ID]).sort_values(c.TS)
-    pairs = pairs.drop_duplicates(c.ANONYMOUS_ID)
-    if pairs.empty:
+    conn.execute(_insert_new(conn), new_people)
+    first_seen: dict[str, str] = {}
+    pairs = [r for r in stored if r[c.CUSTOMER_ID] is not None and r[c.ANONYMOUS_ID] is not None]
+    for row in sorted(pairs, key=lambda r: r[c.TS]):
+        first_seen.setdefault(str(row[c.ANONYMOUS_ID]), str(row[c.CUSTOMER_ID]))
+    if not first_seen:
         return
-    anon = pairs[c.ANONYMOUS_ID].astype(str).tolist()
-    seen = set(
-        conn.execute(
-            select(identities.c[c.ID_VALUE]).where(
-                identities.c[c.ID_TYPE] == ANONYMOUS, identities.c[c.ID_VALUE].in_(anon)
-            )
-        ).scalars()
-    )
     owners = dict(
         conn.execute(
             select(identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
                 identities.c[c.ID_TYPE] == CUSTOMER,
-                identities.c[c.ID_VALUE].in_(pairs[c.CUSTOMER_ID].astype(str).tolist()),
+                identities.c[c.ID_VALUE].in_(sorted(set(first_seen.values()))),
             )
         ).all()
     )
     links = [
-        {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: a, c.PERSON_ID: owners[str(cid)], "conflict": False}
-        for a, cid in zip(anon, pairs[c.CUSTOMER_ID], strict=True)
-        if a not in seen
+        {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: anon, c.PERSON_ID: owners[cid], "conflict": False}
+        for anon, cid in sorted(first_seen.items())
     ]
-    if links:
-        conn.execute(insert(identities), links)
+    conn.execute(_insert_new(conn), links)
+
+
+def _insert_new(conn: Connection) -> Any:
+    """INSERT into the identity map that leaves an id already mapped as it is."""
+    make = postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert
+    return make(identities).on_conflict_do_nothing(index_elements=[c.ID_TYPE, c.ID_VALUE])
 
 
 def erase(engine: Engine, person: Person) -> int:
@@ -235,6 +229,7 @@ def erase(engine: Engine, person: Person) -> int:
                 delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
             ).rowcount
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
+        activity.forget(conn, person.customer_ids, person.anonymous_ids)
         for ledger in (decisions, contacts, triggers):  # what was decided and sent for them
             conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
         now = micros(datetime.now(UTC))

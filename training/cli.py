@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping, MappingError
 from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import get_settings
+from service.storage import activity
 from service.storage.stats import StoreSummary, summarize
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.cli_export import export_app
@@ -252,6 +254,16 @@ def stats(
         console.print_json(json.dumps(_summary_dict(summary), default=str))
     else:
         _print_summary(summary)
+
+
+@app.command("rebuild-state")
+def rebuild_state(database_url: DatabaseOption = None) -> None:
+    """Recompute the online state (per id: events, their span, the latest arrival) from
+    the event log, in one transaction; the service keeps answering meanwhile."""
+    started = time.perf_counter()
+    with store(settings_for(database_url).database_url) as engine, engine.begin() as conn:
+        ids = activity.rebuild(conn)
+    console.print(f"online state rebuilt: {ids:,} ids in {time.perf_counter() - started:.1f} s")
 
 
 def _summary_dict(s: StoreSummary) -> dict[str, object]:

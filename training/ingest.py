@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.validation import BatchRejected, RecordError, ValidBatch, validate
+from service.storage import activity
 from service.storage.identities import rebuild_identities
 from service.storage.writer import Applied, write_batch
 
@@ -98,6 +99,9 @@ def ingest(
             )
         report.start("stitching identities", 1)
         identity_map = rebuild_identities(conn)
+        report.advance(1)
+        report.start("online state", 1)
+        activity.rebuild(conn)
         report.advance(1)
     notes = [note for source in sources for note in source.notes]
     return IngestReport(

@@ -10,6 +10,7 @@ import pandas as pd
 from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping
+from features.validation import frame_of
 
 FORMATS = {
     ".csv": "csv",
@@ -90,7 +91,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise SourceError(f"{path.name} line {number + 1}: expected a JSON object")
             records.append(record)
             lines.append(number)
-    return pd.DataFrame.from_records(records, index=pd.Index(lines))
+    return frame_of(records, index=pd.Index(lines))
 
 
 def read_folder(folder: Path) -> list[SourceFrame]:

@@ -41,6 +41,25 @@ events = Table(
     # (id, ts): "anything since?" probes read the index alone (service.people).
     Index("ix_events_anonymous_ts", c.ANONYMOUS_ID, c.TS),
     Index("ix_events_store_ts", c.STORE_ID, c.TS),
+    # (id, arrival): "stored since?" reads a person's new events by when they arrived.
+    Index("ix_events_customer_arrival", c.CUSTOMER_ID, "ingested_at"),
+    Index("ix_events_anonymous_arrival", c.ANONYMOUS_ID, "ingested_at"),
+)
+
+# -- online state: per id, written in the transaction that stores the events -------------
+
+#: Per customer or anonymous id: the span of its events by their own time, and when the
+#: latest of them arrived. "Anything new for this person?" is a primary-key read here,
+#: whatever the length of their history (service.storage.activity).
+activity = Table(
+    "activity",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("first_ts", BigInteger, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("last_arrival", BigInteger, nullable=False),
 )
 
 catalogue = Table(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from features import columns as c
 from features.schema import TableSchema
 from features.validation import ValidBatch
 from service.storage.bulk import insert_new
@@ -62,6 +64,27 @@ def write_batch(
             on_rows(len(chunk))
     received = len(batch.frame) + batch.repeats
     return Applied(schema.name, received, stored, received - stored)
+
+
+#: Events per INSERT statement of an API batch (13 parameters each, under SQLite's limit).
+ROWS_PER_STATEMENT = 500
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert events (rows as stored: times in microseconds) whose event_id is new, inside
+    the caller's transaction; returns the event ids actually inserted.
+
+    The database says which rows it inserted (`ON CONFLICT DO NOTHING ... RETURNING`), so
+    two requests carrying the same event at once store it once and count it once.
+    """
+    table = BY_SCHEMA["events"]
+    insert = _insert(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
+    statement = insert.returning(table.c[c.EVENT_ID])
+    inserted: set[str] = set()
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        inserted.update(conn.execute(statement.values(list(chunk))).scalars())
+    return inserted
 
 
 def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:

@@ -1,0 +1,143 @@
+"""Online state per id: how many events, their span in event time, when the latest arrived.
+
+Written in the transaction that stores the events (`apply`), from the events newly stored
+only (a re-sent event changes nothing); rebuilt from the event log whole (`rebuild`).
+A request asks "anything new for this person since the answer was made?" with
+`last_seen`: one primary-key read per id kind, whatever the length of their history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+
+from features import columns as c
+from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.engine import dialect_of
+from service.storage.tables import activity, events
+
+#: The event column that holds each kind of id.
+ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A person's activity over all their ids: event count, latest event time and latest
+    arrival (integer microseconds, UTC)."""
+
+    events: int
+    last_ts: int
+    last_arrival: int
+
+
+def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
+    """Fold newly stored events (rows with ts and ingested_at in microseconds) into the
+    per-id state, inside the caller's transaction."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for row in stored:
+        for kind, column in ID_COLUMNS.items():
+            value = row.get(column)
+            if value is None:
+                continue
+            ts, arrival = int(row[c.TS]), int(row["ingested_at"])
+            seen = totals.get((kind, value))
+            if seen is None:
+                totals[(kind, value)] = [1, ts, ts, arrival]
+            else:
+                seen[0] += 1
+                seen[1], seen[2] = min(seen[1], ts), max(seen[2], ts)
+                seen[3] = max(seen[3], arrival)
+    if not totals:
+        return
+    rows = [
+        {
+            c.ID_TYPE: kind,
+            c.ID_VALUE: value,
+            "events": n,
+            "first_ts": first,
+            "last_ts": last,
+            "last_arrival": arrival,
+        }
+        for (kind, value), (n, first, last, arrival) in sorted(totals.items())
+    ]
+    conn.execute(_upsert(conn), rows)
+
+
+def _upsert(conn: Connection) -> Any:
+    postgres = dialect_of(conn) == "postgresql"
+    insert = postgresql.insert(activity) if postgres else sqlite.insert(activity)
+    new, old = insert.excluded, activity.c
+    least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
+    return insert.on_conflict_do_update(
+        index_elements=[c.ID_TYPE, c.ID_VALUE],
+        set_={
+            "events": old.events + new.events,
+            "first_ts": least(old.first_ts, new.first_ts),
+            "last_ts": greatest(old.last_ts, new.last_ts),
+            "last_arrival": greatest(old.last_arrival, new.last_arrival),
+        },
+    )
+
+
+def rebuild(conn: Connection) -> int:
+    """Recompute every id's state from the event log (`omni rebuild-state`, and after a
+    file ingest); returns the number of ids."""
+    conn.execute(delete(activity))
+    for kind, column in ID_COLUMNS.items():
+        ids = events.c[column]
+        grouped = (
+            select(
+                literal(kind),
+                ids,
+                func.count(),
+                func.min(events.c[c.TS]),
+                func.max(events.c[c.TS]),
+                func.max(events.c.ingested_at),
+            )
+            .where(ids.is_not(None))
+            .group_by(ids)
+        )
+        conn.execute(
+            activity.insert().from_select(
+                [c.ID_TYPE, c.ID_VALUE, "events", "first_ts", "last_ts", "last_arrival"], grouped
+            )
+        )
+    return int(conn.execute(select(func.count()).select_from(activity)).scalar_one())
+
+
+def last_seen(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
+) -> Seen | None:
+    """The activity of the person with these ids, summed over them (None: no event)."""
+    parts = [
+        select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
+            activity.c[c.ID_TYPE] == kind, activity.c[c.ID_VALUE].in_(list(ids))
+        )
+        for kind, ids in ((CUSTOMER, tuple(customer_ids)), (ANONYMOUS, tuple(anonymous_ids)))
+        if ids
+    ]
+    if not parts:
+        return None
+    rows = conn.execute(parts[0] if len(parts) == 1 else union_all(*parts)).all()
+    if not rows:
+        return None
+    return Seen(
+        events=sum(int(r[0]) for r in rows),
+        last_ts=max(int(r[1]) for r in rows),
+        last_arrival=max(int(r[2]) for r in rows),
+    )
+
+
+def forget(conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]) -> None:
+    """Delete the state of these ids (erasure), in the caller's transaction."""
+    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
+        if ids:
+            conn.execute(
+                delete(activity).where(
+                    activity.c[c.ID_TYPE] == kind, activity.c[c.ID_VALUE].in_(ids)
+                )
+            )

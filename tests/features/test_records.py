@@ -1,0 +1,159 @@
+"""The row path (API requests) and the frame path (files) of validation agree on every case.
+
+Random batches of good and bad events go through both; the canonical records or the list
+of problems (position, key, field, message) must be the same.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features import columns as c
+from features.records import validate_records
+from features.schema import EVENTS
+from features.validation import BatchRejected, RecordError, frame_of, validate
+
+JUNK = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just("   "),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.just([1]),
+    st.just({"a": 1}),
+)
+TIMES = st.one_of(
+    st.sampled_from(
+        [
+            "2026-03-01T10:00:00+01:00",
+            "2026-03-01T09:00:00Z",
+            "2026-03-01 09:00:00+0100",
+            "2026-03-01T10:00:00",
+            "yesterday+01:00",
+            "2026-13-01T10:00:00Z",
+            "2026-03-01T09:00:00.123456789Z",
+            " 2026-03-01T09:00Z ",
+        ]
+    ),
+    JUNK,
+)
+NUMBERS = st.one_of(
+    st.sampled_from(["2", " 7 ", "1.5", "1e3", "-3", "abc", "inf", "nan", "1_000", "0x10", 0, 3]),
+    JUNK,
+)
+
+
+def _field(good: st.SearchStrategy[Any], weird: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(good, good, good, weird)
+
+
+EVENT = st.fixed_dictionaries(
+    {
+        c.EVENT_ID: _field(st.sampled_from(["e1", "e2", "e3", " e1 "]), JUNK),
+        c.TS: _field(st.just("2026-03-01T10:00:00+01:00"), TIMES),
+        c.CHANNEL: _field(st.sampled_from(["web", "app", "store", "email"]), JUNK),
+        c.TYPE: _field(st.sampled_from(["view", "purchase", "identify", "offer_shown"]), JUNK),
+    },
+    optional={
+        c.CUSTOMER_ID: _field(st.sampled_from(["C1", "C2"]), JUNK),
+        c.ANONYMOUS_ID: _field(st.sampled_from(["a1", "a2"]), JUNK),
+        c.ITEM_ID: _field(st.sampled_from(["I1", "I2"]), JUNK),
+        c.QUANTITY: _field(st.integers(1, 5), NUMBERS),
+        c.PRICE: _field(st.floats(0, 100, allow_nan=False), NUMBERS),
+        c.STORE_ID: _field(st.just("S1"), JUNK),
+        c.OFFER_ID: _field(st.just("O1"), JUNK),
+        "colour": st.just("red"),
+    },
+)
+
+
+def _frame_path(records: list[dict[str, Any]]) -> list[dict[str, Any]] | list[RecordError]:
+    try:
+        batch = validate(frame_of(records), EVENTS)
+    except BatchRejected as rejected:
+        return rejected.errors
+    rows = batch.frame.astype(object).to_dict("records")
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def _row_path(records: list[dict[str, Any]]) -> list[dict[str, Any]] | list[RecordError]:
+    try:
+        return [
+            {k: _plain(v) for k, v in row.items()}
+            for row in validate_records(records, EVENTS).rows
+        ]
+    except BatchRejected as rejected:
+        return rejected.errors
+
+
+def _plain(value: Any) -> Any:
+    """Missing is None whatever the path's container (NaN, NA, NaT)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EVENT, min_size=1, max_size=6))
+def test_row_and_frame_paths_agree(records: list[dict[str, Any]]) -> None:
+    assert _row_path(records) == _frame_path(records)
+
+
+def test_a_good_event_comes_back_canonical() -> None:
+    rows = validate_records(
+        [
+            {
+                "event_id": " w1 ",
+                "ts": "2026-03-01T10:00:00+01:00",
+                "customer_id": "C1",
+                "channel": "web",
+                "type": "purchase",
+                "item_id": "I1",
+                "quantity": "2",
+                "price": 3,
+            }
+        ],
+        EVENTS,
+    ).rows
+    assert rows[0]["event_id"] == "w1"
+    assert rows[0]["ts"] == pd.Timestamp("2026-03-01T09:00:00Z")
+    assert rows[0]["quantity"] == 2 and rows[0]["price"] == 3.0
+    assert rows[0]["store_id"] is None
+
+
+def test_every_problem_is_named_by_record_and_field() -> None:
+    with pytest.raises(BatchRejected) as caught:
+        validate_records(
+            [
+                {"event_id": "s1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C1",
+                 "channel": "store", "type": "view", "item_id": "I1"},
+                {"event_id": "s2", "ts": "2026-03-01T10:00:00", "anonymous_id": "a",
+                 "channel": "fax", "type": "view"},
+            ],
+            EVENTS,
+        )  # fmt: skip
+    found = {(e.index, e.key, e.field) for e in caught.value.errors}
+    assert found == {
+        (0, "s1", "store_id"),
+        (1, "s2", "ts"),
+        (1, "s2", "channel"),
+        (1, "s2", "item_id"),
+    }
+
+
+def test_exact_repeats_fold_and_conflicting_ones_are_refused() -> None:
+    one = {"event_id": "e1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C1",
+           "channel": "web", "type": "view", "item_id": "I1"}  # fmt: skip
+    assert validate_records([one, dict(one)], EVENTS).repeats == 1
+    with pytest.raises(BatchRejected, match="repeats the key of record 0"):
+        validate_records([one, {**one, "item_id": "I2"}], EVENTS)
