@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select, union, union_all
+from sqlalchemy import Connection, Engine, delete, insert, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
@@ -151,22 +151,6 @@ def people_events(conn: Connection, persons: list[Person]) -> pd.DataFrame:
     by_customer = frame[c.CUSTOMER_ID].map(lambda i: owner.get(("c", i)))
     by_anonymous = frame[c.ANONYMOUS_ID].map(lambda i: owner.get(("a", i)))
     return frame.assign(**{c.PERSON_ID: by_customer.where(by_customer.notna(), by_anonymous)})
-
-
-def has_events_since(conn: Connection, person: Person, since: datetime) -> bool:
-    """Whether the person has any stored event at or after `since` (indexed probes)."""
-    cutoff = micros(since)
-    probes = [
-        select(events.c[c.TS])  # in the (id, ts) indexes: no table row is read
-        .where(events.c[column].in_(ids), events.c[c.TS] >= cutoff)
-        .limit(1)
-        .subquery()
-        for column, ids in _id_columns(person)
-    ]
-    if not probes:
-        return False
-    query = union_all(*[select(probe) for probe in probes]).limit(1)
-    return conn.execute(query).first() is not None
 
 
 def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:

@@ -22,9 +22,11 @@ from features import columns as c
 from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from models.base import Filters, Recommender
-from service.people import Person, has_events_since, person_events
+from service.people import Person, person_events
 from service.serving import Served
 from service.shelf import Shelf
+from service.storage import activity
+from service.storage.codec import micros
 
 #: Without include_purchased, items bought in this many days are left out (the same
 #: rule as `omni recommend`).
@@ -133,10 +135,17 @@ def recommend(
 
 
 def is_fresh(served: Served, conn: Connection, person: Person) -> bool:
-    """Whether the person did something the served recommender has not seen (their answer
-    then needs their history read and folded in: the slow path)."""
+    """Whether the person has events the served recommender has not seen: any at or after
+    its cutoff, or any stored after its training read the log (late ones included). Their
+    answer then needs their events folded in (the slow path). One primary-key read of the
+    online state per kind of id, whatever the length of their history."""
     model = served.need_recommender()
-    return has_events_since(conn, person, model.as_of_.to_pydatetime())
+    seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+    if seen is None:
+        return False
+    if seen.last_ts >= micros(model.as_of_.to_pydatetime()):
+        return True
+    return served.recommender_read_at is not None and seen.last_arrival > served.recommender_read_at
 
 
 def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:

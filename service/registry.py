@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,9 @@ from models.churn import ChurnModel
 from service.settings import Settings
 
 RECOMMENDER = "omni-recommender"
+#: The run tag holding when training read the event log: events stored after it are new
+#: to the model, whatever their own time.
+READ_AT_TAG = "events_read_at"
 CHURN = "omni-churn"
 M = TypeVar("M")
 
@@ -42,6 +46,16 @@ def version_of(client: MlflowClient, name: str, alias: str) -> str:
         return str(client.get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException as exc:
         raise NoSuchModelVersion(f"no version of {name} has the alias '{alias}'") from exc
+
+
+def read_at_of(client: MlflowClient, name: str, version: str) -> datetime:
+    """When the training of `version` read the events (its run's tag; else the run's
+    start, for versions logged without it)."""
+    run = client.get_run(str(client.get_model_version(name, version).run_id))
+    tagged = run.data.tags.get(READ_AT_TAG)
+    if tagged:
+        return datetime.fromisoformat(tagged)
+    return datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC)
 
 
 def model_artifacts(

@@ -21,8 +21,17 @@ from scipy.sparse import csc_matrix
 
 from models.base import Recommender
 from models.churn import ChurnModel
-from service.registry import CHURN, RECOMMENDER, connect, load_churn, load_recommender, version_of
+from service.registry import (
+    CHURN,
+    RECOMMENDER,
+    connect,
+    load_churn,
+    load_recommender,
+    read_at_of,
+    version_of,
+)
 from service.settings import Settings
+from service.storage.codec import micros
 
 log = logging.getLogger("omni.serving")
 #: Neighbours kept per item for reasons.
@@ -47,6 +56,9 @@ class Served:
 
     recommender: Recommender | None = None
     recommender_version: str | None = None
+    #: When its training read the event log (microseconds, UTC): events stored after it
+    #: are new to the model even when their own time is older (a till upload at night).
+    recommender_read_at: int | None = None
     warm: WarmTop | None = None
     #: The training history by item (for similar items) and each item's norm.
     history_by_item: csc_matrix | None = None
@@ -185,12 +197,14 @@ class ModelHolder:
         if name == RECOMMENDER:
             model, _ = load_recommender(client, alias, version)
             smoke_recommender(model)
+            read_at = micros(read_at_of(client, RECOMMENDER, version))
             by_item = model.history_.tocsc()
             norms = np.sqrt(np.asarray(by_item.multiply(by_item).sum(axis=0)).ravel())
             served = replace(
                 served,
                 recommender=model,
                 recommender_version=version,
+                recommender_read_at=read_at,
                 warm=warm(model, self.settings.warm_top_n),
                 history_by_item=by_item,
                 item_norms=norms.astype(np.float32),

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
@@ -23,7 +23,7 @@ from features import columns as c
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
 from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase, TwoStage
-from service.registry import RECOMMENDER
+from service.registry import READ_AT_TAG, RECOMMENDER
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
 from training.evaluate import HOLDOUT_WINDOWS, KS, TemporalSplit, compare
@@ -93,6 +93,7 @@ def train_recommender(
     tune_seconds: float = 0,
 ) -> TrainReport:
     """Train, compare, log and register; raises `NotEnoughData` on a too-short history."""
+    read_at = datetime.now(UTC)  # what arrives after this, the model has not seen
     events = load_events(engine, until=until)
     if events.empty or events[c.TS].max() - events[c.TS].min() <= pd.Timedelta(days=2 * test_days):
         raise NotEnoughData(
@@ -133,7 +134,7 @@ def train_recommender(
                 **{f"tuned.{m}.{k}": v for m, found in tuned.items() for k, v in found.items()},
             }
         )
-        mlflow.set_tags(_fingerprint(events))
+        mlflow.set_tags({**_fingerprint(events), READ_AT_TAG: read_at.isoformat()})
         values = table.astype(float).to_dict(orient="index")
         for name, row in values.items():
             mlflow.log_metrics({f"{name}/{metric_key(str(col))}": v for col, v in row.items()})

@@ -87,8 +87,7 @@ def _frame_path(records: list[dict[str, Any]]) -> list[dict[str, Any]] | list[Re
 def _row_path(records: list[dict[str, Any]]) -> list[dict[str, Any]] | list[RecordError]:
     try:
         return [
-            {k: _plain(v) for k, v in row.items()}
-            for row in validate_records(records, EVENTS).rows
+            {k: _plain(v) for k, v in row.items()} for row in validate_records(records, EVENTS).rows
         ]
     except BatchRejected as rejected:
         return rejected.errors

@@ -186,6 +186,26 @@ def test_a_new_event_changes_the_next_answer(client: TestClient, served_store: S
     assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before["items"]]
 
 
+def test_a_late_till_upload_changes_the_next_answer(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    """Events are new to the model by when they arrive, not by their own time: a store's
+    purchases uploaded at night, stamped before the model's cutoff, count at once."""
+    url = "/v1/customers/C0000021/recommendations?k=10&include_purchased=true"
+    before = client.get(url, headers=READER).json()
+    assert before["basis"] == "history"
+    long_ago = (served_store.clock - timedelta(days=200)).isoformat()
+    till = [
+        {"event_id": f"till-{item}", "ts": long_ago, "customer_id": "C0000021",
+         "channel": "store", "store_id": "S001", "type": "purchase", "item_id": item}
+        for item in ["I000200", "I000201", "I000202"]
+    ]  # fmt: skip
+    assert client.post("/v1/events", json={"events": till}, headers=ADMIN).status_code == 200
+    after = client.get(url, headers=READER).json()
+    assert after["basis"] == "history and recent activity"
+    assert [i["item_id"] for i in after["items"]] != [i["item_id"] for i in before["items"]]
+
+
 def test_similar_items(client: TestClient, reference: dict) -> None:
     answer = client.get("/v1/items/I000001/similar?k=5", headers=READER)
     assert answer.status_code == 200 and answer.json()["items"]
