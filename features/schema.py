@@ -247,3 +247,57 @@ def _bad_channel_list(text: str) -> bool:
 TABLES: dict[str, TableSchema] = {
     t.name: t for t in (CATALOGUE, STORES, INVENTORY, CUSTOMERS, OFFERS, EVENTS)
 }
+
+
+#: JSON Schema types of each field kind.
+_JSON_TYPES: dict[str, dict[str, object]] = {
+    "str": {"type": "string"},
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "bool": {"type": "boolean"},
+    "timestamp": {"type": "string", "format": "date-time"},
+}
+
+
+def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
+    """The JSON Schema (2020-12, as OpenAPI 3.1 reads it) of one record of `schema`:
+    every field with its type, values, limits, and the `Required` rules as conditions,
+    so that a client generator or a fuzzer builds records the service accepts."""
+    properties: dict[str, object] = {}
+    for f in schema.fields:
+        prop: dict[str, object] = dict(_JSON_TYPES[f.kind])
+        if f.choices is not None:
+            prop["enum"] = sorted(f.choices)
+        if f.kind == "str":
+            prop["maxLength"] = f.max_length
+            prop["minLength"] = 1
+        if f.kind in ("int", "float") and f.min_value is not None:
+            prop["minimum"] = f.min_value
+        if f.kind == "int":
+            prop["maximum"] = int_limit
+        if f.kind == "timestamp":
+            prop["description"] = "ISO-8601 with a UTC offset (…Z or …+01:00)"
+        properties[f.name] = prop if f.required else {"anyOf": [prop, {"type": "null"}]}
+    conditions: list[dict[str, object]] = []
+    for rule in schema.rules:
+        if not isinstance(rule, Required):
+            continue
+        then = _present(rule.field)
+        if rule.unless is not None:
+            then = {"anyOf": [then, _present(rule.unless)]}
+        if rule.when is None:
+            conditions.append(then)
+        else:
+            when = {"properties": {rule.when: {"enum": sorted(rule.values)}}}
+            conditions.append({"if": {**when, "required": [rule.when]}, "then": then})
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [f.name for f in schema.fields if f.required],
+        "additionalProperties": False,
+        "allOf": conditions,
+    }
+
+
+def _present(name: str) -> dict[str, object]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from features.schema import EVENTS, json_schema
+from features.validation import INT_LIMIT
 
 MAX_EVENTS = 1000
 MAX_CHURN_IDS = 1000
@@ -21,11 +24,17 @@ EVENT_EXAMPLE: dict[str, Any] = {
 }
 
 
+#: One event as the OpenAPI document shows it: generated from `features.schema.EVENTS`,
+#: the rules the service checks (it checks them itself, to name each record and field).
+EVENT_SCHEMA = json_schema(EVENTS, int_limit=INT_LIMIT)
+Event = Annotated[dict[str, Any], WithJsonSchema({**EVENT_SCHEMA, "title": "Event"})]
+
+
 class EventBatch(BaseModel):
     """Up to 1,000 events in the Omni schema (see the README's event schema)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"events": [EVENT_EXAMPLE]}]})
-    events: list[dict[str, Any]] = Field(max_length=MAX_EVENTS)
+    events: list[Event] = Field(max_length=MAX_EVENTS)
 
 
 class Rejection(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jsonschema
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +17,8 @@ from hypothesis import strategies as st
 
 from features import columns as c
 from features.records import validate_records
-from features.schema import EVENTS
-from features.validation import BatchRejected, RecordError, frame_of, validate
+from features.schema import EVENTS, json_schema
+from features.validation import INT_LIMIT, BatchRejected, RecordError, frame_of, validate
 
 JUNK = st.one_of(
     st.none(),
@@ -156,3 +157,45 @@ def test_exact_repeats_fold_and_conflicting_ones_are_refused() -> None:
     assert validate_records([one, dict(one)], EVENTS).repeats == 1
     with pytest.raises(BatchRejected, match="repeats the key of record 0"):
         validate_records([one, {**one, "item_id": "I2"}], EVENTS)
+
+
+# -- the published schema: what a client generator builds from the OpenAPI document ------
+def _as_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Events as a client would post them: ISO times, no nulls written."""
+    out = []
+    for row in frame.head(3000).to_dict("records"):
+        record = {k: _plain(v) for k, v in row.items()}
+        record[c.TS] = pd.Timestamp(record[c.TS]).isoformat()
+        out.append({k: v for k, v in record.items() if v is not None})
+    return out
+
+
+def test_every_synthetic_event_fits_the_published_schema(small_world: Any) -> None:
+    checker = jsonschema.Draft202012Validator(json_schema(EVENTS, int_limit=INT_LIMIT))
+    records = _as_json(validate(small_world.tables["events"], EVENTS).frame)
+    assert [e.message for r in records for e in checker.iter_errors(r)] == []
+    validate_records(records, EVENTS)  # and the service takes them
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"channel": "fax"},
+        {"channel": "store"},
+        {"customer_id": None},
+        {"type": "purchase", "item_id": None},
+        {"quantity": 0},
+        {"quantity": 2**31},
+        {"colour": "red"},
+        {"type": "offer_shown"},
+    ],
+)
+def test_what_the_schema_refuses_the_service_refuses(bad: dict[str, Any]) -> None:
+    good = {"event_id": "e1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C1",
+            "channel": "web", "type": "view", "item_id": "I1"}  # fmt: skip
+    record = {k: v for k, v in {**good, **bad}.items() if v is not None}
+    checker = jsonschema.Draft202012Validator(json_schema(EVENTS, int_limit=INT_LIMIT))
+    assert checker.is_valid(good) and not checker.is_valid(record)
+    validate_records([good], EVENTS)
+    with pytest.raises(BatchRejected):
+        validate_records([record], EVENTS)

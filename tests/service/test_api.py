@@ -300,6 +300,15 @@ def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     for name in ("EventBatch", "EventsAccepted", "Recommendations", "ChurnScore", "SimilarItems"):
         assert spec["components"]["schemas"][name].get("examples"), name
+    # Every field of an event is typed, with its values and limits.
+    event = spec["components"]["schemas"]["EventBatch"]["properties"]["events"]["items"]
+    assert set(event["properties"]) == {
+        "event_id", "ts", "customer_id", "anonymous_id", "channel", "type", "item_id",
+        "quantity", "price", "store_id", "order_id", "offer_id",
+    }  # fmt: skip
+    assert "store" in event["properties"]["channel"]["enum"]
+    assert event["properties"]["event_id"]["maxLength"] == 128
+    assert event["additionalProperties"] is False
 
 
 def test_json_oddities_are_422_never_500(client: TestClient, served_store: ServedStore) -> None:
