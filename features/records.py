@@ -9,16 +9,20 @@ go through pandas, in one call per batch, so that both paths parse times alike.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from features.schema import Field, Required, TableSchema
 from features.validation import (
+    EARLIEST,
     FALSE_WORDS,
     INT_LIMIT,
+    LATEST,
     TRUE_WORDS,
     BatchRejected,
     RecordError,
@@ -195,14 +199,52 @@ def _truth(value: Any, field: Field) -> tuple[Any, str | None]:
     return _missing(field), "is not true or false"
 
 
+#: Times written the common way (…T09:15:00Z, …T09:15:00.123+01:00): parsed in Python.
+#: Anything else goes to the frame path's pandas parser, so both paths read it alike.
+_PLAIN_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})"
+)
+
+
 def _timestamps(
     raw: list[Any], present: list[bool], field: Field
 ) -> tuple[list[pd.Timestamp | None], list[str | None]]:
-    """Every time of the column parsed in one pandas call, by the frame path's own parser."""
-    series = pd.Series([v if p else None for v, p in zip(raw, present, strict=True)], dtype=object)
-    parsed, messages = coerce_timestamps(series, pd.Series(present), field.allow_date)
-    values = [None if pd.isna(t) else t for t in parsed.tolist()]
-    return values, [None if pd.isna(m) else str(m) for m in messages.tolist()]
+    """Every time of the column: plain ones in Python, the rest in one pandas call by the
+    frame path's own parser."""
+    values: list[pd.Timestamp | None] = [None] * len(raw)
+    messages: list[str | None] = [None] * len(raw)
+    rest = []
+    for i, (value, here) in enumerate(zip(raw, present, strict=True)):
+        if not here:
+            continue
+        parsed = _plain_time(value)
+        if parsed is None:
+            rest.append(i)
+        else:
+            values[i] = parsed
+    if rest:
+        series = pd.Series([raw[i] for i in rest], dtype=object)
+        times, notes = coerce_timestamps(
+            series, pd.Series(True, index=series.index), field.allow_date
+        )
+        for i, t, m in zip(rest, times.tolist(), notes.tolist(), strict=True):
+            values[i] = None if pd.isna(t) else t
+            messages[i] = None if pd.isna(m) else str(m)
+    return values, messages
+
+
+def _plain_time(value: Any) -> pd.Timestamp | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not _PLAIN_TIME.fullmatch(text):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None  # e.g. month 13: pandas words the message
+    stamp = pd.Timestamp(moment.astimezone(UTC))
+    return stamp if EARLIEST <= stamp <= LATEST else None
 
 
 def _fold_repeats(

@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
@@ -23,6 +25,7 @@ from service.routes import customers, events, offers, ops, recommendations, trig
 from service.serving import ModelHolder, ModelUnavailable
 from service.settings import Settings, get_settings
 from service.shelf import Shelf
+from service.storage import activity
 from service.storage.engine import open_engine
 
 log = logging.getLogger("omni.service")
@@ -35,6 +38,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = await run_in_threadpool(_ensure_state, app.state.engine)
+        if built is not None:
+            log.info("online state built from the event log: %s ids", f"{built:,}")
         if load_models:
             try:
                 for outcome in await run_in_threadpool(app.state.holder.reload):
@@ -85,3 +91,14 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     return app
+
+
+def _ensure_state(engine: Engine) -> int | None:
+    """Build a missing online state (`omni serve` does it before starting workers; an
+    app made otherwise does it here). Another process building it at once is fine."""
+    try:
+        with engine.begin() as conn:
+            return activity.ensure(conn)
+    except SQLAlchemyError as exc:
+        log.warning("online state not built here (another process may be building it): %s", exc)
+        return None

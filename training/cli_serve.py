@@ -51,6 +51,7 @@ def serve(
     if demo_keys:
         customer, item, first_store = _examples(settings)
         settings = _with_demo_keys(settings, store or first_store, host, port, customer, item)
+    _ensure_state(settings)  # once, before the workers start
     if workers == 1:
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level="info", access_log=access_log
@@ -72,6 +73,15 @@ def serve(
         log_level="info",
         access_log=access_log,
     )
+
+
+def _ensure_state(settings: Settings) -> None:
+    from service.storage import activity
+
+    with store_of(settings.database_url) as engine, engine.begin() as conn:
+        built = activity.ensure(conn)
+    if built is not None:
+        console.print(f"online state built from the event log: {built:,} ids")
 
 
 def _day_after_last_event(settings: Settings) -> datetime:

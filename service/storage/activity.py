@@ -109,6 +109,16 @@ def rebuild(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(activity)).scalar_one())
 
 
+def ensure(conn: Connection) -> int | None:
+    """Rebuild the state when it is empty while events exist (a store made before the
+    online state existed); returns the number of ids rebuilt, None when nothing was to do."""
+    if conn.execute(select(activity.c.id_value).limit(1)).first() is not None:
+        return None
+    if conn.execute(select(events.c[c.EVENT_ID]).limit(1)).first() is None:
+        return None
+    return rebuild(conn)
+
+
 def last_seen(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> Seen | None:

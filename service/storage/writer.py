@@ -66,10 +66,6 @@ def write_batch(
     return Applied(schema.name, received, stored, received - stored)
 
 
-#: Events per INSERT statement of an API batch (13 parameters each, under SQLite's limit).
-ROWS_PER_STATEMENT = 500
-
-
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Insert events (rows as stored: times in microseconds) whose event_id is new, inside
     the caller's transaction; returns the event ids actually inserted.
@@ -80,11 +76,10 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     table = BY_SCHEMA["events"]
     insert = _insert(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
     statement = insert.returning(table.c[c.EVENT_ID])
-    inserted: set[str] = set()
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        inserted.update(conn.execute(statement.values(list(chunk))).scalars())
-    return inserted
+    if not rows:
+        return set()
+    # One cached statement, run by SQLAlchemy's "insertmanyvalues" in batches.
+    return set(conn.execute(statement, list(rows)).scalars())
 
 
 def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:

@@ -1,0 +1,200 @@
+"""The online layer under load: every endpoint a channel calls, on a store that exists.
+
+    .venv/bin/python benchmarks/online_load.py                  # the store `make run` built
+    .venv/bin/python benchmarks/online_load.py --workers 1 2 --seconds 15
+    OMNI_DATABASE_URL=postgresql+psycopg://... .venv/bin/python benchmarks/online_load.py
+
+Reads the store and registry from the OMNI_* settings (data/omni.db and mlruns/ by
+default). A SQLite store is copied first, so that the offers decided and the events
+posted under load do not stay in it. Starts `omni serve --replay` on a free local port
+with a benchmark key and drives it with benchmarks/loadgen.py: 8 connections, each
+sending its next request when the last answers. Cases: recommendations, one event per
+request, 100 events per request, churn, profile, next-best offer asked again (the
+decision stands) and asked first (each request a customer not asked before). Results:
+benchmarks/results/online_load.md (appended, one table per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from api_load import free_port, wait_for
+from loadgen import MakeRequest, closed_loop, get, post
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from service.settings import SCOPES, ApiKey, Settings
+from service.storage.engine import open_engine
+from service.storage.tables import catalogue, customers, events
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "online-bench-key"
+HEADERS = {"X-API-Key": KEY}
+BENCH_KEY = ApiKey(name="bench", scopes=list(SCOPES))
+
+
+def _copy_if_sqlite(url: str, into: Path) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return url
+    target = into / "omni.db"
+    shutil.copyfile(parsed.database, target)
+    for suffix in ("-wal", "-shm"):
+        if Path(parsed.database + suffix).exists():
+            shutil.copyfile(parsed.database + suffix, str(target) + suffix)
+    return f"sqlite:///{target}"
+
+
+def _population(url: str) -> tuple[list[str], list[str], int, str]:
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        people = sorted(conn.execute(select(customers.c.customer_id)).scalars())
+        items = sorted(conn.execute(select(catalogue.c.item_id)).scalars())
+        count = conn.execute(select(events.c.event_id).limit(1)).first()
+        store = conn.execute(
+            select(events.c.store_id).where(events.c.store_id.is_not(None)).limit(1)
+        )
+        store_id = str(store.scalar_one())
+    engine.dispose()
+    return people, items, 0 if count is None else 1, store_id
+
+
+def STANDING(people: list[str]) -> list[str]:
+    """The customers asked for an offer before the "decision standing" case."""
+    return people[:200]
+
+
+def _nbo(persons: list[str], rng: random.Random | None = None) -> MakeRequest:
+    def make(i: int) -> bytes:
+        who = persons[rng.randrange(len(persons))] if rng else persons[i % len(persons)]
+        return get(f"/v1/customers/{who}/next-best-offer?channel=web", HEADERS)
+
+    return make
+
+
+def _cases(
+    people: list[str], items: list[str], store_id: str, rng: random.Random
+) -> dict[str, MakeRequest]:
+    """Each case's request maker (request i of the case)."""
+    ts = datetime.now(UTC).isoformat()
+    run = uuid.uuid4().hex[:8]
+
+    def anyone() -> str:
+        return people[rng.randrange(len(people))]
+
+    def event(i: int) -> dict[str, object]:
+        who, item = people[i % len(people)], items[(i * 7) % len(items)]
+        return {"event_id": f"bench-{run}-{i}", "ts": ts, "customer_id": who,
+                "channel": "web", "type": "view", "item_id": item}  # fmt: skip
+
+    def path(route: str, query: str = "") -> MakeRequest:
+        return lambda i: get(f"/v1/customers/{anyone()}/{route}{query}", HEADERS)
+
+    fresh = people[len(people) // 2 :]  # never asked: each ask decides
+    rng.shuffle(fresh)
+    return {
+        "recommendations k=10": path("recommendations", "?k=10"),
+        "recommendations k=10, store_id": path("recommendations", f"?k=10&store_id={store_id}"),
+        "events, 1 per request": lambda i: post("/v1/events", {"events": [event(i)]}, HEADERS),
+        "events, 100 per request": lambda i: post(
+            "/v1/events", {"events": [event(10**7 + i * 100 + j) for j in range(100)]}, HEADERS
+        ),
+        "churn": path("churn"),
+        "profile": path("profile"),
+        "next-best offer, first ask": _nbo(fresh),
+        "next-best offer, decision standing": _nbo(STANDING(people), rng),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--label", default="", help="Named in the results (e.g. the store).")
+    args = parser.parse_args()
+    settings = Settings()
+    work = Path(tempfile.mkdtemp(prefix="omni-online-"))
+    host = "127.0.0.1"
+    rows: dict[str, dict[str, float]] = {}
+    people, items, _, store_id = _population(settings.database_url)
+    rng = random.Random(7)
+    for workers in args.workers:
+        url = _copy_if_sqlite(settings.database_url, work)
+        port = free_port()
+        env = {
+            **os.environ,
+            "OMNI_DATABASE_URL": url,
+            "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+            "OMNI_API_KEYS": json.dumps({KEY: BENCH_KEY.model_dump()}),
+        }
+        omni = str(Path(sys.executable).with_name("omni"))
+        command = [omni, "serve", "--replay", "--no-access-log", "--port", str(port),
+                   "--workers", str(workers)]  # fmt: skip
+        log = (work / f"serve-{workers}.log").open("w")
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        label = f"{workers} worker{'s' if workers > 1 else ''}"
+        try:
+            wait_for(f"http://{host}:{port}/ready", server)
+            cases = _cases(people, items, store_id, rng)
+            for name, make in cases.items():
+                if name == "next-best offer, decision standing":  # decide them first
+                    first_rate = rows[f"{label}: next-best offer, first ask"]["requests/s"]
+                    seconds = 1.5 * len(STANDING(people)) / max(first_rate, 1.0)
+                    closed_loop(host, port, _nbo(STANDING(people)), seconds=seconds)
+                result = closed_loop(host, port, make, seconds=args.seconds, conns=8)
+                row = result.row()
+                if name.startswith("events, 100"):
+                    row["events/s"] = round(result.rate * 100, 1)
+                rows[f"{label}: {name}"] = row
+                print(f"{label}: {name}: {row}", flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+            log.close()
+    _write(rows, args, settings, len(people))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write(
+    rows: dict[str, dict[str, float]], args: argparse.Namespace, settings: Settings, n: int
+) -> None:
+    backend = make_url(settings.database_url).get_backend_name()
+    head = (
+        f"\n## {args.label or 'store'}: {n:,} customers, {backend}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"`.venv/bin/python benchmarks/online_load.py --workers {' '.join(map(str, args.workers))}"
+        f" --seconds {args.seconds:g}`: {os.cpu_count()} cores shared by server and load "
+        "generator, "
+        f"Python {platform.python_version()}; 8 connections, closed loop.\n\n"
+        "| case | requests/s | p50 ms | p99 ms | errors | events/s |\n"
+        "| --- | --- | --- | --- | --- | --- |\n"
+    )
+    columns = ("requests/s", "p50 ms", "p99 ms", "errors", "events/s")
+    lines = [
+        "| " + " | ".join([name, *(str(r.get(col, "")) for col in columns)]) + " |"
+        for name, r in rows.items()
+    ]
+    out = ROOT / "benchmarks" / "results" / "online_load.md"
+    if not out.exists():
+        out.write_text("# Online layer under load\n\nOne table per run, newest last.\n")
+    with out.open("a") as handle:
+        handle.write(head + "\n".join(lines) + "\n")
+    print(head + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
