@@ -7,10 +7,14 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Connection
 
 from features import columns as c
 from features.churn import churn_features, churn_features_one
+from service.people import Person, person_events
 from service.serving import Served
+from service.storage import activity, answers
+from service.storage.codec import micros, moment
 
 #: The population rule the model was trained with: a purchase in this many days.
 LOOKBACK_DAYS = 365
@@ -25,6 +29,31 @@ class ChurnAnswer:
     drivers: list[str]
     model_version: str | None
     as_of: datetime
+
+
+def churn_now(
+    conn: Connection,
+    served: Served,
+    person: Person,
+    now: datetime,
+    max_age_hours: float,
+    events: pd.DataFrame | None = None,
+) -> ChurnAnswer:
+    """The person's churn answer: the batch answer of the served version while it is
+    recent and nothing of theirs arrived after it was made (a few rows read), else
+    computed from their events now (`events` when the caller has read them already)."""
+    version = served.churn_version
+    served.need_churn()
+    stored = answers.answer_set(conn, answers.CHURN, version) if version else None
+    if stored is not None and abs(micros(now) - stored.as_of) <= max_age_hours * 3_600e6:
+        seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+        if seen is None or seen.last_arrival <= stored.made_at:
+            row = answers.churn_row(conn, person.person_id, str(version))
+            if row is not None:
+                return ChurnAnswer(
+                    row.probability, row.band, row.drivers, version, moment(stored.as_of)
+                )
+    return churn_of(served, person_events(conn, person) if events is None else events, now)
 
 
 def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:

@@ -12,10 +12,11 @@ from sqlalchemy import Connection, select
 
 from features import columns as c
 from features.cart import open_cart
-from service.churn_scoring import churn_of
+from service.churn_scoring import churn_now
 from service.people import Person, person_events
 from service.schemas import Activity, CartLine, ChurnScore, Profile
 from service.serving import ModelUnavailable, Served
+from service.settings import Settings
 from service.shelf import Item, Shelf
 from service.storage.tables import customers
 
@@ -34,12 +35,6 @@ SHOWN_TYPES = (
 )
 
 
-def churn_score(
-    served: Served, customer_id: str, events: pd.DataFrame, now: datetime
-) -> ChurnScore:
-    return ChurnScore(customer_id=customer_id, **vars(churn_of(served, events, now)))
-
-
 def build_profile(
     conn: Connection,
     served: Served,
@@ -47,6 +42,7 @@ def build_profile(
     customer_id: str,
     person: Person,
     now: datetime,
+    settings: Settings,
 ) -> Profile:
     """The person's profile now (churn is None while no churn model is loaded)."""
     catalogue = shelf.items()
@@ -78,7 +74,8 @@ def build_profile(
         for _, row in open_cart(events, as_of=pd.Timestamp(now) + UP_TO_NOW).iterrows()
     ]
     try:
-        churn = churn_score(served, customer_id, events, now)
+        answer = churn_now(conn, served, person, now, settings.answer_max_age_hours, events)
+        churn = ChurnScore(customer_id=customer_id, **vars(answer))
     except ModelUnavailable:
         churn = None
     return Profile(

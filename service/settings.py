@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     #: The service's clock for churn and fold-in ("now" when unset); set it to replay a
     #: historical data set as if it were live.
     clock: datetime | None = None
+    #: How long a batch answer (a churn score) is served for a person with nothing new
+    #: since it was made; older, the answer is computed afresh.
+    answer_max_age_hours: float = Field(default=24, ge=0)
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
 

@@ -27,6 +27,7 @@ from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import get_settings
 from service.storage import activity
 from service.storage.stats import StoreSummary, summarize
+from training.cli_answers import score_answers
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.cli_export import export_app
 from training.cli_models import promote_app, recommend, score_churn, train_app
@@ -45,6 +46,7 @@ app.add_typer(promote_app, name="promote")
 app.command("recommend")(recommend)
 score_app = typer.Typer(help="Score customers with a registered model.")
 score_app.command("churn")(score_churn)
+score_app.command("answers")(score_answers)
 app.add_typer(score_app, name="score")
 app.command("serve")(serve)
 app.add_typer(export_app, name="export")

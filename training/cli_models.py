@@ -216,14 +216,18 @@ def promote_churn(
 ) -> None:
     """Point ALIAS at a registered churn model version."""
     from service.registry import CHURN
+    from training.cli_answers import refresh_answers
 
-    client = setup(settings_for(None), CHURN)
+    settings = settings_for(None)
+    client = setup(settings, CHURN)
     try:
         chosen = promote(client, CHURN, alias, version)
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"{CHURN} version {chosen} is now '{alias}'")
+    if alias == settings.model_alias:  # the served version: score everyone once now
+        refresh_answers(settings)
 
 
 def score_churn(

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from service.settings import SCOPES, ApiKey, Settings
+from training.cli_answers import refresh_answers
 from training.cli_common import DatabaseOption, console, settings_for
 from training.cli_common import store as store_of
 
@@ -52,6 +53,7 @@ def serve(
         customer, item, first_store = _examples(settings)
         settings = _with_demo_keys(settings, store or first_store, host, port, customer, item)
     _ensure_state(settings)  # once, before the workers start
+    refresh_answers(settings, only_if_stale=True)
     if workers == 1:
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level="info", access_log=access_log

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from service.auth import Caller, require
-from service.churn_scoring import churn_for_many
-from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, ShelfDep
-from service.people import Person, erase, find_person, people_events, person_events
-from service.profiles import build_profile, churn_score
+from service.churn_scoring import churn_for_many, churn_now
+from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
+from service.people import Person, erase, find_person, people_events
+from service.profiles import build_profile
 from service.schemas import (
     ChurnRequest,
     ChurnScore,
@@ -33,9 +33,11 @@ def customer_churn(
     served: ServedDep,
     conn: ConnDep,
     now: NowDep,
+    settings: SettingsDep,
 ) -> ChurnScore:
     """Probability of no purchase in any channel in the next 90 days, band, and reasons."""
-    return churn_score(served, customer_id, person_events(conn, person), now)
+    answer = churn_now(conn, served, person, now, settings.answer_max_age_hours)
+    return ChurnScore(customer_id=customer_id, **vars(answer))
 
 
 @router.post("/churn/scores", response_model=ChurnScores)
@@ -76,9 +78,10 @@ def profile(
     shelf: ShelfDep,
     conn: ConnDep,
     now: NowDep,
+    settings: SettingsDep,
 ) -> Profile:
     """The 360 view: identities, channels, recent activity everywhere, open cart, churn."""
-    return build_profile(conn, served, shelf, customer_id, person, now)
+    return build_profile(conn, served, shelf, customer_id, person, now, settings)
 
 
 @router.delete("/customers/{customer_id}", response_model=Erased, responses=NOT_FOUND)

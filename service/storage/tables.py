@@ -138,6 +138,32 @@ erasures = Table(
     Column("erased_at", BigInteger, nullable=False),
 )
 
+# -- batch answers: scored once per model version, read per request -------------------
+
+#: Each set of answers the batch layer wrote: which model version, scored as of when, and
+#: when it was made (events stored after `made_at` are not in it).
+answer_sets = Table(
+    "answer_sets",
+    metadata,
+    Column(c.KIND, String(32), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("as_of", BigInteger, nullable=False),
+    Column("made_at", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+)
+
+#: Per person, the churn answer of a model version as of the set's time.
+churn_answers = Table(
+    "churn_answers",
+    metadata,
+    Column(c.PERSON_ID, String(256), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("probability", Float),
+    Column("band", String(16), nullable=False),
+    #: The drivers in words, as a JSON list.
+    Column("drivers", Text, nullable=False),
+)
+
 # -- decisioning: one ledger for every channel -------------------------------------------
 _OPEN = text("status = 'open'")
 

@@ -1,0 +1,90 @@
+"""Batch answers in the store: written whole per model version, read one row per request.
+
+The batch layer (`training.answers`) scores every person once and writes the set in one
+transaction; a request reads its person's row (`churn_row`) and the set's times, and
+uses it only while nothing of the person arrived after the set was made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select
+
+from features import columns as c
+from service.storage.tables import answer_sets, churn_answers
+
+CHURN = "churn"
+
+
+@dataclass(frozen=True)
+class AnswerSet:
+    kind: str
+    model_version: str
+    #: The moment the answers are for, and when they were written (microseconds, UTC).
+    as_of: int
+    made_at: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class ChurnRow:
+    probability: float | None
+    band: str
+    drivers: list[str]
+
+
+def answer_set(conn: Connection, kind: str, version: str) -> AnswerSet | None:
+    """The set of `kind` answers written for `version`, if any."""
+    row = conn.execute(
+        select(answer_sets).where(
+            answer_sets.c[c.KIND] == kind, answer_sets.c.model_version == version
+        )
+    ).first()
+    return None if row is None else AnswerSet(*row)
+
+
+def write_churn(
+    conn: Connection,
+    version: str,
+    answers: Iterable[tuple[str, float | None, str, list[str]]],
+    *,
+    as_of: int,
+    made_at: int,
+) -> int:
+    """Replace the churn answers of `version` with (person_id, probability, band, drivers)
+    rows, in the caller's transaction; other versions' answers are dropped. Returns rows."""
+    conn.execute(delete(churn_answers))
+    conn.execute(delete(answer_sets).where(answer_sets.c[c.KIND] == CHURN))
+    rows = [
+        {c.PERSON_ID: person, "model_version": version, "probability": p, "band": band,
+         "drivers": json.dumps(drivers)}
+        for person, p, band, drivers in answers
+    ]  # fmt: skip
+    if rows:
+        conn.execute(insert(churn_answers), rows)
+    conn.execute(
+        insert(answer_sets).values(
+            kind=CHURN, model_version=version, as_of=as_of, made_at=made_at, rows=len(rows)
+        )
+    )
+    return len(rows)
+
+
+def churn_row(conn: Connection, person_id: str, version: str) -> ChurnRow | None:
+    """The person's churn answer from `version`'s set (None: not in it)."""
+    row = conn.execute(
+        select(churn_answers.c.probability, churn_answers.c.band, churn_answers.c.drivers).where(
+            churn_answers.c[c.PERSON_ID] == person_id, churn_answers.c.model_version == version
+        )
+    ).first()
+    if row is None:
+        return None
+    return ChurnRow(None if row[0] is None else float(row[0]), str(row[1]), json.loads(row[2]))
+
+
+def forget(conn: Connection, person_id: str) -> None:
+    """Delete the person's answers (erasure), in the caller's transaction."""
+    conn.execute(delete(churn_answers).where(churn_answers.c[c.PERSON_ID] == person_id))

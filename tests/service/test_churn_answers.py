@@ -1,0 +1,106 @@
+"""Batch churn answers: served from one stored row while nothing new arrived, the same as
+the answer computed from the history; a new event, a new version or erasure moves off them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from service.app import create_app
+from service.people import find_person
+from service.storage.engine import open_engine
+from service.storage.tables import churn_answers
+from tests.conftest import ADMIN_KEY, ServedStore, copy_of
+from training.answers import churn_answers_current, store_churn_answers
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+SAMPLE = [f"C{i:07d}" for i in range(601, 641)]  # ids no other test changes
+
+
+@pytest.fixture(scope="module")
+def answered(served_store: ServedStore, tmp_path_factory: pytest.TempPathFactory) -> ServedStore:
+    store = copy_of(served_store, tmp_path_factory.mktemp("answers"), clock=served_store.clock)
+    engine = open_engine(store.settings.database_url)
+    assert not churn_answers_current(engine, store.settings)
+    done = store_churn_answers(engine, store.settings)
+    assert done.rows > 700 and done.model_version == store.churn_version
+    assert churn_answers_current(engine, store.settings)
+    engine.dispose()
+    return store
+
+
+@pytest.fixture(scope="module")
+def client(answered: ServedStore) -> Iterator[TestClient]:
+    with TestClient(create_app(answered.settings)) as test_client:
+        yield test_client
+
+
+def stored_rows(store: ServedStore) -> int:
+    engine = open_engine(store.settings.database_url)
+    with engine.connect() as conn:
+        n = int(conn.execute(select(func.count()).select_from(churn_answers)).scalar_one())
+    engine.dispose()
+    return n
+
+
+def test_stored_answers_equal_the_answers_computed_from_history(
+    client: TestClient, served_store: ServedStore, tmp_path: Path
+) -> None:
+    live_store = copy_of(served_store, tmp_path, clock=served_store.clock)  # no answers
+    with TestClient(create_app(live_store.settings)) as live:
+        for cid in SAMPLE:
+            stored = client.get(f"/v1/customers/{cid}/churn", headers=ADMIN).json()
+            computed = live.get(f"/v1/customers/{cid}/churn", headers=ADMIN).json()
+            assert stored == computed, cid
+
+
+def test_the_stored_row_is_what_is_served(client: TestClient, answered: ServedStore) -> None:
+    engine = open_engine(answered.settings.database_url)
+    with engine.begin() as conn:
+        person = find_person(conn, customer_id=SAMPLE[1])
+        assert person is not None
+        conn.execute(
+            update(churn_answers)
+            .where(churn_answers.c.person_id == person.person_id)
+            .values(probability=0.987, band="high", drivers='["marked by the test"]')
+        )
+    engine.dispose()
+    answer = client.get(f"/v1/customers/{SAMPLE[1]}/churn", headers=ADMIN).json()
+    assert (answer["probability"], answer["drivers"]) == (0.987, ["marked by the test"])
+
+
+def test_a_purchase_arriving_after_the_answers_is_counted_at_once(
+    client: TestClient, answered: ServedStore
+) -> None:
+    url = "/v1/customers/C0000650/churn"
+    before = client.get(url, headers=ADMIN).json()
+    an_hour_ago = (answered.clock - timedelta(hours=1)).isoformat()
+    buy = {"event_id": "answers-buy-1", "ts": an_hour_ago,
+           "customer_id": "C0000650", "channel": "store", "store_id": "S001",
+           "type": "purchase", "item_id": "I000001", "price": 5.0}  # fmt: skip
+    assert client.post("/v1/events", json={"events": [buy]}, headers=ADMIN).status_code == 200
+    after = client.get(url, headers=ADMIN).json()
+    assert before["band"] != "new" and after["probability"] != before["probability"]
+
+
+def test_answers_older_than_the_limit_are_not_served(answered: ServedStore) -> None:
+    later = answered.settings.model_copy(
+        update={"clock": answered.clock.replace(year=answered.clock.year + 1)}
+    )
+    engine = open_engine(later.database_url)
+    assert not churn_answers_current(engine, later)
+    engine.dispose()
+    with TestClient(create_app(later)) as late:
+        answer = late.get(f"/v1/customers/{SAMPLE[0]}/churn", headers=ADMIN).json()
+    assert answer["as_of"].startswith(str(later.clock.year))
+
+
+def test_erasure_deletes_the_answer(client: TestClient, answered: ServedStore) -> None:
+    before = stored_rows(answered)
+    assert client.delete(f"/v1/customers/{SAMPLE[-1]}", headers=ADMIN).status_code == 200
+    assert stored_rows(answered) == before - 1
