@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/online_load.py                  # the store `make run` built
     .venv/bin/python benchmarks/online_load.py --workers 1 2 --seconds 15
+    .venv/bin/python benchmarks/online_load.py --build /tmp/omni-100k --customers 100000
     OMNI_DATABASE_URL=postgresql+psycopg://... .venv/bin/python benchmarks/online_load.py
 
 Reads the store and registry from the OMNI_* settings (data/omni.db and mlruns/ by
@@ -29,7 +30,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from api_load import free_port, wait_for
+from api_load import build, free_port, wait_for
 from loadgen import MakeRequest, closed_loop, get, post
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -124,8 +125,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--label", default="", help="Named in the results (e.g. the store).")
+    parser.add_argument(
+        "--build",
+        type=Path,
+        help="Build (or reuse) a synthetic store in this folder, as benchmarks/api_load.py does, "
+        "and measure it instead of the OMNI_* store.",
+    )
+    parser.add_argument("--customers", type=int, default=100_000, help="With --build.")
+    parser.add_argument("--build-only", action="store_true", help="Build the store and stop.")
     args = parser.parse_args()
     settings = Settings()
+    if args.build is not None:
+        settings, _ = build(args.build, args.customers, 20_000)
+        if args.build_only:
+            return
     work = Path(tempfile.mkdtemp(prefix="omni-online-"))
     host = "127.0.0.1"
     rows: dict[str, dict[str, float]] = {}

@@ -196,6 +196,18 @@ def _insert_new(conn: Connection) -> Any:
     return make(identities).on_conflict_do_nothing(index_elements=[c.ID_TYPE, c.ID_VALUE])
 
 
+def was_erased(conn: Connection, person: Person) -> bool:
+    """Whether any of the person's customer ids was erased (models trained before then
+    still hold what they learned of it). Read per request from the store, so an erasure
+    through any replica counts at once in every other."""
+    if not person.customer_ids:
+        return False
+    probe = select(erasures.c[c.ID_VALUE]).where(
+        erasures.c[c.ID_TYPE] == CUSTOMER, erasures.c[c.ID_VALUE].in_(person.customer_ids)
+    )
+    return conn.execute(probe.limit(1)).first() is not None
+
+
 def erase(engine: Engine, person: Person) -> int:
     """Delete the person's events, identities, customer record, decisions, contacts and
     triggers in one transaction; returns the number of events deleted."""

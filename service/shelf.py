@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from models.base import Recommender
-from service.storage.tables import catalogue, erasures, events, inventory, offers, stores
+from service.storage.tables import catalogue, events, inventory, offers, stores
 
 T = TypeVar("T")
 log = logging.getLogger("omni.shelf")
@@ -234,18 +234,3 @@ class Shelf:
             return sold
 
         return self._cached(("sales", store_id, id(model)), self.ttl * 10, read)
-
-    def erased(self) -> frozenset[str]:
-        """Customer and anonymous ids erased so far (this process's erasures at once,
-        other replicas' within the TTL)."""
-
-        def read() -> frozenset[str]:
-            with self.engine.connect() as conn:
-                return frozenset(conn.execute(select(erasures.c[c.ID_VALUE])).scalars())
-
-        return self._cached(("erased",), self.ttl, read)
-
-    def forget(self) -> None:
-        """Drop the cached erasures (after an erasure here: it must show at once)."""
-        with self._lock:
-            self._cache.pop(("erased",), None)

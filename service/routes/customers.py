@@ -96,7 +96,6 @@ def erase_customer(
     person. Later training no longer sees them; the served model stops using what it
     learned about them at once."""
     deleted = erase(request.app.state.engine, person)
-    shelf.forget()
     return Erased(
         customer_id=customer_id,
         events_deleted=deleted,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
 from service.auth import Caller, require
@@ -25,7 +24,7 @@ CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in s
     response_model=NextBestOffer,
     responses={404: {"description": "No customer has this id."}},
 )
-async def customer_next_best_offer(
+def customer_next_best_offer(
     customer_id: str,
     who: Annotated[Caller, Depends(require("recommend"))],
     served: ServedDep,
@@ -56,8 +55,8 @@ async def customer_next_best_offer(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "store_id: a store asking must say which"
         )
     engine = request.app.state.engine
-    # A standing decision is a few indexed rows: answered on the event loop. Deciding
-    # anew (history, churn, suggestions) goes to a worker thread.
+    # In the thread pool: a standing decision is a few indexed rows; deciding anew reads
+    # the person's history, churn and suggestions.
     with engine.connect() as conn:
         person = find_person(conn, customer_id=customer_id)
     if person is None:
@@ -66,7 +65,7 @@ async def customer_next_best_offer(
     try:
         offered, ended = standing_offer(engine, shelf, ask)
         if offered is None:
-            offered = await run_in_threadpool(decide, engine, served, shelf, settings, ask, ended)
+            offered = decide(engine, served, shelf, settings, ask, ended)
     except NoConsent as refused:
         offered, why_not = None, str(refused)
     else:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from service.auth import Caller, require
 from service.deps import ConnDep, NowDep, ServedDep, ShelfDep, store_of
-from service.people import Person, find_person
-from service.recommending import Answer, Ask, is_fresh, recommend, similar
+from service.people import Person, find_person, was_erased
+from service.recommending import Answer, Ask, recommend, similar
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf
 
@@ -46,12 +45,12 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
-async def customer_recommendations(
+def customer_recommendations(
     customer_id: str,
     who: Recommender,
     served: ServedDep,
     shelf: ShelfDep,
-    request: Request,
+    conn: ConnDep,
     now: NowDep,
     k: K = 10,
     store_id: StoreId = None,
@@ -66,22 +65,12 @@ async def customer_recommendations(
     unknown customer gets a cold-start answer (flagged), never an error.
     """
     ask = _ask(who, shelf, k, store_id, category, include_purchased)
-    # The common case (a known customer, nothing new) takes a few milliseconds and runs
-    # on the event loop; reading and folding in a history goes to a worker thread.
-    with request.app.state.engine.connect() as conn:
-        person = find_person(conn, customer_id=customer_id)
-        erased = shelf.erased()
-        forget = person is not None and any(i in erased for i in person.customer_ids)
-        fresh = person is not None and is_fresh(served, conn, person)
-        if not (fresh or forget):
-            answer = recommend(served, shelf, conn, person, ask, now, fresh=False)
-            return _body(answer, ask, customer_id=customer_id)
-
-    def slow() -> Answer:
-        with request.app.state.engine.connect() as own:
-            return recommend(served, shelf, own, person, ask, now, use_training=not forget)
-
-    return _body(await run_in_threadpool(slow), ask, customer_id=customer_id)
+    # In the thread pool, like every route that reads the database: a slow read never
+    # stalls the event loop. The common case (nothing new) reads a few rows.
+    person = find_person(conn, customer_id=customer_id)
+    forget = person is not None and was_erased(conn, person)
+    answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
+    return _body(answer, ask, customer_id=customer_id)
 
 
 @router.get("/recommendations", response_model=Recommendations)

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from service.registry import CHURN, connect
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 from tests.conftest import E2E_ALIAS as ALIAS
 from tests.conftest import ServedStore, fit_recommender, publish_recommender
 
@@ -36,28 +37,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
-    """`omni serve` in its own process, serving the `e2e` alias of both models."""
-    settings = served_store.settings
-    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
-    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
-    port = free_port()
-    env = {
+def server_env(settings: Settings, **more: str) -> dict[str, str]:
+    """The environment that makes `omni serve` use these settings' store, registry, keys."""
+    return {
         **os.environ,
         "OMNI_DATABASE_URL": settings.database_url,
         "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "OMNI_MODEL_ALIAS": ALIAS,
-        "OMNI_CLOCK": served_store.clock.isoformat(),
         "OMNI_API_KEYS": json.dumps(
             {key: spec.model_dump() for key, spec in settings.api_keys.items()}
         ),
+        **more,
     }
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path, *args: str) -> Iterator[str]:
+    """`omni serve` in its own process on a free port, until the block ends; its base URL."""
+    port = free_port()
     omni = Path(sys.executable).with_name("omni")
-    log = (tmp_path / "server.log").open("w")
+    log = log_path.open("w")
     process = subprocess.Popen(
-        [str(omni), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [str(omni), "serve", "--port", str(port), *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -69,7 +73,7 @@ def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
             except httpx2.TransportError:
                 pass
             if process.poll() is not None:
-                raise AssertionError((tmp_path / "server.log").read_text())
+                raise AssertionError(log_path.read_text())
             time.sleep(0.3)
         else:
             raise AssertionError("the server did not become ready in 90 s")
@@ -78,3 +82,14 @@ def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture
+def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
+    """`omni serve` in its own process, serving the `e2e` alias of both models."""
+    settings = served_store.settings
+    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
+    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
+    env = server_env(settings, OMNI_MODEL_ALIAS=ALIAS, OMNI_CLOCK=served_store.clock.isoformat())
+    with serving(env, tmp_path / "server.log") as base:
+        yield base
