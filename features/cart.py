@@ -34,7 +34,8 @@ def _open_lines(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     sign = (after[c.TYPE] == c.EventType.ADD_TO_CART).astype(float) - (
         after[c.TYPE] == c.EventType.REMOVE_FROM_CART
     ).astype(float)
-    after = after.assign(units=units * sign).sort_values(c.TS)
+    # Stable: adds at the same time keep the order they came in (ts, then event_id).
+    after = after.assign(units=units * sign).sort_values(c.TS, kind="stable")
     adds = after[after[c.TYPE] == c.EventType.ADD_TO_CART]
     cart = after.groupby(keys)["units"].sum().clip(lower=0).rename(c.QUANTITY).to_frame()
     last_add = adds.groupby(keys).agg(

@@ -25,7 +25,7 @@ from service.routes import customers, events, offers, ops, recommendations, trig
 from service.serving import ModelHolder, ModelUnavailable
 from service.settings import Settings, get_settings
 from service.shelf import Shelf
-from service.storage import activity
+from service.storage import state
 from service.storage.engine import open_engine
 
 log = logging.getLogger("omni.service")
@@ -98,7 +98,7 @@ def _ensure_state(engine: Engine) -> int | None:
     app made otherwise does it here). Another process building it at once is fine."""
     try:
         with engine.begin() as conn:
-            return activity.ensure(conn)
+            return state.ensure(conn)
     except SQLAlchemyError as exc:
         log.warning("online state not built here (another process may be building it): %s", exc)
         return None

@@ -13,7 +13,7 @@ from features import columns as c
 from features.records import validate_records
 from features.schema import EVENTS
 from service.people import link_identities
-from service.storage import activity
+from service.storage import state
 from service.storage.writer import Applied, insert_events
 
 
@@ -30,7 +30,7 @@ def accept_events(engine: Engine, records: Sequence[Mapping[str, Any]]) -> Appli
         new = insert_events(conn, rows)
         fresh = [row for row in rows if row[c.EVENT_ID] in new]
         link_identities(conn, rows)
-        activity.apply(conn, fresh)
+        state.apply(conn, fresh)
     received = len(records)
     return Applied("events", received, len(fresh), received - len(fresh))
 

@@ -6,6 +6,7 @@ grows with one person's history, never with the whole store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage import activity, answers
+from service.storage import activity, answers, carts
 from service.storage.codec import micros, moment
 from service.storage.engine import dialect_of
 from service.storage.reader import decode_events
@@ -114,6 +115,29 @@ def person_events(
         values = list(zip(*rows, strict=True)) or [()] * len(c.EVENT_COLUMNS)
         frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, values, strict=True)))
         frame = frame.sort_values([c.TS, c.EVENT_ID], kind="stable", ignore_index=True)
+    return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
+
+
+def recent_events(
+    conn: Connection, person: Person, types: Sequence[str], limit: int
+) -> pd.DataFrame:
+    """The person's latest `limit` events of `types`, newest first: at most `limit` rows
+    per kind of id read through the (id, ts) indexes, whatever the length of the history."""
+    columns = [events.c[name] for name in c.EVENT_COLUMNS]
+    order = (events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
+    parts = [
+        select(*columns)
+        .where(events.c[column].in_(ids), events.c[c.TYPE].in_(list(types)))
+        .order_by(*order)
+        .limit(limit)
+        for column, ids in _id_columns(person)
+    ]
+    rows: list[Any] = []
+    for part in parts:
+        rows.extend(tuple(r) for r in conn.execute(part).all())
+    unique = sorted(set(rows), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
+    values = list(zip(*unique, strict=True)) or [()] * len(c.EVENT_COLUMNS)
+    frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, values, strict=True)))
     return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
 
 
@@ -226,6 +250,7 @@ def erase(engine: Engine, person: Person) -> int:
             ).rowcount
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
         activity.forget(conn, person.customer_ids, person.anonymous_ids)
+        carts.forget(conn, person.customer_ids, person.anonymous_ids)
         answers.forget(conn, person.person_id)
         for ledger in (decisions, contacts, triggers):  # what was decided and sent for them
             conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))

@@ -7,23 +7,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 from sqlalchemy import Connection, select
 
 from features import columns as c
-from features.cart import open_cart
 from service.churn_scoring import churn_now
-from service.people import Person, person_events
+from service.people import Person, recent_events
 from service.schemas import Activity, CartLine, ChurnScore, Profile
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
+from service.storage import activity, carts
+from service.storage.codec import micros, moment
 from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
 RECENT = 20
-#: The cart counts events up to and including now (an event recorded this instant).
-UP_TO_NOW = pd.Timedelta(microseconds=1)
 SHOWN_TYPES = (
     c.EventType.VIEW,
     c.EventType.ADD_TO_CART,
@@ -48,9 +46,10 @@ def build_profile(
     catalogue = shelf.items()
     book = shelf.offers()
     offer_names = dict(zip(book[c.OFFER_ID], book[c.NAME], strict=True))
-    events = person_events(conn, person)
+    # A few rows per part, never the person's whole history: the latest activity, the
+    # cart and channels from the online state, churn from the batch answer.
+    shown = recent_events(conn, person, SHOWN_TYPES, RECENT)
     record = _record(conn, person)
-    shown = events[events[c.TYPE].isin(SHOWN_TYPES)]
     recent = [
         Activity(
             ts=row[c.TS].to_pydatetime(),
@@ -61,20 +60,21 @@ def build_profile(
             store_id=row[c.STORE_ID],
             offer_id=row[c.OFFER_ID],
         )
-        for _, row in shown.tail(RECENT).iloc[::-1].iterrows()
+        for _, row in shown.iterrows()
     ]
+    lines = carts.open_lines(conn, person.customer_ids, person.anonymous_ids, until=micros(now))
     cart = [
         CartLine(
-            item_id=row[c.ITEM_ID],
-            name=item_name(catalogue, row[c.ITEM_ID]) or row[c.ITEM_ID],
-            quantity=int(row[c.QUANTITY]),
-            added_at=row["added_at"].to_pydatetime(),
-            channel=row[c.CHANNEL],
+            item_id=line.item_id,
+            name=item_name(catalogue, line.item_id) or line.item_id,
+            quantity=line.quantity,
+            added_at=moment(line.added_at),
+            channel=line.channel,
         )
-        for _, row in open_cart(events, as_of=pd.Timestamp(now) + UP_TO_NOW).iterrows()
+        for line in lines
     ]
     try:
-        answer = churn_now(conn, served, person, now, settings.answer_max_age_hours, events)
+        answer = churn_now(conn, served, person, now, settings.answer_max_age_hours)
         churn = ChurnScore(customer_id=customer_id, **vars(answer))
     except ModelUnavailable:
         churn = None
@@ -90,7 +90,7 @@ def build_profile(
             "sms": bool(record.get(c.CONSENT_SMS, False)),
             "push": bool(record.get(c.CONSENT_PUSH, False)),
         },
-        channels=sorted(events[c.CHANNEL].dropna().unique().tolist()),
+        channels=activity.channels(conn, person.customer_ids, person.anonymous_ids),
         recent=recent,
         cart=cart,
         churn=churn,

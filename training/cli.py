@@ -25,7 +25,7 @@ from features.sources.frame import SourceFrame
 from features.sources.mapping import ColumnMapping, MappingError
 from features.synthetic import WRITE_FORMATS, SyntheticConfig, write_synthetic
 from service.settings import get_settings
-from service.storage import activity
+from service.storage import state
 from service.storage.stats import StoreSummary, summarize
 from training.cli_answers import score_answers
 from training.cli_common import DatabaseOption, console, err, settings_for, store
@@ -260,11 +260,12 @@ def stats(
 
 @app.command("rebuild-state")
 def rebuild_state(database_url: DatabaseOption = None) -> None:
-    """Recompute the online state (per id: events, their span, the latest arrival) from
-    the event log, in one transaction; the service keeps answering meanwhile."""
+    """Recompute the online state (per id: events, their span, the latest arrival, open
+    cart lines, last purchase per item) from the event log, in one transaction; the
+    service keeps answering meanwhile."""
     started = time.perf_counter()
     with store(settings_for(database_url).database_url) as engine, engine.begin() as conn:
-        ids = activity.rebuild(conn)
+        ids = state.rebuild(conn)
     console.print(f"online state rebuilt: {ids:,} ids in {time.perf_counter() - started:.1f} s")
 
 

@@ -78,10 +78,10 @@ def serve(
 
 
 def _ensure_state(settings: Settings) -> None:
-    from service.storage import activity
+    from service.storage import state
 
     with store_of(settings.database_url) as engine, engine.begin() as conn:
-        built = activity.ensure(conn)
+        built = state.ensure(conn)
     if built is not None:
         console.print(f"online state built from the event log: {built:,} ids")
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.validation import BatchRejected, RecordError, ValidBatch, validate
-from service.storage import activity
+from service.storage import state
 from service.storage.identities import rebuild_identities
 from service.storage.writer import Applied, write_batch
 
@@ -101,7 +101,7 @@ def ingest(
         identity_map = rebuild_identities(conn)
         report.advance(1)
         report.start("online state", 1)
-        activity.rebuild(conn)
+        state.rebuild(conn)
         report.advance(1)
     notes = [note for source in sources for note in source.notes]
     return IngestReport(

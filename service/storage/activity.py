@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import dialect_of
-from service.storage.tables import activity, events
+from service.storage.tables import activity, events, id_channels
 
 #: The event column that holds each kind of id.
 ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
@@ -53,6 +53,15 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
                 seen[3] = max(seen[3], arrival)
     if not totals:
         return
+    seen_in = sorted(
+        {(kind, row[col], row[c.CHANNEL]) for row in stored for kind, col in ID_COLUMNS.items()
+         if row.get(col) is not None}
+    )  # fmt: skip
+    make = postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert
+    conn.execute(
+        make(id_channels).on_conflict_do_nothing(),
+        [{c.ID_TYPE: k, c.ID_VALUE: v, c.CHANNEL: ch} for k, v, ch in seen_in],
+    )
     rows = [
         {
             c.ID_TYPE: kind,
@@ -87,8 +96,15 @@ def rebuild(conn: Connection) -> int:
     """Recompute every id's state from the event log (`omni rebuild-state`, and after a
     file ingest); returns the number of ids."""
     conn.execute(delete(activity))
+    conn.execute(delete(id_channels))
     for kind, column in ID_COLUMNS.items():
         ids = events.c[column]
+        conn.execute(
+            id_channels.insert().from_select(
+                [c.ID_TYPE, c.ID_VALUE, c.CHANNEL],
+                select(literal(kind), ids, events.c[c.CHANNEL]).where(ids.is_not(None)).distinct(),
+            )
+        )
         grouped = (
             select(
                 literal(kind),
@@ -107,16 +123,6 @@ def rebuild(conn: Connection) -> int:
             )
         )
     return int(conn.execute(select(func.count()).select_from(activity)).scalar_one())
-
-
-def ensure(conn: Connection) -> int | None:
-    """Rebuild the state when it is empty while events exist (a store made before the
-    online state existed); returns the number of ids rebuilt, None when nothing was to do."""
-    if conn.execute(select(activity.c.id_value).limit(1)).first() is not None:
-        return None
-    if conn.execute(select(events.c[c.EVENT_ID]).limit(1)).first() is None:
-        return None
-    return rebuild(conn)
 
 
 def last_seen(
@@ -142,12 +148,28 @@ def last_seen(
     )
 
 
+def channels(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
+) -> list[str]:
+    """The channels the person with these ids was seen in, sorted."""
+    found: set[str] = set()
+    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
+        if ids:
+            found.update(
+                conn.execute(
+                    select(id_channels.c[c.CHANNEL]).where(
+                        id_channels.c[c.ID_TYPE] == kind, id_channels.c[c.ID_VALUE].in_(ids)
+                    )
+                ).scalars()
+            )
+    return sorted(found)
+
+
 def forget(conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]) -> None:
     """Delete the state of these ids (erasure), in the caller's transaction."""
     for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
-        if ids:
-            conn.execute(
-                delete(activity).where(
-                    activity.c[c.ID_TYPE] == kind, activity.c[c.ID_VALUE].in_(ids)
+        for table in (activity, id_channels):
+            if ids:
+                conn.execute(
+                    delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
                 )
-            )

@@ -138,6 +138,42 @@ erasures = Table(
     Column("erased_at", BigInteger, nullable=False),
 )
 
+#: The channels each id was seen in.
+id_channels = Table(
+    "id_channels",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.CHANNEL, String(16), primary_key=True),
+)
+
+#: Per id and item: when the id last bought it (what ends a cart line, and what the
+#: repeat filter reads).
+bought = Table(
+    "bought",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.ITEM_ID, String(256), primary_key=True),
+    Column("last_ts", BigInteger, nullable=False),
+)
+
+#: Cart additions and removals after the id's last purchase of the item: the open cart
+#: of a person is read from these few rows (service.storage.carts). An event with both a
+#: customer and an anonymous id is kept under each; readers count it once.
+cart_moves = Table(
+    "cart_moves",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.ITEM_ID, String(256), primary_key=True),
+    Column(c.EVENT_ID, String(128), primary_key=True),
+    Column(c.TS, BigInteger, nullable=False),
+    #: Units added (positive) or removed (negative).
+    Column("units", Float, nullable=False),
+    Column(c.CHANNEL, String(16), nullable=False),
+)
+
 # -- batch answers: scored once per model version, read per request -------------------
 
 #: Each set of answers the batch layer wrote: which model version, scored as of when, and

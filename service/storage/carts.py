@@ -1,0 +1,200 @@
+"""Online cart state: per id, what it last bought of each item and the cart moves since.
+
+The same rule as `features.cart.open_cart` (tests hold the two equal): per item, the
+units still in a person's cart are those added after the item's last purchase in any
+channel under any of their ids, less those removed since. Written with the events that
+change it (`apply`, newly stored events only), rebuilt from the event log (`rebuild`),
+read per person from a few rows (`open_lines`): never the person's whole history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from features import columns as c
+from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.engine import dialect_of
+from service.storage.tables import bought, cart_moves, events
+
+ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
+_SIGN = {c.EventType.ADD_TO_CART.value: 1.0, c.EventType.REMOVE_FROM_CART.value: -1.0}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One open cart line: units, the latest add (and its channel), the first add since
+    the item's last purchase (microseconds, UTC)."""
+
+    item_id: str
+    quantity: int
+    added_at: int
+    first_added: int
+    channel: str
+
+
+def _ids(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(kind, row[col]) for kind, col in ID_COLUMNS.items() if row.get(col) is not None]
+
+
+def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
+    """Fold newly stored events (times in microseconds) into the cart state, inside the
+    caller's transaction."""
+    rows = [r for r in stored if r.get(c.ITEM_ID) is not None]
+    purchases: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        if row[c.TYPE] == c.EventType.PURCHASE:
+            for kind, value in _ids(row):
+                key = (kind, value, row[c.ITEM_ID])
+                purchases[key] = max(purchases.get(key, row[c.TS]), row[c.TS])
+    if purchases:
+        conn.execute(_upsert_bought(conn), [
+            {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "last_ts": ts}
+            for (k, v, i), ts in sorted(purchases.items())
+        ])  # fmt: skip
+    moves = [
+        (kind, value, row) for row in rows if row[c.TYPE] in _SIGN for kind, value in _ids(row)
+    ]
+    if moves:
+        keys = sorted({(k, v, row[c.ITEM_ID]) for k, v, row in moves})
+        last = dict(_bought(conn, keys))
+        new = [
+            {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: row[c.ITEM_ID], c.EVENT_ID: row[c.EVENT_ID],
+             c.TS: row[c.TS], "units": _SIGN[row[c.TYPE]] * float(row[c.QUANTITY] or 1),
+             c.CHANNEL: row[c.CHANNEL]}
+            for k, v, row in moves
+            if row[c.TS] > last.get((k, v, row[c.ITEM_ID]), -(2**62))
+        ]  # fmt: skip
+        if new:
+            conn.execute(cart_moves.insert(), new)
+    for (kind, value, item), ts in purchases.items():
+        conn.execute(
+            delete(cart_moves).where(
+                cart_moves.c[c.ID_TYPE] == kind,
+                cart_moves.c[c.ID_VALUE] == value,
+                cart_moves.c[c.ITEM_ID] == item,
+                cart_moves.c[c.TS] <= ts,
+            )
+        )
+
+
+def _upsert_bought(conn: Connection) -> Any:
+    postgres = dialect_of(conn) == "postgresql"
+    insert = postgresql.insert(bought) if postgres else sqlite.insert(bought)
+    greatest = func.greatest if postgres else func.max
+    return insert.on_conflict_do_update(
+        index_elements=[c.ID_TYPE, c.ID_VALUE, c.ITEM_ID],
+        set_={"last_ts": greatest(bought.c.last_ts, insert.excluded.last_ts)},
+    )
+
+
+def _bought(
+    conn: Connection, keys: list[tuple[str, str, str]]
+) -> list[tuple[tuple[str, str, str], int]]:
+    if not keys:
+        return []
+    key = tuple_(bought.c[c.ID_TYPE], bought.c[c.ID_VALUE], bought.c[c.ITEM_ID])
+    found = conn.execute(
+        select(bought.c[c.ID_TYPE], bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts)
+        .where(key.in_(keys))
+    ).all()  # fmt: skip
+    return [((str(k), str(v), str(i)), int(ts)) for k, v, i, ts in found]
+
+
+def rebuild(conn: Connection) -> None:
+    """Recompute the cart state of every id from the event log."""
+    conn.execute(delete(cart_moves))
+    conn.execute(delete(bought))
+    for kind, column in ID_COLUMNS.items():
+        ids = events.c[column]
+        item, ts = events.c[c.ITEM_ID], events.c[c.TS]
+        last = (
+            select(ids.label("who"), item.label("item"), func.max(ts).label("ts"))
+            .where(ids.is_not(None), item.is_not(None),
+                   events.c[c.TYPE] == c.EventType.PURCHASE.value)
+            .group_by(ids, item)
+            .subquery()
+        )  # fmt: skip
+        conn.execute(
+            bought.insert().from_select(
+                [c.ID_TYPE, c.ID_VALUE, c.ITEM_ID, "last_ts"],
+                select(literal(kind), last.c.who, last.c.item, last.c.ts),
+            )
+        )
+        done = bought.alias("done")
+        moves = (
+            select(
+                literal(kind), ids, events.c[c.ITEM_ID], events.c[c.EVENT_ID], events.c[c.TS],
+                func.coalesce(events.c[c.QUANTITY], 1)
+                * _sign_of(events.c[c.TYPE]),
+                events.c[c.CHANNEL],
+            )
+            .select_from(events.outerjoin(done, and_(
+                done.c[c.ID_TYPE] == kind, done.c[c.ID_VALUE] == ids,
+                done.c[c.ITEM_ID] == events.c[c.ITEM_ID])))
+            .where(ids.is_not(None), events.c[c.ITEM_ID].is_not(None),
+                   events.c[c.TYPE].in_(list(_SIGN)),
+                   or_(done.c.last_ts.is_(None), events.c[c.TS] > done.c.last_ts))
+        )  # fmt: skip
+        conn.execute(
+            cart_moves.insert().from_select(
+                [c.ID_TYPE, c.ID_VALUE, c.ITEM_ID, c.EVENT_ID, c.TS, "units", c.CHANNEL], moves
+            )
+        )
+
+
+def _sign_of(kind: Any) -> Any:
+    from sqlalchemy import case
+
+    return case((kind == c.EventType.ADD_TO_CART.value, 1.0), else_=-1.0)
+
+
+def open_lines(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], *, until: int
+) -> list[Line]:
+    """The open cart of the person with these ids from events up to `until` (inclusive),
+    most recently added first."""
+    ids = [(CUSTOMER, i) for i in customer_ids] + [(ANONYMOUS, i) for i in anonymous_ids]
+    if not ids:
+        return []
+    who = tuple_(cart_moves.c[c.ID_TYPE], cart_moves.c[c.ID_VALUE])
+    rows = conn.execute(
+        select(cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS],
+               cart_moves.c.units, cart_moves.c[c.CHANNEL])
+        .where(who.in_(ids), cart_moves.c[c.TS] <= until)
+    ).all()  # fmt: skip
+    if not rows:
+        return []
+    items = sorted({str(r[0]) for r in rows})
+    last_buy: dict[str, int] = {}
+    for (_, _, item), ts in _bought(conn, [(k, v, i) for k, v in ids for i in items]):
+        last_buy[item] = max(last_buy.get(item, ts), ts)
+    lines: dict[str, dict[str, Any]] = {}
+    for item, _event, ts, units, channel in sorted(set(rows), key=lambda r: (r[2], r[1])):
+        if ts <= last_buy.get(item, -(2**62)):
+            continue
+        line = lines.setdefault(item, {"units": 0.0, "adds": []})
+        line["units"] += units
+        if units > 0:
+            line["adds"].append((ts, channel))
+    out = [
+        Line(item, round(max(line["units"], 0.0)), line["adds"][-1][0], line["adds"][0][0],
+             line["adds"][-1][1])
+        for item, line in lines.items()
+        if line["adds"] and line["units"] > 0
+    ]  # fmt: skip
+    return sorted(out, key=lambda line: -line.added_at)
+
+
+def forget(conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]) -> None:
+    """Delete the cart state of these ids (erasure), in the caller's transaction."""
+    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
+        for table in (cart_moves, bought):
+            if ids:
+                conn.execute(
+                    delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
+                )

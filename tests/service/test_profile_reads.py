@@ -1,0 +1,38 @@
+"""The profile reads a few rows per part; what it shows equals what the whole history says."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features import columns as c
+from features.cart import open_cart
+from service.people import find_person, person_events, recent_events
+from service.profiles import RECENT, SHOWN_TYPES
+from service.storage import activity, carts
+from service.storage.codec import micros
+from service.storage.engine import open_engine
+from tests.conftest import ServedStore
+
+
+def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
+    engine = open_engine(served_store.settings.database_url)
+    now = served_store.clock
+    checked_carts = 0
+    with engine.connect() as conn:
+        for i in range(100, 160):
+            person = find_person(conn, customer_id=f"C{i:07d}")
+            assert person is not None
+            history = person_events(conn, person)
+            shown = history[history[c.TYPE].isin(SHOWN_TYPES)].tail(RECENT).iloc[::-1]
+            latest = recent_events(conn, person, SHOWN_TYPES, RECENT)
+            assert latest[c.EVENT_ID].tolist() == shown[c.EVENT_ID].tolist()
+            ids = (person.customer_ids, person.anonymous_ids)
+            assert activity.channels(conn, *ids) == sorted(history[c.CHANNEL].unique())
+            expected = open_cart(history, as_of=pd.Timestamp(now) + pd.Timedelta(microseconds=1))
+            lines = carts.open_lines(conn, *ids, until=micros(now))
+            assert [(x.item_id, x.quantity) for x in lines] == list(
+                zip(expected[c.ITEM_ID], expected[c.QUANTITY], strict=True)
+            )
+            checked_carts += len(lines)
+    engine.dispose()
+    assert checked_carts > 0
