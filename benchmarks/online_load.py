@@ -87,34 +87,44 @@ def _nbo(persons: list[str], rng: random.Random | None = None) -> MakeRequest:
 def _cases(
     people: list[str], items: list[str], store_id: str, rng: random.Random
 ) -> dict[str, MakeRequest]:
-    """Each case's request maker (request i of the case)."""
+    """Each case's request maker (request i of the case), in the order they run.
+
+    The customers are split: the events posted under load go to the last tenth ("active
+    now"); the read cases before them ask the others, whose batch answers stand; the cases
+    after them ask the active ones, whose answers must fold in what they just did.
+    """
     ts = datetime.now(UTC).isoformat()
     run = uuid.uuid4().hex[:8]
-
-    def anyone() -> str:
-        return people[rng.randrange(len(people))]
+    active = people[-max(len(people) // 10, 1) :]
+    quiet = people[: len(people) - len(active)]
 
     def event(i: int) -> dict[str, object]:
-        who, item = people[i % len(people)], items[(i * 7) % len(items)]
+        who, item = active[i % len(active)], items[(i * 7) % len(items)]
         return {"event_id": f"bench-{run}-{i}", "ts": ts, "customer_id": who,
                 "channel": "web", "type": "view", "item_id": item}  # fmt: skip
 
-    def path(route: str, query: str = "") -> MakeRequest:
-        return lambda i: get(f"/v1/customers/{anyone()}/{route}{query}", HEADERS)
+    def path(among: list[str], route: str, query: str = "") -> MakeRequest:
+        return lambda i: get(
+            f"/v1/customers/{among[rng.randrange(len(among))]}/{route}{query}", HEADERS
+        )
 
-    fresh = people[len(people) // 2 :]  # never asked: each ask decides
-    rng.shuffle(fresh)
+    first_ask = quiet[len(quiet) // 2 :]  # never asked: each ask decides
+    rng.shuffle(first_ask)
     return {
-        "recommendations k=10": path("recommendations", "?k=10"),
-        "recommendations k=10, store_id": path("recommendations", f"?k=10&store_id={store_id}"),
+        "recommendations k=10": path(quiet, "recommendations", "?k=10"),
+        "recommendations k=10, store_id": path(
+            quiet, "recommendations", f"?k=10&store_id={store_id}"
+        ),
+        "churn": path(quiet, "churn"),
+        "profile": path(quiet, "profile"),
+        "next-best offer, first ask": _nbo(first_ask),
+        "next-best offer, decision standing": _nbo(STANDING(quiet), rng),
         "events, 1 per request": lambda i: post("/v1/events", {"events": [event(i)]}, HEADERS),
         "events, 100 per request": lambda i: post(
             "/v1/events", {"events": [event(10**7 + i * 100 + j) for j in range(100)]}, HEADERS
         ),
-        "churn": path("churn"),
-        "profile": path("profile"),
-        "next-best offer, first ask": _nbo(fresh),
-        "next-best offer, decision standing": _nbo(STANDING(people), rng),
+        "recommendations k=10, customer with new events": path(active, "recommendations", "?k=10"),
+        "churn, customer with new events": path(active, "churn"),
     }
 
 
@@ -166,8 +176,9 @@ def main() -> None:
             for name, make in cases.items():
                 if name == "next-best offer, decision standing":  # decide them first
                     first_rate = rows[f"{label}: next-best offer, first ask"]["requests/s"]
-                    seconds = 1.5 * len(STANDING(people)) / max(first_rate, 1.0)
-                    closed_loop(host, port, _nbo(STANDING(people)), seconds=seconds)
+                    standing = STANDING(people[: len(people) - max(len(people) // 10, 1)])
+                    seconds = 1.5 * len(standing) / max(first_rate, 1.0)
+                    closed_loop(host, port, _nbo(standing), seconds=seconds)
                 result = closed_loop(host, port, make, seconds=args.seconds, conns=8)
                 row = result.row()
                 if name.startswith("events, 100"):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
-from service.churn_scoring import churn_for_many, churn_now
+from service.churn_scoring import ChurnAnswer, churn_for_many, churn_now
 from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.people import Person, erase, find_person, people_events
 from service.profiles import build_profile
@@ -26,18 +27,26 @@ RECENT = 20
 
 
 @router.get("/customers/{customer_id}/churn", response_model=ChurnScore, responses=NOT_FOUND)
-def customer_churn(
+async def customer_churn(
     customer_id: str,
-    person: CustomerDep,
     _: Annotated[Caller, Depends(require("churn:read"))],
     served: ServedDep,
-    conn: ConnDep,
     now: NowDep,
     settings: SettingsDep,
+    request: Request,
 ) -> ChurnScore:
     """Probability of no purchase in any channel in the next 90 days, band, and reasons."""
-    answer = churn_now(conn, served, person, now, settings.answer_max_age_hours)
-    return ChurnScore(customer_id=customer_id, **vars(answer))
+
+    def answer() -> ChurnAnswer:  # every read in one trip to the thread pool
+        with request.app.state.engine.connect() as conn:
+            person = find_person(conn, customer_id=customer_id)
+            if person is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'"
+                )
+            return churn_now(conn, served, person, now, settings.answer_max_age_hours)
+
+    return ChurnScore(customer_id=customer_id, **vars(await run_in_threadpool(answer)))
 
 
 @router.post("/churn/scores", response_model=ChurnScores)

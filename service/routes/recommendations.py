@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
 from service.deps import ConnDep, NowDep, ServedDep, ShelfDep, store_of
@@ -45,12 +46,12 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
-def customer_recommendations(
+async def customer_recommendations(
     customer_id: str,
     who: Recommender,
     served: ServedDep,
     shelf: ShelfDep,
-    conn: ConnDep,
+    request: Request,
     now: NowDep,
     k: K = 10,
     store_id: StoreId = None,
@@ -65,12 +66,16 @@ def customer_recommendations(
     unknown customer gets a cold-start answer (flagged), never an error.
     """
     ask = _ask(who, shelf, k, store_id, category, include_purchased)
-    # In the thread pool, like every route that reads the database: a slow read never
-    # stalls the event loop. The common case (nothing new) reads a few rows.
-    person = find_person(conn, customer_id=customer_id)
-    forget = person is not None and was_erased(conn, person)
-    answer = recommend(served, shelf, conn, person, ask, now, use_training=not forget)
-    return _body(answer, ask, customer_id=customer_id)
+
+    # Every read in one trip to the thread pool: a slow read never stalls the event loop,
+    # and the common case (nothing new: a few rows) pays for one thread hand-off only.
+    def answer() -> Answer:
+        with request.app.state.engine.connect() as conn:
+            person = find_person(conn, customer_id=customer_id)
+            forget = person is not None and was_erased(conn, person)
+            return recommend(served, shelf, conn, person, ask, now, use_training=not forget)
+
+    return _body(await run_in_threadpool(answer), ask, customer_id=customer_id)
 
 
 @router.get("/recommendations", response_model=Recommendations)
