@@ -120,9 +120,10 @@ def person_events(
 
 def recent_events(
     conn: Connection, person: Person, types: Sequence[str], limit: int
-) -> pd.DataFrame:
-    """The person's latest `limit` events of `types`, newest first: at most `limit` rows
-    per kind of id read through the (id, ts) indexes, whatever the length of the history."""
+) -> list[dict[str, Any]]:
+    """The person's latest `limit` events of `types`, newest first, as records (`ts` a UTC
+    datetime): at most `limit` rows per kind of id read through the (id, ts) indexes,
+    whatever the length of the history."""
     columns = [events.c[name] for name in c.EVENT_COLUMNS]
     order = (events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
     parts = [
@@ -136,9 +137,10 @@ def recent_events(
     for part in parts:
         rows.extend(tuple(r) for r in conn.execute(part).all())
     unique = sorted(set(rows), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
-    values = list(zip(*unique, strict=True)) or [()] * len(c.EVENT_COLUMNS)
-    frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, values, strict=True)))
-    return decode_events(frame).assign(**{c.PERSON_ID: person.person_id})
+    records = [dict(zip(c.EVENT_COLUMNS, row, strict=True)) for row in unique]
+    for record in records:
+        record[c.TS] = moment(int(record[c.TS]))
+    return records
 
 
 def person_moves(

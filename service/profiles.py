@@ -52,7 +52,7 @@ def build_profile(
     record = _record(conn, person)
     recent = [
         Activity(
-            ts=row[c.TS].to_pydatetime(),
+            ts=row[c.TS],
             channel=row[c.CHANNEL],
             type=row[c.TYPE],
             item_id=row[c.ITEM_ID],
@@ -60,7 +60,7 @@ def build_profile(
             store_id=row[c.STORE_ID],
             offer_id=row[c.OFFER_ID],
         )
-        for _, row in shown.iterrows()
+        for row in shown
     ]
     lines = carts.open_lines(conn, person.customer_ids, person.anonymous_ids, until=micros(now))
     cart = [

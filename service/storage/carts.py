@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, literal, or_, select, tuple_
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
@@ -95,14 +95,24 @@ def _upsert_bought(conn: Connection) -> Any:
 def _bought(
     conn: Connection, keys: list[tuple[str, str, str]]
 ) -> list[tuple[tuple[str, str, str], int]]:
-    if not keys:
-        return []
-    key = tuple_(bought.c[c.ID_TYPE], bought.c[c.ID_VALUE], bought.c[c.ITEM_ID])
-    found = conn.execute(
-        select(bought.c[c.ID_TYPE], bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts)
-        .where(key.in_(keys))
-    ).all()  # fmt: skip
-    return [((str(k), str(v), str(i)), int(ts)) for k, v, i, ts in found]
+    """The last purchase time of these (id kind, id, item) keys that have one; read by
+    primary-key prefix per kind of id (row-value IN lists are scanned by SQLite)."""
+    wanted = set(keys)
+    out: list[tuple[tuple[str, str, str], int]] = []
+    for kind in {k for k, _, _ in keys}:
+        values = sorted({v for k, v, _ in keys if k == kind})
+        items = sorted({i for k, _, i in keys if k == kind})
+        found = conn.execute(
+            select(bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts).where(
+                bought.c[c.ID_TYPE] == kind,
+                bought.c[c.ID_VALUE].in_(values),
+                bought.c[c.ITEM_ID].in_(items),
+            )
+        ).all()
+        out.extend(
+            ((kind, str(v), str(i)), int(ts)) for v, i, ts in found if (kind, v, i) in wanted
+        )
+    return out
 
 
 def rebuild(conn: Connection) -> None:
@@ -161,12 +171,18 @@ def open_lines(
     ids = [(CUSTOMER, i) for i in customer_ids] + [(ANONYMOUS, i) for i in anonymous_ids]
     if not ids:
         return []
-    who = tuple_(cart_moves.c[c.ID_TYPE], cart_moves.c[c.ID_VALUE])
-    rows = conn.execute(
-        select(cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS],
-               cart_moves.c.units, cart_moves.c[c.CHANNEL])
-        .where(who.in_(ids), cart_moves.c[c.TS] <= until)
-    ).all()  # fmt: skip
+    rows: list[tuple[Any, ...]] = []
+    for kind in {k for k, _ in ids}:
+        rows.extend(
+            tuple(r)
+            for r in conn.execute(
+                select(cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS],
+                       cart_moves.c.units, cart_moves.c[c.CHANNEL])
+                .where(cart_moves.c[c.ID_TYPE] == kind,
+                       cart_moves.c[c.ID_VALUE].in_([v for k, v in ids if k == kind]),
+                       cart_moves.c[c.TS] <= until)
+            ).all()
+        )  # fmt: skip
     if not rows:
         return []
     items = sorted({str(r[0]) for r in rows})

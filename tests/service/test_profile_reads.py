@@ -25,7 +25,7 @@ def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
             history = person_events(conn, person)
             shown = history[history[c.TYPE].isin(SHOWN_TYPES)].tail(RECENT).iloc[::-1]
             latest = recent_events(conn, person, SHOWN_TYPES, RECENT)
-            assert latest[c.EVENT_ID].tolist() == shown[c.EVENT_ID].tolist()
+            assert [e[c.EVENT_ID] for e in latest] == shown[c.EVENT_ID].tolist()
             ids = (person.customer_ids, person.anonymous_ids)
             assert activity.channels(conn, *ids) == sorted(history[c.CHANNEL].unique())
             expected = open_cart(history, as_of=pd.Timestamp(now) + pd.Timedelta(microseconds=1))
