@@ -9,7 +9,7 @@ PORT ?= 8000
 DATA_DIR ?= data/synthetic
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup browser run test lint bench bench-recommender bench-churn mlflow-ui clean
+.PHONY: setup browser run test test-fast lint bench bench-recommender bench-churn mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: lint
 		echo "PostgreSQL does not answer at $(PG_URL): its tests will skip"; \
 		$(BIN)/pytest; \
 	fi
+
+# The edit loop: lint, types and every test not marked slow (no browser, no end-to-end
+# server, no pipeline training), on SQLite only.
+test-fast: lint
+	$(BIN)/pytest -m "not slow and not postgres" -q
 
 lint: setup
 	$(BIN)/ruff check features models training service tests benchmarks
