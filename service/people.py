@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage import activity, answers, carts
+from service.storage import answers, state
 from service.storage.codec import micros, moment
 from service.storage.engine import dialect_of
 from service.storage.reader import decode_events
@@ -251,8 +251,7 @@ def erase(engine: Engine, person: Person) -> int:
                 delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
             ).rowcount
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
-        activity.forget(conn, person.customer_ids, person.anonymous_ids)
-        carts.forget(conn, person.customer_ids, person.anonymous_ids)
+        state.forget(conn, person.customer_ids, person.anonymous_ids)
         answers.forget(conn, person.person_id)
         for ledger in (decisions, contacts, triggers):  # what was decided and sent for them
             conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))

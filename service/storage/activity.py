@@ -163,13 +163,3 @@ def channels(
                 ).scalars()
             )
     return sorted(found)
-
-
-def forget(conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]) -> None:
-    """Delete the state of these ids (erasure), in the caller's transaction."""
-    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
-        for table in (activity, id_channels):
-            if ids:
-                conn.execute(
-                    delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
-                )

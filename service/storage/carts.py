@@ -204,13 +204,3 @@ def open_lines(
         if line["adds"] and line["units"] > 0
     ]  # fmt: skip
     return sorted(out, key=lambda line: -line.added_at)
-
-
-def forget(conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]) -> None:
-    """Delete the cart state of these ids (erasure), in the caller's transaction."""
-    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
-        for table in (cart_moves, bought):
-            if ids:
-                conn.execute(
-                    delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
-                )
