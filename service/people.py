@@ -13,13 +13,12 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, select, union
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage import answers, state
 from service.storage.codec import micros, moment
-from service.storage.engine import dialect_of
+from service.storage.engine import insert_into
 from service.storage.reader import decode_events
 from service.storage.tables import (
     contacts,
@@ -218,8 +217,8 @@ def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
 
 def _insert_new(conn: Connection) -> Any:
     """INSERT into the identity map that leaves an id already mapped as it is."""
-    make = postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert
-    return make(identities).on_conflict_do_nothing(index_elements=[c.ID_TYPE, c.ID_VALUE])
+    insert = insert_into(conn, identities)
+    return insert.on_conflict_do_nothing(index_elements=[c.ID_TYPE, c.ID_VALUE])
 
 
 def was_erased(conn: Connection, person: Person) -> bool:

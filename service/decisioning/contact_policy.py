@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Connection, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from service.settings import ContactCaps, Settings
 from service.storage.codec import micros
-from service.storage.engine import dialect_of
+from service.storage.engine import insert_into
 from service.storage.tables import contacts, customers, identities, ledger_turns
 
 #: Channels Omni sends marketing through, and the consent each needs.
@@ -81,7 +80,7 @@ class Contact:
 def take_turn(conn: Connection, ledger: str) -> None:
     """Make this transaction the only writer of `ledger` until it ends (a row lock on
     PostgreSQL, the write lock on SQLite). Call it first in the transaction."""
-    ins = (postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert)(ledger_turns)
+    ins = insert_into(conn, ledger_turns)
     conn.execute(ins.values(ledger=ledger, turn=0).on_conflict_do_nothing())
     conn.execute(
         update(ledger_turns)

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.cart import cart_summary
@@ -31,7 +30,7 @@ from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
 from service.storage.codec import micros, moment, to_micros
-from service.storage.engine import dialect_of
+from service.storage.engine import insert_into
 from service.storage.reader import recent_events
 from service.storage.tables import contacts, triggers
 
@@ -194,7 +193,7 @@ def _store(conn: Connection, body: dict[str, object], now: datetime) -> None:
         "acked_at": None,
         "payload": json.dumps(body, default=str),
     }
-    ins = (postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert)(triggers)
+    ins = insert_into(conn, triggers)
     again = {k: ins.excluded[k] for k in ("handed_at", "status", "acked_at", "payload")}
     conn.execute(ins.values(row).on_conflict_do_update(index_elements=["trigger_id"], set_=again))
 

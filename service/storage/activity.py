@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, literal, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.engine import dialect_of
+from service.storage.engine import greatest_least, insert_into
 from service.storage.tables import activity, events, id_channels
 
 #: The event column that holds each kind of id.
@@ -57,9 +56,8 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
         {(kind, row[col], row[c.CHANNEL]) for row in stored for kind, col in ID_COLUMNS.items()
          if row.get(col) is not None}
     )  # fmt: skip
-    make = postgresql.insert if dialect_of(conn) == "postgresql" else sqlite.insert
     conn.execute(
-        make(id_channels).on_conflict_do_nothing(),
+        insert_into(conn, id_channels).on_conflict_do_nothing(),
         [{c.ID_TYPE: k, c.ID_VALUE: v, c.CHANNEL: ch} for k, v, ch in seen_in],
     )
     rows = [
@@ -77,10 +75,9 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
 
 
 def _upsert(conn: Connection) -> Any:
-    postgres = dialect_of(conn) == "postgresql"
-    insert = postgresql.insert(activity) if postgres else sqlite.insert(activity)
+    insert = insert_into(conn, activity)
     new, old = insert.excluded, activity.c
-    least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
+    greatest, least = greatest_least(conn)
     return insert.on_conflict_do_update(
         index_elements=[c.ID_TYPE, c.ID_VALUE],
         set_={

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.engine import dialect_of
+from service.storage.engine import greatest_least, insert_into
 from service.storage.tables import bought, cart_moves, events
 
 ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
@@ -83,9 +82,8 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
 
 
 def _upsert_bought(conn: Connection) -> Any:
-    postgres = dialect_of(conn) == "postgresql"
-    insert = postgresql.insert(bought) if postgres else sqlite.insert(bought)
-    greatest = func.greatest if postgres else func.max
+    insert = insert_into(conn, bought)
+    greatest, _ = greatest_least(conn)
     return insert.on_conflict_do_update(
         index_elements=[c.ID_TYPE, c.ID_VALUE, c.ITEM_ID],
         set_={"last_ts": greatest(bought.c.last_ts, insert.excluded.last_ts)},

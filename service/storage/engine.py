@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from service.storage.tables import metadata
@@ -77,6 +78,22 @@ def dialect_of(conn: Connection) -> str:
     if name not in SUPPORTED:
         raise UnsupportedDatabase(f"Omni stores data in SQLite or PostgreSQL, not {name}")
     return name
+
+
+def insert_into(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT for `table` in the connection's dialect, so that `on_conflict_do_nothing`
+    and `on_conflict_do_update` (and `excluded`) work on SQLite and PostgreSQL alike."""
+    if dialect_of(conn) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def greatest_least(conn: Connection) -> tuple[Any, Any]:
+    """The SQL functions for the larger and the smaller of two values in the connection's
+    dialect (GREATEST/LEAST on PostgreSQL; SQLite's two-argument max/min)."""
+    if dialect_of(conn) == "postgresql":
+        return func.greatest, func.least
+    return func.max, func.min
 
 
 @contextmanager

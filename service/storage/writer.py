@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 from features import columns as c
 from features.schema import TableSchema
 from features.validation import ValidBatch
 from service.storage.bulk import insert_new
 from service.storage.codec import to_micros, to_rows
-from service.storage.engine import dialect_of
+from service.storage.engine import insert_into
 from service.storage.tables import BY_SCHEMA
 
 
@@ -49,7 +48,7 @@ def write_batch(
     frame = _encode(batch.frame)
     if schema.name == "events":
         frame["ingested_at"] = int(time.time() * 1_000_000)
-    insert = _insert(conn, table)
+    insert = insert_into(conn, table)
     updates = {col: insert.excluded[col] for col in frame.columns if col not in schema.key}
     upsert = insert.on_conflict_do_update(index_elements=list(schema.key), set_=updates)
     stored = 0
@@ -74,18 +73,12 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     two requests carrying the same event at once store it once and count it once.
     """
     table = BY_SCHEMA["events"]
-    insert = _insert(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
+    insert = insert_into(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
     statement = insert.returning(table.c[c.EVENT_ID])
     if not rows:
         return set()
     # One cached statement, run by SQLAlchemy's "insertmanyvalues" in batches.
     return set(conn.execute(statement, list(rows)).scalars())
-
-
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if dialect_of(conn) == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _encode(frame: pd.DataFrame) -> pd.DataFrame:
