@@ -8,19 +8,16 @@ A request asks "anything new for this person since the answer was made?" with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, literal, select, union_all
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import greatest_least, insert_into
+from service.storage.ids import ID_COLUMNS, by_kind, ids_of
 from service.storage.tables import activity, events, id_channels
-
-#: The event column that holds each kind of id.
-ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
 
 
 @dataclass(frozen=True)
@@ -33,15 +30,12 @@ class Seen:
     last_arrival: int
 
 
-def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
+def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     """Fold newly stored events (rows with ts and ingested_at in microseconds) into the
     per-id state, inside the caller's transaction."""
     totals: dict[tuple[str, str], list[int]] = {}
     for row in stored:
-        for kind, column in ID_COLUMNS.items():
-            value = row.get(column)
-            if value is None:
-                continue
+        for kind, value in ids_of(row):
             ts, arrival = int(row[c.TS]), int(row["ingested_at"])
             seen = totals.get((kind, value))
             if seen is None:
@@ -53,9 +47,8 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
     if not totals:
         return
     seen_in = sorted(
-        {(kind, row[col], row[c.CHANNEL]) for row in stored for kind, col in ID_COLUMNS.items()
-         if row.get(col) is not None}
-    )  # fmt: skip
+        {(kind, value, row[c.CHANNEL]) for row in stored for kind, value in ids_of(row)}
+    )
     conn.execute(
         insert_into(conn, id_channels).on_conflict_do_nothing(),
         [{c.ID_TYPE: k, c.ID_VALUE: v, c.CHANNEL: ch} for k, v, ch in seen_in],
@@ -130,8 +123,7 @@ def last_seen(
         select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
             activity.c[c.ID_TYPE] == kind, activity.c[c.ID_VALUE].in_(list(ids))
         )
-        for kind, ids in ((CUSTOMER, tuple(customer_ids)), (ANONYMOUS, tuple(anonymous_ids)))
-        if ids
+        for kind, ids in by_kind(customer_ids, anonymous_ids)
     ]
     if not parts:
         return None
@@ -150,13 +142,12 @@ def channels(
 ) -> list[str]:
     """The channels the person with these ids was seen in, sorted."""
     found: set[str] = set()
-    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
-        if ids:
-            found.update(
-                conn.execute(
-                    select(id_channels.c[c.CHANNEL]).where(
-                        id_channels.c[c.ID_TYPE] == kind, id_channels.c[c.ID_VALUE].in_(ids)
-                    )
-                ).scalars()
-            )
+    for kind, ids in by_kind(customer_ids, anonymous_ids):
+        found.update(
+            conn.execute(
+                select(id_channels.c[c.CHANNEL]).where(
+                    id_channels.c[c.ID_TYPE] == kind, id_channels.c[c.ID_VALUE].in_(ids)
+                )
+            ).scalars()
+        )
     return sorted(found)

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, literal, or_, select
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import greatest_least, insert_into
+from service.storage.ids import ID_COLUMNS, by_kind, ids_of
 from service.storage.tables import bought, cart_moves, events
 
-ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
 _SIGN = {c.EventType.ADD_TO_CART.value: 1.0, c.EventType.REMOVE_FROM_CART.value: -1.0}
 
 
@@ -36,10 +35,6 @@ class Line:
     channel: str
 
 
-def _ids(row: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(kind, row[col]) for kind, col in ID_COLUMNS.items() if row.get(col) is not None]
-
-
 def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
     """Fold newly stored events (times in microseconds) into the cart state, inside the
     caller's transaction."""
@@ -47,7 +42,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
     purchases: dict[tuple[str, str, str], int] = {}
     for row in rows:
         if row[c.TYPE] == c.EventType.PURCHASE:
-            for kind, value in _ids(row):
+            for kind, value in ids_of(row):
                 key = (kind, value, row[c.ITEM_ID])
                 purchases[key] = max(purchases.get(key, row[c.TS]), row[c.TS])
     if purchases:
@@ -56,7 +51,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             for (k, v, i), ts in sorted(purchases.items())
         ])  # fmt: skip
     moves = [
-        (kind, value, row) for row in rows if row[c.TYPE] in _SIGN for kind, value in _ids(row)
+        (kind, value, row) for row in rows if row[c.TYPE] in _SIGN for kind, value in ids_of(row)
     ]
     if moves:
         keys = sorted({(k, v, row[c.ITEM_ID]) for k, v, row in moves})
@@ -166,18 +161,16 @@ def open_lines(
 ) -> list[Line]:
     """The open cart of the person with these ids from events up to `until` (inclusive),
     most recently added first."""
-    ids = [(CUSTOMER, i) for i in customer_ids] + [(ANONYMOUS, i) for i in anonymous_ids]
-    if not ids:
-        return []
+    groups = by_kind(customer_ids, anonymous_ids)
     rows: list[tuple[Any, ...]] = []
-    for kind in {k for k, _ in ids}:
+    for kind, values in groups:
         rows.extend(
             tuple(r)
             for r in conn.execute(
                 select(cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS],
                        cart_moves.c.units, cart_moves.c[c.CHANNEL])
                 .where(cart_moves.c[c.ID_TYPE] == kind,
-                       cart_moves.c[c.ID_VALUE].in_([v for k, v in ids if k == kind]),
+                       cart_moves.c[c.ID_VALUE].in_(values),
                        cart_moves.c[c.TS] <= until)
             ).all()
         )  # fmt: skip
@@ -185,7 +178,8 @@ def open_lines(
         return []
     items = sorted({str(r[0]) for r in rows})
     last_buy: dict[str, int] = {}
-    for (_, _, item), ts in _bought(conn, [(k, v, i) for k, v in ids for i in items]):
+    keys = [(kind, v, i) for kind, values in groups for v in values for i in items]
+    for (_, _, item), ts in _bought(conn, keys):
         last_buy[item] = max(last_buy.get(item, ts), ts)
     lines: dict[str, dict[str, Any]] = {}
     for item, _event, ts, units, channel in sorted(set(rows), key=lambda r: (r[2], r[1])):

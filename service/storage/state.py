@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from service.storage import activity, carts
+from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import bought, cart_moves, events, id_channels
 
@@ -29,12 +29,11 @@ def rebuild(conn: Connection) -> int:
 
 def forget(conn: Connection, customer_ids: Sequence[str], anonymous_ids: Sequence[str]) -> None:
     """Delete every part of the state of these ids (erasure), in the caller's transaction."""
-    for kind, ids in ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids))):
+    for kind, ids in by_kind(customer_ids, anonymous_ids):
         for table in (activity_table, id_channels, bought, cart_moves):
-            if ids:
-                conn.execute(
-                    delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
-                )
+            conn.execute(
+                delete(table).where(table.c[c.ID_TYPE] == kind, table.c[c.ID_VALUE].in_(ids))
+            )
 
 
 def ensure(conn: Connection) -> int | None:
