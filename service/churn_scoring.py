@@ -37,11 +37,10 @@ def churn_now(
     person: Person,
     now: datetime,
     max_age_hours: float,
-    events: pd.DataFrame | None = None,
 ) -> ChurnAnswer:
     """The person's churn answer: the batch answer of the served version while it is
     recent and nothing of theirs arrived after it was made (a few rows read), else
-    computed from their events now (`events` when the caller has read them already)."""
+    computed from their events now."""
     version = served.churn_version
     served.need_churn()
     stored = answers.answer_set(conn, answers.CHURN, version) if version else None
@@ -53,7 +52,7 @@ def churn_now(
                 return ChurnAnswer(
                     row.probability, row.band, row.drivers, version, moment(stored.as_of)
                 )
-    return churn_of(served, person_events(conn, person) if events is None else events, now)
+    return churn_of(served, person_events(conn, person), now)
 
 
 def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:

@@ -73,13 +73,11 @@ def recommend(
     now: datetime,
     *,
     use_training: bool = True,
-    fresh: bool | None = None,
 ) -> Answer:
     """The top `ask.k` items for `person` (None: a stranger) under `ask`'s filters.
 
     `use_training=False` ignores what the model learned about the person (they were
-    erased since it was trained): only events stored now count. `fresh` is `is_fresh`,
-    when the caller already asked.
+    erased since it was trained): only events stored now count.
     """
     model = served.need_recommender()
     allowed = _allowed(shelf, model, ask)
@@ -91,11 +89,9 @@ def recommend(
     if person is not None:
         row = int(model.users_.positions([person.person_id], missing="skip")[0])
         row = row if use_training else -1
-        if fresh is None:
-            fresh = is_fresh(served, conn, person)
         # Someone the model never saw and who did nothing since has no usable history
         # (the model saw every item event before its cutoff): no need to read it.
-        if fresh or not use_training:
+        if not use_training or is_fresh(served, conn, person):
             history = _history(model, person_events(conn, person), now)
             if history is not None:
                 view = model.recommend_history(history, ask.k, filters)
