@@ -50,7 +50,7 @@ class Required:
     `unless` field is present. `text` may name the `when` value as `{value}`.
 
     The frame path (`violated`, `message`), the row path (`broken_by`) and the published
-    JSON Schema (`features.json_schema`) all read this one statement.
+    JSON Schema (`json_schema` below) all read this one statement.
     """
 
     field: str
