@@ -35,6 +35,7 @@ from loadgen import MakeRequest, closed_loop, get, post
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from service.registry import RECOMMENDER
 from service.settings import SCOPES, ApiKey, Settings
 from service.storage.engine import open_engine
 from service.storage.tables import catalogue, customers, events
@@ -143,6 +144,12 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=100_000, help="With --build.")
     parser.add_argument("--build-only", action="store_true", help="Build the store and stop.")
+    parser.add_argument(
+        "--mlflow",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also measure the same champion recommender under `mlflow models serve`.",
+    )
     args = parser.parse_args()
     settings = Settings()
     if args.build is not None:
@@ -189,8 +196,49 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=60)
             log.close()
+    if args.mlflow:
+        quiet = people[: len(people) - max(len(people) // 10, 1)]
+        for workers in args.workers:
+            label = f"mlflow models serve, {workers} worker{'s' if workers > 1 else ''}"
+            rows[f"{label}: recommendations k=10"] = _mlflow_serve(
+                settings, work, workers, quiet, rng, args.seconds
+            )
+            print(f"{label}: {rows[f'{label}: recommendations k=10']}", flush=True)
     _write(rows, args, settings, len(people))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _mlflow_serve(
+    settings: Settings,
+    work: Path,
+    workers: int,
+    people: list[str],
+    rng: random.Random,
+    seconds: float,
+) -> dict[str, float]:
+    """The champion recommender under `mlflow models serve` (its pyfunc, the same
+    artifact), one customer per request as the API is asked: requests/s and latency."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "models", "serve", "-m", f"models:/{RECOMMENDER}@champion",
+               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    log = (work / f"mlflow-{workers}.log").open("w")
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", server)
+
+        def ask(i: int) -> bytes:
+            who = people[rng.randrange(len(people))]
+            body = {"dataframe_records": [{"customer_id": who}], "params": {"k": 10}}
+            return post("/invocations", body, {})
+
+        return closed_loop("127.0.0.1", port, ask, seconds=seconds, conns=8).row()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
 
 
 def _write(

@@ -4,7 +4,8 @@ Three paths, cheapest first:
 - a known customer with nothing new since training: their precomputed top items
   (`serving.WarmTop`), filtered by stock, category and recent purchases;
 - anyone with events the model has not seen (new events, a new customer, an anonymous
-  visitor with views): their whole history is read and folded in (no retraining);
+  visitor with views): their history now, read from the online state (a row per item
+  they touched, never their events one by one), is folded in (no retraining);
 - nobody to go on: the best sellers of the store (with `store_id`), else overall.
 """
 
@@ -18,11 +19,9 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from sqlalchemy import Connection
 
-from features import columns as c
-from features.interactions import interactions, store_activity
-from features.matrix import InteractionMatrix, build_matrix
 from models.base import Filters, Recommender
-from service.people import Person, person_events
+from service.fold_in import history_now
+from service.people import Person
 from service.serving import Served
 from service.shelf import Shelf
 from service.storage import activity
@@ -92,7 +91,7 @@ def recommend(
         # Someone the model never saw and who did nothing since has no usable history
         # (the model saw every item event before its cutoff): no need to read it.
         if not use_training or is_fresh(served, conn, person):
-            history = _history(model, person_events(conn, person), now)
+            history = history_now(conn, person, model.items_.ids, now)
             if history is not None:
                 view = model.recommend_history(history, ask.k, filters)
                 positions = model.items_.positions(view["item_id"].astype(str))
@@ -152,20 +151,6 @@ def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
         in_category = shelf.category_mask(ask.category, model)
         mask = in_category if mask is None else mask & in_category
     return mask
-
-
-def _history(model: Recommender, events: pd.DataFrame, now: datetime) -> InteractionMatrix | None:
-    """The person's events as a one-row matrix on the model's items (None: nothing usable)."""
-    as_of = pd.Timestamp(now)
-    inter = interactions(events, as_of=as_of)
-    if len(inter):
-        known = model.items_.positions(inter[c.ITEM_ID].astype(str), missing="skip") >= 0
-        inter = inter[known]
-    if inter.empty:
-        return None
-    return build_matrix(
-        inter, as_of=as_of, items=model.items_.ids, stores=store_activity(events, as_of=as_of)
-    )
 
 
 def _known(

@@ -158,6 +158,36 @@ bought = Table(
     Column("last_ts", BigInteger, nullable=False),
 )
 
+#: Per id and item: how much the id's events say it wants the item (the interaction
+#: weight of `features.interactions`, each event's weight scaled to a fixed epoch so that
+#: events add up in any order; read back at any time by one factor), the latest such
+#: event, the net units bought and the last purchase. An event counts under one id only
+#: (its customer id, else its anonymous id, as training resolves it), so a person's rows
+#: add up without counting anything twice (`bought` keeps each purchase under every id
+#: of the event: what closes a cart line on a shared device).
+interests = Table(
+    "interests",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.ITEM_ID, String(256), primary_key=True),
+    Column("weight", Float, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("units", Float, nullable=False),
+    Column("last_purchase", BigInteger),
+)
+
+#: Per id and store: the weight of the id's item events there (scaled as `interests`),
+#: for a person's main store and in-store share.
+store_weights = Table(
+    "store_weights",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.STORE_ID, String(256), primary_key=True),
+    Column("weight", Float, nullable=False),
+)
+
 #: Cart additions and removals after the id's last purchase of the item: the open cart
 #: of a person is read from these few rows (service.storage.carts). An event with both a
 #: customer and an anonymous id is kept under each; readers count it once.

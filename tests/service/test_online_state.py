@@ -5,46 +5,57 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
+from features import columns as c
 from features.cart import open_cart
+from features.interactions import interactions, store_activity
+from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
+from service.fold_in import history_now
 from service.intake import accept_events
-from service.people import erase, find_person, person_events
+from service.people import Person, erase, find_person, person_events
 from service.storage import activity, carts
 from service.storage import state as online_state
-from service.storage.tables import activity as activity_table
-from service.storage.tables import bought, cart_moves, events, id_channels, identities
+from service.storage.state import STATE_TABLES
+from service.storage.tables import events, identities
+from service.storage.tables import interests as interests_table
 
 STAMPS = [f"2026-03-{day:02d}T{hour:02d}:00:00Z" for day in (1, 2, 9) for hour in (8, 17)]
 EVENT = st.fixed_dictionaries(
     {
         "event_id": st.sampled_from([f"e{i}" for i in range(12)]),
         "ts": st.sampled_from(STAMPS),
-        "channel": st.sampled_from(["web", "app"]),
-        "type": st.sampled_from(["view", "add_to_cart", "remove_from_cart", "purchase"]),
+        "channel": st.sampled_from(["web", "app", "email"]),
+        "type": st.sampled_from(
+            ["view", "add_to_cart", "remove_from_cart", "purchase", "return", "wishlist"]
+        ),
         "quantity": st.integers(1, 3),
-        "item_id": st.sampled_from(["I1", "I2"]),
+        "item_id": st.sampled_from(["I1", "I2", "I3"]),
     },
     optional={
         "customer_id": st.sampled_from(["C1", "C2"]),
         "anonymous_id": st.sampled_from(["a1", "a2", "a3"]),
+        "store_id": st.sampled_from(["S1", "S2"]),
     },
 )
 
 
 def state(engine: Engine) -> list[tuple[Any, ...]]:
-    """Every row of every table of the online state."""
+    """Every row of every table of the online state (sums of weights to 12 digits: added
+    in another order they differ in the last bits)."""
     with engine.connect() as conn:
         return [
-            (table.name, *row)
-            for table in (activity_table, id_channels, bought, cart_moves)
+            (table.name, *(float(f"{v:.12g}") if isinstance(v, float) else v for v in row))
+            for table in STATE_TABLES
             for row in conn.execute(select(table).order_by(*table.primary_key)).all()
         ]
 
@@ -57,7 +68,7 @@ def rebuilt(engine: Engine) -> list[tuple[Any, ...]]:
 
 def _clear(engine: Engine) -> None:
     with engine.begin() as conn:
-        for table in (events, identities, activity_table, id_channels, bought, cart_moves):
+        for table in (events, identities, *STATE_TABLES):
             conn.execute(delete(table))
 
 
@@ -91,6 +102,53 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 (r.item_id, r.quantity, r.added_at.value // 1000, r.channel)
                 for r in expected.itertuples()
             )
+        # The history folded in, read from the state, is the one built from every event.
+        for ids in ({"customer_id": "C1"}, {"customer_id": "C2"}, {"anonymous_id": "a1"}):
+            person = find_person(conn, **ids)
+            if person is not None:
+                assert_same_history(
+                    history_now(conn, person, ITEMS, NOW), whole_history(conn, person)
+                )
+
+
+ITEMS = np.array(["I1", "I2", "I3"], dtype=object)
+NOW = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def whole_history(conn: Connection, person: Person) -> InteractionMatrix | None:
+    """The person's one-row matrix computed from every event of theirs (the slow path);
+    an event is theirs by its customer id, else its anonymous id (as training resolves it:
+    a shared device's signed-in events belong to the customer signed in)."""
+    history = person_events(conn, person)
+    theirs = history[c.CUSTOMER_ID].isin(person.customer_ids) | (
+        history[c.CUSTOMER_ID].isna() & history[c.ANONYMOUS_ID].isin(person.anonymous_ids)
+    )
+    history = history[theirs]
+    as_of = pd.Timestamp(NOW)
+    inter = interactions(history, as_of=as_of)
+    if inter.empty:
+        return None
+    return build_matrix(
+        inter, as_of=as_of, items=ITEMS, stores=store_activity(history, as_of=as_of)
+    )
+
+
+def assert_same_history(got: InteractionMatrix | None, want: InteractionMatrix | None) -> None:
+    assert (got is None) == (want is None)
+    if got is None or want is None:
+        return
+    for field in ("weights", "purchase_age_days", "purchase_count", "seen_age_days"):
+        np.testing.assert_allclose(
+            getattr(got, field).toarray(), getattr(want, field).toarray(), rtol=1e-5, err_msg=field
+        )
+    np.testing.assert_allclose(got.user_store_share, want.user_store_share, rtol=1e-5, atol=1e-9)
+
+    def main_store(m: InteractionMatrix) -> str | None:
+        if m.user_store is None or m.stores is None or m.user_store[0] < 0:
+            return None
+        return str(m.stores[m.user_store[0]])
+
+    assert main_store(got) == main_store(want)
 
 
 def test_a_resent_event_changes_nothing(engine: Engine) -> None:
@@ -186,3 +244,14 @@ def test_a_store_purchase_closes_the_web_cart_of_the_same_person(engine: Engine)
     with engine.connect() as conn:
         lines = carts.open_lines(conn, ["C7"], ["dev"], until=2**62)
     assert [x.item_id for x in lines] == ["I2"]
+
+
+def test_a_store_made_before_the_item_interests_gets_them_at_start(engine: Engine) -> None:
+    accept_events(engine, [{"event_id": "o1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C1",
+                            "channel": "web", "type": "add_to_cart", "item_id": "I1"}])  # fmt: skip
+    before = state(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(interests_table))  # as a store written by an earlier version
+        assert online_state.ensure(conn) == 1
+        assert online_state.ensure(conn) is None  # once
+    assert state(engine) == before

@@ -1,0 +1,161 @@
+"""Per-request cost against the length of a customer's history.
+
+    .venv/bin/python benchmarks/history_length.py               # the store `make run` built
+    .venv/bin/python benchmarks/history_length.py --lengths 10 2000 --seconds 10
+
+On a copy of the OMNI_* store (SQLite is copied; another database is used as it is),
+adds one new customer per length in --lengths, each with that many events over the
+year before the replay clock (views, cart adds and purchases across the catalogue and
+the channels), stored through the service's own intake after the models were trained:
+every one of them is "fresh", so each answer is folded in from what they did, the case
+whose cost used to grow with the history. Then starts `omni serve --replay` and drives
+recommendations, churn, profile and the next-best offer (decision standing) for each
+customer, 8 connections, closed loop. Results: benchmarks/results/history_length.md
+(appended), with each case's slowest-to-fastest ratio across the lengths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from api_load import free_port, wait_for
+from loadgen import MakeRequest, closed_loop, get
+from online_load import BENCH_KEY, HEADERS, KEY, _copy_if_sqlite, _population
+from sqlalchemy.engine import make_url
+
+from service.intake import accept_events
+from service.settings import Settings
+from service.storage.engine import open_engine
+from training.cli_serve import _day_after_last_event
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["view"] * 6 + ["add_to_cart"] * 2 + ["purchase"]
+CHANNELS = ["web", "app", "store"]
+
+
+def _history(
+    who: str, n: int, items: list[str], store_id: str, clock: datetime
+) -> list[dict[str, object]]:
+    """`n` events of a new customer over the year before `clock`, oldest first."""
+    rng = random.Random(n)
+    start = clock - timedelta(days=365)
+    out = []
+    for i in range(n):
+        channel = CHANNELS[rng.randrange(len(CHANNELS))]
+        out.append(
+            {
+                "event_id": f"history-{who}-{i}",
+                "ts": (start + timedelta(days=365 * i / n, minutes=rng.randrange(60))).isoformat(),
+                "customer_id": who,
+                "channel": channel,
+                "type": KINDS[rng.randrange(len(KINDS))],
+                "item_id": items[rng.randrange(len(items))],
+                "price": 10.0,
+                **({"store_id": store_id} if channel == "store" else {}),
+            }
+        )
+    return out
+
+
+def _always(request: bytes) -> MakeRequest:
+    return lambda i: request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 2000])
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    settings = Settings()
+    work = Path(tempfile.mkdtemp(prefix="omni-history-"))
+    url = _copy_if_sqlite(settings.database_url, work)
+    people, items, _, store_id = _population(url)
+    clock = _day_after_last_event(settings.model_copy(update={"database_url": url}))
+    engine = open_engine(url)
+    who = {n: f"HISTORY-{n}" for n in args.lengths}
+    for n, customer in who.items():
+        events = _history(customer, n, items, store_id, clock)
+        for start in range(0, len(events), 500):
+            accept_events(engine, events[start : start + 500])
+    engine.dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMNI_DATABASE_URL": url,
+        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "OMNI_API_KEYS": json.dumps({KEY: BENCH_KEY.model_dump()}),
+    }
+    omni = str(Path(sys.executable).with_name("omni"))
+    command = [omni, "serve", "--replay", "--no-access-log", "--port", str(port)]
+    log = (work / "serve.log").open("w")
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    rows: dict[str, dict[int, dict[str, float]]] = {}
+    routes = {
+        "recommendations k=10": "recommendations?k=10",
+        "churn": "churn",
+        "profile": "profile",
+        "next-best offer, decision standing": "next-best-offer?channel=web",
+    }
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ready", server)
+        for case, route in routes.items():
+            for n, customer in who.items():
+                ask = _always(get(f"/v1/customers/{customer}/{route}", HEADERS))
+                closed_loop("127.0.0.1", port, ask, seconds=1, conns=1)  # warm
+                result = closed_loop("127.0.0.1", port, ask, seconds=args.seconds, conns=8)
+                rows.setdefault(case, {})[n] = result.row()
+                print(f"{case}, {n} events: {result.row()}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    _write(rows, args, url, len(people))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _write(
+    rows: dict[str, dict[int, dict[str, float]]], args: argparse.Namespace, url: str, n: int
+) -> None:
+    backend = make_url(url).get_backend_name()
+    lengths = args.lengths
+    head = (
+        f"\n## {n:,} customers, {backend}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"`.venv/bin/python benchmarks/history_length.py --lengths {' '.join(map(str, lengths))}"
+        f" --seconds {args.seconds:g}`: one worker, {os.cpu_count()} cores shared by server "
+        f"and load generator, Python {platform.python_version()}; 8 connections, closed loop; "
+        "every customer's events arrived after training (each answer folded in).\n\n"
+        "| case | "
+        + " | ".join(f"{k} events: req/s, p99 ms" for k in lengths)
+        + " | slowest / fastest |\n"
+        + "| --- " * (len(lengths) + 2)
+        + "|\n"
+    )
+    lines = []
+    for case, by_length in rows.items():
+        rates = [by_length[k]["requests/s"] for k in lengths]
+        cells = [f"{by_length[k]['requests/s']}, {by_length[k]['p99 ms']}" for k in lengths]
+        ratio = max(rates) / max(min(rates), 1e-9)
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    out = ROOT / "benchmarks" / "results" / "history_length.md"
+    if not out.exists():
+        out.write_text("# Per-request cost against history length\n\nOne table per run.\n")
+    with out.open("a") as handle:
+        handle.write(head + "\n".join(lines) + "\n")
+    print(head + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
