@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 
 def confidence(weights: csr_matrix, alpha: float) -> csr_matrix:
@@ -20,5 +21,12 @@ def confidence(weights: csr_matrix, alpha: float) -> csr_matrix:
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """implicit runs its own threads; BLAS must not add a pool of its own under it."""
-    with threadpool_limits(1, "blas"):
+    with _threadpools().limit(limits=1, user_api="blas"):
         yield
+
+
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, found once (finding them costs ~4 ms, paid per fold-in
+    before)."""
+    return ThreadpoolController()

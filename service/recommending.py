@@ -91,7 +91,7 @@ def recommend(
         # Someone the model never saw and who did nothing since has no usable history
         # (the model saw every item event before its cutoff): no need to read it.
         if not use_training or is_fresh(served, conn, person):
-            history = history_now(conn, person, model.items_.ids, now)
+            history = history_now(conn, person, model.items_, now)
             if history is not None:
                 view = model.recommend_history(history, ask.k, filters)
                 positions = model.items_.positions(view["item_id"].astype(str))

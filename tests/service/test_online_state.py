@@ -20,6 +20,7 @@ from features.cart import open_cart
 from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
+from models.ids import IdMapping
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, erase, find_person, person_events
@@ -107,7 +108,7 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
             person = find_person(conn, **ids)
             if person is not None:
                 assert_same_history(
-                    history_now(conn, person, ITEMS, NOW), whole_history(conn, person)
+                    history_now(conn, person, IdMapping(ITEMS), NOW), whole_history(conn, person)
                 )
 
 
