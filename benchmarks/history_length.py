@@ -17,20 +17,17 @@ customer, 8 connections, closed loop. Results: benchmarks/results/history_length
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from api_load import free_port, wait_for
 from loadgen import MakeRequest, closed_loop, get
-from online_load import BENCH_KEY, HEADERS, KEY, _copy_if_sqlite, _population
+from online_load import HEADERS, _copy_if_sqlite, _population, append_results, start_serving
 from sqlalchemy.engine import make_url
 
 from service.intake import accept_events
@@ -91,17 +88,7 @@ def main() -> None:
             accept_events(engine, events[start : start + 500])
     engine.dispose()
     port = free_port()
-    env = {
-        **os.environ,
-        "OMNI_DATABASE_URL": url,
-        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-        "OMNI_API_KEYS": json.dumps({KEY: BENCH_KEY.model_dump()}),
-    }
-    omni = str(Path(sys.executable).with_name("omni"))
-    command = [omni, "serve", "--replay", "--no-access-log", "--port", str(port)]
-    log = (work / "serve.log").open("w")
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    server, log = start_serving(settings, url, port, 1, work / "serve.log")
     rows: dict[str, dict[int, dict[str, float]]] = {}
     routes = {
         "recommendations k=10": "recommendations?k=10",
@@ -149,12 +136,9 @@ def _write(
         cells = [f"{by_length[k]['requests/s']}, {by_length[k]['p99 ms']}" for k in lengths]
         ratio = max(rates) / max(min(rates), 1e-9)
         lines.append(f"| {case} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
-    out = ROOT / "benchmarks" / "results" / "history_length.md"
-    if not out.exists():
-        out.write_text("# Per-request cost against history length\n\nOne table per run.\n")
-    with out.open("a") as handle:
-        handle.write(head + "\n".join(lines) + "\n")
-    print(head + "\n".join(lines))
+    append_results(
+        "history_length.md", "Per-request cost against history length", head + "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from api_load import build, free_port, wait_for
 from loadgen import MakeRequest, closed_loop, get, post
@@ -164,18 +165,7 @@ def main() -> None:
     for workers in args.workers:
         url = _copy_if_sqlite(settings.database_url, work)
         port = free_port()
-        env = {
-            **os.environ,
-            "OMNI_DATABASE_URL": url,
-            "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
-            "OMNI_API_KEYS": json.dumps({KEY: BENCH_KEY.model_dump()}),
-        }
-        omni = str(Path(sys.executable).with_name("omni"))
-        command = [omni, "serve", "--replay", "--no-access-log", "--port", str(port),
-                   "--workers", str(workers)]  # fmt: skip
-        log = (work / f"serve-{workers}.log").open("w")
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        server, log = start_serving(settings, url, port, workers, work / f"serve-{workers}.log")
         label = f"{workers} worker{'s' if workers > 1 else ''}"
         try:
             wait_for(f"http://{host}:{port}/ready", server)
@@ -208,6 +198,24 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def start_serving(
+    settings: Settings, url: str, port: int, workers: int, log_path: Path
+) -> tuple[subprocess.Popen[bytes], IO[str]]:
+    """`omni serve --replay` on `url` with the benchmark key, its output in `log_path`."""
+    env = {
+        **os.environ,
+        "OMNI_DATABASE_URL": url,
+        "OMNI_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "OMNI_MLFLOW_ARTIFACT_ROOT": str(settings.mlflow_artifact_root),
+        "OMNI_API_KEYS": json.dumps({KEY: BENCH_KEY.model_dump()}),
+    }
+    omni = str(Path(sys.executable).with_name("omni"))
+    command = [omni, "serve", "--replay", "--no-access-log", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    log = log_path.open("w")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log), log
+
+
 def _mlflow_serve(
     settings: Settings,
     work: Path,
@@ -219,7 +227,9 @@ def _mlflow_serve(
     """The champion recommender under `mlflow models serve` (its pyfunc, the same
     artifact), one customer per request as the API is asked: requests/s and latency."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    venv = str(Path(sys.executable).parent)  # its scoring server runs `uvicorn` from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+           "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     command = [mlflow, "models", "serve", "-m", f"models:/{RECOMMENDER}@champion",
                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
@@ -260,12 +270,17 @@ def _write(
         "| " + " | ".join([name, *(str(r.get(col, "")) for col in columns)]) + " |"
         for name, r in rows.items()
     ]
-    out = ROOT / "benchmarks" / "results" / "online_load.md"
+    append_results("online_load.md", "Online layer under load", head + "\n".join(lines))
+
+
+def append_results(name: str, title: str, text: str) -> None:
+    """Append one run's `text` to benchmarks/results/`name` (made with `title`) and print it."""
+    out = ROOT / "benchmarks" / "results" / name
     if not out.exists():
-        out.write_text("# Online layer under load\n\nOne table per run, newest last.\n")
+        out.write_text(f"# {title}\n\nOne table per run, newest last.\n")
     with out.open("a") as handle:
-        handle.write(head + "\n".join(lines) + "\n")
-    print(head + "\n".join(lines))
+        handle.write(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
