@@ -204,15 +204,18 @@ def test_first_events_of_a_new_customer_at_once_all_succeed(engine: Engine) -> N
 
 
 def test_erasure_forgets_the_state(engine: Engine) -> None:
-    accept_events(engine, [{"event_id": "z1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C9",
-                            "anonymous_id": "d9", "channel": "web", "type": "view",
-                            "item_id": "I1"}])  # fmt: skip
+    cart = {"event_id": "z1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C9",
+            "anonymous_id": "d9", "channel": "store", "store_id": "S1",
+            "type": "add_to_cart", "item_id": "I1"}  # fmt: skip
+    accept_events(engine, [cart, {**cart, "event_id": "z2", "type": "purchase", "item_id": "I2"}])
     with engine.connect() as conn:
         person = find_person(conn, customer_id="C9")
     assert person is not None
+    assert {row[0] for row in state(engine)} == {table.name for table in STATE_TABLES}
     erase(engine, person)
     with engine.connect() as conn:
         assert activity.last_seen(conn, ["C9"], ["d9"]) is None
+    assert [row for row in state(engine) if row[2] in ("C9", "d9")] == []  # no table keeps them
 
 
 @pytest.mark.parametrize("bad", [{"channel": "fax"}, {"customer_id": None}])
