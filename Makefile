@@ -37,7 +37,7 @@ run: setup
 	$(BIN)/omni train recommender
 	$(BIN)/omni promote recommender --alias champion
 	$(BIN)/omni train churn
-	$(BIN)/omni promote churn --alias champion
+	$(BIN)/omni promote churn --alias champion --replay
 	$(BIN)/omni serve --demo-keys --replay --port $(PORT)
 
 # Lint and types first, then the suite. PostgreSQL tests run when the server answers;

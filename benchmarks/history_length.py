@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from service.intake import accept_events
 from service.settings import Settings
 from service.storage.engine import open_engine
-from training.cli_serve import _day_after_last_event
+from training.cli_serve import replay_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["view"] * 6 + ["add_to_cart"] * 2 + ["purchase"]
@@ -79,7 +79,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="omni-history-"))
     url = _copy_if_sqlite(settings.database_url, work)
     people, items, _, store_id = _population(url)
-    clock = _day_after_last_event(settings.model_copy(update={"database_url": url}))
+    clock = replay_clock(settings.model_copy(update={"database_url": url}))
     engine = open_engine(url)
     who = {n: f"HISTORY-{n}" for n in args.lengths}
     for n, customer in who.items():

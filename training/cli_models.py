@@ -213,12 +213,23 @@ def promote_churn(
     version: Annotated[
         str | None, typer.Option(help="The version; default: the current challenger.")
     ] = None,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="Score the answers as of noon the day after the last stored event (the "
+            "clock `omni serve --replay` uses)."
+        ),
+    ] = False,
 ) -> None:
-    """Point ALIAS at a registered churn model version."""
+    """Point ALIAS at a registered churn model version (the served alias: every person's
+    churn answer is scored once, now)."""
     from service.registry import CHURN
     from training.cli_answers import refresh_answers
+    from training.cli_serve import replay_clock
 
     settings = settings_for(None)
+    if replay:
+        settings = settings.model_copy(update={"clock": replay_clock(settings)})
     client = setup(settings, CHURN)
     try:
         chosen = promote(client, CHURN, alias, version)

@@ -47,7 +47,7 @@ def serve(
 
     settings = settings_for(database_url)
     if replay:
-        settings = settings.model_copy(update={"clock": _day_after_last_event(settings)})
+        settings = settings.model_copy(update={"clock": replay_clock(settings)})
         console.print(f"[bold]replaying[/bold]: the service's clock reads {settings.clock}")
     if demo_keys:
         customer, item, first_store = _examples(settings)
@@ -86,7 +86,8 @@ def _ensure_state(settings: Settings) -> None:
         console.print(f"online state built from the event log: {built:,} ids")
 
 
-def _day_after_last_event(settings: Settings) -> datetime:
+def replay_clock(settings: Settings) -> datetime:
+    """Noon the day after the store's last event: its "now" when replayed as if live."""
     from sqlalchemy import func, select
 
     from features import columns as c
