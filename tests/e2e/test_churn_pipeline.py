@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from service.registry import CHURN
 from training.cli import app
+from training.cli_common import settings_for
+from training.cli_serve import replay_clock
 
 runner = CliRunner()
 
@@ -36,7 +38,10 @@ def test_train_register_and_score_churn(workspace: Path) -> None:
     out = workspace / "scores.csv"
     refused = runner.invoke(app, ["score", "churn", "--as-of", "2026-09-01", "--output", str(out)])
     assert refused.exit_code == 1 and "champion" in refused.output
-    assert runner.invoke(app, ["promote", "churn"]).exit_code == 0
+    promoted = runner.invoke(app, ["promote", "churn", "--replay"])
+    assert promoted.exit_code == 0, promoted.output
+    # Every person's answer is scored once, for the clock a replayed service reads.
+    assert f"as of {replay_clock(settings_for(None)):%Y-%m-%d %H:%M} UTC" in promoted.output
     scored = runner.invoke(app, ["score", "churn", "--as-of", "2026-07-01", "--output", str(out)])
     assert scored.exit_code == 0, scored.output
     scores = pd.read_csv(out, dtype={"customer_id": str})
