@@ -32,27 +32,35 @@ from sqlalchemy.engine import make_url
 
 from service.intake import accept_events
 from service.settings import Settings
+from service.storage import state
 from service.storage.engine import open_engine
 from training.cli_serve import replay_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["view"] * 6 + ["add_to_cart"] * 2 + ["purchase"]
 CHANNELS = ["web", "app", "store"]
+#: Events in one visit (a session on the web or in the app, a trip to the store).
+SESSION = 10
 
 
 def _history(
-    who: str, n: int, items: list[str], store_id: str, clock: datetime
+    who: str, n: int, items: list[str], store_id: str, clock: datetime, spread: bool
 ) -> list[dict[str, object]]:
-    """`n` events of a new customer over the year before `clock`, oldest first."""
+    """`n` events of a new customer over the year before `clock`, oldest first, in visits
+    of up to SESSION events in one channel on one day (with --spread, each event its own
+    visit: the worst case for the day rows of the state)."""
     rng = random.Random(n)
     start = clock - timedelta(days=365)
     out = []
+    visits = n if spread else max(n // SESSION, 1)
     for i in range(n):
-        channel = CHANNELS[rng.randrange(len(CHANNELS))]
+        visit = i * visits // n
+        channel = CHANNELS[(visit * 7 + (rng.randrange(3) if spread else 0)) % len(CHANNELS)]
+        when = start + timedelta(days=365 * visit / visits, minutes=i % SESSION)
         out.append(
             {
                 "event_id": f"history-{who}-{i}",
-                "ts": (start + timedelta(days=365 * i / n, minutes=rng.randrange(60))).isoformat(),
+                "ts": when.isoformat(),
                 "customer_id": who,
                 "channel": channel,
                 "type": KINDS[rng.randrange(len(KINDS))],
@@ -74,6 +82,9 @@ def main() -> None:
     )
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 2000])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--spread", action="store_true", help="Every event its own visit (the worst case)."
+    )
     args = parser.parse_args()
     settings = Settings()
     work = Path(tempfile.mkdtemp(prefix="omni-history-"))
@@ -81,9 +92,11 @@ def main() -> None:
     people, items, _, store_id = _population(url)
     clock = replay_clock(settings.model_copy(update={"database_url": url}))
     engine = open_engine(url)
+    with engine.begin() as conn:  # a store made before a part of the state gets it first
+        state.ensure(conn)
     who = {n: f"HISTORY-{n}" for n in args.lengths}
     for n, customer in who.items():
-        events = _history(customer, n, items, store_id, clock)
+        events = _history(customer, n, items, store_id, clock, args.spread)
         for start in range(0, len(events), 500):
             accept_events(engine, events[start : start + 500])
     engine.dispose()
@@ -121,9 +134,12 @@ def _write(
     head = (
         f"\n## {n:,} customers, {backend}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"`.venv/bin/python benchmarks/history_length.py --lengths {' '.join(map(str, lengths))}"
-        f" --seconds {args.seconds:g}`: one worker, {os.cpu_count()} cores shared by server "
+        f" --seconds {args.seconds:g}{' --spread' if args.spread else ''}`: one worker, "
+        f"{os.cpu_count()} cores shared by server "
         f"and load generator, Python {platform.python_version()}; 8 connections, closed loop; "
-        "every customer's events arrived after training (each answer folded in).\n\n"
+        "every customer's events arrived after training (each answer folded in); "
+        + ("each event its own visit" if args.spread else f"visits of {SESSION} events")
+        + ".\n\n"
         "| case | "
         + " | ".join(f"{k} events: req/s, p99 ms" for k in lengths)
         + " | slowest / fastest |\n"

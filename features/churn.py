@@ -170,12 +170,20 @@ def _recent_counts(past: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({name: count(kind, days) for name, kind, days in RECENT_COUNTS})
 
 
+#: An optional column of `churn_features_one`'s events: how many events a row stands for.
+COUNT = "count"
+
+
 def churn_features_one(
     events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
 ) -> pd.DataFrame:
     """`churn_features` for the events of one person, in numpy: the same columns and
     values (tests hold the two together), without pandas' cost per operation, for the
-    service's one-customer answers. Empty when the person is not in the population."""
+    service's one-customer answers. Empty when the person is not in the population.
+
+    A row may stand for several events of one UTC day, type and channel, all inside or
+    all outside every window, with a `COUNT` column (the online state's day rows): only
+    the event counts read it, every other feature is a first, last or distinct day."""
     _check(as_of)
     ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
     ts = ev[c.TS].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
@@ -217,8 +225,10 @@ def churn_features_one(
     row["purchase_rate"] = rate
     row["silence_chance"] = np.exp(-rate * row["recency_days"])
     row["recency_share"] = row["recency_days"] / history
+    # Rows may stand for several events of one day, type and channel (`COUNT`).
+    times = ev[COUNT].to_numpy(dtype=float) if COUNT in ev.columns else np.ones(len(ev))
     for name, event_type, days_back in RECENT_COUNTS:
-        row[name] = int(((kind == event_type) & (age < days_back)).sum())
+        row[name] = int(times[(kind == event_type) & (age < days_back)].sum())
     row["tenure_days"] = age.max()
     row["days_since_any_event"] = age.min()
     row["channels_used"] = len(set(channel[pd.notna(channel)]))

@@ -11,9 +11,9 @@ from sqlalchemy import Connection
 
 from features import columns as c
 from features.churn import churn_features, churn_features_one
-from service.people import Person, person_events
+from service.people import Person
 from service.serving import Served
-from service.storage import activity, answers
+from service.storage import activity, answers, churn_days
 from service.storage.codec import micros, moment
 
 #: The population rule the model was trained with: a purchase in this many days.
@@ -40,7 +40,8 @@ def churn_now(
 ) -> ChurnAnswer:
     """The person's churn answer: the batch answer of the served version while it is
     recent and nothing of theirs arrived after it was made (a few rows read), else
-    computed from their events now."""
+    computed now from their day rows in the online state (`churn_days`: a row per day,
+    channel and type they were active, never their events one by one)."""
     version = served.churn_version
     served.need_churn()
     stored = answers.answer_set(conn, answers.CHURN, version) if version else None
@@ -52,7 +53,10 @@ def churn_now(
                 return ChurnAnswer(
                     row.probability, row.band, row.drivers, version, moment(stored.as_of)
                 )
-    return churn_of(served, person_events(conn, person), now)
+    days = churn_days.history(
+        conn, person.person_id, person.customer_ids, person.anonymous_ids, now
+    )
+    return churn_of(served, days, now)
 
 
 def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:

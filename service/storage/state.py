@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, true
+from sqlalchemy import Connection, delete, select
 
 from features import columns as c
-from service.storage import activity, carts, interests
+from service.storage import activity, carts, churn_days, interests
 from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import (
@@ -19,10 +19,19 @@ from service.storage.tables import (
     id_channels,
     store_weights,
 )
+from service.storage.tables import churn_days as churn_days_table
 from service.storage.tables import interests as interests_table
 
 #: Every table of the online state (what `forget` clears for an erased person).
-STATE_TABLES = (activity_table, id_channels, bought, cart_moves, interests_table, store_weights)
+STATE_TABLES = (
+    activity_table,
+    id_channels,
+    bought,
+    cart_moves,
+    interests_table,
+    store_weights,
+    churn_days_table,
+)
 
 
 def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
@@ -30,12 +39,14 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     activity.apply(conn, stored)
     carts.apply(conn, stored)
     interests.apply(conn, stored)
+    churn_days.apply(conn, stored)
 
 
 def rebuild(conn: Connection) -> int:
     """Recompute the whole state from the event log; returns the number of ids."""
     carts.rebuild(conn)
     interests.rebuild(conn)
+    churn_days.rebuild(conn)
     return activity.rebuild(conn)
 
 
@@ -49,14 +60,23 @@ def forget(conn: Connection, customer_ids: Sequence[str], anonymous_ids: Sequenc
 
 
 def ensure(conn: Connection) -> int | None:
-    """Rebuild when the state is empty while events exist, or has no item interests while
-    item events exist (a store made before the state, or before its interests); returns
-    the number of ids rebuilt, None when there was nothing to do."""
-    has_state = conn.execute(select(activity_table.c[c.ID_VALUE]).limit(1)).first() is not None
-    has_interests = conn.execute(select(interests_table.c[c.ID_VALUE]).limit(1)).first()
-    if has_state and has_interests is not None:
-        return None
-    wanted = events.c[c.ITEM_ID].is_not(None) if has_state else true()
-    if conn.execute(select(events.c[c.EVENT_ID]).where(wanted).limit(1)).first() is None:
-        return None
-    return rebuild(conn)
+    """Rebuild when a part of the state is missing while events exist (a store made before
+    the state, or before that part); returns the number of ids rebuilt, None when there
+    was nothing to do."""
+
+    def empty(table: Any, *where: Any) -> bool:
+        return conn.execute(select(table.c[c.ID_VALUE]).where(*where).limit(1)).first() is None
+
+    if empty(activity_table):
+        if conn.execute(select(events.c[c.EVENT_ID]).limit(1)).first() is None:
+            return None
+        return rebuild(conn)
+    has_item_events = (
+        conn.execute(
+            select(events.c[c.EVENT_ID]).where(events.c[c.ITEM_ID].is_not(None)).limit(1)
+        ).first()
+        is not None
+    )
+    if empty(churn_days_table) or (empty(interests_table) and has_item_events):
+        return rebuild(conn)
+    return None

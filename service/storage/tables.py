@@ -188,6 +188,24 @@ store_weights = Table(
     Column("weight", Float, nullable=False),
 )
 
+#: Per id, UTC day, channel and event type: how many events, the first and last, and the
+#: spend of the purchases (price x quantity): what churn features are computed from for
+#: a person with new events (service/storage/churn_days.py). Counted under the event's
+#: customer id, else its anonymous id, as `interests`.
+churn_days = Table(
+    "churn_days",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column(c.CHANNEL, String(16), primary_key=True),
+    Column(c.TYPE, String(24), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("first_ts", BigInteger, nullable=False),
+    Column("last_ts", BigInteger, nullable=False),
+    Column("spend", Float, nullable=False),
+)
+
 #: Cart additions and removals after the id's last purchase of the item: the open cart
 #: of a person is read from these few rows (service.storage.carts). An event with both a
 #: customer and an anonymous id is kept under each; readers count it once.

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from features import columns as c
 from features.cart import open_cart
+from features.churn import churn_features_one
 from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
@@ -24,13 +25,15 @@ from models.ids import IdMapping
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, erase, find_person, person_events
-from service.storage import activity, carts
+from service.storage import activity, carts, churn_days
 from service.storage import state as online_state
 from service.storage.state import STATE_TABLES
 from service.storage.tables import events, identities
 from service.storage.tables import interests as interests_table
 
-STAMPS = [f"2026-03-{day:02d}T{hour:02d}:00:00Z" for day in (1, 2, 9) for hour in (8, 17)]
+#: Times on both sides of each churn window's edge as of NOW (30, 90, 180, 365 days back).
+DAYS = ("2025-04-01", "2025-10-03", "2026-01-01", "2026-03-01", "2026-03-02", "2026-03-09")
+STAMPS = [f"{day}T{hour:02d}:00:00Z" for day in DAYS for hour in (8, 15, 17)]
 EVENT = st.fixed_dictionaries(
     {
         "event_id": st.sampled_from([f"e{i}" for i in range(12)]),
@@ -43,6 +46,7 @@ EVENT = st.fixed_dictionaries(
         "item_id": st.sampled_from(["I1", "I2", "I3"]),
     },
     optional={
+        "price": st.sampled_from([5.0, 12.5]),
         "customer_id": st.sampled_from(["C1", "C2"]),
         "anonymous_id": st.sampled_from(["a1", "a2", "a3"]),
         "store_id": st.sampled_from(["S1", "S2"]),
@@ -110,21 +114,36 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 assert_same_history(
                     history_now(conn, person, IdMapping(ITEMS), NOW), whole_history(conn, person)
                 )
+                # The churn features from the day rows are those of every event.
+                days = churn_days.history(
+                    conn, person.person_id, person.customer_ids, person.anonymous_ids, NOW
+                )
+                as_of = pd.Timestamp(NOW)
+                pd.testing.assert_frame_equal(
+                    churn_features_one(days, as_of=as_of),
+                    churn_features_one(owned_events(conn, person), as_of=as_of),
+                    check_exact=False,
+                    rtol=1e-9,
+                )
 
 
 ITEMS = np.array(["I1", "I2", "I3"], dtype=object)
-NOW = datetime(2026, 4, 1, tzinfo=UTC)
+NOW = datetime(2026, 4, 1, 13, 30, tzinfo=UTC)
 
 
-def whole_history(conn: Connection, person: Person) -> InteractionMatrix | None:
-    """The person's one-row matrix computed from every event of theirs (the slow path);
-    an event is theirs by its customer id, else its anonymous id (as training resolves it:
-    a shared device's signed-in events belong to the customer signed in)."""
+def owned_events(conn: Connection, person: Person) -> pd.DataFrame:
+    """Every event of the person: theirs by its customer id, else its anonymous id (as
+    training resolves it: a shared device's signed-in events belong to that customer)."""
     history = person_events(conn, person)
     theirs = history[c.CUSTOMER_ID].isin(person.customer_ids) | (
         history[c.CUSTOMER_ID].isna() & history[c.ANONYMOUS_ID].isin(person.anonymous_ids)
     )
-    history = history[theirs]
+    return history[theirs]
+
+
+def whole_history(conn: Connection, person: Person) -> InteractionMatrix | None:
+    """The person's one-row matrix computed from every event of theirs (the slow path)."""
+    history = owned_events(conn, person)
     as_of = pd.Timestamp(NOW)
     inter = interactions(history, as_of=as_of)
     if inter.empty:
@@ -259,3 +278,29 @@ def test_a_store_made_before_the_item_interests_gets_them_at_start(engine: Engin
         assert online_state.ensure(conn) == 1
         assert online_state.ensure(conn) is None  # once
     assert state(engine) == before
+
+
+def test_churn_features_from_day_rows_hold_at_every_window_edge(engine: Engine) -> None:
+    # Several events a day, of one type and channel, on both sides of each window's edge
+    # (30, 90, 180 and 365 days before NOW, at 13:30): only the events say which side.
+    batch = [
+        {"event_id": f"{day}-{kind}-{channel}-{hour}", "ts": f"{day}T{hour:02d}:00:00Z",
+         "customer_id": "C1", "channel": channel, "type": kind, "item_id": "I1", "price": 4.0,
+         **({"store_id": "S1"} if channel == "store" else {})}
+        for day in (*DAYS, "2026-02-14", "2026-04-01")
+        for kind, channel in (("view", "web"), ("purchase", "web"), ("return", "web"),
+                              ("email_click", "email"), ("purchase", "store"))
+        for hour in (8, 12, 15, 17)
+        if f"{day}T{hour:02d}" < "2026-04-01T13"
+    ]  # fmt: skip
+    accept_events(engine, batch)
+    with engine.connect() as conn:
+        person = find_person(conn, customer_id="C1")
+        assert person is not None
+        days = churn_days.history(conn, "C1", person.customer_ids, person.anonymous_ids, NOW)
+        every = owned_events(conn, person)
+    as_of = pd.Timestamp(NOW)
+    assert len(days) < len(every)  # fewer rows than events...
+    pd.testing.assert_frame_equal(  # ...the same features
+        churn_features_one(days, as_of=as_of), churn_features_one(every, as_of=as_of)
+    )

@@ -1,0 +1,170 @@
+"""Online state for churn: per id, UTC day, channel and event type, the count, the first
+and last event and the purchases' spend.
+
+Churn features (`features.churn`) are windows in days (30, 90, 180, 365) and firsts, lasts
+and distinct days; a day that does not hold a window's edge is wholly inside or outside
+it. So a person's features are computed from their day rows, except the few days that
+straddle an edge (and today), read as the events themselves: a few hundred rows at most
+whatever the length of the history. Written with the events (`apply`), rebuilt from the
+event log (`rebuild`); an event counts under its customer id, else its anonymous id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Float, and_, case, delete, func, literal, or_, select
+
+from features import columns as c
+from features.churn import COUNT
+from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.codec import micros
+from service.storage.engine import greatest_least, insert_into
+from service.storage.interests import owner
+from service.storage.tables import churn_days, events
+
+DAY = 86_400 * 1_000_000
+#: The window lengths of the churn features, in days (`features.churn`).
+WINDOWS = (30, 90, 180, 365)
+_KEY = [c.ID_TYPE, c.ID_VALUE, "day", c.CHANNEL, c.TYPE]
+
+
+def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
+    """Fold newly stored events (times in microseconds) into the day rows, inside the
+    caller's transaction."""
+    days: dict[tuple[str, str, int, str, str], list[Any]] = {}
+    for row in stored:
+        who = owner(row)
+        if who is None:
+            continue
+        ts = int(row[c.TS])
+        spend = _spend(row)
+        key = (*who, ts // DAY, str(row[c.CHANNEL]), str(row[c.TYPE]))
+        seen = days.get(key)
+        if seen is None:
+            days[key] = [1, ts, ts, spend]
+        else:
+            seen[0], seen[1], seen[2] = seen[0] + 1, min(seen[1], ts), max(seen[2], ts)
+            seen[3] += spend
+    if not days:
+        return
+    insert = insert_into(conn, churn_days)
+    new, old = insert.excluded, churn_days.c
+    greatest, least = greatest_least(conn)
+    upsert = insert.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={
+            "events": old.events + new.events,
+            "first_ts": least(old.first_ts, new.first_ts),
+            "last_ts": greatest(old.last_ts, new.last_ts),
+            "spend": old.spend + new.spend,
+        },
+    )
+    conn.execute(upsert, [
+        {c.ID_TYPE: k, c.ID_VALUE: v, "day": d, c.CHANNEL: ch, c.TYPE: t, "events": n,
+         "first_ts": first, "last_ts": last, "spend": spend}
+        for (k, v, d, ch, t), (n, first, last, spend) in sorted(days.items())
+    ])  # fmt: skip
+
+
+def _spend(row: Mapping[str, Any]) -> float:
+    if row[c.TYPE] != c.EventType.PURCHASE:
+        return 0.0
+    price = row.get(c.PRICE)
+    if price is None or price != price:
+        return 0.0
+    return float(price) * float(row.get(c.QUANTITY) or 1)
+
+
+def rebuild(conn: Connection) -> None:
+    """Recompute every id's day rows from the event log, in SQL."""
+    conn.execute(delete(churn_days))
+    ev = events.c
+    # Floor division (integer division truncates toward zero before 1970).
+    day = (ev[c.TS] - ((ev[c.TS] % DAY) + DAY) % DAY) / DAY
+    spend = case(
+        (ev[c.TYPE] == c.EventType.PURCHASE.value,
+         func.coalesce(ev[c.PRICE], 0.0) * func.coalesce(ev[c.QUANTITY], 1)),
+        else_=literal(0.0, Float),
+    )  # fmt: skip
+    anonymous_only = ev[c.CUSTOMER_ID].is_(None) & ev[c.ANONYMOUS_ID].is_not(None)
+    for kind, who, only in (
+        (CUSTOMER, ev[c.CUSTOMER_ID], ev[c.CUSTOMER_ID].is_not(None)),
+        (ANONYMOUS, ev[c.ANONYMOUS_ID], anonymous_only),
+    ):
+        conn.execute(
+            churn_days.insert().from_select(
+                [*_KEY, "events", "first_ts", "last_ts", "spend"],
+                select(literal(kind), who, day, ev[c.CHANNEL], ev[c.TYPE], func.count(),
+                       func.min(ev[c.TS]), func.max(ev[c.TS]), func.sum(spend))
+                .where(only)
+                .group_by(who, day, ev[c.CHANNEL], ev[c.TYPE]),
+            )
+        )  # fmt: skip
+
+
+def edge_days(at: int) -> set[int]:
+    """The days holding a window's edge as of `at` (microseconds), and `at`'s own day."""
+    return {(at - w * DAY) // DAY for w in WINDOWS} | {at // DAY}
+
+
+def history(
+    conn: Connection,
+    person_id: str,
+    customer_ids: Iterable[str],
+    anonymous_ids: Iterable[str],
+    now: datetime,
+) -> pd.DataFrame:
+    """The events of the person with these ids as `features.churn.churn_features_one`
+    reads them, as of `now`: a row or two per day row of the state (with `COUNT`), the
+    edge days' events as they are. Columns: ts (UTC), type, channel, price, quantity,
+    count and person_id."""
+    at = micros(now)
+    edges = sorted(edge_days(at))
+    columns: list[list[Any]] = [[], [], [], [], [], []]  # ts, type, channel, price, qty, n
+    ev, t = events.c, churn_days.c
+    for kind, ids, only in (
+        (CUSTOMER, list(customer_ids), None),
+        (ANONYMOUS, list(anonymous_ids), ev[c.CUSTOMER_ID].is_(None)),
+    ):
+        if not ids:
+            continue
+        for _, channel, type_, n, first, last, spend in conn.execute(
+            select(t.day, t[c.CHANNEL], t[c.TYPE], t.events, t.first_ts, t.last_ts, t.spend)
+            .where(t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t.day.not_in(edges),
+                   t.day <= at // DAY)
+        ).all():  # fmt: skip
+            if n > 1:  # the first stands for all but one, the last carries the spend
+                _add(columns, first, type_, channel, 0.0, 1, n - 1)
+            _add(columns, last, type_, channel, spend, 1, 1)
+        who = ev[c.CUSTOMER_ID if kind == CUSTOMER else c.ANONYMOUS_ID]
+        within = or_(*(and_(ev[c.TS] >= d * DAY, ev[c.TS] < (d + 1) * DAY) for d in edges))
+        raw = select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY]).where(
+            who.in_(ids), within
+        )
+        for ts, type_, channel, price, quantity in conn.execute(
+            raw if only is None else raw.where(only)
+        ).all():
+            _add(columns, ts, type_, channel, price, quantity, 1)
+    ts, type_, channel, price, quantity, count = columns
+    order = np.argsort(np.asarray(ts, dtype=np.int64), kind="stable")
+    return pd.DataFrame(
+        {
+            c.TS: pd.to_datetime(np.asarray(ts, dtype=np.int64)[order], unit="us", utc=True),
+            c.TYPE: np.asarray(type_, dtype=object)[order],
+            c.CHANNEL: np.asarray(channel, dtype=object)[order],
+            c.PRICE: np.asarray(price, dtype=float)[order],
+            c.QUANTITY: np.asarray(quantity, dtype=float)[order],
+            COUNT: np.asarray(count, dtype=np.int64)[order],
+            c.PERSON_ID: person_id,
+        }
+    )
+
+
+def _add(columns: list[list[Any]], *values: Any) -> None:
+    for column, value in zip(columns, values, strict=True):
+        column.append(np.nan if value is None else value)
