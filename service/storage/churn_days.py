@@ -24,6 +24,7 @@ from features.churn import COUNT
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.codec import micros
 from service.storage.engine import greatest_least, insert_into
+from service.storage.ids import owned_by_kind
 from service.storage.interests import owner
 from service.storage.tables import churn_days, events
 
@@ -91,11 +92,7 @@ def rebuild(conn: Connection) -> None:
          func.coalesce(ev[c.PRICE], 0.0) * func.coalesce(ev[c.QUANTITY], 1)),
         else_=literal(0.0, Float),
     )  # fmt: skip
-    anonymous_only = ev[c.CUSTOMER_ID].is_(None) & ev[c.ANONYMOUS_ID].is_not(None)
-    for kind, who, only in (
-        (CUSTOMER, ev[c.CUSTOMER_ID], ev[c.CUSTOMER_ID].is_not(None)),
-        (ANONYMOUS, ev[c.ANONYMOUS_ID], anonymous_only),
-    ):
+    for kind, who, only in owned_by_kind(events):
         conn.execute(
             churn_days.insert().from_select(
                 [*_KEY, "events", "first_ts", "last_ts", "spend"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import Table
+
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 
@@ -23,3 +25,14 @@ def by_kind(
     """A person's ids grouped by kind, kinds without ids left out (one indexed query each)."""
     groups = ((CUSTOMER, list(customer_ids)), (ANONYMOUS, list(anonymous_ids)))
     return [(kind, ids) for kind, ids in groups if ids]
+
+
+def owned_by_kind(events: Table) -> list[tuple[str, Any, Any]]:
+    """Per kind of id: the events column and the condition selecting the events that count
+    under that kind (the customer id when there is one, else the anonymous id: the rule
+    `features.identity.resolve` follows), for state rebuilt in SQL."""
+    customer, anonymous = events.c[c.CUSTOMER_ID], events.c[c.ANONYMOUS_ID]
+    return [
+        (CUSTOMER, customer, customer.is_not(None)),
+        (ANONYMOUS, anonymous, customer.is_(None) & anonymous.is_not(None)),
+    ]

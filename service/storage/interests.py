@@ -27,7 +27,7 @@ from features.identity import ANONYMOUS, CUSTOMER
 from features.interactions import InteractionWeights
 from service.storage.codec import micros
 from service.storage.engine import greatest_least, insert_into
-from service.storage.ids import by_kind
+from service.storage.ids import by_kind, owned_by_kind
 from service.storage.tables import events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
@@ -141,11 +141,7 @@ def rebuild(conn: Connection) -> None:
     )
     bought = func.max(case((ev[c.TYPE] == c.EventType.PURCHASE.value, ev[c.TS])))
     counted = (ev[c.ITEM_ID].is_not(None), ev[c.TYPE].in_(list(WEIGHTS.by_type)))
-    anonymous_only = ev[c.CUSTOMER_ID].is_(None) & ev[c.ANONYMOUS_ID].is_not(None)
-    for kind, who, only in (
-        (CUSTOMER, ev[c.CUSTOMER_ID], ev[c.CUSTOMER_ID].is_not(None)),
-        (ANONYMOUS, ev[c.ANONYMOUS_ID], anonymous_only),
-    ):
+    for kind, who, only in owned_by_kind(events):
         conn.execute(
             interests.insert().from_select(
                 [c.ID_TYPE, c.ID_VALUE, c.ITEM_ID, "weight", "last_ts", "units", "last_purchase"],
