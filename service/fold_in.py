@@ -21,11 +21,10 @@ from features.matrix import NO_CATEGORY, InteractionMatrix
 from models.ids import IdMapping
 from service.people import Person
 from service.storage import interests
-from service.storage.codec import micros
+from service.storage.codec import DAY, micros
 
 #: Weights at or below this are no interaction (the cut `features.interactions` makes).
 NO_WEIGHT = 1e-9
-DAY = 86_400 * 1_000_000
 
 
 def history_now(

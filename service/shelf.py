@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from models.base import Recommender
+from service.storage.codec import DAY
 from service.storage.tables import catalogue, events, inventory, offers, stores
 
 T = TypeVar("T")
@@ -217,7 +218,7 @@ class Shelf:
                 sold = np.zeros(len(model.items_), dtype=np.float32)
                 if last is None:
                     return sold
-                since = int(last) - STORE_SALES_DAYS * 86_400_000_000
+                since = int(last) - STORE_SALES_DAYS * DAY
                 rows = conn.execute(
                     select(events.c[c.ITEM_ID], func.count())
                     .where(

@@ -21,14 +21,11 @@ from sqlalchemy import Connection, Float, and_, case, delete, func, literal, or_
 
 from features import columns as c
 from features.churn import COUNT
-from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.codec import micros
+from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into
-from service.storage.ids import owned_by_kind
-from service.storage.interests import owner
+from service.storage.ids import by_kind, owned_by_kind, owner
 from service.storage.tables import churn_days, events
 
-DAY = 86_400 * 1_000_000
 #: The window lengths of the churn features, in days (`features.churn`).
 WINDOWS = (30, 90, 180, 365)
 _KEY = [c.ID_TYPE, c.ID_VALUE, "day", c.CHANNEL, c.TYPE]
@@ -124,10 +121,9 @@ def history(
     edges = sorted(edge_days(at))
     columns: list[list[Any]] = [[], [], [], [], [], []]  # ts, type, channel, price, qty, n
     ev, t = events.c, churn_days.c
-    for kind, ids, only in (
-        (CUSTOMER, list(customer_ids), None),
-        (ANONYMOUS, list(anonymous_ids), ev[c.CUSTOMER_ID].is_(None)),
-    ):
+    theirs = dict(by_kind(customer_ids, anonymous_ids))
+    for kind, who, only in owned_by_kind(events):
+        ids = theirs.get(kind)
         if not ids:
             continue
         for _, channel, type_, n, first, last, spend in conn.execute(
@@ -138,14 +134,11 @@ def history(
             if n > 1:  # the first stands for all but one, the last carries the spend
                 _add(columns, first, type_, channel, 0.0, 1, n - 1)
             _add(columns, last, type_, channel, spend, 1, 1)
-        who = ev[c.CUSTOMER_ID if kind == CUSTOMER else c.ANONYMOUS_ID]
         within = or_(*(and_(ev[c.TS] >= d * DAY, ev[c.TS] < (d + 1) * DAY) for d in edges))
         raw = select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY]).where(
-            who.in_(ids), within
+            who.in_(ids), only, within
         )
-        for ts, type_, channel, price, quantity in conn.execute(
-            raw if only is None else raw.where(only)
-        ).all():
+        for ts, type_, channel, price, quantity in conn.execute(raw).all():
             _add(columns, ts, type_, channel, price, quantity, 1)
     ts, type_, channel, price, quantity, count = columns
     order = np.argsort(np.asarray(ts, dtype=np.int64), kind="stable")

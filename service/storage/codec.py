@@ -22,6 +22,8 @@ def from_micros(values: pd.Series) -> pd.Series:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+#: One day in the stored unit (microseconds).
+DAY = 86_400_000_000
 
 
 def micros(moment: datetime) -> int:

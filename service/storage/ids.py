@@ -19,6 +19,16 @@ def ids_of(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(kind, row[col]) for kind, col in ID_COLUMNS.items() if row.get(col) is not None]
 
 
+def owner(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The one id an event counts under: its customer id, else its anonymous id (the rule
+    `features.identity.resolve` follows; `owned_by_kind` is the same rule in SQL)."""
+    if row.get(c.CUSTOMER_ID) is not None:
+        return CUSTOMER, str(row[c.CUSTOMER_ID])
+    if row.get(c.ANONYMOUS_ID) is not None:
+        return ANONYMOUS, str(row[c.ANONYMOUS_ID])
+    return None
+
+
 def by_kind(
     customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> list[tuple[str, list[str]]]:

@@ -23,18 +23,17 @@ from typing import Any
 from sqlalchemy import Connection, Float, case, cast, delete, func, literal, select
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from features.interactions import InteractionWeights
-from service.storage.codec import micros
+from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into
-from service.storage.ids import by_kind, owned_by_kind
+from service.storage.ids import by_kind, owned_by_kind, owner
 from service.storage.tables import events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
 WEIGHTS = InteractionWeights()
 #: The epoch weights are scaled to, and the half-life, in microseconds.
 EPOCH = micros(datetime(2040, 1, 1, tzinfo=UTC))
-HALF_LIFE = WEIGHTS.half_life_days * 86_400 * 1_000_000
+HALF_LIFE = WEIGHTS.half_life_days * DAY
 #: Scaling exponents are held above this: an event more than ~250 years before the epoch
 #: weighs 2**-1000 of its face value (training drops weights below 1e-9 long before).
 FLOOR = -1000.0
@@ -51,15 +50,6 @@ class Interest:
     last_ts: int
     units: float
     last_purchase: int | None
-
-
-def owner(row: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The one id an event counts under: its customer id, else its anonymous id."""
-    if row.get(c.CUSTOMER_ID) is not None:
-        return CUSTOMER, str(row[c.CUSTOMER_ID])
-    if row.get(c.ANONYMOUS_ID) is not None:
-        return ANONYMOUS, str(row[c.ANONYMOUS_ID])
-    return None
 
 
 def scaled(weight: float, ts: int) -> float:

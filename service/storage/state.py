@@ -1,5 +1,5 @@
-"""The online state as one thing: per-id activity, carts and item interests, applied with
-the events that change them, rebuilt together from the event log."""
+"""The online state as one thing: per-id activity, carts, item interests and churn day
+rows, applied with the events that change them, rebuilt together from the event log."""
 
 from __future__ import annotations
 
@@ -65,18 +65,12 @@ def ensure(conn: Connection) -> int | None:
     was nothing to do."""
 
     def empty(table: Any, *where: Any) -> bool:
-        return conn.execute(select(table.c[c.ID_VALUE]).where(*where).limit(1)).first() is None
+        return conn.execute(select(*table.primary_key).where(*where).limit(1)).first() is None
 
     if empty(activity_table):
-        if conn.execute(select(events.c[c.EVENT_ID]).limit(1)).first() is None:
-            return None
-        return rebuild(conn)
-    has_item_events = (
-        conn.execute(
-            select(events.c[c.EVENT_ID]).where(events.c[c.ITEM_ID].is_not(None)).limit(1)
-        ).first()
-        is not None
-    )
-    if empty(churn_days_table) or (empty(interests_table) and has_item_events):
+        return None if empty(events) else rebuild(conn)
+    if empty(churn_days_table) or (
+        empty(interests_table) and not empty(events, events.c[c.ITEM_ID].is_not(None))
+    ):
         return rebuild(conn)
     return None
