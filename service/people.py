@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select, union
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, union
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
@@ -27,6 +27,7 @@ from service.storage.tables import (
     erasures,
     events,
     identities,
+    no_offers,
     triggers,
 )
 
@@ -143,15 +144,24 @@ def recent_events(
 
 
 def person_moves(
-    conn: Connection, person: Person, since: datetime, types: list[str]
+    conn: Connection,
+    person: Person,
+    since: datetime | None,
+    types: list[str],
+    spans: list[tuple[int, int]] | None = None,
 ) -> list[tuple[str, str | None, str | None, pd.Timestamp]]:
-    """The person's events of `types` at or after `since` as (type, item_id, offer_id, ts)
+    """The person's events of `types` at or after `since` (or within the `spans` of
+    event time, microseconds, first and last included) as (type, item_id, offer_id, ts)
     tuples: a few rows, read without building a frame (the per-request fast path)."""
     cols = [events.c[c.TYPE], events.c[c.ITEM_ID], events.c[c.OFFER_ID], events.c[c.TS]]
+    ts = events.c[c.TS]
+    when = [] if since is None else [ts >= micros(since)]
+    if spans is not None:
+        if not spans:
+            return []
+        when.append(or_(*(ts.between(first, last) for first, last in spans)))
     parts = [
-        select(*cols).where(
-            events.c[column].in_(ids), events.c[c.TS] >= micros(since), events.c[c.TYPE].in_(types)
-        )
+        select(*cols).where(events.c[column].in_(ids), events.c[c.TYPE].in_(types), *when)
         for column, ids in _id_columns(person)
     ]
     if not parts:
@@ -252,7 +262,7 @@ def erase(engine: Engine, person: Person) -> int:
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
         state.forget(conn, person.customer_ids, person.anonymous_ids)
         answers.forget(conn, person.person_id)
-        for ledger in (decisions, contacts, triggers):  # what was decided and sent for them
+        for ledger in (decisions, no_offers, contacts, triggers):  # what was decided and sent
             conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
         now = micros(datetime.now(UTC))
         erased = [(CUSTOMER, i) for i in person.customer_ids] + [

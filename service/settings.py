@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     cart_max_age_days: int = 7
     #: A next-best-offer decision stands at most this long (or until its offer ends).
     decision_days: int = 7
+    #: When no offer is open to a customer where they are asked, the same ask answers
+    #: "nothing" for this long without deciding again, unless an event of theirs arrives
+    #: first (0: decide on every ask). A new offer or a restock reaches them within it.
+    no_offer_seconds: float = Field(default=300, ge=0)
     #: Retention incentives go only to customers in these churn bands.
     retention_bands: list[str] = Field(default_factory=lambda: ["high", "lapsed"])
 

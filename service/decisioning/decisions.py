@@ -21,7 +21,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from features import columns as c
 from service.storage.codec import from_micros, micros, moment
-from service.storage.tables import decisions
+from service.storage.engine import insert_into
+from service.storage.tables import decisions, no_offers
 
 ANSWERS = {
     c.EventType.OFFER_ACCEPTED.value: "accepted",
@@ -127,6 +128,28 @@ def record(conn: Connection, made: pd.DataFrame, now: datetime) -> pd.DataFrame:
         ]
         conn.execute(insert(decisions), rows)
     return made
+
+
+def nothing_since(conn: Connection, person_id: str, asked: str) -> int | None:
+    """When (arrival clock, microseconds) an ask of the person `asked` where it was asked
+    last found no offer open, or None."""
+    made = conn.execute(
+        select(no_offers.c.made_at).where(
+            no_offers.c[c.PERSON_ID] == person_id, no_offers.c.asked == asked
+        )
+    ).scalar_one_or_none()
+    return None if made is None else int(made)
+
+
+def remember_nothing(conn: Connection, person_id: str, asked: str, made_at: int) -> None:
+    """Record that no offer was open to the person where asked, as of `made_at`."""
+    insert = insert_into(conn, no_offers)
+    row = {c.PERSON_ID: person_id, "asked": asked, "made_at": made_at}
+    conn.execute(
+        insert.values(row).on_conflict_do_update(
+            index_elements=[c.PERSON_ID, "asked"], set_={"made_at": insert.excluded.made_at}
+        )
+    )
 
 
 def valid_until(offer_ends: pd.Series, now: datetime, days: int) -> pd.Series:

@@ -4,18 +4,19 @@ and write the same decisions ledger."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from features import columns as c
-from service.churn_scoring import churn_for_many
+from service.churn_scoring import ChurnAnswer, churn_for_many, churn_now
 from service.decisioning import decisions as ledger
 from service.decisioning.contact_policy import CONSENT, consenting
 from service.decisioning.offers import (
@@ -28,11 +29,13 @@ from service.decisioning.offers import (
     rank_offers,
     still_open,
 )
-from service.people import Person, person_events, person_moves
+from service.people import Person, person_moves
 from service.recommending import RECENTLY_BOUGHT_DAYS, Ask, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
+from service.storage import activity, carts, churn_days
+from service.storage.codec import micros
 
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
@@ -91,11 +94,15 @@ def next_best_offer(
     engine: Engine, served: Served, shelf: Shelf, settings: Settings, ask: OfferAsk
 ) -> Offered | None:
     """The person's open decision when it still holds where asked, else a new one
-    (recorded); None when no offer is open to them. Raises `NoConsent` for an outbound
-    channel they do not consent to."""
+    (recorded); None when no offer is open to them (remembered: the same ask answers
+    None again, without deciding, until an event of theirs arrives or
+    `settings.no_offer_seconds` pass). Raises `NoConsent` for an outbound channel they
+    do not consent to."""
     standing, ended = standing_offer(engine, shelf, ask)
     if standing is not None:
         return standing
+    if not ended and _nothing_stands(engine, ask, settings.no_offer_seconds):
+        return None
     return decide(engine, served, shelf, settings, ask, ended)
 
 
@@ -125,6 +132,18 @@ def standing_offer(
     return None, [closing] if closing is not None else []
 
 
+def _nothing_stands(engine: Engine, ask: OfferAsk, max_age_seconds: float) -> bool:
+    """Whether an ask of the person where they are asked found no offer open, recently
+    enough and with nothing of theirs arrived since."""
+    person = ask.person
+    with engine.connect() as conn:
+        made = ledger.nothing_since(conn, person.person_id, ask.asked)
+        if made is None or _wall_micros() - made >= max_age_seconds * 1e6:
+            return False
+        seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+    return seen is None or seen.last_arrival < made
+
+
 def decide(
     engine: Engine,
     served: Served,
@@ -134,18 +153,30 @@ def decide(
     ended: list[ledger.Closing],
 ) -> Offered | None:
     """A new decision for the person (closing `ended` in the same transaction), from their
-    whole history, churn and suggestions; None when no offer is open to them."""
+    online state (churn now, what they bought lately, the offers they answered) and their
+    suggestions; None when no offer is open to them."""
     person, where, now = ask.person, ask.where, ask.now
+    made_at = _wall_micros()  # what arrives from now on is not in this decision
     book = offers_now(shelf.offers(), where.channel, now)
+    since = micros(now - timedelta(days=RECENTLY_BOUGHT_DAYS))
     with engine.connect() as conn:
-        events = person_events(conn, person)
-    persons = churn_frame(served, events, [person.person_id], now)
+        churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
+        recent = carts.bought_since(conn, person.customer_ids, person.anonymous_ids, since)
+        answered = answered_offers(conn, person)
+    persons = pd.DataFrame(
+        {
+            c.PERSON_ID: [person.person_id],
+            "churn": [churn.probability if churn else None],
+            "band": [churn.band if churn else None],
+            "driver": [churn.drivers[0] if churn and churn.drivers else None],
+        }
+    )
     pairs = eligible(
         book,
         persons,
         where,
-        bought=bought_recently(events, now),
-        answered=answers_of(events),
+        bought=pd.DataFrame({c.PERSON_ID: person.person_id, c.ITEM_ID: sorted(recent)}),
+        answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
         retention_bands=settings.retention_bands,
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
@@ -157,6 +188,8 @@ def decide(
         with engine.begin() as conn:
             ledger.close(conn, ended, now)
             made = ledger.record(conn, made, now)
+            if made.empty:
+                ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
     except IntegrityError:  # another channel decided first: theirs stands
         with engine.connect() as conn:
             theirs = ledger.open_decision(conn, person.person_id)
@@ -169,6 +202,29 @@ def decide(
     row = made.iloc[0].to_dict()
     offer = _offer_in(book, row[c.OFFER_ID])
     return _offered(row, offer, reused=False) if offer is not None else None
+
+
+def _churn_now(
+    conn: Connection, served: Served, person: Person, now: datetime, max_age_hours: float
+) -> ChurnAnswer | None:
+    """The person's churn answer as the API gives it; None without a churn model."""
+    try:
+        return churn_now(conn, served, person, now, max_age_hours)
+    except ModelUnavailable:
+        return None
+
+
+def answered_offers(conn: Connection, person: Person) -> set[str]:
+    """The offers the person accepted or declined: read on the days their state says they
+    answered one, never their whole history."""
+    types = list(ledger.ANSWERS)
+    spans = churn_days.spans(conn, person.customer_ids, person.anonymous_ids, types)
+    return {str(o) for _, _, o, _ in person_moves(conn, person, None, types, spans) if o}
+
+
+def _wall_micros() -> int:
+    """Now on the arrival clock (`events.ingested_at`), in microseconds."""
+    return int(time.time() * 1_000_000)
 
 
 def _offer_in(book: pd.DataFrame, offer_id: object) -> dict[Any, Any] | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from features import columns as c
 from service.auth import Caller, require
 from service.decisioning.contact_policy import OUTBOUND
-from service.decisioning.nbo import NoConsent, OfferAsk, decide, standing_offer, where_for
+from service.decisioning.nbo import NoConsent, OfferAsk, next_best_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
 from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep, store_of
 from service.people import find_person
@@ -43,6 +43,8 @@ def customer_next_best_offer(
     after the customer accepts or declines it (`offer_accepted` / `offer_declined`
     events), when it expires, or when it is no longer open to them where they are asked
     (out of stock in the store, consent withdrawn), a new decision is made and recorded.
+    When no offer is open to them, asking again gives the same empty answer until an
+    event of theirs arrives or `no_offer_seconds` pass.
     """
     if channel not in CHANNELS:
         raise HTTPException(
@@ -56,16 +58,14 @@ def customer_next_best_offer(
         )
     engine = request.app.state.engine
     # In the thread pool: a standing decision is a few indexed rows; deciding anew reads
-    # the person's history, churn and suggestions.
+    # the person's online state, churn and suggestions.
     with engine.connect() as conn:
         person = find_person(conn, customer_id=customer_id)
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
     ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)
     try:
-        offered, ended = standing_offer(engine, shelf, ask)
-        if offered is None:
-            offered = decide(engine, served, shelf, settings, ask, ended)
+        offered = next_best_offer(engine, served, shelf, settings, ask)
     except NoConsent as refused:
         offered, why_not = None, str(refused)
     else:

@@ -108,6 +108,26 @@ def _bought(
     return out
 
 
+def bought_since(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], since: int
+) -> set[str]:
+    """The items the person with these ids last bought at or after `since` (microseconds):
+    a row per item they ever bought, never their events."""
+    found: set[str] = set()
+    for kind, ids in by_kind(customer_ids, anonymous_ids):
+        found.update(
+            str(item)
+            for (item,) in conn.execute(
+                select(bought.c[c.ITEM_ID]).where(
+                    bought.c[c.ID_TYPE] == kind,
+                    bought.c[c.ID_VALUE].in_(ids),
+                    bought.c.last_ts >= since,
+                )
+            ).all()
+        )
+    return found
+
+
 def rebuild(conn: Connection) -> None:
     """Recompute the cart state of every id from the event log."""
     conn.execute(delete(cart_moves))

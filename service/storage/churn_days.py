@@ -101,6 +101,25 @@ def rebuild(conn: Connection) -> None:
         )  # fmt: skip
 
 
+def spans(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], types: list[str]
+) -> list[tuple[int, int]]:
+    """(first, last) event time of each day the person with these ids had events of
+    `types`: where to read those events without reading the rest of the history."""
+    t = churn_days.c
+    found: list[tuple[int, int]] = []
+    for kind, ids in by_kind(customer_ids, anonymous_ids):
+        found.extend(
+            (int(first), int(last))
+            for first, last in conn.execute(
+                select(t.first_ts, t.last_ts).where(
+                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t[c.TYPE].in_(types)
+                )
+            ).all()
+        )
+    return sorted(found)
+
+
 def edge_days(at: int) -> set[int]:
     """The days holding a window's edge as of `at` (microseconds), and `at`'s own day."""
     return {(at - w * DAY) // DAY for w in WINDOWS} | {at // DAY}

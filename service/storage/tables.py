@@ -282,6 +282,18 @@ decisions = Table(
     ),
 )
 
+#: Asks that found no offer open to the person where they were asked (the channel, and
+#: the store): the same ask is answered "nothing" from this row, without deciding again,
+#: until anything of theirs arrives or `settings.no_offer_seconds` pass (a new offer or a
+#: restock shows within that time). Times are arrival (wall) clock, as `events.ingested_at`.
+no_offers = Table(
+    "no_offers",
+    metadata,
+    Column(c.PERSON_ID, String(256), primary_key=True),
+    Column("asked", String(300), primary_key=True),
+    Column("made_at", BigInteger, nullable=False),
+)
+
 #: Every outbound marketing message Omni handed out, whatever the channel: what the
 #: contact policy counts.
 contacts = Table(

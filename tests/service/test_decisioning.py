@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.decisioning.triggers import due
+from service.storage.codec import micros
 from service.storage.engine import open_engine
 from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore, add_customer, copy_of
 
@@ -253,6 +254,40 @@ def test_no_consent_no_email_offer_and_unknowns_are_named(
     missing = client.get("/v1/customers/NOBODY/next-best-offer", params={"channel": "web"},
                          headers=ADMIN)  # fmt: skip
     assert missing.status_code == 404
+
+
+def test_nothing_to_offer_stands_until_an_event_of_theirs_arrives(store: ServedStore) -> None:
+    """Customers who answered every offer have none open; a new offer reaches them at
+    their next event, or once `no_offer_seconds` have passed, and any process sees it."""
+    ids = [customer(store, "SCN-NOTHING"), customer(store, "SCN-NOTHING-2")]
+    engine = open_engine(store.settings.database_url)
+    with engine.connect() as conn:
+        book = [str(o) for o in conn.exec_driver_sql("SELECT offer_id FROM offers").scalars()]
+    with TestClient(create_app(store.settings)) as first:
+        for cid in ids:
+            post(first, *[ev(f"{cid}-no-{o}", cid, "offer_declined", store.clock, offer_id=o)
+                          for o in book])  # fmt: skip
+            nothing = offer(first, cid, "web", ADMIN)
+            assert nothing["offer"] is None and nothing["decision_id"] is None
+    year = timedelta(days=365)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO offers (offer_id, name, kind, channels, valid_from, valid_until, value)"
+            " VALUES ('O-NEW', 'Free gift wrap', 'service', '', ?, ?, 4.0)",
+            (micros(store.clock - year), micros(store.clock + year)),
+        )
+    engine.dispose()
+    # Another process, the new offer on its shelf, reads the same "nothing" for now.
+    with TestClient(create_app(store.settings)) as second:
+        again = offer(second, ids[0], "web", ADMIN)
+        assert again["offer"] is None and again["reason"] == nothing["reason"]
+        post(second, ev(f"{ids[0]}-view", ids[0], "view", store.clock, item_id="I000001"))
+        after = offer(second, ids[0], "web", ADMIN)
+        assert after["offer"]["offer_id"] == "O-NEW" and after["reused"] is False
+        second.app.state.settings = store.settings.model_copy(  # type: ignore[attr-defined]
+            update={"no_offer_seconds": 0}
+        )
+        assert offer(second, ids[1], "web", ADMIN)["offer"]["offer_id"] == "O-NEW"
 
 
 # -- at the same time ---------------------------------------------------------------------

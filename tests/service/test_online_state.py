@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,14 @@ from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
 from models.ids import IdMapping
+from service.decisioning.nbo import answered_offers, answers_of, bought_recently
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, erase, find_person, person_events
+from service.recommending import RECENTLY_BOUGHT_DAYS
 from service.storage import activity, carts, churn_days
 from service.storage import state as online_state
+from service.storage.codec import micros
 from service.storage.state import STATE_TABLES
 from service.storage.tables import events, identities
 from service.storage.tables import interests as interests_table
@@ -40,7 +43,16 @@ EVENT = st.fixed_dictionaries(
         "ts": st.sampled_from(STAMPS),
         "channel": st.sampled_from(["web", "app", "email"]),
         "type": st.sampled_from(
-            ["view", "add_to_cart", "remove_from_cart", "purchase", "return", "wishlist"]
+            [
+                "view",
+                "add_to_cart",
+                "remove_from_cart",
+                "purchase",
+                "return",
+                "wishlist",
+                "offer_accepted",
+                "offer_declined",
+            ]
         ),
         "quantity": st.integers(1, 3),
         "item_id": st.sampled_from(["I1", "I2", "I3"]),
@@ -51,6 +63,8 @@ EVENT = st.fixed_dictionaries(
         "anonymous_id": st.sampled_from(["a1", "a2", "a3"]),
         "store_id": st.sampled_from(["S1", "S2"]),
     },
+).map(
+    lambda e: {**e, "offer_id": "O1" if e["quantity"] < 3 else "O2"} if "offer" in e["type"] else e
 )
 
 
@@ -113,6 +127,15 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
             if person is not None:
                 assert_same_history(
                     history_now(conn, person, IdMapping(ITEMS), NOW), whole_history(conn, person)
+                )
+                # What the next-best offer reads of them: bought lately, offers answered.
+                since = NOW - timedelta(days=RECENTLY_BOUGHT_DAYS)
+                everything = person_events(conn, person)
+                assert carts.bought_since(
+                    conn, person.customer_ids, person.anonymous_ids, micros(since)
+                ) == set(bought_recently(everything, NOW)[c.ITEM_ID])
+                assert answered_offers(conn, person) == set(
+                    answers_of(owned_events(conn, person))[c.OFFER_ID]
                 )
                 # The churn features from the day rows are those of every event.
                 days = churn_days.history(
