@@ -34,27 +34,31 @@ def history_now(
     `now`; None when none of them is left."""
     at = micros(now)
     touched, places = interests.of_person(conn, person.customer_ids, person.anonymous_ids, at)
-    touched = [x for x in touched if x.weight > NO_WEIGHT]
-    cols = items.positions([x.item_id for x in touched], missing="skip")
-    kept = [(col, x) for col, x in zip(cols.tolist(), touched, strict=True) if col >= 0]
-    if not kept:
+    cols = items.positions(touched.item_ids, missing="skip")
+    keep = (touched.weight > NO_WEIGHT) & (cols >= 0)
+    if not keep.any():
         return None
-    kept.sort(key=lambda pair: pair[0])
-    n = len(items)
-    col = np.array([c for c, _ in kept], dtype=np.int64)
+    order = np.argsort(cols[keep], kind="stable")
+    col = cols[keep][order]
 
-    def row(values: list[float], where: np.ndarray | None = None) -> csr_matrix:
-        data = np.asarray(values, dtype=np.float32)
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values[keep][order]
+
+    n = len(items)
+
+    def row(values: np.ndarray, where: np.ndarray | None = None) -> csr_matrix:
+        data = values.astype(np.float32)
         at_cols = col if where is None else col[where]
         data = data if where is None else data[where]
         return csr_matrix((data, (np.zeros(len(at_cols), dtype=np.int64), at_cols)), shape=(1, n))
 
-    weights = row([x.weight for _, x in kept])
-    bought = np.array([x.last_purchase is not None for _, x in kept])
-    purchase_age = row([1.0 + (at - (x.last_purchase or at)) / DAY for _, x in kept], bought)
-    purchase_count = row([max(x.units, 0.0) for _, x in kept])
+    weights = row(kept(touched.weight))
+    last_purchase = kept(touched.last_purchase)
+    bought = last_purchase != interests.NO_PURCHASE
+    purchase_age = row(1.0 + (at - np.where(bought, last_purchase, at)) / DAY, bought)
+    purchase_count = row(np.maximum(kept(touched.units), 0.0))
     purchase_count.eliminate_zeros()
-    seen_age = row([1.0 + (at - x.last_ts) / DAY for _, x in kept])
+    seen_age = row(1.0 + (at - kept(touched.last_ts)) / DAY)
     stores = np.array(sorted(places), dtype=object)
     user_store = np.full(1, -1, dtype=np.int64)
     if len(stores):

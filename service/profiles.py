@@ -17,7 +17,7 @@ from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
 from service.storage import activity, carts
-from service.storage.codec import micros, moment
+from service.storage.codec import DAY, micros, moment
 from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
@@ -62,7 +62,9 @@ def build_profile(
         )
         for row in shown
     ]
-    lines = carts.open_lines(conn, person.customer_ids, person.anonymous_ids, until=micros(now))
+    at = micros(now)
+    since = at - settings.cart_open_days * DAY
+    lines = carts.open_lines(conn, person.customer_ids, person.anonymous_ids, until=at, since=since)
     cart = [
         CartLine(
             item_id=line.item_id,

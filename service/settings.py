@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     )
     #: A cart untouched for longer than this is no longer worth a message.
     cart_max_age_days: int = 7
+    #: A cart line last added to longer ago than this is no longer shown as in the open
+    #: cart (the profile, the tablet): a web cart left for a month is gone for the customer.
+    cart_open_days: int = Field(default=30, ge=1)
     #: A next-best-offer decision stands at most this long (or until its offer ends).
     decision_days: int = 7
     #: When no offer is open to a customer where they are asked, the same ask answers

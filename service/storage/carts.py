@@ -177,21 +177,42 @@ def _sign_of(kind: Any) -> Any:
 
 
 def open_lines(
-    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], *, until: int
+    conn: Connection,
+    customer_ids: Iterable[str],
+    anonymous_ids: Iterable[str],
+    *,
+    until: int,
+    since: int | None = None,
 ) -> list[Line]:
     """The open cart of the person with these ids from events up to `until` (inclusive),
-    most recently added first."""
+    most recently added first; with `since`, only the lines added to at or after it (read
+    from the moves of those items alone, not from every line the person ever left)."""
     groups = by_kind(customer_ids, anonymous_ids)
+    moves = cart_moves.c
+    recent: list[str] | None = None
+    if since is not None:
+        recent = sorted({
+            str(item)
+            for kind, values in groups
+            for (item,) in conn.execute(
+                select(moves[c.ITEM_ID]).where(
+                    moves[c.ID_TYPE] == kind, moves[c.ID_VALUE].in_(values),
+                    moves[c.TS] >= since, moves[c.TS] <= until, moves.units > 0,
+                )
+            ).all()
+        })  # fmt: skip
+        if not recent:
+            return []
     rows: list[tuple[Any, ...]] = []
     for kind, values in groups:
+        only = [] if recent is None else [moves[c.ITEM_ID].in_(recent)]
         rows.extend(
             tuple(r)
             for r in conn.execute(
-                select(cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS],
-                       cart_moves.c.units, cart_moves.c[c.CHANNEL])
-                .where(cart_moves.c[c.ID_TYPE] == kind,
-                       cart_moves.c[c.ID_VALUE].in_(values),
-                       cart_moves.c[c.TS] <= until)
+                select(moves[c.ITEM_ID], moves[c.EVENT_ID], moves[c.TS], moves.units,
+                       moves[c.CHANNEL])
+                .where(moves[c.ID_TYPE] == kind, moves[c.ID_VALUE].in_(values),
+                       moves[c.TS] <= until, *only)
             ).all()
         )  # fmt: skip
     if not rows:
@@ -215,4 +236,6 @@ def open_lines(
         for item, line in lines.items()
         if line["adds"] and line["units"] > 0
     ]  # fmt: skip
+    if since is not None:
+        out = [line for line in out if line.added_at >= since]
     return sorted(out, key=lambda line: -line.added_at)

@@ -11,7 +11,7 @@ event log (`rebuild`); an event counts under its customer id, else its anonymous
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -138,42 +138,68 @@ def history(
     count and person_id."""
     at = micros(now)
     edges = sorted(edge_days(at))
-    columns: list[list[Any]] = [[], [], [], [], [], []]  # ts, type, channel, price, qty, n
+    parts: list[tuple[np.ndarray, ...]] = []
     ev, t = events.c, churn_days.c
     theirs = dict(by_kind(customer_ids, anonymous_ids))
     for kind, who, only in owned_by_kind(events):
         ids = theirs.get(kind)
         if not ids:
             continue
-        for _, channel, type_, n, first, last, spend in conn.execute(
-            select(t.day, t[c.CHANNEL], t[c.TYPE], t.events, t.first_ts, t.last_ts, t.spend)
+        rows = conn.execute(
+            select(t[c.CHANNEL], t[c.TYPE], t.events, t.first_ts, t.last_ts, t.spend)
             .where(t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t.day.not_in(edges),
                    t.day <= at // DAY)
-        ).all():  # fmt: skip
-            if n > 1:  # the first stands for all but one, the last carries the spend
-                _add(columns, first, type_, channel, 0.0, 1, n - 1)
-            _add(columns, last, type_, channel, spend, 1, 1)
+        ).all()  # fmt: skip
+        if rows:
+            parts.append(_from_days(rows))
         within = or_(*(and_(ev[c.TS] >= d * DAY, ev[c.TS] < (d + 1) * DAY) for d in edges))
-        raw = select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY]).where(
-            who.in_(ids), only, within
-        )
-        for ts, type_, channel, price, quantity in conn.execute(raw).all():
-            _add(columns, ts, type_, channel, price, quantity, 1)
-    ts, type_, channel, price, quantity, count = columns
-    order = np.argsort(np.asarray(ts, dtype=np.int64), kind="stable")
+        raw = conn.execute(
+            select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY]).where(
+                who.in_(ids), only, within
+            )
+        ).all()
+        if raw:
+            ts, type_, channel, price, quantity = zip(*raw, strict=True)
+            parts.append(
+                (np.asarray(ts, dtype=np.int64), np.asarray(type_, dtype=object),
+                 np.asarray(channel, dtype=object), _floats(price), _floats(quantity),
+                 np.ones(len(raw), dtype=np.int64))
+            )  # fmt: skip
+    cols: list[np.ndarray] = [
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(6)
+    ]
+    order = np.argsort(cols[0].astype(np.int64), kind="stable")
+    stamps = cols[0].astype(np.int64)[order]
     return pd.DataFrame(
         {
-            c.TS: pd.to_datetime(np.asarray(ts, dtype=np.int64)[order], unit="us", utc=True),
-            c.TYPE: np.asarray(type_, dtype=object)[order],
-            c.CHANNEL: np.asarray(channel, dtype=object)[order],
-            c.PRICE: np.asarray(price, dtype=float)[order],
-            c.QUANTITY: np.asarray(quantity, dtype=float)[order],
-            COUNT: np.asarray(count, dtype=np.int64)[order],
+            c.TS: pd.to_datetime(stamps, unit="us", utc=True),
+            c.TYPE: cols[1].astype(object)[order],
+            c.CHANNEL: cols[2].astype(object)[order],
+            c.PRICE: cols[3].astype(float)[order],
+            c.QUANTITY: cols[4].astype(float)[order],
+            COUNT: cols[5].astype(np.int64)[order],
             c.PERSON_ID: person_id,
         }
     )
 
 
-def _add(columns: list[list[Any]], *values: Any) -> None:
-    for column, value in zip(columns, values, strict=True):
-        column.append(np.nan if value is None else value)
+def _from_days(rows: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    """Two events per day row (channel, type, count, first, last, spend) as columns (ts,
+    type, channel, price, quantity, count): at the first time one standing for all but
+    one (when there are more), at the last one carrying the spend."""
+    channel, type_, n, first, last, spend = (np.asarray(x) for x in zip(*rows, strict=True))
+    n = n.astype(np.int64)
+    many = n > 1
+    extra = int(many.sum())
+    return (
+        np.concatenate([first[many], last]).astype(np.int64),
+        np.concatenate([type_[many], type_]).astype(object),
+        np.concatenate([channel[many], channel]).astype(object),
+        np.concatenate([np.zeros(extra), spend.astype(float)]),
+        np.ones(extra + len(n)),
+        np.concatenate([n[many] - 1, np.ones(len(n), dtype=np.int64)]),
+    )
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Float, case, cast, delete, func, literal, select
 
 from features import columns as c
@@ -41,15 +42,20 @@ _UNITS = {c.EventType.PURCHASE.value: 1.0, c.EventType.RETURN.value: -1.0}
 
 
 @dataclass(frozen=True)
-class Interest:
-    """A person's interaction with one item at a moment: decayed weight, latest event and
-    last purchase (microseconds, UTC; None: never bought), net units bought."""
+class Interests:
+    """A person's interaction with each item they touched at a moment, one entry per item
+    (sorted by item id): decayed weight, latest event and last purchase (microseconds,
+    UTC; NO_PURCHASE: never bought), net units bought."""
 
-    item_id: str
-    weight: float
-    last_ts: int
-    units: float
-    last_purchase: int | None
+    item_ids: np.ndarray
+    weight: np.ndarray
+    last_ts: np.ndarray
+    units: np.ndarray
+    last_purchase: np.ndarray
+
+
+#: `Interests.last_purchase` of an item never bought.
+NO_PURCHASE = np.iinfo(np.int64).min
 
 
 def scaled(weight: float, ts: int) -> float:
@@ -153,32 +159,47 @@ def rebuild(conn: Connection) -> None:
 
 def of_person(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], at: int
-) -> tuple[list[Interest], dict[str, float]]:
+) -> tuple[Interests, dict[str, float]]:
     """The person's interest in each item they touched and their weight per store, decayed
-    to `at` (microseconds): one indexed read per table and kind of id."""
+    to `at` (microseconds): one indexed read per table and kind of id, summed in numpy."""
     factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
-    per_item: dict[str, list[Any]] = {}
+    rows: list[Any] = []
     per_store: dict[str, float] = {}
     for kind, ids in by_kind(customer_ids, anonymous_ids):
-        for item, weight, last_ts, units, bought in conn.execute(
+        rows += conn.execute(
             select(interests.c[c.ITEM_ID], interests.c.weight, interests.c.last_ts,
                    interests.c.units, interests.c.last_purchase)
             .where(interests.c[c.ID_TYPE] == kind, interests.c[c.ID_VALUE].in_(ids))
-        ).all():  # fmt: skip
-            seen = per_item.setdefault(str(item), [0.0, int(last_ts), 0.0, None])
-            seen[0] += float(weight)
-            seen[1] = max(seen[1], int(last_ts))
-            seen[2] += float(units)
-            if bought is not None:
-                seen[3] = int(bought) if seen[3] is None else max(seen[3], int(bought))
+        ).all()  # fmt: skip
         for store, weight in conn.execute(
             select(store_weights.c[c.STORE_ID], store_weights.c.weight).where(
                 store_weights.c[c.ID_TYPE] == kind, store_weights.c[c.ID_VALUE].in_(ids)
             )
         ).all():
             per_store[str(store)] = per_store.get(str(store), 0.0) + float(weight) * factor
-    found = [
-        Interest(i, w * factor, int(ts), u, bought)
-        for i, (w, ts, u, bought) in sorted(per_item.items())
-    ]
-    return found, per_store
+    return _summed(rows, factor), per_store
+
+
+def _summed(rows: list[Any], factor: float) -> Interests:
+    """One entry per item of (item, weight, last_ts, units, last_purchase) rows: weights
+    and units added, times the latest (an item can have a row under each id)."""
+    items = np.array([r[0] for r in rows], dtype=object)
+    weight = np.array([r[1] for r in rows], dtype=np.float64) * factor
+    last_ts = np.array([r[2] for r in rows], dtype=np.int64)
+    units = np.array([r[3] for r in rows], dtype=np.float64)
+    bought = np.array([NO_PURCHASE if r[4] is None else r[4] for r in rows], dtype=np.int64)
+    keys, at = np.unique(items.astype(str), return_inverse=True)
+    if len(keys) == len(items):  # one row per item (the common case): just sorted
+        order = np.argsort(at)
+        return Interests(keys.astype(object), weight[order], last_ts[order], units[order],
+                         bought[order])  # fmt: skip
+    summed = Interests(
+        keys.astype(object),
+        np.bincount(at, weights=weight, minlength=len(keys)),
+        np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64),
+        np.bincount(at, weights=units, minlength=len(keys)),
+        np.full(len(keys), NO_PURCHASE, dtype=np.int64),
+    )
+    np.maximum.at(summed.last_ts, at, last_ts)
+    np.maximum.at(summed.last_purchase, at, bought)
+    return summed

@@ -17,7 +17,7 @@ from tests.conftest import ServedStore
 def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
     engine = open_engine(served_store.settings.database_url)
     now = served_store.clock
-    checked_carts = 0
+    checked_carts = checked_recent = left_out = 0
     with engine.connect() as conn:
         for i in range(100, 160):
             person = find_person(conn, customer_id=f"C{i:07d}")
@@ -34,5 +34,14 @@ def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
                 zip(expected[c.ITEM_ID], expected[c.QUANTITY], strict=True)
             )
             checked_carts += len(lines)
+            # The profile's cart: the lines added to in the last days, read alone.
+            since = pd.Timestamp(now) - pd.Timedelta(days=8)
+            fresh = expected[expected["added_at"] >= since]
+            recent = carts.open_lines(conn, *ids, until=micros(now), since=micros(since))
+            assert [(x.item_id, x.quantity) for x in recent] == list(
+                zip(fresh[c.ITEM_ID], fresh[c.QUANTITY], strict=True)
+            )
+            checked_recent += len(recent)
+            left_out += len(lines) - len(recent)
     engine.dispose()
-    assert checked_carts > 0
+    assert checked_carts > 0 and checked_recent > 0 and left_out > 0
