@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -144,6 +144,14 @@ class Shelf:
             return pd.DataFrame(rows, columns=[col.name for col in offers.columns])
 
         return self._cached(("offers",), self.ttl, read)
+
+    def offer(self, offer_id: object) -> dict[Any, Any] | None:
+        """One offer of the book (a row of the offers table), None when there is none."""
+
+        def read() -> dict[str, dict[Any, Any]]:
+            return {str(o[c.OFFER_ID]): o for o in self.offers().to_dict("records")}
+
+        return self._cached(("offer records",), self.ttl, read).get(str(offer_id))
 
     def store_exists(self, store_id: str) -> bool:
         def read() -> frozenset[str]:

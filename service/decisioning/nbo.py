@@ -26,6 +26,7 @@ from service.decisioning.offers import (
     eligible,
     offer_fields,
     offers_now,
+    open_in,
     rank_offers,
     still_open,
 )
@@ -125,7 +126,9 @@ def standing_offer(
         )
     answers = [(k, str(o), ts) for k, _, o, ts in moves if k in ledger.ANSWERS]
     bought = {str(i) for k, i, _, _ in moves if k == BUY}
-    offer = _offer_in(offers_now(shelf.offers(), where.channel, ask.now), current[c.OFFER_ID])
+    offer = shelf.offer(current[c.OFFER_ID])
+    if offer is not None and not open_in(offer, where.channel, micros(ask.now)):
+        offer = None
     closing = verdict(current, answers, bought, offer, where, ask.asked, ask.now)
     if closing is None and offer is not None:
         return _offered(current, offer, reused=True), []

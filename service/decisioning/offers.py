@@ -53,16 +53,18 @@ def offers_now(book: pd.DataFrame, channel: str, now: datetime) -> pd.DataFrame:
     if book.empty:
         return book
     at = micros(now)
-    wanted = OFFER_CHANNEL.get(channel, channel)
-    listed = [str(x) if isinstance(x, str) else "" for x in book[c.CHANNELS]]
-    made_here = [not x.strip() or wanted in [n.strip() for n in x.split(",")] for x in listed]
-    keep = (
-        (book[c.VALID_FROM].to_numpy(dtype=np.int64) <= at)
-        & (book[c.VALID_UNTIL].to_numpy(dtype=np.int64) > at)
-        & np.asarray(made_here, dtype=bool)
-    )
-    found: pd.DataFrame = book[keep].reset_index(drop=True)
+    keep = [open_in(offer, channel, at) for offer in book.to_dict("records")]
+    found: pd.DataFrame = book[np.asarray(keep, dtype=bool)].reset_index(drop=True)
     return found
+
+
+def open_in(offer: Mapping[Any, Any], channel: str, at: int) -> bool:
+    """Whether the offer (a row of the offers table) is valid at `at` (microseconds) and
+    made in `channel` (no channels listed: made in every one)."""
+    listed = offer[c.CHANNELS] if isinstance(offer[c.CHANNELS], str) else ""
+    wanted = OFFER_CHANNEL.get(channel, channel)
+    made_here = not listed.strip() or wanted in [n.strip() for n in listed.split(",")]
+    return made_here and int(offer[c.VALID_FROM]) <= at < int(offer[c.VALID_UNTIL])
 
 
 def still_open(offer: Mapping[Any, Any] | None, where: Where, bought: set[str]) -> str | None:
