@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         built = await run_in_threadpool(_ensure_state, app.state.engine)
         if built is not None:
             log.info("online state built from the event log: %s ids", f"{built:,}")

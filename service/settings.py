@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     #: How long a batch answer (a churn score) is served for a person with nothing new
     #: since it was made; older, the answer is computed afresh.
     answer_max_age_hours: float = Field(default=24, ge=0)
+    #: Requests a worker runs at once in its thread pool (every route that reads the
+    #: database); more wait their turn on the event loop. Two: one slow query (a write
+    #: waiting for a lock) leaves the other running, while more threads of Python fight
+    #: over the interpreter lock and serve less (benchmarks/results/online_load.md:
+    #: 1 worker, recommendations 359 req/s with 40 threads, 561 with 2). Scale with
+    #: `--workers`, one process per core.
+    request_threads: int = Field(default=2, ge=1)
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.conftest import ADMIN_KEY, E2E_ALIAS, ServedStore, fit_recommender, publish_recommender
+from tests.conftest import (
+    ADMIN_KEY,
+    E2E_ALIAS,
+    ServedStore,
+    copy_of,
+    fit_recommender,
+    publish_recommender,
+)
+from tests.e2e.conftest import server_env, serving
 
 HEADERS = {"X-API-Key": ADMIN_KEY}
 
@@ -74,3 +84,43 @@ def _flow(http: httpx2.Client, server: str, served_store: ServedStore) -> None:
     assert http.get("/ready").json()["models"]["omni-recommender"] == new_version
     metrics = http.get("/metrics").text
     assert 'omni_model_version{model="omni-recommender"}' in metrics
+
+
+@pytest.mark.slow
+def test_a_write_waiting_for_a_lock_does_not_stall_reads(
+    served_store: ServedStore, tmp_path: Path
+) -> None:
+    """A batch of events waits for the database's write lock (held by another writer):
+    meanwhile the same worker answers reads at once, and the batch lands when it is
+    released."""
+    store = copy_of(served_store, tmp_path, clock=served_store.clock)
+    env = server_env(store.settings, OMNI_CLOCK=store.clock.isoformat())
+    event = {"event_id": "stall-1", "ts": (store.clock - timedelta(minutes=5)).isoformat(),
+             "customer_id": "C0000070", "channel": "web", "type": "view",
+             "item_id": "I000010"}  # fmt: skip
+    with serving(env, tmp_path / "server.log") as base:
+        lock = sqlite3.connect(store.settings.database_url.removeprefix("sqlite:///"))
+        lock.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        written: list[int] = []
+
+        def write() -> None:
+            with httpx2.Client(base_url=base, headers=HEADERS, timeout=60) as http:
+                written.append(http.post("/v1/events", json={"events": [event]}).status_code)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            time.sleep(1.0)  # the write is waiting in the worker's thread pool
+            assert not written
+            with httpx2.Client(base_url=base, headers=HEADERS, timeout=5) as http:
+                for _ in range(5):
+                    started = time.monotonic()
+                    answer = http.get("/v1/customers/C0000071/recommendations?k=5")
+                    assert answer.status_code == 200
+                    assert time.monotonic() - started < 2.0
+            assert not written
+        finally:
+            lock.rollback()
+            lock.close()
+        writer.join(timeout=60)
+        assert written == [200]
