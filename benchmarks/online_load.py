@@ -170,6 +170,8 @@ def main() -> None:
         try:
             wait_for(f"http://{host}:{port}/ready", server)
             cases = _cases(people, items, store_id, rng)
+            # Unmeasured: the service reads the stores' stock in the background at start.
+            closed_loop(host, port, cases["recommendations k=10"], seconds=5, conns=8)
             for name, make in cases.items():
                 if name == "next-best offer, decision standing":  # decide them first
                     first_rate = rows[f"{label}: next-best offer, first ask"]["requests/s"]
