@@ -59,6 +59,18 @@ def churn_now(
     return churn_of(served, days, now)
 
 
+def churn_now_each(
+    conn: Connection,
+    served: Served,
+    persons: list[Person],
+    now: datetime,
+    max_age_hours: float,
+) -> dict[str, ChurnAnswer]:
+    """`churn_now` for each of `persons` (by person id): the answer each would get alone,
+    from the batch answers or their day rows, never their histories."""
+    return {p.person_id: churn_now(conn, served, p, now, max_age_hours) for p in persons}
+
+
 def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:
     """The churn answer for the one person whose events (with person_id) are given."""
     person = str(events[c.PERSON_ID].iloc[0]) if len(events) else ""

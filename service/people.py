@@ -173,21 +173,6 @@ def person_moves(
     ]
 
 
-def people_events(conn: Connection, persons: list[Person]) -> pd.DataFrame:
-    """The events of several persons at once (person_id set on each), in time order."""
-    owner = {("c", i): p.person_id for p in persons for i in p.customer_ids}
-    owner.update({("a", i): p.person_id for p in persons for i in p.anonymous_ids})
-    merged = Person(
-        "",
-        tuple(i for kind, i in owner if kind == "c"),
-        tuple(i for kind, i in owner if kind == "a"),
-    )
-    frame = person_events(conn, merged)
-    by_customer = frame[c.CUSTOMER_ID].map(lambda i: owner.get(("c", i)))
-    by_anonymous = frame[c.ANONYMOUS_ID].map(lambda i: owner.get(("a", i)))
-    return frame.assign(**{c.PERSON_ID: by_customer.where(by_customer.notna(), by_anonymous)})
-
-
 def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
     """Add the ids of newly posted events (canonical rows) to the identity map, in the
     caller's transaction.

@@ -11,9 +11,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from features import columns as c
-from service.churn_scoring import churn_for_many
+from service.churn_scoring import churn_now_each
 from service.decisioning.offers import offer_fields, offers_now
-from service.people import people_events, persons_by_id
+from service.people import persons_by_id
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
@@ -37,7 +37,7 @@ def contents(
     catalogue = shelf.items()
     online = shelf.stock(c.ONLINE)
     tracked = bool(online)
-    bands = _bands(engine, served, page[c.PERSON_ID].tolist(), now)
+    bands = _bands(engine, served, page[c.PERSON_ID].tolist(), now, settings.answer_max_age_hours)
     book = offers_now(shelf.offers(), channel, now)
     bodies = []
     for row in page.to_dict("records"):
@@ -73,14 +73,16 @@ def contents(
     return bodies
 
 
-def _bands(engine: Engine, served: Served, ids: list[str], now: datetime) -> dict[str, str]:
+def _bands(
+    engine: Engine, served: Served, ids: list[str], now: datetime, max_age_hours: float
+) -> dict[str, str]:
+    """Each person's churn band as `GET …/churn` gives it (batch answer or day rows)."""
     if served.churn is None:
         return {}
-    with engine.connect() as conn:
-        persons = persons_by_id(conn, ids)
-        events = people_events(conn, persons)
     try:
-        answers = churn_for_many(served, events, [p.person_id for p in persons], now)
+        with engine.connect() as conn:
+            persons = persons_by_id(conn, ids)
+            answers = churn_now_each(conn, served, persons, now, max_age_hours)
     except ModelUnavailable:
         return {}
     return {p: a.band for p, a in answers.items()}

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
-from service.churn_scoring import ChurnAnswer, churn_for_many, churn_now
+from service.churn_scoring import ChurnAnswer, churn_now, churn_now_each
 from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
-from service.people import Person, erase, find_person, people_events
+from service.people import Person, erase, find_person
 from service.profiles import build_profile
 from service.schemas import (
     ChurnRequest,
@@ -56,8 +56,10 @@ def churn_scores(
     served: ServedDep,
     conn: ConnDep,
     now: NowDep,
+    settings: SettingsDep,
 ) -> ChurnScores:
-    """Churn for up to 1,000 customers at once; unknown ids are listed, not an error."""
+    """Churn for up to 1,000 customers at once, each the answer `GET …/churn` gives;
+    unknown ids are listed, not an error."""
     served.need_churn()
     found: dict[str, Person] = {}
     unknown = []
@@ -68,9 +70,7 @@ def churn_scores(
         else:
             found[customer_id] = person
     persons = list({p.person_id: p for p in found.values()}.values())
-    answers = churn_for_many(
-        served, people_events(conn, persons), [p.person_id for p in persons], now
-    )
+    answers = churn_now_each(conn, served, persons, now, settings.answer_max_age_hours)
     scores = [
         ChurnScore(customer_id=customer_id, **vars(answers[person.person_id]))
         for customer_id, person in found.items()
