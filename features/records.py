@@ -21,14 +21,20 @@ from features.schema import Field, Required, TableSchema
 from features.validation import (
     EARLIEST,
     FALSE_WORDS,
+    HAPPENED_FROM,
     INT_LIMIT,
     LATEST,
     TRUE_WORDS,
+    UNPRINTABLE,
+    UNPRINTABLE_MESSAGE,
     BatchRejected,
     RecordError,
     coerce_timestamps,
+    happened_until,
     repeat_message,
 )
+
+_UNPAIRED = re.compile("[\ud800-\udfff]")
 
 #: Values JSON can carry where a single value belongs.
 _NESTED = (dict, list, tuple, set)
@@ -113,9 +119,9 @@ def _missing(field: Field) -> Any:
 
 
 def _present(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return not (isinstance(value, str) and not value.strip())
+    """None and blank text are missing; a NaN is not (JSON says missing with null: a NaN
+    or Infinity literal, which no JSON standard allows, is refused, not dropped)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
@@ -138,12 +144,17 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
                 messages[i] = message
     if field.required:
         messages = ["is required" if not p else m for m, p in zip(messages, present, strict=True)]
+    for i, value in enumerate(raw):  # whatever the field:
+        if isinstance(value, str) and _UNPAIRED.search(value):  # no text encoding stores it
+            messages[i] = UNPRINTABLE_MESSAGE
+        elif isinstance(value, float) and math.isnan(value):  # a NaN literal, not null
+            messages[i] = "is not a finite number"
     return values, messages
 
 
 def _text(value: Any, field: Field) -> tuple[Any, str | None]:
     text = str(value).strip()
-    message = None
+    message = UNPRINTABLE_MESSAGE if UNPRINTABLE.search(text) else None
     if len(text) > field.max_length:
         message = f"is longer than {field.max_length} characters"
     if field.choices is not None and text not in field.choices:
@@ -217,7 +228,7 @@ def _timestamps(
     for i, (value, here) in enumerate(zip(raw, present, strict=True)):
         if not here:
             continue
-        parsed = _plain_time(value)
+        parsed = _plain_time(value, field.happened)
         if parsed is None:
             rest.append(i)
         else:
@@ -225,7 +236,7 @@ def _timestamps(
     if rest:
         series = pd.Series([raw[i] for i in rest], dtype=object)
         times, notes = coerce_timestamps(
-            series, pd.Series(True, index=series.index), field.allow_date
+            series, pd.Series(True, index=series.index), field.allow_date, field.happened
         )
         for i, t, m in zip(rest, times.tolist(), notes.tolist(), strict=True):
             values[i] = None if pd.isna(t) else t
@@ -233,7 +244,9 @@ def _timestamps(
     return values, messages
 
 
-def _plain_time(value: Any) -> pd.Timestamp | None:
+def _plain_time(value: Any, happened: bool) -> pd.Timestamp | None:
+    """The time, parsed in Python, when it is plain and inside its bounds; else None (the
+    frame path's parser reads it and words the message)."""
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -244,6 +257,8 @@ def _plain_time(value: Any) -> pd.Timestamp | None:
     except ValueError:
         return None  # e.g. month 13: pandas words the message
     stamp = pd.Timestamp(moment.astimezone(UTC))
+    if happened and not HAPPENED_FROM <= stamp <= happened_until():
+        return None
     return stamp if EARLIEST <= stamp <= LATEST else None
 
 

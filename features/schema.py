@@ -31,6 +31,9 @@ class Field:
     default: bool | float | None = None
     #: For timestamps: accept a bare date (taken as midnight UTC) as well as a full time.
     allow_date: bool = False
+    #: For timestamps: a time something happened, so not before 1970 and not more than
+    #: `validation.AHEAD` after now (a clock a little fast is believed, a year is a bug).
+    happened: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ EVENTS = TableSchema(
     key=(c.EVENT_ID,),
     fields=(
         Field(c.EVENT_ID, "str", required=True, max_length=128),
-        Field(c.TS, "timestamp", required=True),
+        Field(c.TS, "timestamp", required=True, happened=True),
         Field(c.CUSTOMER_ID, "str"),
         Field(c.ANONYMOUS_ID, "str"),
         Field(c.CHANNEL, "str", required=True, choices=_choices(c.Channel)),

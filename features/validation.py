@@ -153,6 +153,22 @@ def _empty(field: Field, n: int) -> pd.Series:
 EARLIEST = pd.Timestamp.min.ceil("s").tz_localize("UTC")
 LATEST = pd.Timestamp.max.floor("s").tz_localize("UTC")
 SPAN = f"{EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+#: A time that happened (`Field.happened`) is not before this, nor more than AHEAD from now.
+HAPPENED_FROM = pd.Timestamp("1970-01-01", tz="UTC")
+AHEAD = pd.Timedelta(days=1)
+
+
+def happened_until() -> pd.Timestamp:
+    """The latest time that can have happened: now (UTC) plus AHEAD."""
+    return pd.Timestamp.now(tz="UTC") + AHEAD
+
+
+#: Characters no id or name holds: control characters (NUL included) and lone surrogates
+#: (half of a UTF-16 pair, which no text encoding stores: only a JSON escape makes one,
+#: and only the row path of `features.records` reads JSON).
+CONTROL = r"[\x00-\x1f\x7f-\x9f]"  # written with escapes: read by Python and by Arrow
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+UNPRINTABLE_MESSAGE = "holds a control character or an unpaired surrogate"
 
 #: Whole numbers are stored as 32-bit integers.
 INT_LIMIT = 2**31 - 1
@@ -175,6 +191,8 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
     if field.kind == "str":
         values = raw.astype("string").str.strip()
         values = values.where(present)
+        unprintable = values.str.contains(CONTROL, regex=True).fillna(False)
+        messages[unprintable & present] = UNPRINTABLE_MESSAGE
         too_long = values.str.len() > field.max_length
         messages[too_long.fillna(False)] = f"is longer than {field.max_length} characters"
         if field.choices is not None:
@@ -204,7 +222,7 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         if field.default is not None:
             result = result.fillna(bool(field.default))
     else:
-        result, bad_msg = coerce_timestamps(raw, present, field.allow_date)
+        result, bad_msg = coerce_timestamps(raw, present, field.allow_date, field.happened)
         messages = messages.where(bad_msg.isna(), bad_msg)
     if field.required:
         messages[~present] = "is required"
@@ -225,7 +243,7 @@ def _coerce_bool(raw: pd.Series, present: pd.Series) -> tuple[pd.Series, pd.Seri
 
 
 def coerce_timestamps(
-    raw: pd.Series, present: pd.Series, allow_date: bool
+    raw: pd.Series, present: pd.Series, allow_date: bool, happened: bool = False
 ) -> tuple[pd.Series, pd.Series]:
     """Parse a column of ISO-8601 times with an offset: (UTC datetimes, messages)."""
     messages = pd.Series(None, index=raw.index, dtype="object")
@@ -251,6 +269,14 @@ def coerce_timestamps(
     if outside.any():
         messages[outside] = "'" + text[outside].astype(str) + f"' is not between {SPAN}"
         parsed = parsed.where(~outside)
+    if happened:
+        until = happened_until()
+        early, ahead = parsed < HAPPENED_FROM, parsed > until
+        messages[early] = "'" + text[early].astype(str) + f"' is before {HAPPENED_FROM:%Y-%m-%d}"
+        messages[ahead] = (
+            "'" + text[ahead].astype(str) + f"' is more than a day ahead of now ({until:%Y-%m-%d})"
+        )
+        parsed = parsed.where(~(early | ahead))
     return parsed.astype("datetime64[ns, UTC]"), messages
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from sqlalchemy import Connection
 
 from service.auth import Caller, store_for
@@ -53,7 +53,17 @@ def store_of(who: Caller, shelf: Shelf, store_id: str | None) -> str | None:
     return store
 
 
-def customer(customer_id: str, conn: Annotated[Connection, Depends(connection)]) -> Person:
+#: A customer id in a path, as the event schema allows it: 256 characters at most, no
+#: control character (a NUL would reach the database).
+CustomerIdPath = Annotated[
+    str,
+    Path(max_length=256, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]+$", description="A customer id."),
+]
+
+
+def customer(
+    customer_id: CustomerIdPath, conn: Annotated[Connection, Depends(connection)]
+) -> Person:
     """The stitched person behind the path's customer id; 404 when nobody has it."""
     person = find_person(conn, customer_id=customer_id)
     if person is None:

@@ -9,7 +9,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
 from service.churn_scoring import ChurnAnswer, churn_now, churn_now_each
-from service.deps import ConnDep, CustomerDep, NowDep, ServedDep, SettingsDep, ShelfDep
+from service.deps import (
+    ConnDep,
+    CustomerDep,
+    CustomerIdPath,
+    NowDep,
+    ServedDep,
+    SettingsDep,
+    ShelfDep,
+)
 from service.people import Person, erase, find_person
 from service.profiles import build_profile
 from service.schemas import (
@@ -28,7 +36,7 @@ RECENT = 20
 
 @router.get("/customers/{customer_id}/churn", response_model=ChurnScore, responses=NOT_FOUND)
 async def customer_churn(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     _: Annotated[Caller, Depends(require("churn:read"))],
     served: ServedDep,
     now: NowDep,
@@ -80,9 +88,9 @@ def churn_scores(
 
 @router.get("/customers/{customer_id}/profile", response_model=Profile, responses=NOT_FOUND)
 def profile(
-    customer_id: str,
-    person: CustomerDep,
+    customer_id: CustomerIdPath,
     _: Annotated[Caller, Depends(require("profile:read"))],
+    person: CustomerDep,
     served: ServedDep,
     shelf: ShelfDep,
     conn: ConnDep,
@@ -95,9 +103,9 @@ def profile(
 
 @router.delete("/customers/{customer_id}", response_model=Erased, responses=NOT_FOUND)
 def erase_customer(
-    customer_id: str,
-    person: CustomerDep,
+    customer_id: CustomerIdPath,
     _: Annotated[Caller, Depends(require("admin"))],
+    person: CustomerDep,
     shelf: ShelfDep,
     request: Request,
 ) -> Erased:

@@ -11,7 +11,7 @@ from service.auth import Caller, require
 from service.decisioning.contact_policy import OUTBOUND
 from service.decisioning.nbo import NoConsent, OfferAsk, next_best_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
-from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep, store_of
+from service.deps import CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep, store_of
 from service.people import find_person
 
 router = APIRouter(prefix="/v1", tags=["offers"])
@@ -25,7 +25,7 @@ CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in s
     responses={404: {"description": "No customer has this id."}},
 )
 def customer_next_best_offer(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     who: Annotated[Caller, Depends(require("recommend"))],
     served: ServedDep,
     shelf: ShelfDep,

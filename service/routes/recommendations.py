@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
-from service.deps import ConnDep, NowDep, ServedDep, ShelfDep, store_of
+from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, ShelfDep, store_of
 from service.people import Person, find_person, was_erased
 from service.recommending import Answer, Ask, recommend, similar
 from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
@@ -47,7 +47,7 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
 
 @router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
 async def customer_recommendations(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     who: Recommender,
     served: ServedDep,
     shelf: ShelfDep,

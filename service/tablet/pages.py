@@ -22,7 +22,7 @@ from features import columns as c
 from features.validation import BatchRejected
 from service.auth import Caller
 from service.decisioning.nbo import OfferAsk, Offered, next_best_offer, where_for
-from service.deps import ConnDep, NowDep, ServedDep, SettingsDep, ShelfDep
+from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
 from service.people import Person, find_person
 from service.profiles import build_profile
@@ -130,7 +130,7 @@ def find(request: Request, who: TabletDep, conn: ConnDep, q: str = "") -> Respon
 @router.get("/customers/{customer_id}", response_class=HTMLResponse, response_model=None)
 def customer(
     request: Request,
-    customer_id: str,
+    customer_id: CustomerIdPath,
     who: TabletDep,
     served: ServedDep,
     shelf: ShelfDep,
@@ -172,7 +172,11 @@ def customer(
 
 @router.post("/customers/{customer_id}/cart")
 def add_to_cart(
-    request: Request, customer_id: str, item_id: Annotated[str, Form()], who: TabletDep, now: NowDep
+    request: Request,
+    customer_id: CustomerIdPath,
+    item_id: Annotated[str, Form()],
+    who: TabletDep,
+    now: NowDep,
 ) -> RedirectResponse:
     if who is None:
         return _to_sign_in()
@@ -183,7 +187,12 @@ def add_to_cart(
 
 @router.post("/customers/{customer_id}/offers/{offer_id}/{outcome}")
 def offer_outcome(
-    request: Request, customer_id: str, offer_id: str, outcome: str, who: TabletDep, now: NowDep
+    request: Request,
+    customer_id: CustomerIdPath,
+    offer_id: str,
+    outcome: str,
+    who: TabletDep,
+    now: NowDep,
 ) -> RedirectResponse:
     if who is None:
         return _to_sign_in()
@@ -253,7 +262,7 @@ def _offer(
     shelf: Shelf,
     settings: Settings,
     person: Person,
-    customer_id: str,
+    customer_id: CustomerIdPath,
     who: Caller,
     now: datetime,
 ) -> Offered | None:

@@ -30,6 +30,7 @@ JUNK = st.one_of(
     st.text(max_size=8),
     st.just([1]),
     st.just({"a": 1}),
+    st.sampled_from(["C\x00D", "tab\there", "\x85"]),
 )
 TIMES = st.one_of(
     st.sampled_from(
@@ -47,6 +48,8 @@ TIMES = st.one_of(
             "2026-03-01T09:00",
             "2263-01-01T00:00:00Z",
             "1600-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2100-01-01T00:00:00Z",
         ]
     ),
     JUNK,
