@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
+from service.limits import BodyLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import customers, events, offers, ops, recommendations, triggers
 from service.serving import ModelHolder, ModelUnavailable
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error)
     for module in (events, recommendations, customers, offers, triggers, ops):
         app.include_router(module.router)
     app.include_router(tablet.router)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     #: How long a batch answer (a churn score) is served for a person with nothing new
     #: since it was made; older, the answer is computed afresh.
     answer_max_age_hours: float = Field(default=24, ge=0)
+    #: The largest request body taken (bytes); a larger one is a 413 before it is read.
+    #: A full batch of 1,000 events is about 200 KB.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: Requests a worker runs at once in its thread pool (every route that reads the
     #: database); more wait their turn on the event loop. Two: one slow query (a write
     #: waiting for a lock) leaves the other running, while more threads of Python fight

@@ -19,6 +19,7 @@ from service.app import create_app
 from service.settings import SCOPES, ApiKey, Settings
 
 KEY = {"X-API-Key": "bad-input-admin"}
+JSON = {**KEY, "content-type": "application/json"}
 GOOD = {"event_id": "good-1", "ts": "2026-01-01T10:00:00Z", "customer_id": "C1",
         "channel": "web", "type": "view", "item_id": "I1"}  # fmt: skip
 
@@ -38,7 +39,7 @@ def _post(client: TestClient, body: str) -> Any:
     return client.post(
         "/v1/events",
         content=body.encode("utf-8", "surrogatepass"),
-        headers={**KEY, "content-type": "application/json"},
+        headers=JSON,
     )
 
 
@@ -95,3 +96,27 @@ def test_the_key_is_checked_before_the_customer_is_looked_up(client: TestClient,
 def test_a_control_character_in_a_path_id_is_a_422(client: TestClient) -> None:
     answer = client.get("/v1/customers/A%00B/churn", headers=KEY)
     assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] == "customer_id"
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient) -> None:
+    big = json.dumps({"events": [{**GOOD, "event_id": f"big-{i}"} for i in range(9_000)]})
+    assert len(big) > 1024 * 1024
+    answer = client.post("/v1/events", content=big, headers=JSON)
+    assert answer.status_code == 413 and "limit" in answer.json()["detail"]
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024].encode()
+
+    answer = client.post("/v1/events", content=streamed(), headers=JSON)
+    assert answer.status_code == 413
+    again = client.post("/v1/events", json={"events": [{**GOOD, "event_id": "big-0"}]}, headers=KEY)
+    assert again.json()["accepted"] == 1  # nothing of the refused bodies was stored
+
+
+def test_a_batch_over_the_cap_is_refused_without_echoing_it(client: TestClient) -> None:
+    events = [{**GOOD, "event_id": f"many-{i}"} for i in range(1_001)]
+    answer = client.post("/v1/events", json={"events": events}, headers=KEY)
+    assert answer.status_code == 422
+    assert "many-" not in answer.text and len(answer.text) < 1_000
+    assert answer.json()["detail"][0]["loc"] == ["body", "events"]
