@@ -115,8 +115,12 @@ def sign_out() -> RedirectResponse:
     return response
 
 
-@router.get("/find", response_class=HTMLResponse, response_model=None)
-def find(request: Request, who: TabletDep, conn: ConnDep, q: str = "") -> Response:
+@router.post("/find", response_class=HTMLResponse, response_model=None)
+def find(
+    request: Request, who: TabletDep, conn: ConnDep, q: Annotated[str, Form(max_length=256)] = ""
+) -> Response:
+    """Who matches a card number, customer id or e-mail. A form post: what was searched
+    (an e-mail address) is in the body, never in the URL the access log writes."""
     if who is None:
         return _to_sign_in()
     query = q.strip()

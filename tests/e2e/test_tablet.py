@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 import pytest
@@ -126,3 +127,11 @@ def test_a_store_associate_serves_a_customer(
     similar = page.get_by_test_id("similar").locator("li")
     expect(similar.first).to_be_visible()
     shoot(page, "similar", tmp_path)
+
+    # What was searched (e-mail addresses) went in form bodies: the access log, which
+    # lists every request the tablet made, never holds them.
+    log = (tmp_path / "server.log").read_text()
+    assert "POST /tablet/find" in log
+    for searched in ("nobody@example.com", someone["email"].upper()):
+        for written in (searched, quote(searched), quote_plus(searched)):
+            assert written not in log, written
