@@ -217,3 +217,5 @@ class ModelStatus(BaseModel):
 class Ready(BaseModel):
     ready: bool
     models: dict[str, str | None]
+    #: Per model served by an earlier version than its alias names: why.
+    fallbacks: dict[str, str] = {}

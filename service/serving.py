@@ -69,6 +69,9 @@ class Served:
     churn: ChurnModel | None = None
     churn_version: str | None = None
     loaded_at: float = field(default_factory=time.time)
+    #: Per model served by an earlier version than its alias names (the aliased one was
+    #: refused): why, in words.
+    fallbacks: dict[str, str] = field(default_factory=dict)
 
     def need_recommender(self) -> Recommender:
         if self.recommender is None:
@@ -87,7 +90,7 @@ class LoadOutcome:
 
     model: str
     version: str | None
-    status: str  # "loaded", "unchanged", "refused", "missing"
+    status: str  # "loaded", "unchanged", "refused", "fallback", "missing"
     detail: str = ""
 
 
@@ -142,6 +145,12 @@ def item_neighbours(by_item: csc_matrix, norms: np.ndarray, n: int = NEIGHBOURS)
     return out
 
 
+#: Earlier versions tried, newest first, when the aliased one is refused at start.
+FALLBACK_TRIES = 5
+#: A refused version is tried again after this long (a registry that failed to answer).
+RETRY_REFUSED_SECONDS = 600.0
+
+
 class ModelHolder:
     """Holds the current `Served` snapshot; loads, checks and swaps versions."""
 
@@ -151,6 +160,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        #: Versions refused, with why and when: not downloaded again at every poll.
+        self._refused: dict[tuple[str, str], tuple[str, float]] = {}
 
     def reload(self) -> list[LoadOutcome]:
         """Load the aliased version of each model when it differs from the one served.
@@ -175,12 +186,22 @@ class ModelHolder:
                 if version == loaded_version:
                     outcomes.append(LoadOutcome(name, version, "unchanged"))
                     continue
+                before = self._refused.get((name, version))
+                if before is not None and time.monotonic() - before[1] < RETRY_REFUSED_SECONDS:
+                    outcomes.append(LoadOutcome(name, loaded_version, "refused", before[0]))
+                    continue
                 try:
                     new = self._load(new, client, name, alias, version)
                 except Exception as exc:  # a bad version must never stop the service
                     log.warning("refused %s version %s: %s", name, version, exc)
-                    outcomes.append(LoadOutcome(name, loaded_version, "refused", f"{exc}"))
+                    self._refused[(name, version)] = (f"{exc}", time.monotonic())
+                    if loaded_version is None:  # nothing served yet: the last good one
+                        new, outcome = self._fall_back(new, client, name, alias, version, exc)
+                        outcomes.append(outcome)
+                    else:
+                        outcomes.append(LoadOutcome(name, loaded_version, "refused", f"{exc}"))
                     continue
+                new = replace(new, fallbacks={k: v for k, v in new.fallbacks.items() if k != name})
                 outcomes.append(LoadOutcome(name, version, "loaded"))
             if new is not served:
                 self.current = replace(new, loaded_at=time.time())
@@ -189,6 +210,33 @@ class ModelHolder:
                 gc.collect()
                 gc.freeze()
             return outcomes
+
+    def _fall_back(
+        self,
+        served: Served,
+        client: MlflowClient,
+        name: str,
+        alias: str,
+        refused: str,
+        why: Exception,
+    ) -> tuple[Served, LoadOutcome]:
+        """The newest earlier version of `name` that loads and passes its checks (of the
+        last FALLBACK_TRIES), when the aliased `refused` one did not and nothing is served."""
+        earlier = sorted(
+            (int(v.version) for v in client.search_model_versions(f"name='{name}'")),
+            reverse=True,
+        )
+        for candidate in [str(v) for v in earlier if v < int(refused)][:FALLBACK_TRIES]:
+            try:
+                loaded = self._load(served, client, name, alias, candidate)
+            except Exception as exc:
+                log.warning("refused %s version %s: %s", name, candidate, exc)
+                continue
+            note = f"version {refused} ('{alias}') refused ({why}); serving version {candidate}"
+            log.warning("%s: %s", name, note)
+            loaded = replace(loaded, fallbacks={**loaded.fallbacks, name: note})
+            return loaded, LoadOutcome(name, candidate, "fallback", note)
+        return served, LoadOutcome(name, None, "refused", f"{why}")
 
     def _load(
         self, served: Served, client: MlflowClient, name: str, alias: str, version: str

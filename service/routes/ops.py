@@ -25,9 +25,11 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
 def ready(served: ServedDep) -> Ready | JSONResponse:
-    """200 when both models are loaded, with their versions; 503 until then."""
+    """200 when both models are loaded, with their versions; 503 until then. A model whose
+    aliased version was refused at start is served by its last good version, and
+    `fallbacks` says so."""
     models = {RECOMMENDER: served.recommender_version, CHURN: served.churn_version}
-    body = Ready(ready=all(models.values()), models=models)
+    body = Ready(ready=all(models.values()), models=models, fallbacks=served.fallbacks)
     if not body.ready:
         return JSONResponse(body.model_dump(), status_code=503)
     return body

@@ -95,3 +95,29 @@ def test_polling_picks_up_a_newly_promoted_version(served_store: ServedStore) ->
         assert holder.current.recommender_version == second
     finally:
         holder.stop()
+
+
+def test_a_refused_champion_at_start_serves_the_last_good_version(
+    served_store: ServedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings: Settings = served_store.settings.model_copy(update={"model_alias": "fallen"})
+    good = publish_recommender(settings, fit_recommender(settings), alias="fallen")
+    connect(settings).set_registered_model_alias(CHURN, "fallen", served_store.churn_version)
+    bad = publish_recommender(settings, fit_recommender(settings, neighbours=6), alias="fallen")
+    real = serving.load_recommender
+
+    def refusing(client: object, alias: str, version: str | None = None) -> object:
+        if version == bad:
+            raise OSError("state.npz is truncated")
+        return real(client, alias, version)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serving, "load_recommender", refusing)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["models"]["omni-recommender"] == good
+        assert bad in body["fallbacks"]["omni-recommender"]
+        assert "truncated" in body["fallbacks"]["omni-recommender"]
+        recs = client.get("/v1/customers/C0000001/recommendations", headers=ADMIN)
+        assert recs.status_code == 200 and recs.json()["model_version"] == good
