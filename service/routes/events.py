@@ -11,6 +11,7 @@ from features.validation import BatchRejected
 from service.auth import Caller, require
 from service.intake import accept_events
 from service.schemas import EventBatch, EventsAccepted, Rejection
+from service.store_keys import store_key_problems
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -18,20 +19,36 @@ router = APIRouter(prefix="/v1", tags=["events"])
 @router.post(
     "/events",
     response_model=EventsAccepted,
-    responses={422: {"model": EventsAccepted, "description": "Bad events; nothing stored."}},
+    responses={
+        403: {"model": EventsAccepted, "description": "A store's key sent what it may not."},
+        422: {"model": EventsAccepted, "description": "Bad events; nothing stored."},
+    },
 )
 def post_events(
-    batch: EventBatch, request: Request, _: Annotated[Caller, Depends(require("events:write"))]
+    batch: EventBatch, request: Request, who: Annotated[Caller, Depends(require("events:write"))]
 ) -> EventsAccepted | JSONResponse:
     """Store a batch of up to 1,000 events; re-sent events (same event_id) count once.
 
     Every event is checked before anything is written: with any problem the answer is 422
     listing each one (index, field, reason) and nothing of the batch is stored. The write
-    is committed before the answer.
+    is committed before the answer. A store's key (a tablet's) writes only `store` events
+    of its store, about known customers, answering offers that exist: else 403, listed.
     """
     metrics = request.app.state.metrics
     if not batch.events:
         return EventsAccepted(accepted=0, duplicates=0, rejected=[])
+    if who.store_id is not None:  # a tablet's key: its own store's events only
+        with request.app.state.engine.connect() as conn:
+            problems = store_key_problems(conn, request.app.state.shelf, who.store_id, batch.events)
+        if problems:
+            body = EventsAccepted(
+                accepted=0,
+                duplicates=0,
+                rejected=[
+                    Rejection(index=i, event_id=k, field=f, error=e) for i, k, f, e in problems
+                ],
+            )
+            return JSONResponse(body.model_dump(), status_code=status.HTTP_403_FORBIDDEN)
     try:
         applied = accept_events(request.app.state.engine, batch.events)
     except BatchRejected as rejected:

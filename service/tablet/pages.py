@@ -31,6 +31,7 @@ from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
 from service.storage.tables import customers, stores
+from service.store_keys import store_key_problems
 from service.tablet import words
 
 COOKIE = "omni_tablet_key"
@@ -226,6 +227,11 @@ def _record(
         **fields,
     }
     back = f"/tablet/customers/{quote(customer_id)}"
+    with request.app.state.engine.connect() as conn:
+        problems = store_key_problems(conn, request.app.state.shelf, str(who.store_id), [event])
+    if problems:
+        reason = "; ".join(f"{field}: {why}" for _, _, field, why in problems)
+        return RedirectResponse(f"{back}?error={quote('Not recorded: ' + reason)}", 303)
     try:
         accept_events(request.app.state.engine, [event])
     except BatchRejected as rejected:

@@ -323,3 +323,26 @@ def test_json_oddities_are_422_never_500(client: TestClient, served_store: Serve
         answer = client.post("/v1/events", json={"events": [bad]}, headers=ADMIN)
         assert answer.status_code == 422, field
         assert field in {r["field"] for r in answer.json()["rejected"]}, answer.json()
+
+
+def test_a_store_key_writes_only_its_own_store_events(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    base = event("store-key-1", served_store, customer_id="C0000020", type="view",
+                 item_id="I000001", channel="store", store_id="S001")  # fmt: skip
+    ok = client.post("/v1/events", json={"events": [base]}, headers=TABLET)
+    assert ok.status_code == 200 and ok.json()["accepted"] == 1
+    cases = {
+        "channel": {**base, "channel": "web", "store_id": None},
+        "store_id": {**base, "store_id": "S002"},
+        "customer_id": {**base, "customer_id": "NOBODY-KNOWS"},
+        "offer_id": {**base, "type": "offer_accepted", "offer_id": "O-NONE", "item_id": None},
+    }
+    for field, bad in cases.items():
+        bad = {**bad, "event_id": f"store-key-{field}"}
+        answer = client.post("/v1/events", json={"events": [base, bad]}, headers=TABLET)
+        assert answer.status_code == 403, (field, answer.text)
+        assert [(r["index"], r["field"]) for r in answer.json()["rejected"]] == [(1, field)]
+    # Nothing of a refused batch was stored; the admin key may write any of them.
+    web = {**cases["channel"], "event_id": "store-key-channel"}
+    assert client.post("/v1/events", json={"events": [web]}, headers=ADMIN).json()["accepted"] == 1
