@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
+from service.lifecycle import die_with_supervisor
 from service.limits import BodyLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import customers, events, offers, ops, recommendations, triggers
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        die_with_supervisor()
         built = await run_in_threadpool(_ensure_state, app.state.engine)
         if built is not None:
             log.info("online state built from the event log: %s ids", f"{built:,}")

@@ -44,6 +44,7 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.lifecycle import SUPERVISOR_ENV
 
     settings = settings_for(database_url)
     if replay:
@@ -66,6 +67,7 @@ def serve(
     os.environ["OMNI_API_KEYS"] = json.dumps(
         {key: spec.model_dump() for key, spec in settings.api_keys.items()}
     )
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers die with this process
     uvicorn.run(
         "service.app:create_app",
         factory=True,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -124,3 +127,41 @@ def test_a_write_waiting_for_a_lock_does_not_stall_reads(
             lock.close()
         writer.join(timeout=60)
         assert written == [200]
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_supervisor(served_store: ServedStore, tmp_path: Path) -> None:
+    """`omni serve --workers 2` killed outright: its workers stop and free the port."""
+    env = server_env(served_store.settings, OMNI_CLOCK=served_store.clock.isoformat())
+    with serving(env, tmp_path / "server.log", "--workers", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        supervisor = _listening_parent(port)
+        assert httpx2.get(f"{base}/health", timeout=5).status_code == 200
+        os.kill(supervisor, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _answers(base):
+            time.sleep(0.5)
+        assert not _answers(base), "the workers kept serving after their supervisor died"
+        with socket.socket() as sock:  # a restart can bind the port again
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+
+
+def _answers(base: str) -> bool:
+    try:
+        httpx2.get(f"{base}/health", timeout=2)
+    except httpx2.TransportError:
+        return False
+    return True
+
+
+def _listening_parent(port: int) -> int:
+    """The `omni serve` supervisor: the process whose children serve on `port`."""
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in words and str(port).encode() in words and b"--workers" in words:
+            return int(status.parent.name)
+    raise AssertionError(f"no omni serve process for port {port}")
