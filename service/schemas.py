@@ -219,3 +219,17 @@ class Ready(BaseModel):
     models: dict[str, str | None]
     #: Per model served by an earlier version than its alias names: why.
     fallbacks: dict[str, str] = {}
+
+
+class Problem(BaseModel):
+    """An error answer that is not about a field: what went wrong, in words."""
+
+    detail: str
+
+
+#: What every `/v1` route may answer about the caller's key and the request's size.
+KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or a key Omni does not know."},
+    403: {"model": Problem, "description": "The key lacks the scope, or the store asked."},
+    413: {"model": Problem, "description": "The request body is over the size limit."},
+}

@@ -21,15 +21,19 @@ from service.deps import (
 from service.people import Person, erase, find_person
 from service.profiles import build_profile
 from service.schemas import (
+    KEY_ERRORS,
     ChurnRequest,
     ChurnScore,
     ChurnScores,
     Erased,
+    Problem,
     Profile,
 )
 
-router = APIRouter(prefix="/v1", tags=["customers"])
-NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"description": "No customer has this id."}}
+router = APIRouter(prefix="/v1", tags=["customers"], responses=KEY_ERRORS)
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No customer has this id."}
+}
 #: Recent activity shown in a profile.
 RECENT = 20
 

@@ -10,17 +10,21 @@ from fastapi.responses import JSONResponse
 from features.validation import BatchRejected
 from service.auth import Caller, require
 from service.intake import accept_events
-from service.schemas import EventBatch, EventsAccepted, Rejection
+from service.schemas import KEY_ERRORS, EventBatch, EventsAccepted, Problem, Rejection
 from service.store_keys import store_key_problems
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS)
 
 
 @router.post(
     "/events",
     response_model=EventsAccepted,
     responses={
-        403: {"model": EventsAccepted, "description": "A store's key sent what it may not."},
+        403: {
+            "model": EventsAccepted | Problem,
+            "description": "The key lacks the scope (detail), or a store's key sent what it"
+            " may not (each event listed; nothing stored).",
+        },
         422: {"model": EventsAccepted, "description": "Bad events; nothing stored."},
     },
 )

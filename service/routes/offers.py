@@ -13,8 +13,9 @@ from service.decisioning.nbo import NoConsent, OfferAsk, next_best_offer, where_
 from service.decisioning.schemas import NextBestOffer, Offer
 from service.deps import CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep, store_of
 from service.people import find_person
+from service.schemas import KEY_ERRORS
 
-router = APIRouter(prefix="/v1", tags=["offers"])
+router = APIRouter(prefix="/v1", tags=["offers"], responses=KEY_ERRORS)
 #: Where an offer can be made: the event channels, plus push and sms messages.
 CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in set(c.Channel)])
 

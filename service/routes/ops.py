@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.auth import Caller, require
 from service.deps import ServedDep
 from service.registry import CHURN, RECOMMENDER
-from service.schemas import ModelStatus, Ready
+from service.schemas import KEY_ERRORS, ModelStatus, Ready
 
 router = APIRouter(tags=["operations"])
 
@@ -44,7 +44,12 @@ def metrics(request: Request, served: ServedDep) -> Response:
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/v1/admin/reload", response_model=list[ModelStatus], tags=["operations"])
+@router.post(
+    "/v1/admin/reload",
+    response_model=list[ModelStatus],
+    tags=["operations"],
+    responses=KEY_ERRORS,
+)
 async def reload(
     request: Request, _: Annotated[Caller, Depends(require("admin"))]
 ) -> list[ModelStatus]:

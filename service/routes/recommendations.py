@@ -11,10 +11,10 @@ from service.auth import Caller, require
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, ShelfDep, store_of
 from service.people import Person, find_person, was_erased
 from service.recommending import Answer, Ask, recommend, similar
-from service.schemas import Recommendation, Recommendations, SimilarItem, SimilarItems
+from service.schemas import KEY_ERRORS, Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", tags=["recommendations"], responses=KEY_ERRORS)
 Recommender = Annotated[Caller, Depends(require("recommend"))]
 K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
 StoreId = Annotated[

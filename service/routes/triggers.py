@@ -17,8 +17,9 @@ from service.decisioning.triggers import (
     pull,
 )
 from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep
+from service.schemas import KEY_ERRORS
 
-router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
+router = APIRouter(prefix="/v1/triggers", tags=["triggers"], responses=KEY_ERRORS)
 Marketing = Annotated[Caller, Depends(require("marketing"))]
 
 

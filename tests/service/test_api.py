@@ -311,6 +311,25 @@ def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     assert event["additionalProperties"] is False
 
 
+def test_openapi_documents_the_key_errors_of_every_v1_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operations = [
+        (path, method, op)
+        for path, methods in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in methods.items()
+    ]
+    assert len(operations) > 10
+    for path, method, op in operations:
+        for code in ("401", "403", "413"):
+            body = op["responses"][code]["content"]["application/json"]["schema"]
+            refs = [b.get("$ref", "") for b in body.get("anyOf", [body])]
+            assert any(r.endswith("/Problem") for r in refs), (method, path, code)
+    # What the service answers matches: a string detail.
+    answer = client.get("/v1/customers/C0000001/churn")
+    assert answer.status_code == 401 and isinstance(answer.json()["detail"], str)
+
+
 def test_json_oddities_are_422_never_500(client: TestClient, served_store: ServedStore) -> None:
     base = event("odd-1", served_store, customer_id="C0000013", type="view", item_id="I000001")
     cases = {
