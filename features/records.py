@@ -25,6 +25,7 @@ from features.validation import (
     INT_LIMIT,
     LATEST,
     TRUE_WORDS,
+    UNPAIRED,
     UNPRINTABLE,
     UNPRINTABLE_MESSAGE,
     BatchRejected,
@@ -33,8 +34,6 @@ from features.validation import (
     happened_until,
     repeat_message,
 )
-
-_UNPAIRED = re.compile("[\ud800-\udfff]")
 
 #: Values JSON can carry where a single value belongs.
 _NESTED = (dict, list, tuple, set)
@@ -145,7 +144,7 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
     if field.required:
         messages = ["is required" if not p else m for m, p in zip(messages, present, strict=True)]
     for i, value in enumerate(raw):  # whatever the field:
-        if isinstance(value, str) and _UNPAIRED.search(value):  # no text encoding stores it
+        if isinstance(value, str) and UNPAIRED.search(value):  # no text encoding stores it
             messages[i] = UNPRINTABLE_MESSAGE
         elif isinstance(value, float) and math.isnan(value):  # a NaN literal, not null
             messages[i] = "is not a finite number"

@@ -167,7 +167,8 @@ def happened_until() -> pd.Timestamp:
 #: (half of a UTF-16 pair, which no text encoding stores: only a JSON escape makes one,
 #: and only the row path of `features.records` reads JSON).
 CONTROL = r"[\x00-\x1f\x7f-\x9f]"  # written with escapes: read by Python and by Arrow
-UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+UNPAIRED = re.compile(r"[\ud800-\udfff]")
+UNPRINTABLE = re.compile(f"{CONTROL}|{UNPAIRED.pattern}")
 UNPRINTABLE_MESSAGE = "holds a control character or an unpaired surrogate"
 
 #: Whole numbers are stored as 32-bit integers.

@@ -13,12 +13,6 @@ from features import columns as c
 from service.people import find_person
 from service.shelf import Shelf
 
-OFFER_TYPES = {
-    c.EventType.OFFER_SHOWN.value,
-    c.EventType.OFFER_ACCEPTED.value,
-    c.EventType.OFFER_DECLINED.value,
-}
-
 
 def store_key_problems(
     conn: Connection, shelf: Shelf, store_id: str, events: Sequence[Mapping[str, Any]]
@@ -40,6 +34,6 @@ def store_key_problems(
                 known[customer] = find_person(conn, customer_id=customer.strip()) is not None
             if not known[customer]:
                 problems.append((i, key, c.CUSTOMER_ID, "no customer has this id"))
-        if event.get(c.TYPE) in OFFER_TYPES and shelf.offer(event.get(c.OFFER_ID)) is None:
+        if event.get(c.TYPE) in c.OFFER_EVENT_TYPES and shelf.offer(event.get(c.OFFER_ID)) is None:
             problems.append((i, key, c.OFFER_ID, "no offer has this id"))
     return problems

@@ -166,14 +166,7 @@ def decide(
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
         recent = carts.bought_since(conn, person.customer_ids, person.anonymous_ids, since)
         answered = answered_offers(conn, person)
-    persons = pd.DataFrame(
-        {
-            c.PERSON_ID: [person.person_id],
-            "churn": [churn.probability if churn else None],
-            "band": [churn.band if churn else None],
-            "driver": [churn.drivers[0] if churn and churn.drivers else None],
-        }
-    )
+    persons = _churn_columns([person.person_id], {person.person_id: churn} if churn else None)
     pairs = eligible(
         book,
         persons,
@@ -260,15 +253,23 @@ def churn_frame(
 ) -> pd.DataFrame:
     """person_id, churn, band, driver for `ids` (churn None without a churn model)."""
     try:
-        scores = churn_for_many(served, events, ids, now)
+        scores: dict[str, ChurnAnswer] | None = churn_for_many(served, events, ids, now)
     except ModelUnavailable:
+        scores = None
+    return _churn_columns(ids, scores)
+
+
+def _churn_columns(ids: list[str], answers: Mapping[str, ChurnAnswer] | None) -> pd.DataFrame:
+    """person_id, churn, band, driver for `ids` from their answers (None: no churn model,
+    every column but the id None)."""
+    if answers is None:
         return pd.DataFrame({c.PERSON_ID: ids, "churn": None, "band": None, "driver": None})
     return pd.DataFrame(
         {
             c.PERSON_ID: ids,
-            "churn": [scores[p].probability for p in ids],
-            "band": [scores[p].band for p in ids],
-            "driver": [scores[p].drivers[0] if scores[p].drivers else None for p in ids],
+            "churn": [answers[p].probability for p in ids],
+            "band": [answers[p].band for p in ids],
+            "driver": [answers[p].drivers[0] if answers[p].drivers else None for p in ids],
         }
     )
 
