@@ -272,7 +272,7 @@ def _offer(
     shelf: Shelf,
     settings: Settings,
     person: Person,
-    customer_id: CustomerIdPath,
+    customer_id: str,
     who: Caller,
     now: datetime,
 ) -> Offered | None:
