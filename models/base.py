@@ -74,6 +74,12 @@ class Recommender(HyperParams, ABC):
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         return None
 
+    def _keep_users(self, keep: np.ndarray) -> None:
+        """Keep only the per-customer learned rows where `keep` (a mask over the fitted
+        customers) is True (see `without`). Models whose only per-customer state is the
+        history need nothing; models with per-customer factors or features override this."""
+        return None
+
     # -- the contract --------------------------------------------------------------------
     def fit(self, data: InteractionMatrix) -> Self:
         """Learn from `data`; returns self."""
@@ -145,6 +151,30 @@ class Recommender(HyperParams, ABC):
         per-customer factors or features override this.
         """
         return None
+
+    def without(self, customers: Collection[str]) -> Self:
+        """A copy of the fitted model that no longer holds these customers (erasure): their
+        ids, their history rows and every per-customer learned row are gone, and what is
+        summed over customers (popularity) is summed again without them. What it learned
+        about items stays; no retraining. Ids the model does not know are ignored; with
+        none it knows, the model itself is returned."""
+        self._check_fitted()
+        found = self.users_.positions(list(customers), missing="skip")
+        keep = np.ones(len(self.users_), dtype=bool)
+        keep[found[found >= 0]] = False
+        if keep.all():
+            return self
+        scrubbed = copy.copy(self)
+        scrubbed._drop_rows(keep)
+        return scrubbed
+
+    def _drop_rows(self, keep: np.ndarray) -> None:
+        """In place, on a copy: keep the customers where `keep`, and their rows."""
+        self.users_ = IdMapping(self.users_.ids[keep], UnknownCustomer)
+        self.history_ = self.history_[keep]
+        self.purchase_age_ = self.purchase_age_[keep]
+        self.item_popularity_ = _popularity(self.history_)
+        self._keep_users(keep)
 
     def recommend_or_popular(
         self,

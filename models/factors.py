@@ -41,6 +41,9 @@ class _Factors(Recommender):
     def fold_in(self, user_items: csr_matrix) -> np.ndarray:
         """Factors for customers described only by their interaction rows (n x n_items)."""
 
+    def _keep_users(self, keep: np.ndarray) -> None:
+        self.user_factors_ = self.user_factors_[keep]
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 

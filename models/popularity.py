@@ -55,6 +55,9 @@ class RecentPopularity(Recommender):
         names = pd.Index(np.asarray(history.stores, dtype=object)[history.user_store[has]])
         self.user_store_[has] = pd.Index(self.stores_).get_indexer(names)
 
+    def _keep_users(self, keep: np.ndarray) -> None:
+        self.user_store_ = self.user_store_[keep]
+
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         base = np.broadcast_to(self.popularity_, (len(rows), len(self.popularity_)))
         if self.scope == "global":

@@ -11,6 +11,8 @@ are refitted on the whole history. Items outside the candidates follow, by popul
 
 from __future__ import annotations
 
+import copy
+
 import lightgbm as lgb
 import numpy as np
 
@@ -105,6 +107,19 @@ class TwoStage(Recommender):
     def _refresh(self, history: InteractionMatrix) -> None:
         self.generators_ = {name: g._view(history) for name, g in self.generators_.items()}
         self.cut_ = Cut.of(history)
+
+    def _keep_users(self, keep: np.ndarray) -> None:
+        generators = {}
+        for name, g in self.generators_.items():
+            g = copy.copy(g)
+            g._drop_rows(keep)
+            generators[name] = g
+        self.generators_ = generators
+        cut = self.cut_
+        self.cut_ = Cut(
+            self.history_, self.purchase_age_, cut.counts[keep], cut.seen[keep],
+            cut.store_share[keep],
+        )  # fmt: skip
 
     def _training_pairs(
         self, holdout: Holdout, rng: np.random.Generator

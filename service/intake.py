@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from features import columns as c
 from features.records import validate_records
 from features.schema import EVENTS
+from service.erasure import before_erasure
 from service.people import link_identities
 from service.storage import state
 from service.storage.writer import Applied, insert_events
@@ -21,18 +22,23 @@ def accept_events(engine: Engine, records: Sequence[Mapping[str, Any]]) -> Appli
     """Validate `records` (raises `features.validation.BatchRejected`, nothing written),
     then store them, link their ids and update the online state in one transaction.
 
-    Re-sent events (an event_id already stored) are skipped and change no state.
+    Re-sent events (an event_id already stored) are skipped and change no state. Events
+    of an erased id from before its erasure are dropped and counted (`service.erasure`).
     """
     valid = validate_records(records, EVENTS)
     arrival = int(time.time() * 1_000_000)
     rows = [_stored(row, arrival) for row in valid.rows]
     with engine.begin() as conn:
+        forgotten = before_erasure(conn, rows)
+        if forgotten:
+            rows = [row for row in rows if row[c.EVENT_ID] not in forgotten]
         new = insert_events(conn, rows)
         fresh = [row for row in rows if row[c.EVENT_ID] in new]
         link_identities(conn, rows)
         state.apply(conn, fresh)
     received = len(records)
-    return Applied("events", received, len(fresh), received - len(fresh))
+    erased = len(forgotten)
+    return Applied("events", received, len(fresh), received - len(fresh) - erased, erased)
 
 
 def _stored(row: dict[str, Any], arrival: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""One person's side of the store: who they are, their events, and erasing them.
+"""One person's side of the store: who they are and their events (erasure: service.erasure).
 
 Every query here is by person and uses the identity and event indexes, so its cost
 grows with one person's history, never with the whole store.
@@ -8,27 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, union
+from sqlalchemy import Connection, or_, select, union
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage import answers, state
 from service.storage.codec import micros, moment
 from service.storage.engine import insert_into
 from service.storage.reader import decode_events
 from service.storage.tables import (
-    contacts,
-    customers,
-    decisions,
-    erasures,
     events,
     identities,
-    no_offers,
-    triggers,
 )
 
 
@@ -214,52 +207,3 @@ def _insert_new(conn: Connection) -> Any:
     """INSERT into the identity map that leaves an id already mapped as it is."""
     insert = insert_into(conn, identities)
     return insert.on_conflict_do_nothing(index_elements=[c.ID_TYPE, c.ID_VALUE])
-
-
-def was_erased(conn: Connection, person: Person) -> bool:
-    """Whether any of the person's customer ids was erased (models trained before then
-    still hold what they learned of it). Read per request from the store, so an erasure
-    through any replica counts at once in every other."""
-    if not person.customer_ids:
-        return False
-    probe = select(erasures.c[c.ID_VALUE]).where(
-        erasures.c[c.ID_TYPE] == CUSTOMER, erasures.c[c.ID_VALUE].in_(person.customer_ids)
-    )
-    return conn.execute(probe.limit(1)).first() is not None
-
-
-def erase(engine: Engine, person: Person) -> int:
-    """Delete the person's events, identities, customer record, decisions, contacts and
-    triggers in one transaction; returns the number of events deleted."""
-    with engine.begin() as conn:
-        deleted = 0
-        if person.customer_ids:
-            deleted += conn.execute(
-                delete(events).where(events.c[c.CUSTOMER_ID].in_(person.customer_ids))
-            ).rowcount
-            conn.execute(
-                delete(customers).where(customers.c[c.CUSTOMER_ID].in_(person.customer_ids))
-            )
-        if person.anonymous_ids:
-            deleted += conn.execute(
-                delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
-            ).rowcount
-        conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
-        state.forget(conn, person.customer_ids, person.anonymous_ids)
-        answers.forget(conn, person.person_id)
-        for ledger in (decisions, no_offers, contacts, triggers):  # what was decided and sent
-            conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
-        now = micros(datetime.now(UTC))
-        erased = [(CUSTOMER, i) for i in person.customer_ids] + [
-            (ANONYMOUS, i) for i in person.anonymous_ids
-        ]
-        conn.execute(
-            delete(erasures).where(
-                erasures.c[c.ID_VALUE].in_([value for _, value in erased] or [""])
-            )
-        )
-        conn.execute(
-            insert(erasures),
-            [{c.ID_TYPE: kind, c.ID_VALUE: value, "erased_at": now} for kind, value in erased],
-        )
-    return deleted

@@ -46,10 +46,17 @@ class Rejection(BaseModel):
 
 class EventsAccepted(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"accepted": 1, "duplicates": 0, "rejected": []}]}
+        json_schema_extra={
+            "examples": [{"accepted": 1, "duplicates": 0, "erased": 0, "rejected": []}]
+        }
     )
     accepted: int = Field(description="Events newly stored.")
     duplicates: int = Field(description="Events already stored (same event_id), not counted twice.")
+    erased: int = Field(
+        default=0,
+        description="Events of an erased customer or anonymous id that happened before the "
+        "erasure: dropped, so that a retry cannot bring an erased history back.",
+    )
     rejected: list[Rejection] = Field(
         description="Every problem; when any, nothing of the batch was stored."
     )
@@ -205,6 +212,33 @@ class Erased(BaseModel):
     customer_id: str
     events_deleted: int
     ids: list[str]
+
+
+class ExportedPerson(BaseModel):
+    person_id: str
+    customer_ids: list[str]
+    anonymous_ids: list[str]
+
+
+Rows = list[dict[str, Any]]
+
+
+class PersonExport(BaseModel):
+    """Everything Omni holds about one person (the right of access), rows as stored,
+    times as ISO 8601 UTC."""
+
+    exported_at: str
+    person: ExportedPerson
+    customer_records: Rows = Field(description="The customer records, consents included.")
+    identities: Rows = Field(description="Every id of the person and how it was linked.")
+    events: Rows = Field(description="Every event, in time order.")
+    derived_state: dict[str, Rows] = Field(
+        description="The online state computed from the events, by table."
+    )
+    churn_scores: Rows = Field(description="Stored churn scores, per model version.")
+    decisions: Rows = Field(description="Next-best-offer decisions.")
+    contacts: Rows = Field(description="Marketing messages handed out.")
+    triggers: Rows = Field(description="Abandoned-cart triggers handed out.")
 
 
 class ModelStatus(BaseModel):

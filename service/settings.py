@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     #: How long a batch answer (a churn score) is served for a person with nothing new
     #: since it was made; older, the answer is computed afresh.
     answer_max_age_hours: float = Field(default=24, ge=0)
+    #: Events older than this many days are deleted by `omni privacy retention`, with what
+    #: only they held (None: kept for ever). Training reads at most this much history.
+    retention_days: float | None = Field(default=None, gt=0)
     #: The largest request body taken (bytes); a larger one is a 413 before it is read.
     #: A full batch of 1,000 events is about 200 KB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

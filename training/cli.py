@@ -31,6 +31,7 @@ from training.cli_answers import score_answers
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.cli_export import export_app
 from training.cli_models import promote_app, recommend, score_churn, train_app
+from training.cli_privacy import privacy_app
 from training.cli_serve import serve
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
@@ -50,6 +51,7 @@ score_app.command("answers")(score_answers)
 app.add_typer(score_app, name="score")
 app.command("serve")(serve)
 app.add_typer(export_app, name="export")
+app.add_typer(privacy_app, name="privacy")
 
 
 class _Bar:
@@ -206,10 +208,12 @@ def ingest(
             err.print(f"[red]{exc}[/red]", highlight=False)
             raise typer.Exit(1) from exc
     out = Table(title=f"Ingested {path} in {report.seconds:.1f}s")
-    for col in ("table", "received", "stored", "duplicates"):
+    erased = any(a.erased for a in report.applied)
+    for col in ("table", "received", "stored", "duplicates", *(["erased"] if erased else [])):
         out.add_column(col, justify="left" if col == "table" else "right")
     for a in report.applied:
-        out.add_row(a.table, f"{a.received:,}", f"{a.stored:,}", f"{a.duplicates:,}")
+        counts = [a.received, a.stored, a.duplicates, *([a.erased] if erased else [])]
+        out.add_row(a.table, *[f"{n:,}" for n in counts])
     console.print(out)
     for note in report.notes:
         console.print(f"note: {note}")

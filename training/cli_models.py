@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 
 from models.base import Filters
+from service.erasure import erased_ids
 from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.tracking import promote, setup
@@ -135,11 +136,13 @@ def recommend(
     filters = Filters(exclude_bought_within_days=None if include_purchased else 30)
     wanted = ids["customer_id"].dropna().str.strip().drop_duplicates().tolist()
     history = None
-    if until is not None:
-        from training.histories import history_as_of
+    settings = settings_for(database_url)
+    with store(settings.database_url) as engine:
+        with engine.connect() as conn:  # an erased person is a stranger here too
+            recommender = recommender.without({value for _, value in erased_ids(conn)})
+        if until is not None:
+            from training.histories import history_as_of
 
-        settings = settings_for(database_url)
-        with store(settings.database_url) as engine:
             history = history_as_of(engine, recommender, wanted, until.replace(tzinfo=UTC))
     recs = recommender.recommend_or_popular(wanted, k, filters, history=history)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ the store exactly as it was. Events already stored (same event_id) are skipped a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.validation import BatchRejected, RecordError, ValidBatch, validate
+from service.erasure import drop_before_erasure
 from service.storage import state
 from service.storage.identities import rebuild_identities
 from service.storage.writer import Applied, write_batch
@@ -92,11 +93,15 @@ def ingest(
     with engine.begin() as conn:
         report.start("writing", sum(len(batch.frame) for _, batch in checked))
         for source, batch in checked:
-            applied.append(
-                write_batch(
-                    conn, TABLES[source.table], batch, chunk_rows=chunk_rows, on_rows=report.advance
-                )
+            kept, erased = drop_before_erasure(conn, batch.frame, source.table)
+            done = write_batch(
+                conn,
+                TABLES[source.table],
+                replace(batch, frame=kept),
+                chunk_rows=chunk_rows,
+                on_rows=report.advance,
             )
+            applied.append(replace(done, received=done.received + erased, erased=erased))
         report.start("stitching identities", 1)
         identity_map = rebuild_identities(conn)
         report.advance(1)

@@ -20,6 +20,8 @@ from models.base import Recommender
 from service.registry import RECOMMENDER, NoSuchModelVersion, version_of
 from service.settings import Settings
 
+#: The customer id of logged input examples: no real customer's id is ever logged.
+EXAMPLE_CUSTOMER = "example-customer"
 PYFUNC_CODE = Path(__file__).with_name("recommender_pyfunc.py")
 #: What the logged recommender takes and gives (see training/recommender_pyfunc.py).
 RECOMMENDER_SIGNATURE = ModelSignature(
@@ -54,8 +56,10 @@ def metric_key(name: str) -> str:
     return name.replace("@", "_at_")
 
 
-def log_recommender(model: Recommender, client: MlflowClient) -> str:
-    """Log `model` as a pyfunc in the active run, register it, alias it `challenger`.
+def log_recommender(
+    model: Recommender, client: MlflowClient, *, alias: str | None = "challenger"
+) -> str:
+    """Log `model` as a pyfunc in the active run, register it, alias it `alias`.
 
     Returns the new registered version.
     """
@@ -68,10 +72,9 @@ def log_recommender(model: Recommender, client: MlflowClient) -> str:
             artifacts={"recommender": saved},
             signature=RECOMMENDER_SIGNATURE,
             # MLflow runs the logged model on this example: a smoke check at registration.
-            input_example=(
-                pd.DataFrame({"customer_id": model.users_.ids[:2].astype(str)}),
-                {"k": 3},
-            ),
+            # A made-up id (no real customer in any artifact): the cold-start answer.
+            input_example=(pd.DataFrame({"customer_id": [EXAMPLE_CUSTOMER]}), {"k": 3}),
+            alias=alias,
         )
 
 
@@ -83,9 +86,11 @@ def register(
     artifacts: dict[str, Path],
     input_example: object,
     signature: ModelSignature | None = None,
+    alias: str | None = "challenger",
 ) -> str:
     """Log a models-from-code pyfunc (`code`) around saved `artifacts` in the active run,
-    register it as `name` and alias the new version `challenger`; returns the version."""
+    register it as `name` and alias the new version `alias` (None: none); returns the
+    version."""
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(code),
@@ -96,7 +101,8 @@ def register(
         pip_requirements=["omni"],
     )
     version = str(info.registered_model_version)
-    client.set_registered_model_alias(name, "challenger", version)
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version)
     return version
 
 

@@ -132,7 +132,8 @@ def train_churn(
                 CHURN,
                 code=PYFUNC_CODE,
                 artifacts={"churn": saved},
-                input_example=X_test.head(3),
+                # The median test customer: the shape of an input, no real person's row.
+                input_example=X_test.median().to_frame().T.astype(X_test.dtypes.to_dict()),
             )
     return ChurnReport(table, version, run.info.run_id, cuts)
 

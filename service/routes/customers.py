@@ -1,4 +1,4 @@
-"""A customer's churn score, their 360 profile, and erasure."""
+"""A customer's churn score, their 360 profile, their data on request, and erasure."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
+from service.access import person_export
 from service.auth import Caller, require
 from service.churn_scoring import ChurnAnswer, churn_now, churn_now_each
 from service.deps import (
@@ -18,7 +19,8 @@ from service.deps import (
     SettingsDep,
     ShelfDep,
 )
-from service.people import Person, erase, find_person
+from service.erasure import erase
+from service.people import Person, find_person
 from service.profiles import build_profile
 from service.schemas import (
     KEY_ERRORS,
@@ -26,6 +28,7 @@ from service.schemas import (
     ChurnScore,
     ChurnScores,
     Erased,
+    PersonExport,
     Problem,
     Profile,
 )
@@ -105,18 +108,33 @@ def profile(
     return build_profile(conn, served, shelf, customer_id, person, now, settings)
 
 
+@router.get("/customers/{customer_id}/export", response_model=PersonExport, responses=NOT_FOUND)
+def export_customer(
+    customer_id: CustomerIdPath,
+    _: Annotated[Caller, Depends(require("admin"))],
+    person: CustomerDep,
+    conn: ConnDep,
+    now: NowDep,
+) -> PersonExport:
+    """Everything Omni holds about the customer's stitched person (the right of access):
+    customer records and consents, identities, every event, the state derived from them,
+    stored scores, decisions, contacts and triggers."""
+    return PersonExport.model_validate(person_export(conn, person, now))
+
+
 @router.delete("/customers/{customer_id}", response_model=Erased, responses=NOT_FOUND)
 def erase_customer(
     customer_id: CustomerIdPath,
     _: Annotated[Caller, Depends(require("admin"))],
     person: CustomerDep,
     shelf: ShelfDep,
+    now: NowDep,
     request: Request,
 ) -> Erased:
     """Erase the customer: every event, identity and customer record of the stitched
     person. Later training no longer sees them; the served model stops using what it
     learned about them at once."""
-    deleted = erase(request.app.state.engine, person)
+    deleted = erase(request.app.state.engine, person, now)
     return Erased(
         customer_id=customer_id,
         events_deleted=deleted,

@@ -73,4 +73,10 @@ def post_events(
         return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     metrics.events.labels("accepted").inc(applied.stored)
     metrics.events.labels("duplicate").inc(applied.duplicates)
-    return EventsAccepted(accepted=applied.stored, duplicates=applied.duplicates, rejected=[])
+    metrics.events.labels("erased").inc(applied.erased)
+    return EventsAccepted(
+        accepted=applied.stored,
+        duplicates=applied.duplicates,
+        erased=applied.erased,
+        rejected=[],
+    )

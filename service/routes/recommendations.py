@@ -9,7 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, ShelfDep, store_of
-from service.people import Person, find_person, was_erased
+from service.erasure import was_erased
+from service.people import Person, find_person
 from service.recommending import Answer, Ask, recommend, similar
 from service.schemas import KEY_ERRORS, Recommendation, Recommendations, SimilarItem, SimilarItems
 from service.shelf import Shelf

@@ -21,12 +21,14 @@ from service.storage.tables import BY_SCHEMA
 
 @dataclass(frozen=True)
 class Applied:
-    """What one batch did: records received, newly stored, and skipped as already known."""
+    """What one batch did: records received, newly stored, skipped as already known, and
+    dropped as what an erased id did before its erasure (`service.erasure`)."""
 
     table: str
     received: int
     stored: int
     duplicates: int
+    erased: int = 0
 
 
 def write_batch(

@@ -134,6 +134,31 @@ class ContractMixin:
             again.recommend(customers, k=5), model.recommend(customers, k=5)
         )
 
+    def test_an_erased_customer_is_gone_from_the_model_and_its_saved_state(
+        self, fitted: tuple[Recommender, dict[str, str]], tmp_path: Path
+    ) -> None:
+        model, _ = fitted
+        others = ["u1", "u3", "v0", "v4"]
+        before = model.recommend(others, k=5)
+        scrubbed = model.without(["u0", "v2", "never-seen"])
+        with pytest.raises(UnknownCustomer, match="u0"):
+            scrubbed.recommend(["u0"])
+        assert "u0" in model.users_  # the original is left as it was
+        scrubbed.save(tmp_path / "scrubbed")
+        with np.load(tmp_path / "scrubbed" / "state.npz", allow_pickle=False) as npz:
+            held = {
+                str(v) for key in npz.files if npz[key].dtype.kind == "U" for v in npz[key].ravel()
+            }
+        assert {"u0", "v2"}.isdisjoint(held) and "u1" in held
+        again = Recommender.load(tmp_path / "scrubbed")
+        assert len(again.users_) == len(model.users_) - 2
+        after = again.recommend(others, k=5)
+        pd.testing.assert_frame_equal(
+            after[["customer_id", "rank"]], before[["customer_id", "rank"]]
+        )
+        assert (after["item_id"] == before["item_id"]).mean() >= 0.8
+        assert model.without(["nobody"]) is model
+
     def test_fresh_history_steers_recommendations_without_retraining(
         self, fitted: tuple[Recommender, dict[str, str]]
     ) -> None:

@@ -82,9 +82,9 @@ def test_events_are_stored_once(client: TestClient, served_store: ServedStore) -
     before = stored_events(served_store)
     first = client.post("/v1/events", json=batch, headers=ADMIN)
     assert first.status_code == 200
-    assert first.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert first.json() == {"accepted": 2, "duplicates": 0, "erased": 0, "rejected": []}
     again = client.post("/v1/events", json=batch, headers=ADMIN)
-    assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert again.json() == {"accepted": 0, "duplicates": 2, "erased": 0, "rejected": []}
     assert stored_events(served_store) == before + 2
 
 

@@ -23,9 +23,10 @@ from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
 from models.ids import IdMapping
 from service.decisioning.nbo import answered_offers, answers_of, bought_recently
+from service.erasure import erase
 from service.fold_in import history_now
 from service.intake import accept_events
-from service.people import Person, erase, find_person, person_events
+from service.people import Person, find_person, person_events
 from service.recommending import RECENTLY_BOUGHT_DAYS
 from service.storage import activity, carts, churn_days
 from service.storage import state as online_state

@@ -1,0 +1,150 @@
+"""Erasure (the right to be forgotten) and what an erased id may do afterwards.
+
+`erase` deletes everything the store holds of a person in one transaction and records
+their ids, with the time, in the erasure ledger. Every path reads that ledger:
+- the service treats them as strangers at once, on every worker (`was_erased`, read per
+  request), and registered models lose their rows (`omni privacy scrub`);
+- what happened before the erasure never comes back: an event of an erased id at or
+  before its erasure, or a customer record created before it, is dropped on every path
+  (the API, the tablet, file ingest) and counted as erased -- a client's retry queue or
+  a replayed export cannot restore the history. What happens after it is stored: the id
+  starts over as a new person with no past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from features import columns as c
+from features.identity import ANONYMOUS, CUSTOMER
+from service.people import Person
+from service.storage import answers, state
+from service.storage.codec import micros, to_micros
+from service.storage.tables import (
+    contacts,
+    customers,
+    decisions,
+    erasures,
+    events,
+    identities,
+    no_offers,
+    triggers,
+)
+
+
+def was_erased(conn: Connection, person: Person) -> bool:
+    """Whether any of the person's customer ids was erased (models trained before then
+    still hold what they learned of it). Read per request from the store, so an erasure
+    through any replica counts at once in every other."""
+    if not person.customer_ids:
+        return False
+    probe = select(erasures.c[c.ID_VALUE]).where(
+        erasures.c[c.ID_TYPE] == CUSTOMER, erasures.c[c.ID_VALUE].in_(person.customer_ids)
+    )
+    return conn.execute(probe.limit(1)).first() is not None
+
+
+#: An erased id: its kind (customer or anonymous) and value.
+ErasedId = tuple[str, str]
+
+
+def erased_ids(conn: Connection, values: Iterable[str] | None = None) -> dict[ErasedId, int]:
+    """Erased ids (of `values` only, when given) and when each was erased (microseconds
+    since the epoch)."""
+    query = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["erased_at"])
+    if values is not None:
+        wanted = sorted(set(values))
+        if not wanted:
+            return {}
+        query = query.where(erasures.c[c.ID_VALUE].in_(wanted))
+    return {(str(kind), str(value)): int(at) for kind, value, at in conn.execute(query).all()}
+
+
+#: Which column of an event or customer record holds which kind of id.
+ID_COLUMNS = ((c.CUSTOMER_ID, CUSTOMER), (c.ANONYMOUS_ID, ANONYMOUS))
+
+
+def before_erasure(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Event ids of `rows` (as stored: `ts` in microseconds) that happened at or before
+    the erasure of their customer or anonymous id: they are not to be stored."""
+    ids = {str(row[col]) for row in rows for col, _ in ID_COLUMNS if row.get(col) is not None}
+    erased = erased_ids(conn, ids)
+    if not erased:
+        return set()
+    return {
+        str(row[c.EVENT_ID])
+        for row in rows
+        if any(
+            row[c.TS] <= erased.get((kind, str(row[col])), -1)
+            for col, kind in ID_COLUMNS
+            if row.get(col) is not None
+        )
+    }
+
+
+def drop_before_erasure(
+    conn: Connection, frame: pd.DataFrame, table: str
+) -> tuple[pd.DataFrame, int]:
+    """A validated file batch without what erased ids did before their erasure (events)
+    or the records of customers created before it; returns it and how many were dropped."""
+    if table not in ("events", "customers") or frame.empty:
+        return frame, 0
+    erased = erased_ids(conn)
+    if not erased:
+        return frame, 0
+    when = c.TS if table == "events" else c.CREATED_AT
+    moment = to_micros(frame[when]).astype("float64").fillna(-np.inf).to_numpy()
+    latest = np.full(len(frame), -np.inf)
+    for col, kind in ID_COLUMNS:
+        if col not in frame.columns:
+            continue
+        at = pd.Series({v: t for (k, v), t in erased.items() if k == kind}, dtype="float64")
+        hit = frame[col].map(at).astype("float64").to_numpy()
+        latest = np.fmax(latest, hit)
+    drop = moment <= latest
+    return frame[~drop], int(drop.sum())
+
+
+def erase(engine: Engine, person: Person, now: datetime | None = None) -> int:
+    """Delete the person's events, identities, customer record, online state, answers,
+    decisions, contacts and triggers in one transaction, and record their ids as erased
+    at `now` (the service's clock; default: the wall clock); returns the number of events
+    deleted."""
+    with engine.begin() as conn:
+        deleted = 0
+        if person.customer_ids:
+            deleted += conn.execute(
+                delete(events).where(events.c[c.CUSTOMER_ID].in_(person.customer_ids))
+            ).rowcount
+            conn.execute(
+                delete(customers).where(customers.c[c.CUSTOMER_ID].in_(person.customer_ids))
+            )
+        if person.anonymous_ids:
+            deleted += conn.execute(
+                delete(events).where(events.c[c.ANONYMOUS_ID].in_(person.anonymous_ids))
+            ).rowcount
+        conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
+        state.forget(conn, person.customer_ids, person.anonymous_ids)
+        answers.forget(conn, person.person_id)
+        for ledger in (decisions, no_offers, contacts, triggers):  # what was decided and sent
+            conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
+        at = micros(now or datetime.now(UTC))
+        erased = [(CUSTOMER, i) for i in person.customer_ids] + [
+            (ANONYMOUS, i) for i in person.anonymous_ids
+        ]
+        conn.execute(
+            delete(erasures).where(
+                erasures.c[c.ID_VALUE].in_([value for _, value in erased] or [""])
+            )
+        )
+        conn.execute(
+            insert(erasures),
+            [{c.ID_TYPE: kind, c.ID_VALUE: value, "erased_at": at} for kind, value in erased],
+        )
+    return deleted
