@@ -2,7 +2,7 @@
 
 The service treats an erased person as a stranger from the moment of erasure (it reads
 the erasure ledger per request). This job makes the registry agree without retraining:
-each registered version trained before an erasure is checked, and one that holds an
+each registered version is checked once for each erasure, and one that holds an
 erased person is replaced by a scrubbed copy (`Recommender.without`) registered as a new
 version with the reason, its aliases moved to it; the old version and its model files are
 deleted. Its run (parameters, metrics, comparison tables) stays: it holds no person.
@@ -21,7 +21,6 @@ from models.base import Recommender
 from service.erasure import erased_ids
 from service.registry import READ_AT_TAG, RECOMMENDER, load_recommender, read_at_of
 from service.settings import Settings
-from service.storage.codec import micros
 from training.tracking import log_recommender, setup
 
 #: Version tag: erasures up to this time (microseconds) are known to be out of it.
@@ -55,10 +54,9 @@ def scrub_recommenders(engine: Engine, settings: Settings) -> list[Scrubbed]:
     done = []
     for found in client.search_model_versions(f"name='{RECOMMENDER}'"):
         version = str(found.version)
-        clean_until = int(found.tags.get(CLEAN_UNTIL_TAG, 0))
-        read_at = micros(read_at_of(client, RECOMMENDER, version))
-        # A version whose training read the log after an erasure never saw that person.
-        pending = [i for i, at in erased.items() if at > max(clean_until, read_at)]
+        # Each version is checked once for each erasure (then tagged clean up to it).
+        clean_until = int(found.tags.get(CLEAN_UNTIL_TAG, -1))
+        pending = [i for i, at in erased.items() if at > clean_until]
         if not pending:
             continue
         model, _ = load_recommender(client, "", version)
@@ -68,7 +66,8 @@ def scrub_recommenders(engine: Engine, settings: Settings) -> list[Scrubbed]:
             continue
         people = len(model.users_) - len(scrubbed.users_)
         new = _register(client, version, scrubbed, people, latest)
-        aliases = tuple(found.aliases)
+        # (search results may leave aliases out: read the version itself)
+        aliases = tuple(client.get_model_version(RECOMMENDER, version).aliases)
         for alias in aliases:
             client.set_registered_model_alias(RECOMMENDER, alias, new)
         _delete_version(client, version)
