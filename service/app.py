@@ -23,7 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
 from service.lifecycle import die_with_supervisor
-from service.limits import BodyLimit, validation_error
+from service.limits import BodyLimit, FailureLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import customers, events, offers, ops, recommendations, triggers
 from service.serving import ModelHolder, ModelUnavailable
@@ -77,9 +77,11 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.holder = ModelHolder(settings)
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
+    app.state.failures = FailureLimit(settings.auth_failures_per_minute)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(tablet.TabletRefused, tablet.refused_page)
     for module in (events, recommendations, customers, offers, triggers, ops):
         app.include_router(module.router)
     app.include_router(tablet.router)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
+from service.limits import client_of
+
 HEADER = "X-API-Key"
 _key_header = APIKeyHeader(name=HEADER, auto_error=False, description="An Omni API key")
 
@@ -25,15 +27,27 @@ class Caller:
 async def caller(
     request: Request, key: Annotated[str | None, Security(_key_header)] = None
 ) -> Caller:
-    """The caller behind the request's API key; 401 when it has none or an unknown one."""
+    """The caller behind the request's API key; 401 when it has none or an unknown one,
+    429 (whatever the key) for a client that sent too many unknown keys in the last minute."""
     if not key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"an API key is required in the {HEADER} header",
             headers={"WWW-Authenticate": HEADER},
         )
+    failures = request.app.state.failures
+    client = client_of(request)
+    # Checked before the key: a guesser over the limit learns nothing, right or wrong.
+    wait = failures.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many unknown API keys from this client: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     spec = request.app.state.settings.api_keys.get(key)
     if spec is None:
+        failures.failed(client)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": HEADER}
         )

@@ -1,11 +1,15 @@
 """Limits on what a request may send: a body over `settings.max_body_bytes` is refused
-with 413 before any of it is parsed (by its Content-Length, or as it streams in), and a
-refusal never echoes the input back."""
+with 413 before any of it is parsed (by its Content-Length, or as it streams in), a
+refusal never echoes the input back, and a client guessing keys is slowed (429)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
+import math
+import threading
+import time
 from typing import Any
 
 from fastapi import Request
@@ -80,3 +84,43 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+
+
+class FailureLimit:
+    """Failed sign-ins and unknown keys per client address, over a sliding minute: past
+    `per_minute`, the client is refused (429) until its oldest failure is a minute old.
+    Successful requests are never counted or slowed."""
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until `client` may try again, or None when it may now."""
+        now = time.monotonic()
+        with self._lock:
+            seen = self._failures.get(client)
+            if seen is None:
+                return None
+            while seen and seen[0] <= now - self.WINDOW:
+                seen.popleft()
+            if not seen:
+                del self._failures[client]
+                return None
+            if len(seen) < self.per_minute:
+                return None
+            return max(1, math.ceil(seen[0] + self.WINDOW - now))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if len(self._failures) > 100_000:  # a flood of addresses: forget the oldest
+                self._failures.pop(next(iter(self._failures)))
+            self._failures.setdefault(client, collections.deque()).append(time.monotonic())
+
+
+def client_of(request: Request) -> str:
+    """The client's address (behind a proxy: run uvicorn with --proxy-headers)."""
+    return request.client.host if request.client else "unknown"

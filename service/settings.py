@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: What an API key may be allowed to do.
@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     chunk_rows: int = 100_000
     #: API keys, as JSON: {"<key>": {"name": "...", "scopes": [...], "store_id": null}}.
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
+    #: Signs tablet session and form tokens; set it in production (default: derived from
+    #: the configured keys, so rotating a key ends every tablet session).
+    session_secret: SecretStr | None = None
+    #: A tablet stays signed in this long (a shift), unless signed out first.
+    tablet_session_hours: float = Field(default=12, gt=0)
+    #: Mark the tablet cookie Secure (sent over HTTPS only); None: when the request is.
+    cookie_secure: bool | None = None
+    #: Failed sign-ins and unknown API keys a client address may try per minute; more
+    #: are answered 429 until the minute has passed (counted per worker process).
+    auth_failures_per_minute: int = Field(default=20, ge=1)
     #: The registry alias the service serves.
     model_alias: str = "champion"
     #: Seconds between checks of the registry for a new version (0: only on reload).

@@ -341,6 +341,18 @@ ledger_turns = Table(
     Column("turn", BigInteger, nullable=False),
 )
 
+#: Signed-in tablets: a session per sign-in, by the hash of its id (the cookie carries the
+#: signed id, never the key), ended by sign-out (`revoked_at`) or expiry.
+tablet_sessions = Table(
+    "tablet_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("key_name", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
 #: Tables by the schema name that feeds them.
 BY_SCHEMA: dict[str, Table] = {
     "events": events,

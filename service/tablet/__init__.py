@@ -1,5 +1,5 @@
 """The store tablet page: server-rendered HTML over the same services as the API."""
 
-from service.tablet.pages import router
+from service.tablet.pages import TabletRefused, refused_page, router
 
-__all__ = ["router"]
+__all__ = ["TabletRefused", "refused_page", "router"]

@@ -24,6 +24,7 @@ from service.auth import Caller
 from service.decisioning.nbo import OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
+from service.limits import client_of
 from service.people import Person, find_person
 from service.profiles import build_profile
 from service.recommending import Ask, Suggestion, recommend, similar
@@ -32,25 +33,62 @@ from service.settings import Settings
 from service.shelf import Shelf
 from service.storage.tables import customers, stores
 from service.store_keys import store_key_problems
-from service.tablet import words
+from service.tablet import sessions, words
 
-COOKIE = "omni_tablet_key"
-NEEDS = frozenset({"recommend", "profile:read", "events:write"})
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/tablet", include_in_schema=False)
 
 
+class TabletRefused(Exception):
+    """A tablet request refused with a page saying why (rendered by `refused_page`)."""
+
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.headers = headers or {}
+
+
+def refused_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TabletRefused)
+    response = _page(request, "signin.html", None, None, error=exc.message)
+    response.status_code = exc.status_code
+    response.headers.update(exc.headers)
+    return response
+
+
 def tablet(request: Request) -> Caller | None:
-    """The tablet signed in on this browser (its key in an HttpOnly cookie), if any."""
-    key = request.cookies.get(COOKIE)
-    spec = request.app.state.settings.api_keys.get(key) if key else None
-    if spec is None or spec.store_id is None or not set(spec.scopes) >= NEEDS:
-        return None
-    return Caller(spec.name, frozenset(spec.scopes), spec.store_id)
+    """The tablet signed in on this browser: its session cookie's live session, if any."""
+    token = request.cookies.get(sessions.COOKIE)
+    session = None
+    if token:
+        with request.app.state.engine.connect() as conn:
+            session = sessions.read_session(
+                conn, request.app.state.settings, token, datetime.now(UTC)
+            )
+    request.state.session = session
+    return session.caller if session else None
 
 
 TabletDep = Annotated[Caller | None, Depends(tablet)]
+
+#: What a refused form says.
+STALE_FORM = "This form is out of date or was not sent from this tablet's page. Reload and retry."
+
+
+def posted(request: Request, who: TabletDep, csrf: Annotated[str, Form()] = "") -> Caller | None:
+    """A form post of a signed-in page: from this site's own origin, with the session's
+    CSRF token; refused (403) otherwise. The signed-in tablet, or None."""
+    settings = request.app.state.settings
+    if not sessions.same_origin(request):
+        raise TabletRefused(403, "Refused: the form was sent from another site.")
+    if who is not None and not sessions.csrf_ok(settings, request.state.session, csrf):
+        raise TabletRefused(403, STALE_FORM)
+    return who
+
+
+PostedDep = Annotated[Caller | None, Depends(posted)]
 
 
 def _page(
@@ -73,6 +111,9 @@ def _page(
             "when": lambda moment: words.when(moment, now),
             "verb": words.verb,
             "channel_label": lambda ch: words.CHANNEL_LABELS.get(ch, ch),
+            "csrf": sessions.csrf_token(
+                request.app.state.settings, getattr(request.state, "session", None)
+            ),
             "error": request.query_params.get("error"),
             "done": request.query_params.get("done"),
             **context,
@@ -93,32 +134,63 @@ def home(request: Request, who: TabletDep, conn: ConnDep) -> HTMLResponse:
 
 
 @router.post("/sign-in", response_class=HTMLResponse, response_model=None)
-def sign_in(request: Request, key: Annotated[str, Form()]) -> Response:
-    spec = request.app.state.settings.api_keys.get(key.strip())
+def sign_in(
+    request: Request, key: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """Open a session for a tablet key (the cookie carries the session, never the key).
+    Failed sign-ins are limited per client address, as unknown API keys are."""
+    settings = request.app.state.settings
+    if not sessions.same_origin(request):
+        raise TabletRefused(403, "Refused: the form was sent from another site.")
+    if not sessions.csrf_ok(settings, None, csrf):
+        raise TabletRefused(403, STALE_FORM)
+    failures, client = request.app.state.failures, client_of(request)
+    wait = failures.retry_after(client)
+    if wait is not None:
+        message = f"Too many failed sign-ins from this tablet: try again in {wait} s."
+        raise TabletRefused(429, message, {"Retry-After": str(wait)})
+    spec = settings.api_keys.get(key.strip())
     error = None
     if spec is None:
         error = "That key is not known. Check it with your manager."
     elif spec.store_id is None:
         error = "That key is not a tablet key: it is not bound to a store."
-    elif not set(spec.scopes) >= NEEDS:
+    elif not set(spec.scopes) >= sessions.NEEDS:
         error = "That key may not look up customers and record store events."
-    if error:
+    if error or spec is None:
+        failures.failed(client)
         return _page(request, "signin.html", None, None, error=error, status_code=401)
+    with request.app.state.engine.begin() as conn:
+        token = sessions.open_session(conn, settings, spec.name, datetime.now(UTC))
     response = RedirectResponse("/tablet", status_code=303)
-    response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", path="/tablet")
+    secure = settings.cookie_secure
+    response.set_cookie(
+        sessions.COOKIE,
+        token,
+        max_age=int(settings.tablet_session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" if secure is None else secure,
+        path="/tablet",
+    )
     return response
 
 
 @router.post("/sign-out")
-def sign_out() -> RedirectResponse:
+def sign_out(request: Request, who: PostedDep) -> RedirectResponse:
+    """End the session everywhere (the token is refused from now on, on every worker)."""
+    session = request.state.session
+    if session is not None:
+        with request.app.state.engine.begin() as conn:
+            sessions.revoke(conn, session.session_id, datetime.now(UTC))
     response = _to_sign_in()
-    response.delete_cookie(COOKIE, path="/tablet")
+    response.delete_cookie(sessions.COOKIE, path="/tablet")
     return response
 
 
 @router.post("/find", response_class=HTMLResponse, response_model=None)
 def find(
-    request: Request, who: TabletDep, conn: ConnDep, q: Annotated[str, Form(max_length=256)] = ""
+    request: Request, who: PostedDep, conn: ConnDep, q: Annotated[str, Form(max_length=256)] = ""
 ) -> Response:
     """Who matches a card number, customer id or e-mail. A form post: what was searched
     (an e-mail address) is in the body, never in the URL the access log writes."""
@@ -180,7 +252,7 @@ def add_to_cart(
     request: Request,
     customer_id: CustomerIdPath,
     item_id: Annotated[str, Form()],
-    who: TabletDep,
+    who: PostedDep,
     now: NowDep,
 ) -> RedirectResponse:
     if who is None:
@@ -196,7 +268,7 @@ def offer_outcome(
     customer_id: CustomerIdPath,
     offer_id: str,
     outcome: str,
-    who: TabletDep,
+    who: PostedDep,
     now: NowDep,
 ) -> RedirectResponse:
     if who is None:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore
+from tests.e2e.conftest import free_port
 
 playwright = pytest.importorskip("playwright.sync_api")
 VIEWPORT = {"width": 1280, "height": 800}
@@ -48,7 +49,7 @@ def shoot(page: playwright.Page, name: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_store_associate_serves_a_customer(
-    page: playwright.Page, served_store: ServedStore, tmp_path: Path
+    page: playwright.Page, served_store: ServedStore, server: str, tmp_path: Path
 ) -> None:
     expect = playwright.expect
     page.goto("/tablet")
@@ -135,3 +136,30 @@ def test_a_store_associate_serves_a_customer(
     for searched in ("nobody@example.com", someone["email"].upper()):
         for written in (searched, quote(searched), quote_plus(searched)):
             assert written not in log, written
+
+    # The cookie holds a signed session, never the key, and scripts cannot read it.
+    context = page.context
+    cookie = next(c for c in context.cookies() if c["name"] == "omni_tablet_session")
+    assert TABLET_KEY not in cookie["value"] and cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    # A page of another site on this host (another port: the same "site" to the cookie)
+    # posts a form to the signed-in tablet: refused by its origin, nothing recorded.
+    cart = page.get_by_role("region", name="Open cart").inner_text()
+    evil = f"http://127.0.0.1:{free_port()}/win.html"
+    target = f"{server}/tablet/customers/{someone['customer_id']}/cart"
+    form = (
+        f'<form method="post" action="{target}"><input name="item_id" value="{names[item]}">'
+        '<input name="csrf" value="guessed"></form>'
+        "<script>document.forms[0].submit()</script>"
+    )
+    page.route(evil, lambda route: route.fulfill(content_type="text/html", body=form))
+    page.goto(evil)
+    expect(page.get_by_role("alert")).to_contain_text("another site")
+    page.goto(f"/tablet/customers/{someone['customer_id']}")
+    assert page.get_by_role("region", name="Open cart").inner_text() == cart
+    # Signed out, the same cookie is refused: the session was revoked, not just forgotten.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Tablet key")).to_be_visible()
+    context.add_cookies([cookie])
+    page.goto(f"/tablet/customers/{someone['customer_id']}")
+    expect(page.get_by_label("Tablet key")).to_be_visible()
