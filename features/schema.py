@@ -273,7 +273,11 @@ def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
             prop["enum"] = sorted(f.choices)
         if f.kind == "str":
             prop["maxLength"] = f.max_length
-            prop["minLength"] = 1
+            # Blank text is absent: an optional field may be "", a required one may not.
+            prop["minLength"] = 1 if f.required else 0
+            prop["description"] = (
+                "No control character or unpaired surrogate; surrounding spaces are ignored."
+            )
         if f.kind in ("int", "float") and f.min_value is not None:
             prop["minimum"] = f.min_value
         if f.kind == "int":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Connection
 
 from service.auth import Caller, store_for
@@ -44,20 +45,33 @@ async def now(request: Request) -> datetime:
 
 def store_of(who: Caller, shelf: Shelf, store_id: str | None) -> str | None:
     """The store a request is about (a store-bound key's own store); 403 for another
-    store, 422 for a store nobody knows."""
+    store, 404 for a store nobody knows."""
     store = store_for(who, store_id)
     if store is not None and not shelf.store_exists(store):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"store_id: no store has the id '{store}'"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"store_id: no store has the id '{store}'")
     return store
+
+
+def refuse(where: str, name: str, message: str) -> RequestValidationError:
+    """A 422 for one parameter, in the body every other 422 has (`detail`: a list of
+    problems with `loc`, `msg` and `type`)."""
+    return RequestValidationError([{"type": "value_error", "loc": (where, name), "msg": message}])
+
+
+#: An id in a query (a store, an anonymous visitor, a category): as the event schema
+#: allows ids, 1 to 256 characters without a control character.
+ID_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+
+
+def id_query(description: str) -> Any:
+    return Query(min_length=1, max_length=256, pattern=ID_PATTERN, description=description)
 
 
 #: A customer id in a path, as the event schema allows it: 256 characters at most, no
 #: control character (a NUL would reach the database).
 CustomerIdPath = Annotated[
     str,
-    Path(max_length=256, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]+$", description="A customer id."),
+    Path(max_length=256, pattern=ID_PATTERN, description="A customer id."),
 ]
 
 

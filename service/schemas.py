@@ -261,9 +261,39 @@ class Problem(BaseModel):
     detail: str
 
 
+class InvalidField(BaseModel):
+    loc: list[str | int] = Field(description='Where: e.g. ["query", "channel"].')
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """A request that does not fit the route's parameters or body (the input is not echoed)."""
+
+    detail: list[InvalidField]
+
+
 #: What every `/v1` route may answer about the caller's key and the request's size.
 KEY_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No API key, or a key Omni does not know."},
     403: {"model": Problem, "description": "The key lacks the scope, or the store asked."},
     413: {"model": Problem, "description": "The request body is over the size limit."},
+    429: {
+        "model": Problem,
+        "description": "Too many unknown keys from this client in the last minute; "
+        "retry after `Retry-After` seconds.",
+    },
+    503: {
+        "model": Problem,
+        "description": "No model is loaded yet, or every database connection is busy; "
+        "retry after `Retry-After` seconds.",
+    },
+}
+#: What a route that reads a JSON body may also answer.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not readable (not UTF-8 JSON)."},
+}
+#: A store in the query that does not exist.
+NO_STORE: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No store has this id (or no customer, item)."},
 }

@@ -23,6 +23,7 @@ from service.erasure import erase
 from service.people import Person, find_person
 from service.profiles import build_profile
 from service.schemas import (
+    BODY_ERRORS,
     KEY_ERRORS,
     ChurnRequest,
     ChurnScore,
@@ -64,7 +65,7 @@ async def customer_churn(
     return ChurnScore(customer_id=customer_id, **vars(await run_in_threadpool(answer)))
 
 
-@router.post("/churn/scores", response_model=ChurnScores)
+@router.post("/churn/scores", response_model=ChurnScores, responses=BODY_ERRORS)
 def churn_scores(
     body: ChurnRequest,
     _: Annotated[Caller, Depends(require("churn:read"))],

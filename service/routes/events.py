@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 from features.validation import BatchRejected
 from service.auth import Caller, require
 from service.intake import accept_events
-from service.schemas import KEY_ERRORS, EventBatch, EventsAccepted, Problem, Rejection
+from service.schemas import (
+    BODY_ERRORS,
+    KEY_ERRORS,
+    EventBatch,
+    EventsAccepted,
+    Invalid,
+    Problem,
+    Rejection,
+)
 from service.store_keys import store_key_problems
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS)
@@ -25,7 +33,12 @@ router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS)
             "description": "The key lacks the scope (detail), or a store's key sent what it"
             " may not (each event listed; nothing stored).",
         },
-        422: {"model": EventsAccepted, "description": "Bad events; nothing stored."},
+        422: {
+            "model": EventsAccepted | Invalid,
+            "description": "Bad events, each listed (nothing stored); or a body that is not "
+            "a batch of events at all (detail).",
+        },
+        **BODY_ERRORS,
     },
 )
 def post_events(

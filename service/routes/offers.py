@@ -11,9 +11,18 @@ from service.auth import Caller, require
 from service.decisioning.contact_policy import OUTBOUND
 from service.decisioning.nbo import NoConsent, OfferAsk, next_best_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
-from service.deps import CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep, store_of
+from service.deps import (
+    CustomerIdPath,
+    NowDep,
+    ServedDep,
+    SettingsDep,
+    ShelfDep,
+    id_query,
+    refuse,
+    store_of,
+)
 from service.people import find_person
-from service.schemas import KEY_ERRORS
+from service.schemas import KEY_ERRORS, Problem
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=KEY_ERRORS)
 #: Where an offer can be made: the event channels, plus push and sms messages.
@@ -23,7 +32,7 @@ CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in s
 @router.get(
     "/customers/{customer_id}/next-best-offer",
     response_model=NextBestOffer,
-    responses={404: {"description": "No customer has this id."}},
+    responses={404: {"model": Problem, "description": "No customer (or store) has this id."}},
 )
 def customer_next_best_offer(
     customer_id: CustomerIdPath,
@@ -33,10 +42,11 @@ def customer_next_best_offer(
     settings: SettingsDep,
     request: Request,
     now: NowDep,
-    channel: Annotated[str, Query(description=f"One of {', '.join(CHANNELS)}.")],
-    store_id: Annotated[
-        str | None, Query(description="The store asking (a tablet's own store).")
-    ] = None,
+    channel: Annotated[
+        str,
+        Query(description="Where the offer is to be made.", json_schema_extra={"enum": CHANNELS}),
+    ],
+    store_id: Annotated[str | None, id_query("The store asking (a tablet's own store).")] = None,
 ) -> NextBestOffer:
     """The one offer worth most to make this customer now, with its reason.
 
@@ -48,15 +58,10 @@ def customer_next_best_offer(
     event of theirs arrives or `no_offer_seconds` pass.
     """
     if channel not in CHANNELS:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"channel: must be one of {', '.join(CHANNELS)}, not '{channel}'",
-        )
+        raise refuse("query", "channel", f"must be one of {', '.join(CHANNELS)}, not '{channel}'")
     store = store_of(who, shelf, store_id)
     if channel == c.Channel.STORE and store is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "store_id: a store asking must say which"
-        )
+        raise refuse("query", "store_id", "a store asking must say which")
     engine = request.app.state.engine
     # In the thread pool: a standing decision is a few indexed rows; deciding anew reads
     # the person's online state, churn and suggestions.

@@ -8,19 +8,36 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.auth import Caller, require
-from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, ShelfDep, store_of
+from service.deps import (
+    ConnDep,
+    CustomerIdPath,
+    NowDep,
+    ServedDep,
+    ShelfDep,
+    id_query,
+    store_of,
+)
 from service.erasure import was_erased
 from service.people import Person, find_person
 from service.recommending import Answer, Ask, recommend, similar
-from service.schemas import KEY_ERRORS, Recommendation, Recommendations, SimilarItem, SimilarItems
+from service.schemas import (
+    KEY_ERRORS,
+    NO_STORE,
+    Problem,
+    Recommendation,
+    Recommendations,
+    SimilarItem,
+    SimilarItems,
+)
 from service.shelf import Shelf
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=KEY_ERRORS)
 Recommender = Annotated[Caller, Depends(require("recommend"))]
 K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
 StoreId = Annotated[
-    str | None, Query(description="Only items in stock in this store (a tablet's own store).")
+    str | None, id_query("Only items in stock in this store (a tablet's own store).")
 ]
+Category = Annotated[str | None, id_query("Only this category.")]
 
 
 def _ask(
@@ -46,7 +63,9 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
     )
 
 
-@router.get("/customers/{customer_id}/recommendations", response_model=Recommendations)
+@router.get(
+    "/customers/{customer_id}/recommendations", response_model=Recommendations, responses=NO_STORE
+)
 async def customer_recommendations(
     customer_id: CustomerIdPath,
     who: Recommender,
@@ -56,7 +75,7 @@ async def customer_recommendations(
     now: NowDep,
     k: K = 10,
     store_id: StoreId = None,
-    category: Annotated[str | None, Query(description="Only this category.")] = None,
+    category: Category = None,
     include_purchased: Annotated[
         bool, Query(description="Keep items bought in the last 30 days.")
     ] = False,
@@ -79,9 +98,9 @@ async def customer_recommendations(
     return _body(await run_in_threadpool(answer), ask, customer_id=customer_id)
 
 
-@router.get("/recommendations", response_model=Recommendations)
+@router.get("/recommendations", response_model=Recommendations, responses=NO_STORE)
 def anonymous_recommendations(
-    anonymous_id: Annotated[str, Query(min_length=1, description="A device or cookie id.")],
+    anonymous_id: Annotated[str, id_query("A device or cookie id.")],
     who: Recommender,
     served: ServedDep,
     shelf: ShelfDep,
@@ -89,7 +108,7 @@ def anonymous_recommendations(
     now: NowDep,
     k: K = 10,
     store_id: StoreId = None,
-    category: Annotated[str | None, Query(description="Only this category.")] = None,
+    category: Category = None,
 ) -> Recommendations:
     """For a visitor known only by an anonymous id: their recent views folded in when
     there are any (or their customer's history, once stitched), else best sellers."""
@@ -104,7 +123,7 @@ def anonymous_recommendations(
 @router.get(
     "/items/{item_id}/similar",
     response_model=SimilarItems,
-    responses={404: {"description": "No such item."}},
+    responses={404: {"model": Problem, "description": "No such item (or store)."}},
 )
 def similar_items(
     item_id: str,

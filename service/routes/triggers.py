@@ -16,8 +16,8 @@ from service.decisioning.triggers import (
     acknowledge,
     pull,
 )
-from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep
-from service.schemas import KEY_ERRORS
+from service.deps import NowDep, ServedDep, SettingsDep, ShelfDep, refuse
+from service.schemas import BODY_ERRORS, KEY_ERRORS, Problem
 
 router = APIRouter(prefix="/v1/triggers", tags=["triggers"], responses=KEY_ERRORS)
 Marketing = Annotated[Caller, Depends(require("marketing"))]
@@ -31,7 +31,10 @@ def abandoned_carts(
     settings: SettingsDep,
     request: Request,
     now: NowDep,
-    channel: Annotated[str, Query(description=f"One of {', '.join(OUTBOUND)}.")],
+    channel: Annotated[
+        str,
+        Query(description="The outbound channel.", json_schema_extra={"enum": list(OUTBOUND)}),
+    ],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
 ) -> Triggers:
@@ -56,7 +59,7 @@ def abandoned_carts(
         )
     except (UnknownChannel, BadCursor) as bad:
         field = "cursor" if isinstance(bad, BadCursor) else "channel"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {bad}") from bad
+        raise refuse("query", field, str(bad)) from bad
     return Triggers(
         triggers=[Trigger.model_validate(t) for t in page.triggers],
         next_cursor=page.next_cursor,
@@ -64,7 +67,15 @@ def abandoned_carts(
     )
 
 
-@router.post("/{trigger_id}/ack", response_model=Acked)
+@router.post(
+    "/{trigger_id}/ack",
+    response_model=Acked,
+    responses={
+        **BODY_ERRORS,
+        404: {"model": Problem, "description": "No trigger has this id."},
+        409: {"model": Problem, "description": "The trigger was acknowledged otherwise."},
+    },
+)
 def ack(
     trigger_id: str, _: Marketing, request: Request, now: NowDep, body: Ack | None = None
 ) -> Acked:

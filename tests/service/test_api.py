@@ -142,7 +142,7 @@ def test_filters_by_store_stock_and_category(client: TestClient, reference: dict
     ).json()
     assert answer["items"] and {i["category"] for i in answer["items"]} == {category}
     unknown = client.get("/v1/customers/C0000004/recommendations?store_id=NOPE", headers=READER)
-    assert unknown.status_code == 422 and "store_id" in unknown.json()["detail"]
+    assert unknown.status_code == 404 and "store_id" in unknown.json()["detail"]
     assert (
         client.get("/v1/customers/C0000004/recommendations?k=0", headers=READER).status_code == 422
     )
