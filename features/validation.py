@@ -175,12 +175,32 @@ UNPRINTABLE_MESSAGE = "holds a control character or an unpaired surrogate"
 INT_LIMIT = 2**31 - 1
 
 
+def _unpaired(raw: pd.Series) -> pd.Series | None:
+    """Where a column of Python strings (a JSON file's) holds a lone surrogate; None when
+    none does (the common case costs one conversion to Arrow text)."""
+    if raw.dtype != object:
+        return None
+    try:
+        raw.astype("string")
+    except UnicodeEncodeError:
+        found = raw.map(
+            lambda v: isinstance(v, str) and bool(UNPAIRED.search(v)), na_action="ignore"
+        )
+        return found.fillna(False).astype(bool)
+    return None
+
+
 def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
     """Coerce one column; return (values, messages for bad rows)."""
+    unpaired = _unpaired(raw)
+    if unpaired is not None:  # Arrow cannot hold them: leave them out, each named below
+        raw = raw.where(~unpaired)
     present = raw.notna()
     if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
         present &= raw.astype("string").str.strip().fillna("") != ""
     messages = pd.Series(None, index=raw.index, dtype="object")
+    if unpaired is not None:
+        messages[unpaired] = UNPRINTABLE_MESSAGE
     if raw.dtype == object:
         # JSON can carry lists and objects where a value belongs (a file never does).
         nested = raw.map(lambda v: isinstance(v, (dict, list, tuple, set)), na_action="ignore")

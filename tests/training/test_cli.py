@@ -67,6 +67,24 @@ def test_a_bad_file_is_refused_with_its_line_and_field(tmp_path: Path) -> None:
     assert stats["events"] == 0
 
 
+def test_a_json_file_with_half_a_surrogate_pair_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    good = '{"event_id":"e1","ts":"2026-01-01T10:00:00Z","customer_id":"C1","channel":"web",'
+    path.write_text(
+        good
+        + '"type":"view","item_id":"I1"}\n'
+        + good.replace("e1", "e2")
+        + '"type":"view","item_id":"I\\ud800"}\n'
+    )
+    db = f"sqlite:///{tmp_path / 'omni.db'}"
+    result = runner.invoke(app, ["ingest", str(path), "--database-url", db])
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "events.jsonl line 2 (event_id 'e2'): field 'item_id': holds a control" in output
+    stats = json.loads(runner.invoke(app, ["stats", "--database-url", db, "--json"]).stdout)
+    assert stats["events"] == 0
+
+
 def test_column_mapping_from_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     path.write_text("id,time,user,where,what,sku\nx1,2026-01-01T10:00:00+02:00,C7,app,view,I3\n")
