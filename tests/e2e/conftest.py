@@ -84,12 +84,18 @@ def serving(env: dict[str, str], log_path: Path, *args: str) -> Iterator[str]:
         log.close()
 
 
+def aliased_env(store: ServedStore, **more: str) -> dict[str, str]:
+    """The environment of an `omni serve` of `store` at its clock, serving the `e2e` alias:
+    a recommender fitted on the store now, and the store's churn model."""
+    settings = store.settings
+    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
+    connect(settings).set_registered_model_alias(CHURN, ALIAS, store.churn_version)
+    return server_env(settings, OMNI_MODEL_ALIAS=ALIAS, OMNI_CLOCK=store.clock.isoformat(), **more)
+
+
 @pytest.fixture
 def server(served_store: ServedStore, tmp_path: Path) -> Iterator[str]:
     """`omni serve` in its own process, serving the `e2e` alias of both models."""
-    settings = served_store.settings
-    publish_recommender(settings, fit_recommender(settings), alias=ALIAS)
-    connect(settings).set_registered_model_alias(CHURN, ALIAS, served_store.churn_version)
-    env = server_env(settings, OMNI_MODEL_ALIAS=ALIAS, OMNI_CLOCK=served_store.clock.isoformat())
+    env = aliased_env(served_store)
     with serving(env, tmp_path / "server.log") as base:
         yield base

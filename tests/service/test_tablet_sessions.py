@@ -6,13 +6,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 from service.app import create_app
+from service.settings import ApiKey, Settings
 from service.storage.engine import open_engine
 from service.storage.tables import offers as offers_table
+from service.storage.tables import tablet_sessions
+from service.tablet import sessions
 from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore
 
 CUSTOMER = "C0000070"
@@ -122,3 +127,26 @@ def test_a_tablet_key_answers_only_offers_made_to_the_customer(app_for: object) 
     refused = client.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": TABLET_KEY})
     assert refused.status_code == 403
     assert refused.json()["rejected"][0]["error"] == "this offer was never made to this customer"
+
+
+def test_a_session_is_held_and_revoked_in_the_store(engine: Engine) -> None:
+    settings = Settings(
+        api_keys={"k-tab": ApiKey(name="tab", scopes=sorted(sessions.NEEDS), store_id="S1")}
+    )
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        token = sessions.open_session(conn, settings, "tab", now)
+    with engine.connect() as conn:
+        live = sessions.read_session(conn, settings, token, now)
+        assert live is not None and live.caller.store_id == "S1"
+        stored = conn.execute(select(tablet_sessions)).all()
+    assert len(stored) == 1 and live.session_id not in str(stored[0])  # only its hash
+    with engine.begin() as conn:
+        sessions.revoke(conn, live.session_id, now)
+    with engine.connect() as conn:
+        assert sessions.read_session(conn, settings, token, now) is None
+        later = now + timedelta(hours=settings.tablet_session_hours + 1)
+        assert sessions.read_session(conn, settings, token, later) is None
+    rotated = settings.model_copy(update={"api_keys": {}})  # the key left the settings
+    with engine.connect() as conn:
+        assert sessions.read_session(conn, rotated, token, now) is None
