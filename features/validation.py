@@ -175,29 +175,29 @@ UNPRINTABLE_MESSAGE = "holds a control character or an unpaired surrogate"
 INT_LIMIT = 2**31 - 1
 
 
-def _unpaired(raw: pd.Series) -> pd.Series | None:
-    """Where a column of Python strings (a JSON file's) holds a lone surrogate; None when
-    none does (the common case costs one conversion to Arrow text)."""
-    if raw.dtype != object:
-        return None
+def _as_text(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series | None]:
+    """A column of values as Arrow text: (the column, its text, where it held a lone
+    surrogate or None). Arrow cannot hold one (only a JSON file's Python strings can), so
+    such values are left out of both, for the caller to name."""
     try:
-        raw.astype("string")
+        return raw, raw.astype("string"), None
     except UnicodeEncodeError:
         found = raw.map(
             lambda v: isinstance(v, str) and bool(UNPAIRED.search(v)), na_action="ignore"
         )
-        return found.fillna(False).astype(bool)
-    return None
+        unpaired = found.fillna(False).astype(bool)
+        raw = raw.where(~unpaired)
+        return raw, raw.astype("string"), unpaired
 
 
 def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
     """Coerce one column; return (values, messages for bad rows)."""
-    unpaired = _unpaired(raw)
-    if unpaired is not None:  # Arrow cannot hold them: leave them out, each named below
-        raw = raw.where(~unpaired)
-    present = raw.notna()
+    unpaired = None
     if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-        present &= raw.astype("string").str.strip().fillna("") != ""
+        raw, text, unpaired = _as_text(raw)
+        present = raw.notna() & (text.str.strip().fillna("") != "")
+    else:
+        present = raw.notna()
     messages = pd.Series(None, index=raw.index, dtype="object")
     if unpaired is not None:
         messages[unpaired] = UNPRINTABLE_MESSAGE

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, select, union
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from service.people import Person
 from service.storage.codec import moment
+from service.storage.ids import ID_COLUMNS, by_kind
 from service.storage.state import STATE_TABLES
 from service.storage.tables import (
     churn_answers,
@@ -37,10 +37,9 @@ TIME_COLUMNS = frozenset(
 
 def person_export(conn: Connection, person: Person, now: datetime) -> dict[str, Any]:
     """The whole document for `person`, as of `now`."""
-    ids = [(CUSTOMER, c.CUSTOMER_ID, person.customer_ids)]
-    ids.append((ANONYMOUS, c.ANONYMOUS_ID, person.anonymous_ids))
+    ids = by_kind(person.customer_ids, person.anonymous_ids)
     held_events = _rows(
-        conn, events, [events.c[col].in_(values) for _, col, values in ids if values], c.TS
+        conn, events, [events.c[ID_COLUMNS[kind]].in_(values) for kind, values in ids], c.TS
     )
     derived = {
         table.name: _rows(
@@ -48,8 +47,7 @@ def person_export(conn: Connection, person: Person, now: datetime) -> dict[str, 
             table,
             [
                 (table.c[c.ID_TYPE] == kind) & table.c[c.ID_VALUE].in_(values)
-                for kind, _, values in ids
-                if values
+                for kind, values in ids
             ],
         )
         for table in STATE_TABLES

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Connection
 
+from features.validation import CONTROL
 from service.auth import Caller, store_for
 from service.people import Person, find_person
 from service.serving import ModelHolder, Served
@@ -60,7 +61,7 @@ def refuse(where: str, name: str, message: str) -> RequestValidationError:
 
 #: An id in a query (a store, an anonymous visitor, a category): as the event schema
 #: allows ids, 1 to 256 characters without a control character.
-ID_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+ID_PATTERN = f"^[^{CONTROL.removeprefix('[').removesuffix(']')}]+$"
 
 
 def id_query(description: str) -> Any:

@@ -26,6 +26,7 @@ from features.identity import ANONYMOUS, CUSTOMER
 from service.people import Person
 from service.storage import answers, state
 from service.storage.codec import micros, to_micros
+from service.storage.ids import ID_COLUMNS, ids_of
 from service.storage.tables import (
     contacts,
     customers,
@@ -54,37 +55,38 @@ def was_erased(conn: Connection, person: Person) -> bool:
 ErasedId = tuple[str, str]
 
 
-def erased_ids(conn: Connection, values: Iterable[str] | None = None) -> dict[ErasedId, int]:
-    """Erased ids (of `values` only, when given) and when each was erased (microseconds
-    since the epoch)."""
+def erased_ids(conn: Connection, ids: Iterable[ErasedId] | None = None) -> dict[ErasedId, int]:
+    """Erased ids (of `ids` only, when given: one lookup of the ledger's key per kind) and
+    when each was erased (microseconds since the epoch)."""
     query = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["erased_at"])
-    if values is not None:
-        wanted = sorted(set(values))
-        if not wanted:
-            return {}
-        query = query.where(erasures.c[c.ID_VALUE].in_(wanted))
-    return {(str(kind), str(value)): int(at) for kind, value, at in conn.execute(query).all()}
-
-
-#: Which column of an event or customer record holds which kind of id.
-ID_COLUMNS = ((c.CUSTOMER_ID, CUSTOMER), (c.ANONYMOUS_ID, ANONYMOUS))
+    if ids is None:
+        rows = conn.execute(query).all()
+    else:
+        wanted: dict[str, set[str]] = {}
+        for kind, value in ids:
+            wanted.setdefault(kind, set()).add(value)
+        rows = [
+            row
+            for kind, values in wanted.items()
+            for row in conn.execute(
+                query.where(
+                    erasures.c[c.ID_TYPE] == kind, erasures.c[c.ID_VALUE].in_(sorted(values))
+                )
+            ).all()
+        ]
+    return {(str(kind), str(value)): int(at) for kind, value, at in rows}
 
 
 def before_erasure(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Event ids of `rows` (as stored: `ts` in microseconds) that happened at or before
     the erasure of their customer or anonymous id: they are not to be stored."""
-    ids = {str(row[col]) for row in rows for col, _ in ID_COLUMNS if row.get(col) is not None}
-    erased = erased_ids(conn, ids)
+    erased = erased_ids(conn, (i for row in rows for i in ids_of(row)))
     if not erased:
         return set()
     return {
         str(row[c.EVENT_ID])
         for row in rows
-        if any(
-            row[c.TS] <= erased.get((kind, str(row[col])), -1)
-            for col, kind in ID_COLUMNS
-            if row.get(col) is not None
-        )
+        if any(row[c.TS] <= erased.get(i, -1) for i in ids_of(row))
     }
 
 
@@ -101,7 +103,7 @@ def drop_before_erasure(
     when = c.TS if table == "events" else c.CREATED_AT
     moment = to_micros(frame[when]).astype("float64").fillna(-np.inf).to_numpy()
     latest = np.full(len(frame), -np.inf)
-    for col, kind in ID_COLUMNS:
+    for kind, col in ID_COLUMNS.items():
         if col not in frame.columns:
             continue
         at = pd.Series({v: t for (k, v), t in erased.items() if k == kind}, dtype="float64")
