@@ -41,7 +41,9 @@ COLUMNS = {
     "all/ndcg@10": "NDCG@10",
     "all/map@10": "MAP@10",
     "all/coverage@20": "coverage@20",
+    "repeat/ndcg@10": "repeat NDCG@10",
     "new/ndcg@10": "new NDCG@10",
+    "any/ndcg@10": "include_purchased NDCG@10",
     "train_s": "train s",
 }
 

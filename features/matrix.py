@@ -19,6 +19,7 @@ from features.interactions import (
     item_trend,
     store_activity,
 )
+from features.repurchase import RepeatChance, repeat_chance
 
 #: Category given to items missing from the catalogue.
 NO_CATEGORY = ""
@@ -58,6 +59,8 @@ class InteractionMatrix:
     #: click & collect); per item, recent sales against its usual pace (1 = usual).
     user_store_share: np.ndarray | None = None
     item_trend: np.ndarray | None = None
+    #: Per item and age band, the chance of buying it again (the repeat policy's input).
+    repeat: RepeatChance | None = None
     holdouts: tuple[Holdout, ...] = ()
 
     @property
@@ -200,14 +203,17 @@ def with_holdout(
 
     Holdout i is the history cut i x `holdout_days` before `as_of`, labelled with the
     purchases of the following `holdout_days`. All share the item axis; nothing at or
-    after `as_of` is read.
+    after `as_of` is read. Each matrix carries its repeat chances over a horizon of
+    `holdout_days` (the window a list is judged on).
     """
-    full = _matrix_at(events, as_of, catalogue, weights)
+    full = _matrix_at(events, as_of, catalogue, weights, horizon_days=holdout_days)
     holdouts = []
     for i in range(1, windows + 1):
         cut = as_of - pd.Timedelta(days=i * holdout_days)
         end = cut + pd.Timedelta(days=holdout_days)
-        early = _matrix_at(events, cut, catalogue, weights, items=full.items)
+        early = _matrix_at(
+            events, cut, catalogue, weights, items=full.items, horizon_days=holdout_days
+        )
         holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
     return replace(full, holdouts=tuple(holdouts))
 
@@ -218,8 +224,10 @@ def _matrix_at(
     catalogue: pd.DataFrame | None,
     weights: InteractionWeights | None,
     items: np.ndarray | None = None,
+    *,
+    horizon_days: float,
 ) -> InteractionMatrix:
-    return build_matrix(
+    matrix = build_matrix(
         interactions(events, as_of=as_of, weights=weights),
         as_of=as_of,
         catalogue=catalogue,
@@ -227,6 +235,14 @@ def _matrix_at(
         stores=store_activity(events, as_of=as_of, weights=weights),
         trend=item_trend(events, as_of=as_of),
     )
+    chance = repeat_chance(
+        events,
+        as_of=as_of,
+        items=matrix.items,
+        item_category=matrix.item_category,
+        horizon_days=horizon_days,
+    )
+    return replace(matrix, repeat=chance)
 
 
 def _purchases(

@@ -21,11 +21,15 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
+from features.repurchase import AGE_EDGES, RepeatChance
 from models.ids import IdMapping, UnknownCustomer, UnknownItem
 from models.params import HyperParams
 
 #: Scores held at once (customers x catalogue): bounds the dense score block's memory.
 SCORE_BLOCK = 32_000_000
+#: For a model fitted without repeat chances (before they existed, or on a bare matrix),
+#: the repeat policy leaves out what was bought in this many days.
+LEGACY_REPEAT_DAYS = 30.0
 REGISTRY: dict[str, type[Recommender]] = {}
 
 
@@ -37,8 +41,12 @@ class ModelNotFitted(RuntimeError):
 class Filters:
     """What a recommendation must leave out (every model honours these)."""
 
-    #: Leave out items the customer bought in the last N days (None: keep them).
-    exclude_bought_within_days: float | None = None
+    #: The repeat policy: leave out items the customer bought and is unlikely to buy again
+    #: within the horizon, given the days since they bought it (the model's repeat chances,
+    #: learned per item from repurchase intervals; see `features.repurchase`).
+    repeat_policy: bool = False
+    #: When the list is for: purchase ages count up to it (None: the model's `as_of`).
+    at: pd.Timestamp | None = None
     #: Only these items (e.g. in stock in this store); None: the whole catalogue.
     only_items: Collection[str] | None = None
     #: Leave out items of these categories.
@@ -48,6 +56,15 @@ class Filters:
     #: Only items where this mask (over the model's items, in order) is True; combines
     #: with the rest. For callers that keep a mask per store rather than a list of ids.
     allowed: np.ndarray | None = None
+
+    @classmethod
+    def default_answer(
+        cls, at: pd.Timestamp, *, include_purchased: bool = False, allowed: np.ndarray | None = None
+    ) -> Filters:
+        """The filters of the default answer for a list at `at`: what the API, the tablet,
+        offers and exports serve and the offline evaluation scores (the repeat policy,
+        unless `include_purchased`), within `allowed`."""
+        return cls(repeat_policy=not include_purchased, at=pd.Timestamp(at), allowed=allowed)
 
 
 class Recommender(HyperParams, ABC):
@@ -90,6 +107,7 @@ class Recommender(HyperParams, ABC):
         self.purchase_age_ = data.purchase_age_days.tocsr().astype(np.float32)
         self.as_of_ = data.as_of
         self.item_popularity_ = _popularity(self.history_)
+        self.repeat_ = data.repeat
         self._fit(data)
         return self
 
@@ -273,6 +291,7 @@ class Recommender(HyperParams, ABC):
             **csr_parts("history", self.history_),
             **csr_parts("purchase_age", self.purchase_age_),
             **{f"model_{key}": value for key, value in self._state().items()},
+            **_repeat_parts(self.repeat_),
         }
         with (path / "state.npz").open("wb") as handle:
             np.savez_compressed(handle, allow_pickle=False, **arrays)
@@ -295,6 +314,7 @@ class Recommender(HyperParams, ABC):
         model.purchase_age_ = csr_from(arrays, "purchase_age")
         model.item_popularity_ = _popularity(model.history_)
         model.as_of_ = pd.Timestamp(meta["as_of"])
+        model.repeat_ = _repeat_from(arrays)
         prefix = "model_"
         model._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
         return model
@@ -321,10 +341,52 @@ class Recommender(HyperParams, ABC):
         if filters.exclude_seen:
             seen = self.history_[rows]
             scores[seen.nonzero()] = -np.inf
-        if filters.exclude_bought_within_days is not None:
+        if filters.repeat_policy:
             age = self.purchase_age_[rows].tocoo()
-            recent = age.data <= filters.exclude_bought_within_days + 1
-            scores[age.row[recent], age.col[recent]] = -np.inf
+            hidden = self.unlikely_again(age.col, age.data, filters.at)
+            scores[age.row[hidden], age.col[hidden]] = -np.inf
+
+    def unlikely_again(
+        self, cols: np.ndarray, purchase_age: np.ndarray, at: pd.Timestamp | None = None
+    ) -> np.ndarray:
+        """The repeat policy for items `cols` with `purchase_age` (as stored: 1 + days
+        from the last purchase to the model's `as_of`; 0 = never bought) on a list for `at`:
+        True where the item is left out."""
+        bought = np.asarray(purchase_age) > 0
+        since = 0.0 if at is None else (pd.Timestamp(at) - self.as_of_).total_seconds() / 86_400
+        days = np.asarray(purchase_age, dtype=np.float64) - 1.0 + max(since, 0.0)
+        hidden: np.ndarray = bought & self.left_out(np.asarray(cols, dtype=np.int64), days)
+        return hidden
+
+    def left_out(self, cols: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """The repeat policy: True where item `cols` (positions; -1 = not in the model),
+        last bought `days` ago, is left out. Without learned chances (an item the model
+        does not know, a model saved before them), what was bought in the last
+        `LEGACY_REPEAT_DAYS` days is."""
+        days = np.asarray(days, dtype=np.float64)
+        out: np.ndarray = days <= LEGACY_REPEAT_DAYS
+        known = np.asarray(cols) >= 0
+        if self.repeat_ is not None and known.any():
+            out[known] = self.repeat_.unlikely(np.asarray(cols)[known], days[known])
+        return out
+
+
+def _repeat_parts(repeat: RepeatChance | None) -> dict[str, np.ndarray]:
+    if repeat is None:
+        return {}
+    return {
+        "repeat_chance": repeat.chance,
+        "repeat_edges": repeat.edges,
+        "repeat_settings": np.array([repeat.horizon_days, repeat.min_chance]),
+    }
+
+
+def _repeat_from(arrays: dict[str, np.ndarray]) -> RepeatChance | None:
+    if "repeat_chance" not in arrays:
+        return None  # saved before repeat chances: the legacy rule applies
+    horizon, min_chance = (float(v) for v in arrays["repeat_settings"])
+    edges = arrays.get("repeat_edges", AGE_EDGES)
+    return RepeatChance(arrays["repeat_chance"], horizon, edges, min_chance)
 
 
 def _popularity(history: csr_matrix) -> np.ndarray:

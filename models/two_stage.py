@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 
 from features.matrix import Holdout, InteractionMatrix
+from features.repurchase import RepeatChance
 from models.base import Recommender, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
@@ -41,6 +42,7 @@ PAIR_FEATURES = (
     "user_weight",
     "user_repeat_share",
     "user_store_share",
+    "repeat_chance",
 )
 
 
@@ -135,7 +137,7 @@ class TwoStage(Recommender):
         if len(labelled) > self.max_train_customers:
             labelled = np.sort(rng.choice(labelled, self.max_train_customers, replace=False))
         feats, cand, groups = self._candidates(
-            generators, ItemContext.of(early), Cut.of(early), labelled
+            generators, ItemContext.of(early), Cut.of(early), labelled, early.repeat
         )
         owner = np.repeat(np.arange(len(labelled)), groups)
         label = np.asarray(holdout.labels[labelled][owner, cand]).ravel() > 0
@@ -146,7 +148,11 @@ class TwoStage(Recommender):
 
     # -- scoring -------------------------------------------------------------------------
     def _scores(self, rows: np.ndarray) -> np.ndarray:
-        feats, cand, groups = self._candidates(self.generators_, self.context_, self.cut_, rows)
+        feats, cand, groups = self._candidates(
+            self.generators_, self.context_, self.cut_, rows, self.repeat_
+        )
+        # A ranker saved before the repeat-chance feature knows the columns before it.
+        feats = feats[:, : self.ranker_.num_feature()]
         ranked = self.ranker_.predict(feats)
         # Everything else after the candidates, in popularity order.
         pop = self.context_.popularity
@@ -163,8 +169,12 @@ class TwoStage(Recommender):
         ctx: ItemContext,
         cut: Cut,
         rows: np.ndarray,
+        repeat: RepeatChance | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features (n_pairs x n_features), candidate item per pair, pairs per customer."""
+        """Features (n_pairs x n_features), candidate item per pair, pairs per customer.
+
+        `repeat` gives, for an item the customer bought, the chance they buy it again
+        within the horizon at its age in this cut (NaN when not bought or not known)."""
         n_items = cut.weights.shape[1]
         scores = {name: g._scores(rows) for name, g in generators.items()}
         top = min(self.candidates, n_items)
@@ -199,9 +209,13 @@ class TwoStage(Recommender):
         price_ratio = ctx.price[cand] / np.where(basket > 0, basket, np.nan)
         user_items = np.asarray((user_hist > 0).sum(axis=1)).ravel()[owner]
         user_weight = np.asarray(user_hist.sum(axis=1)).ravel()[owner]
+        again = np.full(len(cand), np.nan, dtype=np.float32)
+        if repeat is not None:
+            again[age > 0] = repeat.at(cand[age > 0], age[age > 0] - 1.0)
         columns += [ctx.popularity[cand], ctx.trend[cand], ctx.store_share[cand], item_repeat,
                     own, own_purchases, age, seen, cat_share, brand_share, price_ratio,
-                    user_items, user_weight, user_repeat, cut.store_share[rows][owner]]  # fmt: skip
+                    user_items, user_weight, user_repeat, cut.store_share[rows][owner],
+                    again]  # fmt: skip
         return np.column_stack(columns).astype(np.float32), cand, groups
 
     # -- saving --------------------------------------------------------------------------
@@ -222,6 +236,7 @@ class TwoStage(Recommender):
             g.users_, g.items_ = self.users_, self.items_
             g.item_category_, g.history_ = self.item_category_, self.history_
             g.purchase_age_, g.as_of_ = self.purchase_age_, self.as_of_
+            g.repeat_ = self.repeat_
             prefix = f"{name}."
             g._restore({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
             self.generators_[name] = g

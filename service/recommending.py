@@ -11,7 +11,7 @@ Three paths, cheapest first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -19,17 +19,14 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from sqlalchemy import Connection
 
-from models.base import Filters, Recommender
+from features import columns as c
+from models.base import LEGACY_REPEAT_DAYS, Filters, Recommender
 from service.fold_in import history_now
 from service.people import Person
 from service.serving import Served
 from service.shelf import Shelf
 from service.storage import activity
 from service.storage.codec import micros
-
-#: Without include_purchased, items bought in this many days are left out (the same
-#: rule as `omni recommend`).
-RECENTLY_BOUGHT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -80,9 +77,8 @@ def recommend(
     """
     model = served.need_recommender()
     allowed = _allowed(shelf, model, ask)
-    filters = Filters(
-        exclude_bought_within_days=None if ask.include_purchased else RECENTLY_BOUGHT_DAYS,
-        allowed=allowed,
+    filters = Filters.default_answer(
+        pd.Timestamp(now), include_purchased=ask.include_purchased, allowed=allowed
     )
     sales = shelf.store_sales(ask.store_id, model) if ask.store_id else None
     if person is not None:
@@ -110,11 +106,6 @@ def recommend(
         if row >= 0:
             # Purchase ages in the trained history count from its end, not from now.
             since_training = max((pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400, 0)
-            if filters.exclude_bought_within_days is not None:
-                window = filters.exclude_bought_within_days - since_training
-                filters = replace(
-                    filters, exclude_bought_within_days=window if window > 0 else None
-                )
             positions, scores = _known(served, model, row, ask.k, filters)
             reasons = _reasons(
                 served,
@@ -127,6 +118,23 @@ def recommend(
             )
             return _answer(served, shelf, ask, positions, scores, reasons, False, "history")
     return _cold(served, shelf, model, ask, allowed, sales)
+
+
+def left_out(served: Served, bought: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """person_id, item_id of the rows of `bought` (each person's last purchase of an item:
+    person_id, item_id, ts) that the repeat policy leaves out of a list for `now`: what
+    suggestions and offers skip. The served recommender's policy; without one, the rule
+    of a model with no learned chances."""
+    age = pd.Timestamp(now) - pd.to_datetime(bought[c.TS], utc=True)
+    days = age.dt.total_seconds().to_numpy(dtype=np.float64) / 86_400
+    model = served.recommender
+    mask: np.ndarray
+    if model is None:
+        mask = days <= LEGACY_REPEAT_DAYS
+    else:
+        cols = model.items_.positions(bought[c.ITEM_ID].astype(str).tolist(), missing="skip")
+        mask = model.left_out(cols, days)
+    return bought.loc[mask, [c.PERSON_ID, c.ITEM_ID]].reset_index(drop=True)
 
 
 def is_fresh(served: Served, conn: Connection, person: Person) -> bool:
@@ -163,9 +171,10 @@ def _known(
         ok = positions >= 0
         if filters.allowed is not None:
             ok &= filters.allowed[np.maximum(positions, 0)]
-        if filters.exclude_bought_within_days is not None:
-            age = np.asarray(model.purchase_age_[row, np.maximum(positions, 0)].todense()).ravel()
-            ok &= ~((age > 0) & (age <= filters.exclude_bought_within_days + 1))
+        if filters.repeat_policy:
+            cols = np.maximum(positions, 0)
+            age = np.asarray(model.purchase_age_[row, cols].todense()).ravel()
+            ok &= ~model.unlikely_again(cols, age, filters.at)
         if ok.sum() >= k or ok.sum() == len(model.items_):
             return positions[ok][:k].astype(np.int64), scores[ok][:k]
     top, values = model.rank(np.array([row]), k, filters)

@@ -106,7 +106,10 @@ def recommend(
     model: Annotated[str, typer.Option(help="Registry alias of the model to use.")] = "champion",
     include_purchased: Annotated[
         bool,
-        typer.Option(help="Keep items the customer bought recently (default: leave out 30 days)."),
+        typer.Option(
+            help="Keep every item the customer bought (default: the repeat policy leaves out "
+            "what they are unlikely to buy again soon)."
+        ),
     ] = False,
     until: Annotated[
         datetime | None,
@@ -133,7 +136,9 @@ def recommend(
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}; train one with: omni train recommender")
         raise typer.Exit(1) from exc
-    filters = Filters(exclude_bought_within_days=None if include_purchased else 30)
+    # Purchase ages count to the day the list is for: --until, else now.
+    at = pd.Timestamp(until.replace(tzinfo=UTC) if until is not None else datetime.now(UTC))
+    filters = Filters.default_answer(at, include_purchased=include_purchased)
     wanted = ids["customer_id"].dropna().str.strip().drop_duplicates().tolist()
     history = None
     settings = settings_for(database_url)

@@ -1,10 +1,13 @@
 """Offline evaluation: a global temporal split, full-catalogue ranking, segments.
 
 Train on events before the cutoff; the test is what each customer bought in the window
-after it. Every model ranks the whole catalogue (no sampled negatives). Reported:
+after it. Every model ranks the whole catalogue (no sampled negatives), under the repeat
+policy the service applies by default (what is measured is what is served). Reported:
 
-- `all`: customers with history before the cutoff, every item;
-- `new`: the same customers, items they had not interacted with (ranking and truth both);
+- `all`: customers with history before the cutoff, every item: the default answer;
+- `repeat` / `new`: the same lists, truth cut to the items the customer had bought /
+  had not interacted with before (for `new` the ranking leaves out what they saw);
+- `any`: every item ranked with no repeat policy (the `include_purchased` answer);
 - `warm` / `cold`: customers with at least / fewer than `cold_items` items before the
   cutoff. Customers with no history at all cannot be ranked by any model (the service
   gives them a cold-start answer) and are only counted.
@@ -54,8 +57,11 @@ class TestSet:
     rows: np.ndarray
     relevant: csr_matrix
     relevant_new: csr_matrix
+    relevant_repeat: csr_matrix
     warm: np.ndarray
     unknown_customers: int
+    #: When the lists are for (the cutoff): purchase ages count up to it.
+    at: pd.Timestamp
 
 
 def make_test_set(
@@ -79,19 +85,33 @@ def make_test_set(
     seen = (train.weights[rows] > 0).astype(np.float64)
     relevant_new = (relevant - relevant.multiply(seen)).tocsr()
     relevant_new.eliminate_zeros()
+    bought = (train.purchase_age_days[rows] > 0).astype(np.float64)
+    relevant_repeat = relevant.multiply(bought).tocsr()
+    relevant_repeat.eliminate_zeros()
     history = np.asarray((train.weights[rows] > 0).sum(axis=1)).ravel()
-    return TestSet(rows, relevant.tocsr(), relevant_new, history >= cold_items, unknown)
+    return TestSet(
+        rows,
+        relevant.tocsr(),
+        relevant_new,
+        relevant_repeat,
+        history >= cold_items,
+        unknown,
+        split.cutoff,
+    )
 
 
 def evaluate(model: Recommender, test: TestSet, n_items: int) -> dict[str, float]:
     """Every metric for one fitted model, keyed `<segment>/<metric>@<k>`."""
     k = max(KS)
-    ranked, _ = model.rank(test.rows, k)
+    ranked, _ = model.rank(test.rows, k, Filters.default_answer(test.at))
+    ranked_any, _ = model.rank(test.rows, k)
     ranked_new, _ = model.rank(test.rows, k, Filters(exclude_seen=True))
     out: dict[str, float] = {}
     everyone = np.ones(len(test.rows), dtype=bool)
     segments = {
         "all": (ranked, test.relevant, everyone),
+        "any": (ranked_any, test.relevant, everyone),
+        "repeat": (ranked, test.relevant_repeat, everyone),
         "warm": (ranked, test.relevant, test.warm),
         "cold": (ranked, test.relevant, ~test.warm),
         "new": (ranked_new, test.relevant_new, everyone),

@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
-from models.base import Recommender
+from models.base import Filters, Recommender
 
 
 class RecommenderModel(PythonModel):
@@ -27,11 +27,15 @@ class RecommenderModel(PythonModel):
         self,
         context: PythonModelContext,
         model_input: pd.DataFrame,
-        params: dict[str, int] | None = None,
+        params: dict[str, int | bool] | None = None,
     ) -> pd.DataFrame:
+        """The default answer now (the repeat policy), as the API gives it from the
+        trained history; `include_purchased` turns the policy off."""
         k = int((params or {}).get("k", 10))
+        everything = bool((params or {}).get("include_purchased", False))
+        filters = Filters.default_answer(pd.Timestamp.now(tz="UTC"), include_purchased=everything)
         customers = model_input["customer_id"].astype(str).tolist()
-        return self.model.recommend_or_popular(customers, k)
+        return self.model.recommend_or_popular(customers, k, filters)
 
 
 mlflow.models.set_model(RecommenderModel())

@@ -34,7 +34,9 @@ RECOMMENDER_SIGNATURE = ModelSignature(
             ColSpec("float", "score"),
         ]
     ),
-    params=ParamSchema([ParamSpec("k", "long", 10)]),
+    params=ParamSchema(
+        [ParamSpec("k", "long", 10), ParamSpec("include_purchased", "boolean", False)]
+    ),
 )
 
 

@@ -3,7 +3,8 @@
 1. Read identity-resolved events before `until` and the catalogue.
 2. Hold out the last `test_days` as the test window; fit every candidate on what comes
    before, evaluate all of them in one harness (`training.evaluate`).
-3. Refit the best model (by NDCG@10 over all customers) on every event before `until`,
+3. Refit the best model (by NDCG@10 of the default answer, the repeat policy applied, over
+   all customers) on every event before `until`,
    log the run to MLflow (parameters, every metric, the table, a metric@K plot, the data
    fingerprint) and register the model, aliased `challenger`.
 """
@@ -42,7 +43,9 @@ SHOWN = {
     "all/recall@20": "R@20",
     "all/ndcg@10": "N@10",
     "all/map@10": "M@10",
+    "repeat/ndcg@10": "rep",
     "new/ndcg@10": "new",
+    "any/ndcg@10": "any",
     "warm/ndcg@10": "warm",
     "cold/ndcg@10": "cold",
     "all/coverage@20": "cov",

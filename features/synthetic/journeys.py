@@ -15,6 +15,9 @@ What happens, so that tests and models can rely on it:
 - Click & collect: some online orders carry the pickup store's id.
 - E-mail opens and clicks for consenting customers, clicks leading to a web view.
 - Returns of some purchases, in store or in the original channel.
+- Durable goods (furniture, electronics, lighting, kitchen, outdoor) are bought once per
+  customer: a later purchase of the same durable item is not made. Everything else can
+  come back (favourites bought again in store, groceries and beauty among them).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from features.synthetic.world import World
 
 DAY = 86_400.0
 Block = dict[str, np.ndarray]
+#: Categories whose items a customer buys once (see the module's docstring).
+DURABLE = ("Furniture", "Electronics", "Lighting", "Kitchen", "Outdoor")
 
 
 def make_events(
@@ -48,10 +53,28 @@ def make_events(
             *_email(shoppers, rng),
         ]
     )
+    ev = _take(ev, ~_durable_again(ev, world))
     purchases = _take(ev, ev["type"] == c.EventType.PURCHASE.value)
     ev = _concat([ev, _returns(purchases, shoppers, rng)])
     keep = (ev["t"] < shoppers.active_until[ev["cust"]]) & (ev["t"] >= 0)
     return _frame(cfg, world, {k: v[keep] for k, v in ev.items()}, rng, id_prefix)
+
+
+def _durable_again(ev: Block, world: World) -> np.ndarray:
+    """True for each purchase of a durable item its customer bought before."""
+    durable = np.isin(world.catalogue[c.CATEGORY].to_numpy(), DURABLE)
+    rows = np.flatnonzero(
+        (ev["type"] == c.EventType.PURCHASE.value) & (ev["item"] >= 0) & durable[ev["item"]]
+    )
+    order = rows[np.lexsort((ev["t"][rows], ev["item"][rows], ev["cust"][rows]))]
+    later = np.zeros(len(order), dtype=bool)
+    same = (ev["cust"][order][1:] == ev["cust"][order][:-1]) & (
+        ev["item"][order][1:] == ev["item"][order][:-1]
+    )
+    later[1:] = same
+    out = np.zeros(len(ev["t"]), dtype=bool)
+    out[order[later]] = True
+    return out
 
 
 def _or_none(mask: np.ndarray, values: np.ndarray) -> np.ndarray:

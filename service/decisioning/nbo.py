@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from service.decisioning.offers import (
     still_open,
 )
 from service.people import Person, person_moves
-from service.recommending import RECENTLY_BOUGHT_DAYS, Ask, recommend
+from service.recommending import Ask, left_out, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
@@ -161,17 +161,23 @@ def decide(
     person, where, now = ask.person, ask.where, ask.now
     made_at = _wall_micros()  # what arrives from now on is not in this decision
     book = offers_now(shelf.offers(), where.channel, now)
-    since = micros(now - timedelta(days=RECENTLY_BOUGHT_DAYS))
     with engine.connect() as conn:
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
-        recent = carts.bought_since(conn, person.customer_ids, person.anonymous_ids, since)
+        last = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
         answered = answered_offers(conn, person)
+    bought = pd.DataFrame(
+        {
+            c.PERSON_ID: person.person_id,
+            c.ITEM_ID: list(last),
+            c.TS: pd.to_datetime(list(last.values()), unit="us", utc=True),
+        }
+    )
     persons = _churn_columns([person.person_id], {person.person_id: churn} if churn else None)
     pairs = eligible(
         book,
         persons,
         where,
-        bought=pd.DataFrame({c.PERSON_ID: person.person_id, c.ITEM_ID: sorted(recent)}),
+        bought=left_out(served, bought, now),
         answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
         retention_bands=settings.retention_bands,
     )
@@ -320,11 +326,14 @@ def answers_of(events: pd.DataFrame) -> pd.DataFrame:
     return events.loc[mask, [c.PERSON_ID, c.OFFER_ID, c.TYPE, c.TS]]
 
 
-def bought_recently(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """(person_id, item_id) bought in the last RECENTLY_BOUGHT_DAYS days."""
-    since = pd.Timestamp(now) - pd.Timedelta(days=RECENTLY_BOUGHT_DAYS)
-    mask = (events[c.TYPE] == c.EventType.PURCHASE) & (events[c.TS] >= since)
-    return events.loc[mask, [c.PERSON_ID, c.ITEM_ID]].drop_duplicates()
+def last_purchases(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """person_id, item_id, ts: when each person last bought each item, before `now`."""
+    mask = (events[c.TYPE] == c.EventType.PURCHASE) & (events[c.TS] < pd.Timestamp(now))
+    buys = events.loc[mask, [c.PERSON_ID, c.ITEM_ID, c.TS]]
+    last: pd.DataFrame = buys.groupby([c.PERSON_ID, c.ITEM_ID], as_index=False).agg(
+        **{c.TS: (c.TS, "max")}
+    )
+    return last
 
 
 def _offered(decision: Mapping[Any, Any], offer: Mapping[Any, Any], *, reused: bool) -> Offered:

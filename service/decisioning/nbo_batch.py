@@ -15,8 +15,8 @@ from service.decisioning.nbo import (
     CANDIDATES,
     OFFER_FIELDS,
     answers_of,
-    bought_recently,
     churn_frame,
+    last_purchases,
     to_decisions,
     verdict,
 )
@@ -28,6 +28,7 @@ from service.decisioning.offers import (
     offers_now,
     rank_offers,
 )
+from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
@@ -52,7 +53,7 @@ def decide_all(
     events = load_events(engine)
     events = events[events[c.PERSON_ID].isin(set(ids))]
     answers = answers_of(events)
-    bought = bought_recently(events, now)
+    bought = left_out(served, last_purchases(events, now), now)
     with engine.connect() as conn:
         current = ledger.open_decisions(conn, ids)
     by_person: dict[str, list[tuple[str, str, pd.Timestamp]]] = {}

@@ -108,23 +108,20 @@ def _bought(
     return out
 
 
-def bought_since(
-    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], since: int
-) -> set[str]:
-    """The items the person with these ids last bought at or after `since` (microseconds):
-    a row per item they ever bought, never their events."""
-    found: set[str] = set()
+def last_bought(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
+) -> dict[str, int]:
+    """When the person with these ids last bought each item they ever bought, by item
+    (microseconds): a row per item and id, never their events."""
+    found: dict[str, int] = {}
     for kind, ids in by_kind(customer_ids, anonymous_ids):
-        found.update(
-            str(item)
-            for (item,) in conn.execute(
-                select(bought.c[c.ITEM_ID]).where(
-                    bought.c[c.ID_TYPE] == kind,
-                    bought.c[c.ID_VALUE].in_(ids),
-                    bought.c.last_ts >= since,
-                )
-            ).all()
-        )
+        rows = conn.execute(
+            select(bought.c[c.ITEM_ID], bought.c.last_ts).where(
+                bought.c[c.ID_TYPE] == kind, bought.c[c.ID_VALUE].in_(ids)
+            )
+        ).all()
+        for item, ts in rows:
+            found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
     return found
 
 

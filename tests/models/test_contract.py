@@ -7,6 +7,7 @@ anything personal puts the unseen item of the customer's own cluster first.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scipy.sparse import csr_matrix
 
 from features.interactions import LAST_PURCHASE, LAST_TS, PURCHASES, WEIGHT
 from features.matrix import Holdout, InteractionMatrix, build_matrix
+from features.repurchase import AGE_EDGES, RepeatChance
 from models import (
     ALS,
     BPR,
@@ -100,11 +102,31 @@ class ContractMixin:
         assert set(only["item_id"]) <= {"b1", "z0"}
         no_fruit = model.recommend(["u0"], k=9, filters=Filters(exclude_categories={"fruit"}))
         assert not set(no_fruit["item_id"]) & set(A)
-        # u0 bought a1 three days ago and a2, a3 sixty days ago (a0 is unseen).
-        recent = model.recommend(["u0"], k=9, filters=Filters(exclude_bought_within_days=7))
-        assert "a1" not in set(recent["item_id"]) and {"a2", "a3"} <= set(recent["item_id"])
         seen = model.recommend(["u0"], k=9, filters=Filters(exclude_seen=True))
         assert not {"a1", "a2", "a3"} & set(seen["item_id"])
+
+    def test_the_repeat_policy_leaves_out_what_is_unlikely_to_be_bought_again(
+        self, fitted: tuple[Recommender, dict[str, str]], tmp_path: Path
+    ) -> None:
+        model, _ = fitted
+        policy = Filters(repeat_policy=True)
+        # u0 bought a1 three days ago and a2, a3 sixty days ago (a0 is unseen). Without
+        # repeat chances (a bare matrix), what was bought in the last 30 days is left out.
+        recent = set(model.recommend(["u0"], k=9, filters=policy)["item_id"])
+        assert "a1" not in recent and {"a2", "a3"} <= recent
+        later = Filters(repeat_policy=True, at=AS_OF + pd.Timedelta(days=40))
+        assert "a1" in set(model.recommend(["u0"], k=9, filters=later)["item_id"])
+        # With chances: a1 comes back (bought again within weeks), a2 never does.
+        chance = np.full((len(model.items_), len(AGE_EDGES)), 0.5, dtype=np.float32)
+        chance[model.items_.positions(["a2"])[0]] = 0.01
+        learned = copy.copy(model)
+        learned.repeat_ = RepeatChance(chance, horizon_days=28)
+        shown = set(learned.recommend(["u0"], k=9, filters=policy)["item_id"])
+        assert "a2" not in shown and {"a1", "a3"} <= shown
+        anything = set(learned.recommend(["u0"], k=9)["item_id"])
+        assert {"a1", "a2", "a3"} <= anything
+        again = Recommender.load(learned.save(tmp_path / "learned"))
+        assert set(again.recommend(["u0"], k=9, filters=policy)["item_id"]) == shown
 
     def test_unknown_ids_raise_named_errors(
         self, fitted: tuple[Recommender, dict[str, str]]

@@ -22,12 +22,11 @@ from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
 from models.ids import IdMapping
-from service.decisioning.nbo import answered_offers, answers_of, bought_recently
+from service.decisioning.nbo import answered_offers, answers_of, last_purchases
 from service.erasure import erase
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, find_person, person_events
-from service.recommending import RECENTLY_BOUGHT_DAYS
 from service.storage import activity, carts, churn_days
 from service.storage import state as online_state
 from service.storage.codec import micros
@@ -129,12 +128,13 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 assert_same_history(
                     history_now(conn, person, IdMapping(ITEMS), NOW), whole_history(conn, person)
                 )
-                # What the next-best offer reads of them: bought lately, offers answered.
-                since = NOW - timedelta(days=RECENTLY_BOUGHT_DAYS)
+                # What the next-best offer reads of them: last purchases, offers answered.
                 everything = person_events(conn, person)
-                assert carts.bought_since(
-                    conn, person.customer_ids, person.anonymous_ids, micros(since)
-                ) == set(bought_recently(everything, NOW)[c.ITEM_ID])
+                last = last_purchases(everything, NOW + timedelta(days=1))
+                assert carts.last_bought(conn, person.customer_ids, person.anonymous_ids) == {
+                    str(i): micros(ts.to_pydatetime())
+                    for i, ts in zip(last[c.ITEM_ID], last[c.TS], strict=True)
+                }
                 assert answered_offers(conn, person) == set(
                     answers_of(owned_events(conn, person))[c.OFFER_ID]
                 )
