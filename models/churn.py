@@ -28,6 +28,10 @@ from models.params import HyperParams
 HIGH_SHARE, MEDIUM_SHARE = 0.20, 0.30
 EPS = 1e-6
 TIE_BREAK = 1e-4
+#: The window a model is trained for when none is given (and that of models saved
+#: before the window was saved with them): churned = no purchase in the horizon after a
+#: cutoff; scored = a purchase in the lookback before it.
+DEFAULT_HORIZON_DAYS, DEFAULT_LOOKBACK_DAYS = 90.0, 365.0
 
 
 class ChurnModel(HyperParams):
@@ -47,12 +51,28 @@ class ChurnModel(HyperParams):
         self.min_child_samples = min_child_samples
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame, y_val: pd.Series) -> Self:
-        """Train on (X, y); calibrate and set bands on the later (X_val, y_val)."""
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        X_val: pd.DataFrame,
+        y_val: pd.Series,
+        *,
+        horizon_days: float = DEFAULT_HORIZON_DAYS,
+        lookback_days: float = DEFAULT_LOOKBACK_DAYS,
+        as_of: pd.Timestamp | None = None,
+    ) -> Self:
+        """Train on (X, y); calibrate and set bands on the later (X_val, y_val).
+
+        `horizon_days` and `lookback_days` are the window the labels and population were
+        built with, `as_of` the latest cutoff learnt from: saved with the model, and what
+        every consumer scores with."""
         if y.nunique() < 2 or y_val.nunique() < 2:
             raise ValueError(
                 "churn labels need both churners and stayers, in training and validation"
             )
+        self.horizon_days_, self.lookback_days_ = float(horizon_days), float(lookback_days)
+        self.as_of_ = pd.Timestamp(as_of) if as_of is not None else None
         self.features_ = list(X.columns)
         model = lgb.LGBMClassifier(
             n_estimators=self.n_estimators,
@@ -124,6 +144,9 @@ class ChurnModel(HyperParams):
             "calibration": self.calibration_,
             "platt": list(self.platt_),
             "thresholds": list(self.thresholds_),
+            "horizon_days": self.horizon_days_,
+            "lookback_days": self.lookback_days_,
+            "as_of": self.as_of_.isoformat() if self.as_of_ is not None else None,
         }
         (path / "churn.json").write_text(json.dumps(meta, indent=2))
         np.savez(path / "isotonic.npz", x=self.iso_x_, y=self.iso_y_, allow_pickle=False)
@@ -139,6 +162,10 @@ class ChurnModel(HyperParams):
         model.calibration_ = meta["calibration"]
         model.platt_ = (float(meta["platt"][0]), float(meta["platt"][1]))
         model.thresholds_ = (float(meta["thresholds"][0]), float(meta["thresholds"][1]))
+        # Saved before the window was saved with the model: the defaults it was trained with.
+        model.horizon_days_ = float(meta.get("horizon_days", DEFAULT_HORIZON_DAYS))
+        model.lookback_days_ = float(meta.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
+        model.as_of_ = pd.Timestamp(meta["as_of"]) if meta.get("as_of") else None
         with np.load(path / "isotonic.npz", allow_pickle=False) as npz:
             model.iso_x_, model.iso_y_ = npz["x"], npz["y"]
         return model

@@ -16,9 +16,6 @@ from service.serving import Served
 from service.storage import activity, answers, churn_days
 from service.storage.codec import micros, moment
 
-#: The population rule the model was trained with: a purchase in this many days.
-LOOKBACK_DAYS = 365
-
 
 @dataclass(frozen=True)
 class ChurnAnswer:
@@ -29,6 +26,8 @@ class ChurnAnswer:
     drivers: list[str]
     model_version: str | None
     as_of: datetime
+    #: Churned = no purchase in this many days after `as_of` (the model's horizon).
+    horizon_days: float | None = None
 
 
 def churn_now(
@@ -51,7 +50,12 @@ def churn_now(
             row = answers.churn_row(conn, person.person_id, str(version))
             if row is not None:
                 return ChurnAnswer(
-                    row.probability, row.band, row.drivers, version, moment(stored.as_of)
+                    row.probability,
+                    row.band,
+                    row.drivers,
+                    version,
+                    moment(stored.as_of),
+                    served.need_churn().horizon_days_,
                 )
     days = churn_days.history(
         conn, person.person_id, person.customer_ids, person.anonymous_ids, now
@@ -83,18 +87,21 @@ def churn_for_many(
     """Churn answers for `persons` from all their events (with person_id), in one pass:
     the features, probabilities, bands and drivers are computed for all at once."""
     model = served.need_churn()
+    # The population rule the model was trained with: a purchase in its lookback.
+    lookback = model.lookback_days_
     # One customer (the API's common case): the numpy path, without pandas' fixed costs.
     if len(persons) == 1:
         theirs = events[events[c.PERSON_ID] == persons[0]]
-        features = churn_features_one(theirs, as_of=pd.Timestamp(now), lookback_days=LOOKBACK_DAYS)
+        features = churn_features_one(theirs, as_of=pd.Timestamp(now), lookback_days=lookback)
     else:
-        features = churn_features(events, as_of=pd.Timestamp(now), lookback_days=LOOKBACK_DAYS)
+        features = churn_features(events, as_of=pd.Timestamp(now), lookback_days=lookback)
+    version, horizon = served.churn_version, model.horizon_days_
     lapsed = ChurnAnswer(
-        None, "lapsed", [f"no purchase in the last {LOOKBACK_DAYS} days"], served.churn_version, now
+        None, "lapsed", [f"no purchase in the last {lookback:g} days"], version, now, horizon
     )
     answers = dict.fromkeys(persons, lapsed)
     buyers = set(events.loc[events[c.TYPE] == c.EventType.PURCHASE, c.PERSON_ID].astype(str))
-    new = ChurnAnswer(None, "new", ["no purchase yet"], served.churn_version, now)
+    new = ChurnAnswer(None, "new", ["no purchase yet"], version, now, horizon)
     answers.update({p: new for p in persons if p not in buyers})
     if features.empty:
         return answers
@@ -103,6 +110,6 @@ def churn_for_many(
     drivers = model.drivers(features, top=3)
     for i, person in enumerate(features.index):
         answers[str(person)] = ChurnAnswer(
-            round(float(p[i]), 4), str(bands[i]), drivers[i], served.churn_version, now
+            round(float(p[i]), 4), str(bands[i]), drivers[i], version, now, horizon
         )
     return answers

@@ -150,18 +150,26 @@ class ChurnScore(BaseModel):
                     "drivers": ["no purchase for 74 days, usually every 12"],
                     "model_version": "2",
                     "as_of": "2026-11-23T09:15:00Z",
+                    "horizon_days": 90,
                 }
             ]
         }
     )
     customer_id: str
-    probability: float | None = Field(description="None when already lapsed or new.")
+    probability: float | None = Field(
+        description="Of no purchase in any channel within horizon_days after as_of; None "
+        "when already lapsed or new."
+    )
     band: str = Field(
-        description="low, medium, high, lapsed (no purchase in 365 days) or new (never bought)."
+        description="low, medium, high, lapsed (no purchase in the model's lookback, 365 days "
+        "unless trained otherwise) or new (never bought)."
     )
     drivers: list[str]
     model_version: str | None
     as_of: datetime
+    horizon_days: float | None = Field(
+        None, description="The served model's horizon, saved with it at training."
+    )
 
 
 class ChurnRequest(BaseModel):

@@ -201,13 +201,19 @@ def train_churn_command(
     table = Table(
         box=box.SIMPLE_HEAD,
         title=f"Churn in {horizon_days:g} days after {cuts[-1]:%Y-%m-%d} (trained on "
-        f"{', '.join(f'{cut:%Y-%m-%d}' for cut in cuts[:-2])}; calibrated on {cuts[-2]:%Y-%m-%d})",
+        f"{', '.join(f'{cut:%Y-%m-%d}' for cut in cuts[:-2])}; calibrated on {cuts[-2]:%Y-%m-%d}; "
+        f"the model registered is refit with the cutoffs {report.refit_cutoffs[0]:%Y-%m-%d} to "
+        f"{report.refit_cutoffs[-1]:%Y-%m-%d})",
     )
     table.add_column("model")
-    for col in report.table.columns:
+    shown = [col for col in report.table.columns if col != "fitted"]
+    for col in shown:
         table.add_column(col, justify="right")
     for name, row in report.table.iterrows():
-        table.add_row(str(name), *[f"{v:.3f}" for v in row])
+        if row["fitted"]:
+            table.add_row(str(name), *[f"{row[col]:.3f}" for col in shown])
+        else:
+            table.add_row(str(name), "did not fit", *[""] * (len(shown) - 1))
     console.print(table)
     console.print(
         f"registered as omni-churn version {report.version} (alias challenger); promote with: "
@@ -263,8 +269,11 @@ def score_churn(
     ] = None,
     model: Annotated[str, typer.Option(help="Registry alias of the model to use.")] = "champion",
     lookback_days: Annotated[
-        float, typer.Option(help="Population: a purchase in this many days.")
-    ] = 365,
+        float | None,
+        typer.Option(
+            help="Population: a purchase in this many days (default: the model's lookback)."
+        ),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Churn scores for the population at a date, from the registered model."""
@@ -281,7 +290,8 @@ def score_churn(
     cutoff = as_of.replace(tzinfo=UTC)
     with store(settings.database_url) as engine:
         events = load_events(engine, until=cutoff)
-    X = churn_features(events, as_of=pd.Timestamp(cutoff), lookback_days=lookback_days)
+    lookback = churn.lookback_days_ if lookback_days is None else lookback_days
+    X = churn_features(events, as_of=pd.Timestamp(cutoff), lookback_days=lookback)
     if customers is not None:
         wanted = pd.read_csv(customers, dtype=str)["customer_id"].dropna().str.strip()
         X = X[X.index.isin(set(wanted))]

@@ -1,8 +1,13 @@
 """`omni train churn`: out-of-time training, calibration, baselines, MLflow.
 
 Cutoffs, newest last: `train_cutoffs` monthly cutoffs to learn from, then a validation
-cutoff (calibration, bands) and the test cutoff `as_of`, whose horizon must be fully in
-the data. Features are computed strictly before each cutoff; labels in the horizon after.
+cutoff (calibration, bands) one horizon before the test cutoff `as_of`, whose own horizon
+must be fully in the data. Features are computed strictly before each cutoff, labels in
+the horizon after it; every training and validation horizon ends at or before the test
+cutoff, so the test metrics are out of time. The model registered is then refit on the
+same layout moved one horizon later (validation at the test cutoff, the latest cutoff
+whose horizon is complete): the metrics are those of the earlier fit, the model served
+has seen the latest labels. Horizon, lookback and the refit's cutoff are saved with it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from training.tracking import register, setup
 
 PYFUNC_CODE = Path(__file__).with_name("churn_pyfunc.py")
 STEP_DAYS = 30
+#: BG/NBD penalizers tried in turn until one fits (lifetimes' default is 0).
+BGNBD_PENALIZERS = (0.001, 0.01, 0.1, 1.0)
 
 
 class NotEnoughHistory(ValueError):
@@ -42,6 +49,8 @@ class ChurnReport:
     version: str
     run_id: str
     cutoffs: list[pd.Timestamp]
+    #: The cutoffs of the model registered (training ..., validation = the test cutoff).
+    refit_cutoffs: list[pd.Timestamp]
 
 
 def cutoffs_for(
@@ -51,7 +60,8 @@ def cutoffs_for(
     lookback_days: float,
     train_cutoffs: int,
 ) -> list[pd.Timestamp]:
-    """Training cutoffs, then validation, then test (= as_of), STEP_DAYS apart."""
+    """Training cutoffs (STEP_DAYS apart), then validation (one horizon before the test),
+    then test (= as_of): every training and validation horizon ends by the test cutoff."""
     first, last = events[c.TS].min(), events[c.TS].max()
     test = as_of if as_of is not None else (last - pd.Timedelta(days=horizon_days)).normalize()
     if test + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):
@@ -59,7 +69,12 @@ def cutoffs_for(
             f"the {horizon_days:g}-day horizon after {test:%Y-%m-%d} is not in the data "
             f"(last event {last:%Y-%m-%d})"
         )
-    cuts = [test - pd.Timedelta(days=STEP_DAYS * i) for i in range(train_cutoffs + 1, -1, -1)]
+    validation = test - pd.Timedelta(days=horizon_days)
+    cuts = [
+        *(validation - pd.Timedelta(days=STEP_DAYS * i) for i in range(train_cutoffs, 0, -1)),
+        validation,
+        test,
+    ]
     if cuts[0] - pd.Timedelta(days=min(lookback_days, 60)) < first:
         raise NotEnoughHistory(
             f"need history from {cuts[0] - pd.Timedelta(days=60):%Y-%m-%d} for "
@@ -97,17 +112,23 @@ def train_churn(
     cuts = cutoffs_for(
         events, pd.Timestamp(as_of) if as_of else None, horizon_days, lookback_days, train_cutoffs
     )
-    X, y = dataset(events, cuts[:-2], horizon_days, lookback_days)
-    X_val, y_val = dataset(events, cuts[-2:-1], horizon_days, lookback_days)
-    X_test, y_test = dataset(events, cuts[-1:], horizon_days, lookback_days)
-    model = ChurnModel().fit(X, y, X_val, y_val)
-    scores = {
+    window = {"horizon_days": horizon_days, "lookback_days": lookback_days}
+    X, y = dataset(events, cuts[:-2], **window)
+    X_val, y_val = dataset(events, cuts[-2:-1], **window)
+    X_test, y_test = dataset(events, cuts[-1:], **window)
+    evaluated = ChurnModel().fit(X, y, X_val, y_val, **window, as_of=cuts[-2])
+    scores: dict[str, np.ndarray | None] = {
         "recency": RecencyBaseline().fit(X, y).predict_proba(X_test),
-        "bg/nbd": BGNBDBaseline(horizon_days=horizon_days).fit(X_test).predict_proba(X_test),
-        "omni": model.predict_proba(X_test),
+        "bg/nbd": bgnbd_scores(X_test, horizon_days),
+        "omni": evaluated.predict_proba(X_test),
     }
     truth = y_test.to_numpy().astype(int)
-    table = pd.DataFrame({name: churn_metrics(truth, p) for name, p in scores.items()}).T
+    table = comparison(truth, scores)
+    # The model served: the same layout one horizon later (validation at the test cutoff).
+    shift = pd.Timedelta(days=horizon_days)
+    refit_cuts = [cut + shift for cut in cuts[:-1]]
+    X_refit, y_refit = dataset(events, refit_cuts[:-1], **window)
+    model = ChurnModel().fit(X_refit, y_refit, X_test, y_test, **window, as_of=refit_cuts[-1])
     client = setup(settings, CHURN)
     with mlflow.start_run(run_name=f"churn at {cuts[-1]:%Y-%m-%d}") as run:
         mlflow.log_params(
@@ -115,6 +136,7 @@ def train_churn(
                 "horizon_days": horizon_days,
                 "lookback_days": lookback_days,
                 "cutoffs": ",".join(f"{cut:%Y-%m-%d}" for cut in cuts),
+                "refit_cutoffs": ",".join(f"{cut:%Y-%m-%d}" for cut in refit_cuts),
                 "calibration": model.calibration_,
                 **{f"omni.{k}": v for k, v in model.get_params().items()},
             }
@@ -124,7 +146,8 @@ def train_churn(
                 {f"{str(name).replace('/', '_')}/{k}": float(v) for k, v in row.items()}
             )
         mlflow.log_text(table.round(4).to_csv(), "comparison.csv")
-        mlflow.log_figure(_calibration_and_lift(truth, scores), "calibration_and_lift.png")
+        fitted = {name: p for name, p in scores.items() if p is not None}
+        mlflow.log_figure(_calibration_and_lift(truth, fitted), "calibration_and_lift.png")
         with tempfile.TemporaryDirectory() as tmp:
             saved = model.save(Path(tmp) / "churn")
             version = register(
@@ -135,7 +158,32 @@ def train_churn(
                 # The median test customer: the shape of an input, no real person's row.
                 input_example=X_test.median().to_frame().T.astype(X_test.dtypes.to_dict()),
             )
-    return ChurnReport(table, version, run.info.run_id, cuts)
+    return ChurnReport(table, version, run.info.run_id, cuts, refit_cuts)
+
+
+def bgnbd_scores(X: pd.DataFrame, horizon_days: float) -> np.ndarray | None:
+    """BG/NBD's churn scores, retried at larger penalizers when the fit does not converge
+    or gives no finite score; None when no penalizer does (reported as failed)."""
+    for penalizer in BGNBD_PENALIZERS:
+        try:
+            fitted = BGNBDBaseline(horizon_days=horizon_days, penalizer=penalizer).fit(X)
+            scores = fitted.predict_proba(X)
+        # lifetimes' ConvergenceError is a ValueError.
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(scores).all():
+            return scores
+    return None
+
+
+def comparison(truth: np.ndarray, scores: dict[str, np.ndarray | None]) -> pd.DataFrame:
+    """One row of metrics per model; a model that failed to fit has NaN metrics and
+    `fitted` 0 (the others 1)."""
+    rows = {}
+    for name, p in scores.items():
+        metrics = churn_metrics(truth, p) if p is not None else None
+        rows[name] = {**(metrics or {}), "fitted": 0.0 if p is None else 1.0}
+    return pd.DataFrame(rows).T
 
 
 def _calibration_and_lift(truth: np.ndarray, scores: dict[str, np.ndarray]) -> Figure:

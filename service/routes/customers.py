@@ -51,7 +51,8 @@ async def customer_churn(
     settings: SettingsDep,
     request: Request,
 ) -> ChurnScore:
-    """Probability of no purchase in any channel in the next 90 days, band, and reasons."""
+    """Probability of no purchase in any channel within the model's horizon (90 days
+    unless trained otherwise: `horizon_days` in the answer), band, and reasons."""
 
     def answer() -> ChurnAnswer:  # every read in one trip to the thread pool
         with request.app.state.engine.connect() as conn:
