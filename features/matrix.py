@@ -206,19 +206,19 @@ def with_holdout(
     after `as_of` is read. Each matrix carries its repeat chances over a horizon of
     `holdout_days` (the window a list is judged on).
     """
-    full = _matrix_at(events, as_of, catalogue, weights, horizon_days=holdout_days)
+    full = matrix_at(events, as_of, catalogue, weights, horizon_days=holdout_days)
     holdouts = []
     for i in range(1, windows + 1):
         cut = as_of - pd.Timedelta(days=i * holdout_days)
         end = cut + pd.Timedelta(days=holdout_days)
-        early = _matrix_at(
+        early = matrix_at(
             events, cut, catalogue, weights, items=full.items, horizon_days=holdout_days
         )
         holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
     return replace(full, holdouts=tuple(holdouts))
 
 
-def _matrix_at(
+def matrix_at(
     events: pd.DataFrame,
     as_of: pd.Timestamp,
     catalogue: pd.DataFrame | None,
@@ -227,6 +227,8 @@ def _matrix_at(
     *,
     horizon_days: float,
 ) -> InteractionMatrix:
+    """The training matrix at `as_of` (no holdouts), with repeat chances over
+    `horizon_days`, on the item axis `items` when given."""
     matrix = build_matrix(
         interactions(events, as_of=as_of, weights=weights),
         as_of=as_of,

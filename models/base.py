@@ -144,6 +144,12 @@ class Recommender(HyperParams, ABC):
         """
         return self._view(history).recommend(list(history.users), k, filters)
 
+    def recommend_view(self, history: InteractionMatrix) -> Self:
+        """The fitted model seen through `history` (its customers, their rows now): what
+        `recommend_history` ranks with, for callers that rank many times (evaluation).
+        Keeps the model's repeat chances. Raises ValueError off the model's item axis."""
+        return self._view(history)
+
     def _view(self, history: InteractionMatrix) -> Self:
         """A shallow copy of the fitted model whose customers are those of `history`.
 

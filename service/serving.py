@@ -21,6 +21,7 @@ from scipy.sparse import csc_matrix
 
 from models.base import Recommender
 from models.churn import ChurnModel
+from service.model_checks import churn_misfit, recommender_misfit
 from service.registry import (
     CHURN,
     RECOMMENDER,
@@ -32,6 +33,7 @@ from service.registry import (
 )
 from service.settings import Settings
 from service.storage.codec import micros
+from service.storage.engine import open_engine
 
 log = logging.getLogger("omni.serving")
 #: Neighbours kept per item for reasons.
@@ -245,6 +247,7 @@ class ModelHolder:
         if name == RECOMMENDER:
             model, _ = load_recommender(client, alias, version)
             smoke_recommender(model)
+            self._fits_store(model)
             read_at = micros(read_at_of(client, RECOMMENDER, version))
             by_item = model.history_.tocsc()
             norms = np.sqrt(np.asarray(by_item.multiply(by_item).sum(axis=0)).ravel())
@@ -261,9 +264,23 @@ class ModelHolder:
         else:
             churn, _ = load_churn(client, alias, version)
             smoke_churn(churn)
+            misfit = churn_misfit(churn)
+            if misfit is not None:
+                raise ValueError(f"the churn model is unfit to serve: {misfit}")
             served = replace(served, churn=churn, churn_version=version)
         log.info("loaded %s version %s in %.1f s", name, version, time.perf_counter() - started)
         return served
+
+    def _fits_store(self, model: Recommender) -> None:
+        """Raise unless the recommender belongs to the store it would serve."""
+        engine = open_engine(self.settings.database_url)
+        try:
+            with engine.connect() as conn:
+                misfit = recommender_misfit(model, conn)
+        finally:
+            engine.dispose()
+        if misfit is not None:
+            raise ValueError(f"the recommender does not fit this store: {misfit}")
 
     def start_polling(self) -> None:
         """Reload every `settings.reload_poll_seconds` in a background thread (0: never)."""

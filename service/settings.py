@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=1)
     #: The registry alias the service serves.
     model_alias: str = "champion"
+    #: `omni promote` refuses a version whose figure on its holdout (NDCG@10, churn AUC)
+    #: is more than this share below the served version's on the same window.
+    promote_margin: float = Field(default=0.05, ge=0, le=1)
     #: Seconds between checks of the registry for a new version (0: only on reload).
     reload_poll_seconds: float = 0
     #: Items precomputed per known customer when a recommender loads (0: score on demand).

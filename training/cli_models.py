@@ -14,8 +14,9 @@ from rich.table import Table
 
 from models.base import Filters
 from service.erasure import erased_ids
-from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender
+from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender, version_of
 from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.gate import Verdict
 from training.tracking import promote, setup
 
 train_app = typer.Typer(help="Train models, compare them and register the best in MLflow.")
@@ -70,13 +71,31 @@ def train_recommender_command(
         table.add_row(f"{name}{mark}", *[f"{row[col]:.3f}" for col in SHOWN])
     console.print(table)
     console.print(
-        "R recall, N NDCG, M MAP; new, warm, cold: N@10 on items new to the customer, "
-        "customers with 5+ / fewer items; cov: catalogue coverage@20."
+        "The default answer (the repeat policy) is scored. R recall, N NDCG, M MAP; rep, new: "
+        "N@10 on items bought before / new to the customer; any: N@10 with every item "
+        "(include_purchased); warm, cold: customers with 5+ / fewer items; cov: catalogue "
+        "coverage@20."
     )
     console.print(
         f"* registered as {RECOMMENDER} version {report.version} (alias challenger); "
         f"promote with: omni promote recommender --alias champion --version {report.version}"
     )
+
+
+FORCE = typer.Option(
+    help="Promote even when the quality gate refuses the version (its reasons are printed)."
+)
+
+
+def judged(name: str, version: str, verdict: Verdict, force: bool) -> None:
+    """Print the gate's verdict; exit 1 when it refuses and --force was not given."""
+    for note in verdict.notes:
+        console.print(f"{name} version {version}: {note}")
+    for why in verdict.refusals:
+        err.print(f"[red]refused:[/red] {name} version {version}: {why}")
+    if verdict.refusals and not force:
+        err.print("promote it anyway with --force")
+        raise typer.Exit(1)
 
 
 @promote_app.command("recommender")
@@ -85,11 +104,23 @@ def promote_recommender(
     version: Annotated[
         str | None, typer.Option(help="The version; default: the current challenger.")
     ] = None,
+    force: Annotated[bool, FORCE] = False,
 ) -> None:
-    """Point ALIAS at a registered recommender version (the service loads by alias)."""
-    client = setup(settings_for(None), RECOMMENDER)
+    """Point ALIAS at a registered recommender version (the service loads by alias).
+
+    To the served alias, only through the quality gate: a version that does not fit the
+    store, or is worse than the current one on its holdout, is refused (see --force)."""
+    from training.gate import recommender_gate
+
+    settings = settings_for(None)
+    client = setup(settings, RECOMMENDER)
     try:
-        chosen = promote(client, RECOMMENDER, alias, version)
+        chosen = version or version_of(client, RECOMMENDER, "challenger")
+        if alias == settings.model_alias:
+            with store(settings.database_url) as engine:
+                verdict = recommender_gate(engine, client, chosen, alias, settings.promote_margin)
+            judged(RECOMMENDER, chosen, verdict, force)
+        chosen = promote(client, RECOMMENDER, alias, chosen)
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -234,19 +265,26 @@ def promote_churn(
             "clock `omni serve --replay` uses)."
         ),
     ] = False,
+    force: Annotated[bool, FORCE] = False,
 ) -> None:
-    """Point ALIAS at a registered churn model version (the served alias: every person's
-    churn answer is scored once, now)."""
+    """Point ALIAS at a registered churn model version (the served alias: through the
+    quality gate, and every person's churn answer is scored once, now)."""
     from service.registry import CHURN
     from training.cli_answers import refresh_answers
     from training.cli_serve import replay_clock
+    from training.gate import churn_gate
 
     settings = settings_for(None)
     if replay:
         settings = settings.model_copy(update={"clock": replay_clock(settings)})
     client = setup(settings, CHURN)
     try:
-        chosen = promote(client, CHURN, alias, version)
+        chosen = version or version_of(client, CHURN, "challenger")
+        if alias == settings.model_alias:
+            with store(settings.database_url) as engine:
+                verdict = churn_gate(engine, client, chosen, alias, settings.promote_margin)
+            judged(CHURN, chosen, verdict, force)
+        chosen = promote(client, CHURN, alias, chosen)
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -1,0 +1,108 @@
+"""The quality gate of `omni promote`: a version is refused, with why, when it does not fit
+the store (`service.model_checks`) or is worse than the version the alias points at now by
+more than a margin on the candidate's own holdout.
+
+The candidate's figure is the one its training logged (fitted on the events before its
+cutoff, scored on the window after it). The current version is scored on that same window
+from the same store: the recommender folds in each customer's history at the cutoff, the
+churn model scores the features at the test cutoff against the labels of the horizon after
+it. A current version trained past the cutoff has seen part of that window, so the
+comparison leans its way: the gate errs on the side of keeping what serves now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from mlflow import MlflowClient
+from sqlalchemy import Engine
+
+from features.churn import churn_features, churn_labels
+from service.model_checks import churn_misfit, recommender_misfit
+from service.registry import CHURN, RECOMMENDER, NoSuchModelVersion, load_churn, load_recommender
+from service.registry import version_of as aliased
+from service.storage.reader import load_events, load_table
+from training.churn_metrics import churn_metrics
+from training.evaluate import TemporalSplit, evaluate_folded
+
+#: The figure each kind of model is compared by (as its training run logs it).
+RECOMMENDER_METRIC, CHURN_METRIC = "all/ndcg_at_10", "omni/auc"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why the version may not be promoted (empty: it may), and what was compared."""
+
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def recommender_gate(
+    engine: Engine, client: MlflowClient, version: str, alias: str, margin: float
+) -> Verdict:
+    candidate, _ = load_recommender(client, alias, version)
+    with engine.connect() as conn:
+        misfit = recommender_misfit(candidate, conn)
+    refusals = [f"it does not fit this store: {misfit}"] if misfit else []
+    current = _current(client, RECOMMENDER, alias, version)
+    run = client.get_run(str(client.get_model_version(RECOMMENDER, version).run_id))
+    ours = run.data.metrics.get(RECOMMENDER_METRIC)
+    if current is None or ours is None or "cutoff" not in run.data.params:
+        return Verdict(refusals, ["no version to compare with on the same holdout"])
+    cutoff = pd.Timestamp(run.data.params["cutoff"])
+    split = TemporalSplit(cutoff, cutoff + pd.Timedelta(days=float(run.data.params["test_days"])))
+    served, _ = load_recommender(client, alias, current)
+    events = load_events(engine, until=split.end.to_pydatetime())
+    theirs = evaluate_folded(served, events, split, catalogue=load_table(engine, "catalogue"))
+    return _weighed(refusals, "NDCG@10", ours, theirs["all/ndcg@10"], current, alias, margin)
+
+
+def churn_gate(
+    engine: Engine, client: MlflowClient, version: str, alias: str, margin: float
+) -> Verdict:
+    candidate, _ = load_churn(client, alias, version)
+    misfit = churn_misfit(candidate)
+    refusals = [f"it cannot serve: {misfit}"] if misfit else []
+    current = _current(client, CHURN, alias, version)
+    run = client.get_run(str(client.get_model_version(CHURN, version).run_id))
+    ours = run.data.metrics.get(CHURN_METRIC)
+    if current is None or ours is None or "cutoffs" not in run.data.params:
+        return Verdict(refusals, ["no version to compare with on the same holdout"])
+    served, _ = load_churn(client, alias, current)
+    if served.horizon_days_ != candidate.horizon_days_:
+        note = f"version {current} predicts another horizon ({served.horizon_days_:g} days)"
+        return Verdict(refusals, [note])
+    test = pd.Timestamp(run.data.params["cutoffs"].split(",")[-1], tz="UTC")
+    horizon, lookback = candidate.horizon_days_, candidate.lookback_days_
+    events = load_events(engine, until=(test + pd.Timedelta(days=horizon)).to_pydatetime())
+    X = churn_features(events, as_of=test, lookback_days=lookback)
+    y = churn_labels(events, as_of=test, lookback_days=lookback, horizon_days=horizon)
+    truth = y.reindex(X.index).to_numpy().astype(int)
+    theirs = churn_metrics(truth, served.predict_proba(X[served.features_]))["auc"]
+    return _weighed(refusals, "AUC", ours, theirs, current, alias, margin)
+
+
+def _current(client: MlflowClient, name: str, alias: str, version: str) -> str | None:
+    """The version `alias` points at now, unless none does or it is `version` itself."""
+    try:
+        current = aliased(client, name, alias)
+    except NoSuchModelVersion:
+        return None
+    return None if current == version else current
+
+
+def _weighed(
+    refusals: list[str],
+    metric: str,
+    ours: float,
+    theirs: float,
+    current: str,
+    alias: str,
+    margin: float,
+) -> Verdict:
+    note = f"{metric} {ours:.4f} against {theirs:.4f} for version {current} ('{alias}')"
+    if ours < theirs * (1 - margin):
+        refusals = [*refusals, f"it is worse than the current version: {note}, more than "
+                    f"{margin:.0%} below"]  # fmt: skip
+    return Verdict(refusals, [note])
