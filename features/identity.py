@@ -11,6 +11,11 @@ The rule, in order:
 3. A conflict: an anonymous id seen with two or more persons (a shared family tablet).
    It is never used to merge those persons. It is given to the person it was linked to
    first (earliest event; then most links; then smallest id) and flagged as a conflict.
+
+Person ids are stable (`keep_person_ids`): once given, a person keeps their id when
+another customer id joins them (a loyalty card with the same e-mail address, whatever its
+number); when two persons merge, the one holding more ids keeps theirs and the other's
+ledgers move to it.
 """
 
 from __future__ import annotations
@@ -115,6 +120,57 @@ def _anonymous(links: pd.DataFrame, person_of: pd.Series) -> pd.DataFrame:
             "conflict": chosen["conflict"].to_numpy(),
         }
     )
+
+
+def keep_person_ids(
+    frame: pd.DataFrame, previous: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The map `frame` (a fresh `stitch`) with the person ids of the map before it
+    (`previous`, the same columns) where the same people are: each new person takes the
+    earlier person id most of their ids held (ties: the smallest), each earlier id goes to
+    one person at most; a new person with none keeps the id `stitch` gave (suffixed in the
+    rare case another person holds it). Also returns the moves: every earlier person id
+    that is no one's now, with the person most of its ids went to."""
+    if previous.empty or frame.empty:
+        return frame, {}
+
+    def keys(f: pd.DataFrame) -> pd.Series:
+        return f[c.ID_TYPE].astype(str) + "\x00" + f[c.ID_VALUE].astype(str)
+
+    before = pd.Series(previous[c.PERSON_ID].astype(str).to_numpy(), index=keys(previous))
+    held = keys(frame).map(before)
+    fresh = frame[c.PERSON_ID].astype(str)
+    votes = (
+        pd.DataFrame({"new": fresh, "old": held})
+        .dropna()
+        .groupby(["new", "old"], as_index=False)
+        .size()
+        .sort_values(["size", "old", "new"], ascending=[False, True, True])
+    )
+    chosen: dict[str, str] = {}
+    taken: set[str] = set()
+    for new, old in zip(votes["new"], votes["old"], strict=True):
+        if new not in chosen and old not in taken:
+            chosen[new], taken = old, taken | {old}
+    for new in sorted(set(fresh) - set(chosen)):
+        name, n = new, 1
+        while name in taken:
+            n += 1
+            name = f"{new}~{n}"
+        chosen[new], taken = name, taken | {name}
+    stable = frame.assign(**{c.PERSON_ID: fresh.map(chosen).to_numpy()})
+    now = pd.Series(stable[c.PERSON_ID].to_numpy(), index=keys(stable))
+    went = pd.DataFrame(
+        {"old": before.to_numpy(), "new": now.reindex(before.index).to_numpy()}
+    ).dropna()
+    gone = went[~went["old"].isin(set(stable[c.PERSON_ID]))]
+    moves = (
+        gone.groupby(["old", "new"], as_index=False)
+        .size()
+        .sort_values(["size", "new"], ascending=[False, True])
+        .drop_duplicates("old")
+    )
+    return stable, dict(zip(moves["old"], moves["new"], strict=True))
 
 
 def resolve(events: pd.DataFrame, identities: pd.DataFrame) -> pd.Series:

@@ -7,6 +7,7 @@ from models.ids import UnknownCustomer, UnknownItem
 from models.neighbours import ItemKNN
 from models.popularity import RecentPopularity
 from models.repurchase import Repurchase
+from models.tifu import TifuKNN
 from models.two_stage import TwoStage
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "RecentPopularity",
     "Recommender",
     "Repurchase",
+    "TifuKNN",
     "TwoStage",
     "UnknownCustomer",
     "UnknownItem",

@@ -23,7 +23,17 @@ from sqlalchemy import Engine
 from features import columns as c
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
-from models import ALS, BPR, EASE, ItemKNN, RecentPopularity, Recommender, Repurchase, TwoStage
+from models import (
+    ALS,
+    BPR,
+    EASE,
+    ItemKNN,
+    RecentPopularity,
+    Recommender,
+    Repurchase,
+    TifuKNN,
+    TwoStage,
+)
 from service.registry import READ_AT_TAG, RECOMMENDER
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
@@ -78,6 +88,7 @@ def candidate_models(
         "popularity-store": RecentPopularity(scope="store"),
         "popularity-category": RecentPopularity(scope="category"),
         "repurchase": Repurchase(),
+        "tifu-knn": TifuKNN(),
         "itemknn": ItemKNN(),
         "ease": EASE(),
         "als": ALS(**{"random_state": seed, **tuned.get("als", {})}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.identity import stitch
+from features.identity import keep_person_ids, stitch
 
 
 def links(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
@@ -66,3 +66,33 @@ def test_no_links_gives_customers_only() -> None:
         ["customer", "C1", "C1"]
     ]
     assert stitched.stitched_anonymous == 0
+
+
+def test_a_person_keeps_their_id_when_a_smaller_customer_id_joins_them() -> None:
+    before = stitch(links([("C5", "cookie", 1)]), pd.DataFrame({"customer_id": ["C5", "C7"],
+                    "email": ["ana@x.eu", "bo@x.eu"]})).frame  # fmt: skip
+    # A loyalty card C1 with Ana's address arrives: stitching alone would rename her C1.
+    customers = pd.DataFrame(
+        {"customer_id": ["C1", "C5", "C7"], "email": ["ana@x.eu", "ana@x.eu", "bo@x.eu"]}
+    )
+    fresh = stitch(links([("C5", "cookie", 1)]), customers).frame
+    assert person_of(fresh, "customer", "C5") == "C1"
+    stable, moves = keep_person_ids(fresh, before)
+    assert {person_of(stable, "customer", v) for v in ("C1", "C5")} == {"C5"}
+    assert person_of(stable, "anonymous", "cookie") == "C5"
+    assert person_of(stable, "customer", "C7") == "C7" and moves == {}
+
+
+def test_when_two_persons_merge_the_one_with_more_ids_keeps_theirs() -> None:
+    customers = pd.DataFrame({"customer_id": ["C2", "C3"], "email": ["ana@x.eu", "bo@x.eu"]})
+    two = links([("C3", "cookie", 1), ("C3", "device", 2), ("C2", "token", 3)])
+    before = stitch(two, customers).frame
+    merged = stitch(two, customers.assign(email="ana@x.eu")).frame  # one address now
+    stable, moves = keep_person_ids(merged, before)
+    assert set(stable["person_id"]) == {"C3"}  # three ids against two
+    assert moves == {"C2": "C3"}
+    # A person new since needs no earlier id.
+    newcomer = stitch(two, pd.concat([customers, pd.DataFrame({"customer_id": ["C0"],
+                      "email": ["cy@x.eu"]})])).frame  # fmt: skip
+    again, moves = keep_person_ids(newcomer, before)
+    assert person_of(again, "customer", "C0") == "C0" and moves == {}

@@ -29,6 +29,7 @@ from models import (
     RecentPopularity,
     Recommender,
     Repurchase,
+    TifuKNN,
     TwoStage,
     UnknownCustomer,
     UnknownItem,
@@ -280,6 +281,17 @@ class TestRepurchase(ContractMixin):
 class TestItemKNN(ContractMixin):
     def make(self) -> Recommender:
         return ItemKNN(neighbours=10)
+
+
+class TestTifuKNN(ContractMixin):
+    def make(self) -> Recommender:
+        return TifuKNN(neighbours=3, alpha=0.5)
+
+    def test_neighbours_are_customers_of_the_same_taste(self) -> None:
+        data, _ = known_answer()
+        model = TifuKNN(neighbours=3).fit(data)
+        near = model.mean_of_[model.users_.positions(["u0"])[0]].indices
+        assert {str(u)[0] for u in model.users_.ids[near]} == {"u"} and len(near) == 3
 
 
 class TestALS(ContractMixin):
