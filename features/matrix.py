@@ -19,6 +19,7 @@ from features.interactions import (
     item_trend,
     store_activity,
 )
+from features.point_in_time import at_cutoff
 from features.repurchase import RepeatChance, repeat_chance
 
 #: Category given to items missing from the catalogue.
@@ -211,8 +212,14 @@ def with_holdout(
     for i in range(1, windows + 1):
         cut = as_of - pd.Timedelta(days=i * holdout_days)
         end = cut + pd.Timedelta(days=holdout_days)
+        # What was known at the cut (late events left out); the labels are what happened.
         early = matrix_at(
-            events, cut, catalogue, weights, items=full.items, horizon_days=holdout_days
+            at_cutoff(events, cut),
+            cut,
+            catalogue,
+            weights,
+            items=full.items,
+            horizon_days=holdout_days,
         )
         holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
     return replace(full, holdouts=tuple(holdouts))

@@ -18,13 +18,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from sqlalchemy import Engine
 
-from features.churn import churn_features, churn_labels
+from features.point_in_time import at_cutoff
 from service.model_checks import churn_misfit, recommender_misfit
 from service.registry import CHURN, RECOMMENDER, NoSuchModelVersion, load_churn, load_recommender
 from service.registry import version_of as aliased
 from service.storage.reader import load_events, load_table
 from training.churn_metrics import churn_metrics
 from training.evaluate import TemporalSplit, evaluate_folded
+from training.train_churn import dataset
 
 #: The figure each kind of model is compared by (as its training run logs it).
 RECOMMENDER_METRIC, CHURN_METRIC = "all/ndcg_at_10", "omni/auc"
@@ -53,7 +54,11 @@ def recommender_gate(
     cutoff = pd.Timestamp(run.data.params["cutoff"])
     split = TemporalSplit(cutoff, cutoff + pd.Timedelta(days=float(run.data.params["test_days"])))
     served, _ = load_recommender(client, alias, current)
-    events = load_events(engine, until=split.end.to_pydatetime())
+    events = at_cutoff(
+        load_events(engine, until=split.end.to_pydatetime()),
+        split.cutoff,
+        load_table(engine, "customers"),
+    )
     theirs = evaluate_folded(served, events, split, catalogue=load_table(engine, "catalogue"))
     return _weighed(refusals, "NDCG@10", ours, theirs["all/ndcg@10"], current, alias, margin)
 
@@ -76,9 +81,8 @@ def churn_gate(
     test = pd.Timestamp(run.data.params["cutoffs"].split(",")[-1], tz="UTC")
     horizon, lookback = candidate.horizon_days_, candidate.lookback_days_
     events = load_events(engine, until=(test + pd.Timedelta(days=horizon)).to_pydatetime())
-    X = churn_features(events, as_of=test, lookback_days=lookback)
-    y = churn_labels(events, as_of=test, lookback_days=lookback, horizon_days=horizon)
-    truth = y.reindex(X.index).to_numpy().astype(int)
+    X, y = dataset(events, [test], horizon, lookback, load_table(engine, "customers"))
+    truth = y.to_numpy().astype(int)
     theirs = churn_metrics(truth, served.predict_proba(X[served.features_]))["auc"]
     return _weighed(refusals, "AUC", ours, theirs, current, alias, margin)
 

@@ -25,11 +25,12 @@ from sqlalchemy import Engine
 
 from features import columns as c
 from features.churn import churn_features, churn_labels
+from features.point_in_time import at_cutoff
 from models.churn import ChurnModel
 from models.churn_baselines import BGNBDBaseline, RecencyBaseline
 from service.registry import CHURN
 from service.settings import Settings
-from service.storage.reader import load_events
+from service.storage.reader import load_events, load_table
 from training.churn_metrics import churn_metrics
 from training.tracking import register, setup
 
@@ -84,11 +85,19 @@ def cutoffs_for(
 
 
 def dataset(
-    events: pd.DataFrame, cutoffs: list[pd.Timestamp], horizon_days: float, lookback_days: float
+    events: pd.DataFrame,
+    cutoffs: list[pd.Timestamp],
+    horizon_days: float,
+    lookback_days: float,
+    customers: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and labels for every cutoff, stacked."""
+    """Features and labels for every cutoff, stacked: each cutoff's from the events as the
+    store knew them then (`features.point_in_time`; with `customers`, persons as known
+    then too)."""
     xs, ys = [], []
+    whole = events
     for cut in cutoffs:
+        events = at_cutoff(whole, cut, customers)
         X = churn_features(events, as_of=cut, lookback_days=lookback_days)
         xs.append(X)
         y = churn_labels(events, as_of=cut, lookback_days=lookback_days, horizon_days=horizon_days)
@@ -112,10 +121,11 @@ def train_churn(
     cuts = cutoffs_for(
         events, pd.Timestamp(as_of) if as_of else None, horizon_days, lookback_days, train_cutoffs
     )
+    people = load_table(engine, "customers")
     window = {"horizon_days": horizon_days, "lookback_days": lookback_days}
-    X, y = dataset(events, cuts[:-2], **window)
-    X_val, y_val = dataset(events, cuts[-2:-1], **window)
-    X_test, y_test = dataset(events, cuts[-1:], **window)
+    X, y = dataset(events, cuts[:-2], **window, customers=people)
+    X_val, y_val = dataset(events, cuts[-2:-1], **window, customers=people)
+    X_test, y_test = dataset(events, cuts[-1:], **window, customers=people)
     evaluated = ChurnModel().fit(X, y, X_val, y_val, **window, as_of=cuts[-2])
     scores: dict[str, np.ndarray | None] = {
         "recency": RecencyBaseline().fit(X, y).predict_proba(X_test),
@@ -127,7 +137,7 @@ def train_churn(
     # The model served: the same layout one horizon later (validation at the test cutoff).
     shift = pd.Timedelta(days=horizon_days)
     refit_cuts = [cut + shift for cut in cuts[:-1]]
-    X_refit, y_refit = dataset(events, refit_cuts[:-1], **window)
+    X_refit, y_refit = dataset(events, refit_cuts[:-1], **window, customers=people)
     model = ChurnModel().fit(X_refit, y_refit, X_test, y_test, **window, as_of=refit_cuts[-1])
     client = setup(settings, CHURN)
     with mlflow.start_run(run_name=f"churn at {cuts[-1]:%Y-%m-%d}") as run:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from features import columns as c
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
+from features.point_in_time import at_cutoff
 from models import (
     ALS,
     BPR,
@@ -116,11 +117,13 @@ def train_recommender(
         )
     catalogue = load_table(engine, "catalogue")
     split = TemporalSplit.last_days(events, test_days)
+    # Judged on what the store knew at the cutoff: late events and later merges left out.
+    known = at_cutoff(events, split.cutoff, load_table(engine, "customers"))
     tuned: dict[str, dict[str, Any]] = {}
     if tune_seconds > 0:
-        tuned = tune(events, split, budget_s=tune_seconds, catalogue=catalogue, weights=weights)
+        tuned = tune(known, split, budget_s=tune_seconds, catalogue=catalogue, weights=weights)
     models = candidate_models(tuned=tuned)
-    table, _ = compare(models, events, split, catalogue=catalogue, weights=weights)
+    table, _ = compare(models, known, split, catalogue=catalogue, weights=weights)
     chosen = str(table[SELECT_BY].idxmax())
     as_of = pd.Timestamp(until) if until else split.end
     final = candidate_models(tuned=tuned)[chosen]

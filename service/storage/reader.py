@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER, resolve
+from features.point_in_time import KNOWN_AT, known_at
 from service.storage.codec import from_micros, micros
 from service.storage.identities import load_identities
 from service.storage.tables import BY_SCHEMA, events, identities
@@ -28,12 +29,13 @@ def iter_events(
     """Yield events with `since <= ts < until` (of `types` only, when given) in time
     order, `chunk_rows` at a time.
 
-    Each chunk has the event columns, `ts` as UTC datetimes and a `person_id` column from
-    the stored identity map (missing for anonymous ids never linked to a customer).
+    Each chunk has the event columns, `ts` as UTC datetimes, a `person_id` column from
+    the stored identity map (missing for anonymous ids never linked to a customer) and
+    `known_at`, when the store first knew the event (`features.point_in_time`).
     The database streams the rows (a server-side cursor on PostgreSQL), closed as soon as
     the iteration ends or is abandoned.
     """
-    query = select(*[events.c[name] for name in c.EVENT_COLUMNS]).order_by(
+    query = select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c.ingested_at).order_by(
         events.c[c.TS], events.c[c.EVENT_ID]
     )
     if since is not None:
@@ -44,13 +46,19 @@ def iter_events(
         query = query.where(events.c[c.TYPE].in_([str(t) for t in types]))
     with engine.connect() as conn:
         identities = load_identities(conn)
+        first = conn.execute(select(func.min(events.c.ingested_at))).scalar()
+        live_since = pd.Timestamp(0 if first is None else int(first), unit="us", tz="UTC")
         streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
         with streamed.execute(query) as result:
             for rows in result.partitions():
                 # Column by column: pandas never probes a Row object, which is slow.
                 columns = zip(*rows, strict=True)
-                frame = pd.DataFrame(dict(zip(c.EVENT_COLUMNS, columns, strict=True)))
-                yield _decode(frame, identities)
+                names = (*c.EVENT_COLUMNS, "ingested_at")
+                frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
+                arrived = from_micros(frame.pop("ingested_at"))
+                frame = _decode(frame, identities)
+                frame[KNOWN_AT] = known_at(frame[c.TS], arrived, live_since)
+                yield frame
 
 
 def recent_events(
@@ -121,8 +129,9 @@ def load_events(
     """All events with `since <= ts < until` in one frame (see `iter_events`)."""
     chunks = list(iter_events(engine, since=since, until=until, chunk_rows=chunk_rows, types=types))
     if not chunks:
-        empty = pd.DataFrame(columns=[*c.EVENT_COLUMNS, c.PERSON_ID])
+        empty = pd.DataFrame(columns=[*c.EVENT_COLUMNS, c.PERSON_ID, KNOWN_AT])
         empty[c.TS] = pd.Series(dtype="datetime64[ns, UTC]")
+        empty[KNOWN_AT] = pd.Series(dtype="datetime64[ns, UTC]")
         return empty
     return pd.concat(chunks, ignore_index=True)
 
