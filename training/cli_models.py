@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,12 +10,15 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from mlflow import MlflowClient
 from rich import box
 from rich.table import Table
+from sqlalchemy import Engine
 
 from models.base import Filters
 from service.erasure import erased_ids
 from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender, version_of
+from service.settings import Settings
 from training.cli_common import DatabaseOption, console, err, settings_for, store
 from training.gate import Verdict
 from training.tracking import promote, setup
@@ -87,6 +91,31 @@ FORCE = typer.Option(
 )
 
 
+def gated_promote(
+    settings: Settings,
+    name: str,
+    gate: Callable[[Engine, MlflowClient, str, str, float], Verdict],
+    alias: str,
+    version: str | None,
+    force: bool,
+) -> str:
+    """Point `alias` at `version` (default: the challenger) of model `name`; to the served
+    alias only past `gate` (or with `force`). Exits 1 on an unknown version or a refusal."""
+    client = setup(settings, name)
+    try:
+        chosen = version or version_of(client, name, "challenger")
+        if alias == settings.model_alias:
+            with store(settings.database_url) as engine:
+                verdict = gate(engine, client, chosen, alias, settings.promote_margin)
+            judged(name, chosen, verdict, force)
+        chosen = promote(client, name, alias, chosen)
+    except NoSuchModelVersion as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{name} version {chosen} is now '{alias}'")
+    return chosen
+
+
 def judged(name: str, version: str, verdict: Verdict, force: bool) -> None:
     """Print the gate's verdict; exit 1 when it refuses and --force was not given."""
     for note in verdict.notes:
@@ -113,18 +142,7 @@ def promote_recommender(
     from training.gate import recommender_gate
 
     settings = settings_for(None)
-    client = setup(settings, RECOMMENDER)
-    try:
-        chosen = version or version_of(client, RECOMMENDER, "challenger")
-        if alias == settings.model_alias:
-            with store(settings.database_url) as engine:
-                verdict = recommender_gate(engine, client, chosen, alias, settings.promote_margin)
-            judged(RECOMMENDER, chosen, verdict, force)
-        chosen = promote(client, RECOMMENDER, alias, chosen)
-    except NoSuchModelVersion as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    console.print(f"{RECOMMENDER} version {chosen} is now '{alias}'")
+    gated_promote(settings, RECOMMENDER, recommender_gate, alias, version, force)
 
 
 def recommend(
@@ -277,18 +295,7 @@ def promote_churn(
     settings = settings_for(None)
     if replay:
         settings = settings.model_copy(update={"clock": replay_clock(settings)})
-    client = setup(settings, CHURN)
-    try:
-        chosen = version or version_of(client, CHURN, "challenger")
-        if alias == settings.model_alias:
-            with store(settings.database_url) as engine:
-                verdict = churn_gate(engine, client, chosen, alias, settings.promote_margin)
-            judged(CHURN, chosen, verdict, force)
-        chosen = promote(client, CHURN, alias, chosen)
-    except NoSuchModelVersion as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    console.print(f"{CHURN} version {chosen} is now '{alias}'")
+    gated_promote(settings, CHURN, churn_gate, alias, version, force)
     if alias == settings.model_alias:  # the served version: score everyone once now
         refresh_answers(settings)
 

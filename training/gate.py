@@ -27,6 +27,7 @@ from training.churn_metrics import churn_metrics
 from training.evaluate import TemporalSplit, evaluate_folded
 from training.train_churn import dataset
 
+NOTHING_TO_COMPARE = "no version to compare with on the same holdout"
 #: The figure each kind of model is compared by (as its training run logs it).
 RECOMMENDER_METRIC, CHURN_METRIC = "all/ndcg_at_10", "omni/auc"
 
@@ -46,13 +47,12 @@ def recommender_gate(
     with engine.connect() as conn:
         misfit = recommender_misfit(candidate, conn)
     refusals = [f"it does not fit this store: {misfit}"] if misfit else []
-    current = _current(client, RECOMMENDER, alias, version)
-    run = client.get_run(str(client.get_model_version(RECOMMENDER, version).run_id))
-    ours = run.data.metrics.get(RECOMMENDER_METRIC)
-    if current is None or ours is None or "cutoff" not in run.data.params:
-        return Verdict(refusals, ["no version to compare with on the same holdout"])
-    cutoff = pd.Timestamp(run.data.params["cutoff"])
-    split = TemporalSplit(cutoff, cutoff + pd.Timedelta(days=float(run.data.params["test_days"])))
+    against = _against(client, RECOMMENDER, version, alias, RECOMMENDER_METRIC, "cutoff")
+    if against is None:
+        return Verdict(refusals, [NOTHING_TO_COMPARE])
+    current, ours, params = against
+    cutoff = pd.Timestamp(params["cutoff"])
+    split = TemporalSplit(cutoff, cutoff + pd.Timedelta(days=float(params["test_days"])))
     served, _ = load_recommender(client, alias, current)
     events = at_cutoff(
         load_events(engine, until=split.end.to_pydatetime()),
@@ -69,16 +69,15 @@ def churn_gate(
     candidate, _ = load_churn(client, alias, version)
     misfit = churn_misfit(candidate)
     refusals = [f"it cannot serve: {misfit}"] if misfit else []
-    current = _current(client, CHURN, alias, version)
-    run = client.get_run(str(client.get_model_version(CHURN, version).run_id))
-    ours = run.data.metrics.get(CHURN_METRIC)
-    if current is None or ours is None or "cutoffs" not in run.data.params:
-        return Verdict(refusals, ["no version to compare with on the same holdout"])
+    against = _against(client, CHURN, version, alias, CHURN_METRIC, "cutoffs")
+    if against is None:
+        return Verdict(refusals, [NOTHING_TO_COMPARE])
+    current, ours, params = against
     served, _ = load_churn(client, alias, current)
     if served.horizon_days_ != candidate.horizon_days_:
         note = f"version {current} predicts another horizon ({served.horizon_days_:g} days)"
         return Verdict(refusals, [note])
-    test = pd.Timestamp(run.data.params["cutoffs"].split(",")[-1], tz="UTC")
+    test = pd.Timestamp(params["cutoffs"].split(",")[-1], tz="UTC")
     horizon, lookback = candidate.horizon_days_, candidate.lookback_days_
     events = load_events(engine, until=(test + pd.Timedelta(days=horizon)).to_pydatetime())
     X, y = dataset(events, [test], horizon, lookback, load_table(engine, "customers"))
@@ -87,13 +86,21 @@ def churn_gate(
     return _weighed(refusals, "AUC", ours, theirs, current, alias, margin)
 
 
-def _current(client: MlflowClient, name: str, alias: str, version: str) -> str | None:
-    """The version `alias` points at now, unless none does or it is `version` itself."""
+def _against(
+    client: MlflowClient, name: str, version: str, alias: str, metric: str, param: str
+) -> tuple[str, float, dict[str, str]] | None:
+    """The version `alias` points at now, the candidate's logged `metric` and its run's
+    parameters; None when there is nothing to weigh (no other version aliased, or a
+    candidate run without the figure or the holdout's `param`)."""
     try:
         current = aliased(client, name, alias)
     except NoSuchModelVersion:
         return None
-    return None if current == version else current
+    run = client.get_run(str(client.get_model_version(name, version).run_id))
+    ours = run.data.metrics.get(metric)
+    if current == version or ours is None or param not in run.data.params:
+        return None
+    return current, float(ours), dict(run.data.params)
 
 
 def _weighed(

@@ -31,6 +31,24 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     get_settings.cache_clear()
 
 
+def generated_store(workspace: Path, customers: int, seed: int) -> Path:
+    """`omni generate` then `omni ingest` into the workspace's store, as a user runs them;
+    the data folder."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    data = workspace / "data"
+    runner = CliRunner()
+    made = runner.invoke(
+        app, ["generate", "-n", str(customers), "--seed", str(seed), "--out", str(data)]
+    )
+    assert made.exit_code == 0, made.output
+    ingested = runner.invoke(app, ["ingest", str(data)])
+    assert ingested.exit_code == 0, ingested.output
+    return data
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

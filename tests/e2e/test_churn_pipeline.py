@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from service.registry import CHURN
+from tests.e2e.conftest import generated_store
 from training.cli import app
 from training.cli_common import settings_for
 from training.cli_serve import replay_clock
@@ -19,10 +20,7 @@ runner = CliRunner()
 
 @pytest.mark.slow
 def test_train_register_and_score_churn(workspace: Path) -> None:
-    data = workspace / "data"
-    made = runner.invoke(app, ["generate", "-n", "1500", "--seed", "9", "--out", str(data)])
-    assert made.exit_code == 0, made.output
-    assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
+    data = generated_store(workspace, 1500, seed=9)
 
     trained = runner.invoke(app, ["train", "churn"])
     assert trained.exit_code == 0, trained.output

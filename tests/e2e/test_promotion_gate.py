@@ -21,6 +21,7 @@ from service.registry import CHURN, RECOMMENDER
 from service.settings import get_settings
 from service.storage.engine import open_engine
 from service.storage.reader import load_events, load_table
+from tests.e2e.conftest import generated_store
 from training.cli import app
 from training.tracking import log_recommender, setup
 
@@ -53,10 +54,7 @@ def register_popularity(workspace: Path, *, rename_items: bool, ndcg: float) -> 
 
 @pytest.mark.slow
 def test_promote_refuses_worse_and_foreign_versions_unless_forced(workspace: Path) -> None:
-    data = workspace / "data"
-    made = runner.invoke(app, ["generate", "-n", "400", "--seed", "3", "--out", str(data)])
-    assert made.exit_code == 0, made.output
-    assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
+    generated_store(workspace, 400, seed=3)
     trained = runner.invoke(app, ["train", "recommender", "--test-days", "28"])
     assert trained.exit_code == 0, trained.output
     first = runner.invoke(app, ["promote", "recommender"])
@@ -90,10 +88,7 @@ def test_promote_refuses_worse_and_foreign_versions_unless_forced(workspace: Pat
 
 @pytest.mark.slow
 def test_promote_churn_refuses_a_worse_version(workspace: Path) -> None:
-    data = workspace / "data"
-    made = runner.invoke(app, ["generate", "-n", "1200", "--seed", "9", "--out", str(data)])
-    assert made.exit_code == 0, made.output
-    assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
+    generated_store(workspace, 1200, seed=9)
     assert runner.invoke(app, ["train", "churn"]).exit_code == 0
     assert runner.invoke(app, ["promote", "churn"]).exit_code == 0
     assert runner.invoke(app, ["train", "churn"]).exit_code == 0

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from service.registry import RECOMMENDER
+from tests.e2e.conftest import generated_store
 from training.cli import app
 
 runner = CliRunner()
@@ -18,12 +19,7 @@ runner = CliRunner()
 
 @pytest.mark.slow
 def test_train_register_promote_and_export(workspace: Path) -> None:
-    data = workspace / "data"
-    assert (
-        runner.invoke(app, ["generate", "-n", "400", "--seed", "3", "--out", str(data)]).exit_code
-        == 0
-    )
-    assert runner.invoke(app, ["ingest", str(data)]).exit_code == 0
+    data = generated_store(workspace, 400, seed=3)
 
     trained = runner.invoke(app, ["train", "recommender", "--test-days", "28", "--tune", "4"])
     assert trained.exit_code == 0, trained.output
