@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         summary="Recommendations, churn and customer profiles for every retail channel.",
         lifespan=lifespan,
     )
-    engine = open_engine(settings.database_url)
+    engine = open_engine(settings.database_url, migrate=settings.auto_migrate)
     app.state.settings = settings
     app.state.engine = engine
     app.state.holder = ModelHolder(settings)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     #: Failed sign-ins and unknown API keys a client address may try per minute; more
     #: are answered 429 until the minute has passed (counted per worker process).
     auth_failures_per_minute: int = Field(default=20, ge=1)
+    #: Upgrade a store made by an earlier release to this release's schema when a command
+    #: or the service opens it (False: refuse, naming `omni migrate`).
+    auto_migrate: bool = True
     #: The registry alias the service serves.
     model_alias: str = "champion"
     #: `omni promote` refuses a version whose figure on its holdout (NDCG@10, churn AUC)

@@ -273,6 +273,22 @@ def rebuild_state(database_url: DatabaseOption = None) -> None:
     console.print(f"online state rebuilt: {ids:,} ids in {time.perf_counter() - started:.1f} s")
 
 
+@app.command()
+def migrate(database_url: DatabaseOption = None) -> None:
+    """Upgrade the store to this release's schema (its data kept); a no-op when it is
+    there already. `omni serve`, `omni ingest` and every command do it on their own
+    unless OMNI_AUTO_MIGRATE=false."""
+    from service.storage.migrate import ensure, head
+
+    with store(settings_for(database_url).database_url, create=False) as engine:
+        before = ensure(engine)
+    if before == head():
+        console.print(f"the store is at schema revision {head()}, this release's newest")
+    else:
+        was = before or "none (new, or made before migrations)"
+        console.print(f"the store is at schema revision {head()} (it was at {was})")
+
+
 def _summary_dict(s: StoreSummary) -> dict[str, object]:
     grid = s.by_channel_type
     return {

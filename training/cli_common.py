@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from service.settings import Settings, get_settings
 from service.storage.engine import UnsupportedDatabase, open_engine
+from service.storage.migrate import SchemaOutdated
 
 console = Console()
 err = Console(stderr=True)
@@ -33,11 +34,17 @@ def settings_for(database_url: str | None) -> Settings:
 
 
 @contextmanager
-def store(url: str) -> Iterator[Engine]:
-    """The store at `url`; a database that cannot be reached or used ends the command cleanly."""
+def store(url: str, *, migrate: bool | None = None, create: bool = True) -> Iterator[Engine]:
+    """The store at `url`, at this release's schema (upgraded unless `migrate` is false;
+    default: the `auto_migrate` setting; `create` false: as it is); a database that cannot
+    be reached or used, or an older schema not to be upgraded, ends the command cleanly."""
     shown = _shown_url(url)
+    upgrade = get_settings().auto_migrate if migrate is None else migrate
     try:
-        engine = open_engine(url)
+        engine = open_engine(url, migrate=upgrade, create=create)
+    except SchemaOutdated as exc:
+        err.print(f"[red]error:[/red] {shown}: {exc}")
+        raise typer.Exit(2) from exc
     except (ArgumentError, NoSuchModuleError, OperationalError, UnsupportedDatabase) as exc:
         err.print(f"[red]error:[/red] cannot open the store at {shown}: {_reason(exc)}")
         raise typer.Exit(2) from exc

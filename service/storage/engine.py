@@ -12,8 +12,6 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, func, te
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from service.storage.tables import metadata
-
 #: The databases Omni runs on.
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -26,8 +24,10 @@ class UnsupportedDatabase(ValueError):
     """A database URL for a database Omni does not run on."""
 
 
-def open_engine(url: str, *, create: bool = True) -> Engine:
-    """An engine for `url`, with the schema created when `create` is true.
+def open_engine(url: str, *, create: bool = True, migrate: bool = True) -> Engine:
+    """An engine for `url`, with the schema created when `create` is true: a new store at
+    the newest revision, an older one upgraded (`service.storage.migrate`), or, with
+    `migrate` false, refused with `SchemaOutdated`.
 
     Raises `UnsupportedDatabase` for a database other than SQLite or PostgreSQL,
     `sqlalchemy.exc.ArgumentError` for a URL that does not parse, and
@@ -50,18 +50,14 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, **POOL)
     if create:
-        metadata.create_all(engine)
-        _add_new_indexes(engine)
+        from service.storage.migrate import ensure
+
+        try:
+            ensure(engine, upgrade=migrate)
+        except Exception:
+            engine.dispose()
+            raise
     return engine
-
-
-def _add_new_indexes(engine: Engine) -> None:
-    """Create indexes added to a table after a store was made (create_all only makes
-    missing tables); a no-op once they exist."""
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(conn, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

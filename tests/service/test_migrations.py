@@ -1,0 +1,92 @@
+"""Schema migrations: a store of the first release (with or without a revision) is
+upgraded to this one with its data kept, on SQLite and PostgreSQL; with upgrading off it
+is refused with a message that says what to run."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import func, inspect, select, text
+from typer.testing import CliRunner
+
+from features import columns as c
+from service.settings import get_settings
+from service.storage.engine import open_engine
+from service.storage.migrate import FIRST, SchemaOutdated, config, head, revision_of
+from service.storage.tables import activity, customers, decisions, events
+from training.cli import app
+
+
+def first_release_store(url: str, *, with_revision: bool) -> None:
+    """The first release's tables, a customer and two events; without a revision table
+    when the store predates migrations."""
+    engine = open_engine(url, create=False)
+    with engine.begin() as conn:
+        cfg = config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, FIRST)
+        conn.execute(
+            customers.insert(),
+            [{c.CUSTOMER_ID: "C1", c.EMAIL: "ana@x.eu", c.CONSENT_EMAIL: True,
+              c.CONSENT_SMS: False, c.CONSENT_PUSH: True}],
+        )  # fmt: skip
+        conn.execute(
+            events.insert(),
+            [{c.EVENT_ID: f"e{i}", c.TS: 1_700_000_000_000_000 + i, c.CUSTOMER_ID: "C1",
+              c.CHANNEL: "web", c.TYPE: "view", c.ITEM_ID: "I1", "ingested_at": 1}
+             for i in range(2)],
+        )  # fmt: skip
+        if not with_revision:
+            conn.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("with_revision", [True, False], ids=["revision", "before-migrations"])
+def test_a_first_release_store_is_upgraded_with_its_data(db_url: str, with_revision: bool) -> None:
+    first_release_store(db_url, with_revision=with_revision)
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        assert revision_of(conn) == head()
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 2
+        assert conn.execute(select(customers.c[c.EMAIL])).scalar() == "ana@x.eu"
+        # The online state the first release never had, rebuilt from its events.
+        assert conn.execute(select(activity.c.events)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
+        indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
+    assert "ix_events_customer_arrival" in indexes and "ix_events_anonymous" not in indexes
+    engine.dispose()
+    again = open_engine(db_url)  # at the newest revision: nothing to do
+    with again.connect() as conn:
+        assert revision_of(conn) == head()
+    again.dispose()
+
+
+def test_a_new_store_starts_at_the_newest_revision(db_url: str) -> None:
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        assert revision_of(conn) == head()
+        assert set(inspect(conn).get_table_names()) >= {"events", "decisions", "tablet_sessions"}
+    engine.dispose()
+
+
+def test_without_auto_migrate_an_old_store_is_refused_until_omni_migrate(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_release_store(db_url, with_revision=True)
+    with pytest.raises(SchemaOutdated, match="omni migrate"):
+        open_engine(db_url, migrate=False)
+    monkeypatch.setenv("OMNI_DATABASE_URL", db_url)
+    monkeypatch.setenv("OMNI_AUTO_MIGRATE", "false")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        refused = runner.invoke(app, ["stats"])
+        assert refused.exit_code == 2 and "run `omni migrate`" in refused.output
+        migrated = runner.invoke(app, ["migrate"])
+        assert migrated.exit_code == 0, migrated.output
+        assert f"it was at {FIRST}" in migrated.output
+        assert runner.invoke(app, ["stats"]).exit_code == 0
+        again = runner.invoke(app, ["migrate"])
+        assert "this release's newest" in again.output
+    finally:
+        get_settings.cache_clear()
