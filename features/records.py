@@ -157,7 +157,7 @@ def _text(value: Any, field: Field) -> tuple[Any, str | None]:
     if len(text) > field.max_length:
         message = f"is longer than {field.max_length} characters"
     if field.choices is not None and text not in field.choices:
-        message = f"'{text}' is not one of: {', '.join(sorted(field.choices))}"
+        message = f"'{text}' is not one of: {field.allowed()}"
     return text, message
 
 

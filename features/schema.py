@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import available_timezones
 
 import pandas as pd
 
@@ -34,6 +35,12 @@ class Field:
     #: For timestamps: a time something happened, so not before 1970 and not more than
     #: `validation.AHEAD` after now (a clock a little fast is believed, a year is a bug).
     happened: bool = False
+    #: How an error names the allowed values, when they are too many to list.
+    choices_are: str | None = None
+
+    def allowed(self) -> str:
+        """The allowed values as an error message names them."""
+        return self.choices_are or ", ".join(sorted(self.choices or ()))
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,16 @@ CATALOGUE = TableSchema(
     ),
 )
 
+#: A customer's or a store's time zone, by its IANA name ("Europe/Paris"): their quiet
+#: hours and "per day" caps are counted in it.
+TIME_ZONE = Field(
+    c.TIMEZONE,
+    "str",
+    max_length=64,
+    choices=frozenset(available_timezones()),
+    choices_are='an IANA time zone name such as "Europe/Paris" or "America/New_York"',
+)
+
 STORES = TableSchema(
     name="stores",
     key=(c.STORE_ID,),
@@ -181,6 +198,7 @@ STORES = TableSchema(
         Field(c.STORE_ID, "str", required=True),
         Field(c.NAME, "str"),
         Field(c.CITY, "str"),
+        TIME_ZONE,
     ),
 )
 
@@ -207,6 +225,7 @@ CUSTOMERS = TableSchema(
         Field(c.CONSENT_SMS, "bool", default=False),
         Field(c.CONSENT_PUSH, "bool", default=False),
         Field(c.CREATED_AT, "timestamp", allow_date=True),
+        TIME_ZONE,
     ),
 )
 

@@ -218,7 +218,7 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         messages[too_long.fillna(False)] = f"is longer than {field.max_length} characters"
         if field.choices is not None:
             wrong = present & ~values.isin(field.choices)
-            allowed = ", ".join(sorted(field.choices))
+            allowed = field.allowed()
             messages[wrong] = "'" + values[wrong].astype(str) + f"' is not one of: {allowed}"
         result = values.astype(object).where(present, None)
     elif field.kind in ("int", "float"):

@@ -6,6 +6,11 @@ together: a customer e-mailed this morning is not pushed this afternoon when the
 one a day. The check and the recording happen in one transaction that holds the
 contacts ledger's turn (`take_turn`), so two pulls at once cannot both spend the last
 contact.
+
+Quiet hours and "per day" caps are kept in each person's own time zone: a customer
+record's (`timezone`), else their home store's, else `settings.timezone`. Two customers
+eight hours apart are messaged at their own mornings, and a day's cap restarts at their
+own midnight; the week is the last seven days.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from features import columns as c
 from service.settings import ContactCaps, Settings
 from service.storage.codec import micros
 from service.storage.engine import insert_into
-from service.storage.tables import contacts, customers, identities, ledger_turns
+from service.storage.tables import contacts, customers, identities, ledger_turns, stores
 
 #: Channels Omni sends marketing through, and the consent each needs.
 CONSENT = {"email": c.CONSENT_EMAIL, "push": c.CONSENT_PUSH, "sms": c.CONSENT_SMS}
@@ -49,13 +54,16 @@ def caps_for(settings: Settings, channel: str) -> ContactCaps:
     return settings.channel_caps.get(channel, settings.contact_caps)
 
 
-def quiet_until(settings: Settings, channel: str, now: datetime) -> datetime | None:
-    """When the channel's quiet hours end, if `now` is inside them (else None)."""
+def quiet_until(
+    settings: Settings, channel: str, now: datetime, zone: str | None = None
+) -> datetime | None:
+    """When the channel's quiet hours end in time zone `zone` (default: the settings'),
+    if `now` is inside them (else None)."""
     caps = caps_for(settings, channel)
     start, end = caps.quiet_from, caps.quiet_until
     if start is None or end is None or start == end:
         return None
-    local = now.astimezone(ZoneInfo(settings.timezone))
+    local = now.astimezone(ZoneInfo(zone or settings.timezone))
     hour = local.hour
     quiet = (start <= hour or hour < end) if start > end else (start <= hour < end)
     if not quiet:
@@ -64,6 +72,41 @@ def quiet_until(settings: Settings, channel: str, now: datetime) -> datetime | N
     if ends <= local:
         ends += DAY
     return ends
+
+
+def zones(conn: Connection, settings: Settings, persons: Iterable[str]) -> pd.Series:
+    """Each of `persons`' time zone (index person_id): a customer record's own (of the
+    person's records, the first by customer id that has one), else the home store's of
+    that record, else `settings.timezone`."""
+    wanted = sorted(set(persons))
+    query = (
+        select(
+            identities.c[c.PERSON_ID],
+            customers.c[c.CUSTOMER_ID],
+            func.coalesce(customers.c[c.TIMEZONE], stores.c[c.TIMEZONE]),
+        )
+        .join(
+            identities,
+            (identities.c.id_type == "customer")
+            & (identities.c[c.ID_VALUE] == customers.c[c.CUSTOMER_ID]),
+        )
+        .outerjoin(stores, stores.c[c.STORE_ID] == customers.c[c.HOME_STORE_ID])
+        .where(identities.c[c.PERSON_ID].in_(wanted))
+    )
+    found = pd.DataFrame(conn.execute(query).all(), columns=[c.PERSON_ID, c.CUSTOMER_ID, "zone"])
+    own = found.dropna(subset=["zone"]).sort_values(c.CUSTOMER_ID)
+    first = own.drop_duplicates(c.PERSON_ID).set_index(c.PERSON_ID)["zone"]
+    result: pd.Series = first.reindex(wanted).fillna(settings.timezone).astype(str)
+    return result
+
+
+def quiet_now(
+    conn: Connection, settings: Settings, channel: str, now: datetime, persons: Iterable[str]
+) -> dict[str, datetime]:
+    """The persons in their quiet hours in `channel` now, with when those end."""
+    where = zones(conn, settings, persons)
+    ends = {zone: quiet_until(settings, channel, now, zone) for zone in set(where)}
+    return {str(p): e for p, zone in where.items() if (e := ends[zone]) is not None}
 
 
 @dataclass(frozen=True)
@@ -90,25 +133,34 @@ def take_turn(conn: Connection, ledger: str) -> None:
 
 
 def contact_counts(
-    conn: Connection, now: datetime, persons: Iterable[str] | None = None
+    conn: Connection,
+    settings: Settings,
+    now: datetime,
+    persons: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """Messages per person in the last day and week (columns day, week; index person_id);
-    everyone with a message in the week when `persons` is None."""
+    """Messages per person today, in their own time zone, and in the last seven days
+    (columns day, week; index person_id); everyone with a message in the week when
+    `persons` is None."""
     sent = contacts.c.sent_at
-    query = (
-        select(
-            contacts.c[c.PERSON_ID],
-            func.sum(case((sent > micros(now - DAY), 1), else_=0)),
-            func.count(),
-        )
-        .where(sent > micros(now - WEEK), sent <= micros(now))
-        .group_by(contacts.c[c.PERSON_ID])
+    query = select(contacts.c[c.PERSON_ID], sent).where(
+        sent > micros(now - WEEK), sent <= micros(now)
     )
     if persons is not None:
         query = query.where(contacts.c[c.PERSON_ID].in_(list(persons)))
-    rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[c.PERSON_ID, "day", "week"]).set_index(c.PERSON_ID)
-    return frame.astype(int)
+    rows = pd.DataFrame(conn.execute(query).all(), columns=[c.PERSON_ID, "sent_at"])
+    if rows.empty:
+        return pd.DataFrame({"day": [], "week": []}, dtype=int).rename_axis(c.PERSON_ID)
+    where = zones(conn, settings, rows[c.PERSON_ID].unique().tolist())
+    midnight = {z: micros(_midnight(now, z)) for z in set(where)}
+    today = rows["sent_at"].to_numpy() >= where.map(midnight).reindex(rows[c.PERSON_ID]).to_numpy()
+    counts = rows.assign(day=today.astype(int), week=1).groupby(c.PERSON_ID)[["day", "week"]]
+    return counts.sum().astype(int)
+
+
+def _midnight(now: datetime, zone: str) -> datetime:
+    """The start of `now`'s day in time zone `zone`."""
+    local = now.astimezone(ZoneInfo(zone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def over_cap(
@@ -120,7 +172,7 @@ def over_cap(
 ) -> set[str]:
     """Persons who may not get another message in `channel` now (at a cap)."""
     caps = caps_for(settings, channel)
-    counts = contact_counts(conn, now, persons)
+    counts = contact_counts(conn, settings, now, persons)
     full = (counts["day"] >= caps.per_day) | (counts["week"] >= caps.per_week)
     blocked = set(counts.index[full])
     return blocked

@@ -35,13 +35,16 @@ def export_offers(
     engine: Engine, served: Served, shelf: Shelf, settings: Settings, channel: str, now: datetime
 ) -> pd.DataFrame:
     """The next-best offer of every customer who may get a message in `channel` now
-    (consent, caps, quiet hours), one row each; each row is recorded as a contact.
-    Raises `QuietHours` in the channel's quiet hours."""
-    _check_open(settings, channel, now)
+    (consent, caps, quiet hours in their own time zone), one row each; each row is
+    recorded as a contact. Raises `QuietHours` when it is night for everyone."""
+    policy.outbound(channel)
     with engine.connect() as conn:
         reachable = policy.consenting(conn, channel)
         blocked = policy.over_cap(conn, settings, channel, now, None)
-    reachable = reachable[~reachable.index.isin(blocked)]
+        quiet = policy.quiet_now(conn, settings, channel, now, reachable.index.tolist())
+    if len(reachable) and len(quiet) == len(reachable):
+        raise QuietHours(f"{channel} is in its quiet hours until {min(quiet.values()).isoformat()}")
+    reachable = reachable[~reachable.index.isin(blocked) & ~reachable.index.isin(quiet)]
     decided = decide_all(engine, served, shelf, settings, reachable, Where(channel), now)
     with engine.begin() as conn:
         policy.take_turn(conn, "contacts")
@@ -67,9 +70,11 @@ def export_triggers(
     engine: Engine, served: Served, shelf: Shelf, settings: Settings, channel: str, now: datetime
 ) -> pd.DataFrame:
     """Every abandoned-cart trigger due in `channel` now, handed out as the API does (once,
-    within the caps), one row each. Raises `QuietHours` in the channel's quiet hours."""
-    _check_open(settings, channel, now)
+    within the caps and out of each person's quiet hours), one row each. Raises
+    `QuietHours` when every due trigger was held back for the night."""
     page = pull(engine, served, shelf, settings, channel, now, limit=None)
+    if not page.triggers and page.quiet_until is not None:
+        raise QuietHours(f"{channel} is in its quiet hours until {page.quiet_until.isoformat()}")
     rows = []
     for t in page.triggers:
         items = t["items"]
@@ -93,10 +98,3 @@ def export_triggers(
             }
         )
     return pd.DataFrame(rows, columns=TRIGGER_EXPORT_COLUMNS)
-
-
-def _check_open(settings: Settings, channel: str, now: datetime) -> None:
-    policy.outbound(channel)
-    ends = policy.quiet_until(settings, channel, now)
-    if ends is not None:
-        raise QuietHours(f"{channel} is in its quiet hours until {ends.isoformat()}")

@@ -89,7 +89,9 @@ class Triggers(BaseModel):
     triggers: list[Trigger]
     next_cursor: str | None = Field(description="Pass it back for the next page of this pull.")
     quiet_until: datetime | None = Field(
-        None, description="Set when the channel is in its quiet hours: nothing is handed out."
+        None,
+        description="Set when triggers were held back for customers in their quiet hours "
+        "(in their own time zone): when the earliest of those ends.",
     )
 
 

@@ -56,6 +56,7 @@ class Pull:
 
     triggers: list[dict[str, object]]
     next_cursor: str | None
+    #: Triggers were held back for persons in their quiet hours: the earliest end.
     quiet_until: datetime | None = None
 
 
@@ -103,17 +104,20 @@ def pull(
     contact. A cursor continues the pull it came from: same instant, next page."""
     policy.outbound(channel)
     as_of, after = _read_cursor(cursor) if cursor else (now, None)
-    quiet = policy.quiet_until(settings, channel, now)
-    if quiet is not None or policy.silenced(settings, channel):
-        return Pull([], cursor, quiet)
+    if policy.silenced(settings, channel):
+        return Pull([], cursor)
     found = due(engine, settings, channel, as_of)
     if after is not None:
         due_at = to_micros(found["due_at"]).astype(int)
         position = list(zip(due_at, found["trigger_id"], strict=True))
         found = found[[p > after for p in position]]
     with engine.connect() as conn:
-        blocked = policy.over_cap(conn, settings, channel, now, found[c.PERSON_ID].tolist())
-    found = found[~found[c.PERSON_ID].isin(blocked)]
+        people = found[c.PERSON_ID].tolist()
+        # In their own night: held back, due again when their quiet hours end.
+        quiet = policy.quiet_now(conn, settings, channel, now, people)
+        blocked = policy.over_cap(conn, settings, channel, now, people)
+    found = found[~found[c.PERSON_ID].isin(blocked) & ~found[c.PERSON_ID].isin(quiet)]
+    wakes = min(quiet.values()) if quiet else None
     page = found if limit is None else found.head(limit)
     bodies = contents(engine, served, shelf, settings, channel, page, now)
     handed = []
@@ -144,7 +148,8 @@ def pull(
     more = limit is not None and len(found) > limit and len(page) > 0
     last = page.iloc[-1] if len(page) else None
     next_cursor = _cursor(as_of, last) if more and last is not None else None
-    return Pull([{k: v for k, v in b.items() if k != "person_id"} for b in handed], next_cursor)
+    bodies_out = [{k: v for k, v in b.items() if k != "person_id"} for b in handed]
+    return Pull(bodies_out, next_cursor, wakes)
 
 
 def acknowledge(engine: Engine, trigger_id: str, outcome: str, now: datetime) -> dict[str, object]:

@@ -43,8 +43,9 @@ def abandoned_carts(
     Each trigger is handed out once per cart and channel, and counts against the
     customer's contact caps from that moment. Carts bought in any channel (a store till
     included, also when its purchase arrives late), emptied, of customers without consent
-    for the channel, or over their caps are left out. Nothing is handed out in the
-    channel's quiet hours (`quiet_until` says until when).
+    for the channel, or over their caps are left out, and so are customers in the
+    channel's quiet hours in their own time zone (the customer's, else their home
+    store's, else the setting): `quiet_until` says when the first of them wakes.
     """
     try:
         page = pull(

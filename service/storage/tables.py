@@ -79,6 +79,7 @@ stores = Table(
     Column(c.STORE_ID, String(256), primary_key=True),
     Column(c.NAME, String(256)),
     Column(c.CITY, String(256)),
+    Column(c.TIMEZONE, String(64)),
 )
 
 inventory = Table(
@@ -100,6 +101,7 @@ customers = Table(
     Column(c.CONSENT_SMS, Boolean, nullable=False),
     Column(c.CONSENT_PUSH, Boolean, nullable=False),
     Column(c.CREATED_AT, BigInteger),
+    Column(c.TIMEZONE, String(64)),
 )
 
 offers = Table(

@@ -53,6 +53,8 @@ def test_a_first_release_store_is_upgraded_with_its_data(db_url: str, with_revis
         assert conn.execute(select(activity.c.events)).scalar() == 2
         assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
         indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
+        columns = {col["name"] for col in inspect(conn).get_columns("customers")}
+    assert "timezone" in columns  # r0003
     assert "ix_events_customer_arrival" in indexes and "ix_events_anonymous" not in indexes
     engine.dispose()
     again = open_engine(db_url)  # at the newest revision: nothing to do
