@@ -24,6 +24,7 @@ from features.validation import (
     HAPPENED_FROM,
     INT_LIMIT,
     LATEST,
+    NOT_TEXT,
     TRUE_WORDS,
     UNPAIRED,
     UNPRINTABLE,
@@ -152,6 +153,8 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
 
 
 def _text(value: Any, field: Field) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        return None, NOT_TEXT  # JSON true/false, or a fraction, where text (an id) belongs
     text = str(value).strip()
     message = UNPRINTABLE_MESSAGE if UNPRINTABLE.search(text) else None
     if len(text) > field.max_length:
@@ -164,7 +167,7 @@ def _text(value: Any, field: Field) -> tuple[Any, str | None]:
 def _number(value: Any, field: Field) -> tuple[Any, str | None]:
     """As `pd.to_numeric`, then the same checks in the same order as the frame path (a
     later message replaces an earlier one)."""
-    number = _to_float(value)
+    number = None if isinstance(value, bool) else _to_float(value)  # true is no number
     if number is None:
         return _missing(field), "is not a number"
     message = None

@@ -288,6 +288,9 @@ def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
     properties: dict[str, object] = {}
     for f in schema.fields:
         prop: dict[str, object] = dict(_JSON_TYPES[f.kind])
+        if f.kind == "str" and f.choices is None:
+            # An id sent as a JSON number is taken as its text (a true or false is not).
+            prop["type"] = ["string", "integer"]
         if f.choices is not None:
             prop["enum"] = sorted(f.choices)
         if f.kind == "str":

@@ -7,6 +7,7 @@ the batch in canonical form (UTC timestamps, typed columns, duplicates folded) o
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,14 @@ _DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
 #: How true and false may be written.
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+#: A JSON true/false or a fraction where a field holds text (both paths say it alike).
+NOT_TEXT = "is not text"
+
+
+def _not_text(value: object) -> bool:
+    return isinstance(value, bool) or (
+        isinstance(value, float) and not math.isnan(value) and not value.is_integer()
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,14 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
             raw = raw.where(~nested)
             present &= ~nested
     if field.kind == "str":
+        # JSON true/false, or a fraction, where text (an id) belongs (as records._text).
+        not_text = pd.Series(False, index=raw.index)
+        if raw.dtype == bool:
+            not_text = present.copy()
+        elif raw.dtype.kind == "f":
+            not_text = present & (raw % 1 != 0)
+        elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) != "string":
+            not_text = raw.map(_not_text).astype(bool)
         values = raw.astype("string").str.strip()
         values = values.where(present)
         unprintable = values.str.contains(CONTROL, regex=True).fillna(False)
@@ -220,8 +237,14 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
             wrong = present & ~values.isin(field.choices)
             allowed = field.allowed()
             messages[wrong] = "'" + values[wrong].astype(str) + f"' is not one of: {allowed}"
-        result = values.astype(object).where(present, None)
+        messages[not_text] = NOT_TEXT
+        result = values.astype(object).where(present & ~not_text, None)
     elif field.kind in ("int", "float"):
+        # A JSON true/false is no number (as records._number).
+        if raw.dtype == bool:
+            raw = pd.Series(np.nan, index=raw.index, dtype=object)
+        elif raw.dtype == object:
+            raw = raw.where(~raw.map(lambda v: isinstance(v, bool)).astype(bool))
         numbers = pd.to_numeric(raw.where(present), errors="coerce")
         messages[present & numbers.isna()] = "is not a number"
         finite = numbers.notna()

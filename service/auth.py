@@ -35,6 +35,12 @@ async def caller(
             f"an API key is required in the {HEADER} header",
             headers={"WWW-Authenticate": HEADER},
         )
+    return caller_of_key(request, key)
+
+
+def caller_of_key(request: Request, key: str) -> Caller:
+    """The caller behind `key`, however it came (header, HTTP basic user); 401 for an
+    unknown key, 429 for a client that sent too many unknown keys in the last minute."""
     failures = request.app.state.failures
     client = client_of(request)
     # Checked before the key: a guesser over the limit learns nothing, right or wrong.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     #: Failed sign-ins and unknown API keys a client address may try per minute; more
     #: are answered 429 until the minute has passed (counted per worker process).
     auth_failures_per_minute: int = Field(default=20, ge=1)
+    #: Tracking-API messages no mapping takes (`service.tracking`): "count" them (not
+    #: stored) or "refuse" the batch.
+    tracking_unmapped: Literal["count", "refuse"] = "count"
     #: Upgrade a store made by an earlier release to this release's schema when a command
     #: or the service opens it (False: refuse, naming `omni migrate`).
     auto_migrate: bool = True

@@ -31,7 +31,8 @@ def test_schemathesis_finds_nothing(served_store: ServedStore, tmp_path: Path) -
         run = subprocess.run(
             [cli, "--config-file", str(CONFIG), "run", f"{base}/openapi.json",
              "--checks", "all",
-             "--header", f"X-API-Key: {ADMIN_KEY}", "--max-examples", str(EXAMPLES),
+             "--header", f"X-API-Key: {ADMIN_KEY}", "--auth", f"{ADMIN_KEY}:",
+             "--max-examples", str(EXAMPLES),
              "--seed", "7", "--generation-deterministic", "--workers", "1",
              "--report", "junit", "--report-dir", str(tmp_path / "report")],
             capture_output=True, text=True, timeout=900,
