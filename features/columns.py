@@ -33,6 +33,9 @@ class EventType(StrEnum):
     #: The customer said no to an offer (a new one is decided at the next ask).
     OFFER_DECLINED = "offer_declined"
     IDENTIFY = "identify"
+    #: Anything else a source sends by its own name (`event_name`), kept but not weighed
+    #: by any model (e.g. a Segment "Checkout Started").
+    CUSTOM = "custom"
 
 
 #: Event types that are about one item and so must name it.
@@ -68,6 +71,7 @@ STORE_ID = "store_id"
 ORDER_ID = "order_id"
 OFFER_ID = "offer_id"
 
+EVENT_NAME = "event_name"
 EVENT_COLUMNS = (
     EVENT_ID,
     TS,
@@ -81,6 +85,7 @@ EVENT_COLUMNS = (
     STORE_ID,
     ORDER_ID,
     OFFER_ID,
+    EVENT_NAME,
 )
 
 # Reference data fields.

@@ -142,6 +142,7 @@ EVENTS = TableSchema(
         Field(c.STORE_ID, "str"),
         Field(c.ORDER_ID, "str"),
         Field(c.OFFER_ID, "str"),
+        Field(c.EVENT_NAME, "str", max_length=128),
     ),
     rules=(
         Required(c.CUSTOMER_ID, "customer_id or anonymous_id is required", unless=c.ANONYMOUS_ID),
@@ -158,6 +159,12 @@ EVENTS = TableSchema(
             values=frozenset({c.EventType.IDENTIFY.value}),
         ),
         Required(c.ITEM_ID, _type_message("an item event names its item"), c.TYPE, _item_types),
+        Required(
+            c.EVENT_NAME,
+            "is required for a 'custom' event (what happened, by its source's name)",
+            when=c.TYPE,
+            values=frozenset({c.EventType.CUSTOM.value}),
+        ),
         Required(c.OFFER_ID, _type_message("an offer event names its offer"), c.TYPE, _offer_types),
         Required(
             c.STORE_ID,

@@ -54,7 +54,7 @@ class Mapped:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: Customer record fields to update (identify traits), with its customer_id.
     traits: dict[str, Any] | None = None
-    #: The message's name when nothing maps it.
+    #: The message's name when no mapping takes it (it is then one `custom` event).
     unmapped: str | None = None
 
 
@@ -82,14 +82,14 @@ def to_omni(message: Mapping[str, Any], received: datetime) -> Mapped:
     if kind in ("page", "screen"):
         item = _text(properties.get("product_id")) or _text(properties.get("sku"))
         if item is None:
-            return Mapped(unmapped=f"{kind} {message.get('name') or ''}".strip())
+            return _custom(base, key, f"{kind} {message.get('name') or ''}".strip(), None)
         return Mapped([{**base, c.EVENT_ID: key, c.TYPE: T.VIEW.value, c.ITEM_ID: item}])
     if kind != "track":
-        return Mapped(unmapped=kind or "untyped")
+        return _custom(base, key, kind or "untyped", _text(properties.get("product_id")))
     name = str(message.get("event") or "")
     omni = TRACKED.get(name)
     if omni is None:
-        return Mapped(unmapped=name or "track")
+        return _custom(base, key, name or "track", _text(properties.get("product_id")))
     if omni is T.SEARCH:
         return Mapped([{**base, c.EVENT_ID: key, c.TYPE: omni.value}])
     products = properties.get("products")
@@ -113,6 +113,12 @@ def to_omni(message: Mapping[str, Any], received: datetime) -> Mapped:
             }
         )
     return Mapped(events)
+
+
+def _custom(base: dict[str, Any], key: str, name: str, item: str | None) -> Mapped:
+    """A message no mapping takes, kept as a `custom` event under its own name."""
+    event = {**base, c.EVENT_ID: key, c.TYPE: T.CUSTOM.value, c.EVENT_NAME: name[:128]}
+    return Mapped([{**event, c.ITEM_ID: item}], unmapped=name)
 
 
 def _text(value: Any) -> str | None:

@@ -36,7 +36,9 @@ class Tracked(BaseModel):
     success: bool = True
     accepted: int = Field(description="Omni events stored.")
     duplicates: int = Field(description="Events stored before (a retried batch).")
-    unmapped: int = Field(description="Messages no mapping takes (not stored).")
+    unmapped: int = Field(
+        description="Messages no mapping takes, stored as `custom` events under their name."
+    )
     customers: int = Field(description="Customer records updated from identify traits.")
 
 

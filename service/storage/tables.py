@@ -36,6 +36,7 @@ events = Table(
     Column(c.ORDER_ID, String(256)),
     Column(c.OFFER_ID, String(256)),
     Column("ingested_at", BigInteger, nullable=False),
+    Column(c.EVENT_NAME, String(128)),
     Index("ix_events_ts", c.TS),
     Index("ix_events_customer_ts", c.CUSTOMER_ID, c.TS),
     # (id, ts): "anything since?" probes read the index alone (service.people).

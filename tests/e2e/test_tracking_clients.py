@@ -67,14 +67,20 @@ def test_the_official_sdks_send_events_omni_stores_once(
         send(client, user, anonymous, items)
         with engine.connect() as conn:
             rows = conn.execute(
-                select(events.c[c.TYPE], events.c[c.ITEM_ID], events.c[c.ORDER_ID]).where(
-                    events.c[c.CUSTOMER_ID] == user
-                )
+                select(
+                    events.c[c.TYPE],
+                    events.c[c.ITEM_ID],
+                    events.c[c.ORDER_ID],
+                    events.c[c.EVENT_NAME],
+                ).where(events.c[c.CUSTOMER_ID] == user)
             ).all()
             kinds = sorted(r[0] for r in rows)
-            assert kinds == sorted(["identify", "view", *["add_to_cart"] * 3, *["purchase"] * 2])
+            assert kinds == sorted(
+                ["identify", "view", *["add_to_cart"] * 3, *["purchase"] * 2, "custom"]
+            )
             assert {r[1] for r in rows if r[0] == "purchase"} == set(items[:2])
             assert {r[2] for r in rows if r[0] == "purchase"} == {f"{user}-o1"}
+            assert [r[3] for r in rows if r[0] == "custom"] == ["Newsletter Opened"]
             person = find_person(conn, anonymous_id=anonymous)
             assert person is not None and person.person_id == user
             record = conn.execute(

@@ -304,7 +304,7 @@ def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     event = spec["components"]["schemas"]["EventBatch"]["properties"]["events"]["items"]
     assert set(event["properties"]) == {
         "event_id", "ts", "customer_id", "anonymous_id", "channel", "type", "item_id",
-        "quantity", "price", "store_id", "order_id", "offer_id",
+        "quantity", "price", "store_id", "order_id", "offer_id", "event_name",
     }  # fmt: skip
     assert "store" in event["properties"]["channel"]["enum"]
     assert event["properties"]["event_id"]["maxLength"] == 128

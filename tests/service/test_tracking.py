@@ -39,7 +39,9 @@ def test_an_order_of_two_products_is_two_purchases_with_ids_from_the_message() -
               "context": {"app": {"name": "shop"}}, "properties": {"product_id": "I1"}}  # fmt: skip
     (view,) = to_omni(viewed, NOW).events
     assert (view[c.CHANNEL], view[c.TYPE], view[c.EVENT_ID]) == ("app", "view", "seg:m2")
-    assert to_omni({"type": "track", "event": "Cart Viewed", "userId": "C1"}, NOW).unmapped
+    cart = to_omni({"type": "track", "event": "Cart Viewed", "userId": "C1"}, NOW)
+    assert cart.unmapped == "Cart Viewed"
+    assert (cart.events[0][c.TYPE], cart.events[0][c.EVENT_NAME]) == ("custom", "Cart Viewed")
     identify = {"type": "identify", "userId": "C1", "anonymousId": "a1", "messageId": "m3",
                 "traits": {"email": "ana@x.eu"}}  # fmt: skip
     who = to_omni(identify, NOW)
