@@ -40,6 +40,12 @@ def connect(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
 
 
+def previous_tag(alias: str) -> str:
+    """The model-version tag naming the version `alias` pointed at before this one (set by
+    `omni promote`): what the service falls back to first when this one is refused."""
+    return f"omni.previous.{alias}"
+
+
 def version_of(client: MlflowClient, name: str, alias: str) -> str:
     """The version of `name` that `alias` points at; `NoSuchModelVersion` when none does."""
     try:

@@ -28,6 +28,7 @@ from service.registry import (
     connect,
     load_churn,
     load_recommender,
+    previous_tag,
     read_at_of,
     version_of,
 )
@@ -222,13 +223,18 @@ class ModelHolder:
         refused: str,
         why: Exception,
     ) -> tuple[Served, LoadOutcome]:
-        """The newest earlier version of `name` that loads and passes its checks (of the
-        last FALLBACK_TRIES), when the aliased `refused` one did not and nothing is served."""
+        """The version the alias pointed at before `refused` (when `omni promote` recorded
+        it), else the newest earlier version that loads and passes its checks (of the last
+        FALLBACK_TRIES), when the aliased `refused` one did not and nothing is served."""
         earlier = sorted(
             (int(v.version) for v in client.search_model_versions(f"name='{name}'")),
             reverse=True,
         )
-        for candidate in [str(v) for v in earlier if v < int(refused)][:FALLBACK_TRIES]:
+        tried = [str(v) for v in earlier if v < int(refused)][:FALLBACK_TRIES]
+        previous = client.get_model_version(name, refused).tags.get(previous_tag(alias))
+        if previous is not None:  # the version the alias pointed at before, first
+            tried = [previous, *(v for v in tried if v != previous)]
+        for candidate in tried:
             try:
                 loaded = self._load(served, client, name, alias, candidate)
             except Exception as exc:

@@ -17,7 +17,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from models.base import Recommender
-from service.registry import RECOMMENDER, NoSuchModelVersion, version_of
+from service.registry import RECOMMENDER, NoSuchModelVersion, previous_tag, version_of
 from service.settings import Settings
 
 #: The customer id of logged input examples: no real customer's id is ever logged.
@@ -116,7 +116,14 @@ def promote(client: MlflowClient, name: str, alias: str, version: str | None = N
         client.get_model_version(name, version)
     except mlflow.exceptions.MlflowException as exc:
         raise NoSuchModelVersion(f"{name} has no version {version}") from exc
+    try:
+        before: str | None = version_of(client, name, alias)
+    except NoSuchModelVersion:
+        before = None
     client.set_registered_model_alias(name, alias, version)
+    if before is not None and before != version:
+        # What the service falls back to first if this version is refused.
+        client.set_model_version_tag(name, version, previous_tag(alias), before)
     return version
 
 

@@ -80,8 +80,8 @@ def test_promote_refuses_worse_and_foreign_versions_unless_forced(workspace: Pat
     assert str(client.get_model_version_by_alias(RECOMMENDER, "champion").version) == foreign
     with TestClient(create_app(get_settings())) as api:
         ready = api.get("/ready").json()  # 503: no churn model here, but it says why
-    # The newest earlier version that passes its checks serves (the worse one, 2).
-    assert ready["models"][RECOMMENDER] == worse
+    # The version the alias pointed at before serves (not the newer, worse one).
+    assert ready["models"][RECOMMENDER] == champion
     why = ready["fallbacks"][RECOMMENDER]
     assert f"version {foreign}" in why and "does not fit this store" in why
 
