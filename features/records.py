@@ -33,6 +33,7 @@ from features.validation import (
     RecordError,
     coerce_timestamps,
     happened_until,
+    is_not_text,
     repeat_message,
 )
 
@@ -153,8 +154,8 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
 
 
 def _text(value: Any, field: Field) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        return None, NOT_TEXT  # JSON true/false, or a fraction, where text (an id) belongs
+    if is_not_text(value):
+        return None, NOT_TEXT
     text = str(value).strip()
     message = UNPRINTABLE_MESSAGE if UNPRINTABLE.search(text) else None
     if len(text) > field.max_length:

@@ -27,7 +27,8 @@ FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 NOT_TEXT = "is not text"
 
 
-def _not_text(value: object) -> bool:
+def is_not_text(value: object) -> bool:
+    """A JSON true/false, or a fraction, where text (an id) belongs: both paths' rule."""
     return isinstance(value, bool) or (
         isinstance(value, float) and not math.isnan(value) and not value.is_integer()
     )
@@ -219,14 +220,14 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
             raw = raw.where(~nested)
             present &= ~nested
     if field.kind == "str":
-        # JSON true/false, or a fraction, where text (an id) belongs (as records._text).
+        # `is_not_text`, by column where the dtype says it (as records._text, per value).
         not_text = pd.Series(False, index=raw.index)
         if raw.dtype == bool:
             not_text = present.copy()
         elif raw.dtype.kind == "f":
             not_text = present & (raw % 1 != 0)
         elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) != "string":
-            not_text = raw.map(_not_text).astype(bool)
+            not_text = raw.map(is_not_text).astype(bool)
         values = raw.astype("string").str.strip()
         values = values.where(present)
         unprintable = values.str.contains(CONTROL, regex=True).fillna(False)

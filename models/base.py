@@ -365,16 +365,21 @@ class Recommender(HyperParams, ABC):
         return hidden
 
     def left_out(self, cols: np.ndarray, days: np.ndarray) -> np.ndarray:
-        """The repeat policy: True where item `cols` (positions; -1 = not in the model),
-        last bought `days` ago, is left out. Without learned chances (an item the model
-        does not know, a model saved before them), what was bought in the last
-        `LEGACY_REPEAT_DAYS` days is."""
-        days = np.asarray(days, dtype=np.float64)
-        out: np.ndarray = days <= LEGACY_REPEAT_DAYS
-        known = np.asarray(cols) >= 0
-        if self.repeat_ is not None and known.any():
-            out[known] = self.repeat_.unlikely(np.asarray(cols)[known], days[known])
-        return out
+        """The repeat policy with this model's chances (see `repeat_left_out`)."""
+        return repeat_left_out(self.repeat_, cols, days)
+
+
+def repeat_left_out(repeat: RepeatChance | None, cols: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The repeat policy: True where item `cols` (positions on the chances' item axis;
+    -1 = not on it), last bought `days` ago, is left out. Without learned chances (an
+    item off the axis, a model saved before them, no model at all), what was bought in
+    the last `LEGACY_REPEAT_DAYS` days is."""
+    days = np.asarray(days, dtype=np.float64)
+    out: np.ndarray = days <= LEGACY_REPEAT_DAYS
+    known = np.asarray(cols) >= 0
+    if repeat is not None and known.any():
+        out[known] = repeat.unlikely(np.asarray(cols)[known], days[known])
+    return out
 
 
 def _repeat_parts(repeat: RepeatChance | None) -> dict[str, np.ndarray]:

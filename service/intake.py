@@ -4,10 +4,10 @@ stored once, with the online state they change, in one transaction."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from features import columns as c
 from features.records import validate_records
@@ -18,17 +18,26 @@ from service.storage import state
 from service.storage.writer import Applied, insert_events
 
 
-def accept_events(engine: Engine, records: Sequence[Mapping[str, Any]]) -> Applied:
+def accept_events(
+    engine: Engine,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    also: Callable[[Connection], None] | None = None,
+) -> Applied:
     """Validate `records` (raises `features.validation.BatchRejected`, nothing written),
     then store them, link their ids and update the online state in one transaction.
+    `also` writes what comes with the events (customer records) in that transaction
+    first: if it raises, nothing is written.
 
     Re-sent events (an event_id already stored) are skipped and change no state. Events
     of an erased id from before its erasure are dropped and counted (`service.erasure`).
     """
-    valid = validate_records(records, EVENTS)
+    valid = validate_records(records, EVENTS).rows if records else []
     arrival = int(time.time() * 1_000_000)
-    rows = [_stored(row, arrival) for row in valid.rows]
+    rows = [_stored(row, arrival) for row in valid]
     with engine.begin() as conn:
+        if also is not None:
+            also(conn)
         forgotten = before_erasure(conn, rows)
         if forgotten:
             rows = [row for row in rows if row[c.EVENT_ID] not in forgotten]

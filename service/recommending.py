@@ -20,7 +20,7 @@ from scipy.sparse import csr_matrix
 from sqlalchemy import Connection
 
 from features import columns as c
-from models.base import LEGACY_REPEAT_DAYS, Filters, Recommender
+from models.base import Filters, Recommender, repeat_left_out
 from service.fold_in import history_now
 from service.people import Person
 from service.serving import Served
@@ -128,12 +128,11 @@ def left_out(served: Served, bought: pd.DataFrame, now: datetime) -> pd.DataFram
     age = pd.Timestamp(now) - pd.to_datetime(bought[c.TS], utc=True)
     days = age.dt.total_seconds().to_numpy(dtype=np.float64) / 86_400
     model = served.recommender
-    mask: np.ndarray
+    items = bought[c.ITEM_ID].astype(str).tolist()
     if model is None:
-        mask = days <= LEGACY_REPEAT_DAYS
+        mask = repeat_left_out(None, np.full(len(items), -1), days)
     else:
-        cols = model.items_.positions(bought[c.ITEM_ID].astype(str).tolist(), missing="skip")
-        mask = model.left_out(cols, days)
+        mask = model.left_out(model.items_.positions(items, missing="skip"), days)
     return bought.loc[mask, [c.PERSON_ID, c.ITEM_ID]].reset_index(drop=True)
 
 

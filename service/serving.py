@@ -279,7 +279,7 @@ class ModelHolder:
 
     def _fits_store(self, model: Recommender) -> None:
         """Raise unless the recommender belongs to the store it would serve."""
-        engine = open_engine(self.settings.database_url)
+        engine = open_engine(self.settings.database_url, create=False)  # opened by its owner
         try:
             with engine.connect() as conn:
                 misfit = recommender_misfit(model, conn)

@@ -95,12 +95,11 @@ def dataset(
     store knew them then (`features.point_in_time`; with `customers`, persons as known
     then too)."""
     xs, ys = [], []
-    whole = events
     for cut in cutoffs:
-        events = at_cutoff(whole, cut, customers)
-        X = churn_features(events, as_of=cut, lookback_days=lookback_days)
+        known = at_cutoff(events, cut, customers)
+        X = churn_features(known, as_of=cut, lookback_days=lookback_days)
         xs.append(X)
-        y = churn_labels(events, as_of=cut, lookback_days=lookback_days, horizon_days=horizon_days)
+        y = churn_labels(known, as_of=cut, lookback_days=lookback_days, horizon_days=horizon_days)
         ys.append(y.reindex(X.index))
     return pd.concat(xs), pd.concat(ys)
 
