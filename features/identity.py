@@ -174,14 +174,38 @@ def keep_person_ids(
 
 
 def resolve(events: pd.DataFrame, identities: pd.DataFrame) -> pd.Series:
-    """The person behind each event: via its customer_id, else its anonymous_id, else missing."""
+    """The person behind each event: via its customer_id, else its anonymous_id, else
+    missing; a customer id never stitched is its own person. Categorical, worked out per
+    distinct id (the columns' categories when they are categorical), never per row."""
     by_type = {
         kind: grp.set_index(c.ID_VALUE)[c.PERSON_ID] for kind, grp in identities.groupby(c.ID_TYPE)
     }
     empty = pd.Series(dtype=object)
-    customer = events[c.CUSTOMER_ID].astype(object)
-    anonymous = events[c.ANONYMOUS_ID].astype(object)
-    person = customer.map(by_type.get(CUSTOMER, empty)).astype(object)
-    person = person.where(person.notna(), customer)
-    person = person.where(person.notna(), anonymous.map(by_type.get(ANONYMOUS, empty)))
-    return person.where(person.notna(), None).rename(c.PERSON_ID)
+    customer = pd.Categorical(events[c.CUSTOMER_ID])
+    anonymous = pd.Categorical(events[c.ANONYMOUS_ID])
+    own = pd.Series(customer.categories.to_numpy(dtype=object), index=customer.categories)
+    of_customer = by_type.get(CUSTOMER, empty).reindex(customer.categories)
+    of_customer = of_customer.where(of_customer.notna(), own)
+    of_anonymous = by_type.get(ANONYMOUS, empty).reindex(anonymous.categories)
+    both = np.concatenate([of_customer.to_numpy(dtype=object), of_anonymous.to_numpy(dtype=object)])
+    codes, persons = pd.factorize(both)
+    codes = codes.astype(np.int64)
+    split = len(customer.categories)
+    person = np.where(
+        customer.codes >= 0,
+        _take(codes[:split], customer.codes),
+        _take(codes[split:], anonymous.codes),
+    )
+    return pd.Series(
+        pd.Categorical.from_codes(person, categories=pd.Index(persons, dtype=object)),
+        index=events.index,
+        name=c.PERSON_ID,
+    )
+
+
+def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """values[at], -1 where `at` is -1 (missing)."""
+    if not len(values):
+        return np.full(len(at), -1, dtype=np.int64)
+    out: np.ndarray = np.where(at >= 0, values[np.maximum(at, 0)], -1)
+    return out

@@ -257,7 +257,7 @@ class Recommender(HyperParams, ABC):
         k_eff = min(k, len(self.items_))
         positions = np.full((len(rows), k), -1, dtype=np.int64)
         values = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        step = max(1, min(1024, SCORE_BLOCK // max(len(self.items_), 1)))
+        step = block_rows(len(self.items_))
         for start in range(0, len(rows), step):
             batch = rows[start : start + step]
             scores = np.asarray(self._scores(batch), dtype=np.float32)
@@ -398,6 +398,12 @@ def _repeat_from(arrays: dict[str, np.ndarray]) -> RepeatChance | None:
     horizon, min_chance = (float(v) for v in arrays["repeat_settings"])
     edges = arrays.get("repeat_edges", AGE_EDGES)
     return RepeatChance(arrays["repeat_chance"], horizon, edges, min_chance)
+
+
+def block_rows(n_items: int) -> int:
+    """Customers scored at once over `n_items` items: dense blocks stay within `SCORE_BLOCK`
+    scores, whatever the number of customers."""
+    return max(1, min(1024, SCORE_BLOCK // max(n_items, 1)))
 
 
 def _popularity(history: csr_matrix) -> np.ndarray:

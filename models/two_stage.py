@@ -18,7 +18,7 @@ import numpy as np
 
 from features.matrix import Holdout, InteractionMatrix
 from features.repurchase import RepeatChance
-from models.base import Recommender, csr_from, csr_parts
+from models.base import Recommender, block_rows, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
 from models.pair_features import Cut, ItemContext, code_shares
@@ -136,9 +136,18 @@ class TwoStage(Recommender):
         labelled = np.flatnonzero(np.asarray(holdout.labels.sum(axis=1)).ravel() > 0)
         if len(labelled) > self.max_train_customers:
             labelled = np.sort(rng.choice(labelled, self.max_train_customers, replace=False))
-        feats, cand, groups = self._candidates(
-            generators, ItemContext.of(early), Cut.of(early), labelled, early.repeat
-        )
+        context, cut = ItemContext.of(early), Cut.of(early)
+        # In blocks of customers: the generators' dense scores never cover everyone at once.
+        step = block_rows(early.shape[1])
+        blocks = [
+            self._candidates(generators, context, cut, labelled[at : at + step], early.repeat)
+            for at in range(0, len(labelled), step)
+        ]
+        if not blocks:
+            blocks = [self._candidates(generators, context, cut, labelled, early.repeat)]
+        feats = np.concatenate([b[0] for b in blocks])
+        cand = np.concatenate([b[1] for b in blocks])
+        groups = np.concatenate([b[2] for b in blocks])
         owner = np.repeat(np.arange(len(labelled)), groups)
         label = np.asarray(holdout.labels[labelled][owner, cand]).ravel() > 0
         start = np.concatenate([[0], np.cumsum(groups)[:-1]]).astype(np.int64)

@@ -65,7 +65,7 @@ def train_recommender_command(
         pad_edge=False,
         title=f"Recommenders: trained before {split.cutoff:%Y-%m-%d}, "
         f"tested {split.cutoff:%Y-%m-%d} to {split.end:%Y-%m-%d} "
-        f"({int(report.table['customers'].iloc[0]):,} customers)",
+        f"({_scored(report.table)})",
     )
     table.add_column("model", no_wrap=True)
     for heading in SHOWN.values():
@@ -84,6 +84,15 @@ def train_recommender_command(
         f"* registered as {RECOMMENDER} version {report.version} (alias challenger); "
         f"promote with: omni promote recommender --alias champion --version {report.version}"
     )
+
+
+def _scored(table: pd.DataFrame) -> str:
+    """How many test customers were scored: all, or a sample of how many."""
+    scored = int(table["customers"].iloc[0])
+    eligible = int(table["eligible_customers"].iloc[0])
+    if scored < eligible:
+        return f"a seeded sample of {scored:,} of {eligible:,} customers"
+    return f"{scored:,} customers"
 
 
 FORCE = typer.Option(

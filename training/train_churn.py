@@ -32,6 +32,7 @@ from service.registry import CHURN
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
 from training.churn_metrics import churn_metrics
+from training.provenance import log_events_input
 from training.tracking import register, setup
 
 PYFUNC_CODE = Path(__file__).with_name("churn_pyfunc.py")
@@ -150,6 +151,7 @@ def train_churn(
                 **{f"omni.{k}": v for k, v in model.get_params().items()},
             }
         )
+        log_events_input(engine, events, until=None)
         for name, row in table.iterrows():
             mlflow.log_metrics(
                 {f"{str(name).replace('/', '_')}/{k}": float(v) for k, v in row.items()}

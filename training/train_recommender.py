@@ -39,6 +39,7 @@ from service.registry import READ_AT_TAG, RECOMMENDER
 from service.settings import Settings
 from service.storage.reader import load_events, load_table
 from training.evaluate import HOLDOUT_WINDOWS, KS, TemporalSplit, compare
+from training.provenance import log_events_input
 from training.tracking import (
     comparison_markdown,
     log_recommender,
@@ -146,12 +147,15 @@ def train_recommender(
                 "test_days": test_days,
                 "tune_seconds": tune_seconds,
                 "cutoff": split.cutoff.isoformat(),
+                "eval_customers": int(table["customers"].iloc[0]),
+                "eval_eligible_customers": int(table["eligible_customers"].iloc[0]),
                 "as_of": as_of.isoformat(),
                 **{f"{chosen}.{k}": v for k, v in final.get_params().items()},
                 **{f"tuned.{m}.{k}": v for m, found in tuned.items() for k, v in found.items()},
             }
         )
-        mlflow.set_tags({**_fingerprint(events), READ_AT_TAG: read_at.isoformat()})
+        log_events_input(engine, events, until=until)
+        mlflow.set_tags({READ_AT_TAG: read_at.isoformat()})
         values = table.astype(float).to_dict(orient="index")
         for name, row in values.items():
             mlflow.log_metrics({f"{name}/{metric_key(str(col))}": v for col, v in row.items()})
@@ -161,17 +165,6 @@ def train_recommender(
         mlflow.log_figure(_metric_at_k(table), "metric_at_k.png")
         version = log_recommender(final, client)
     return TrainReport(table, chosen, version, run.info.run_id, split)
-
-
-def _fingerprint(events: pd.DataFrame) -> dict[str, str]:
-    """Identifies the training data: count, an order-free hash of event ids, date range."""
-    digest = int(pd.util.hash_pandas_object(events[c.EVENT_ID], index=False).sum()) & (2**64 - 1)
-    return {
-        "data.events": str(len(events)),
-        "data.fingerprint": f"{digest:016x}",
-        "data.first_event": events[c.TS].min().isoformat(),
-        "data.last_event": events[c.TS].max().isoformat(),
-    }
 
 
 def _metric_at_k(table: pd.DataFrame) -> Figure:

@@ -1,21 +1,53 @@
-"""Read events back for training: columnar, in chunks, with an explicit time cutoff."""
+"""Read events back for training: columnar (Arrow), in chunks, with an explicit time cutoff.
+
+The batch layer reads the whole event log, so it never builds a Python object per row:
+ConnectorX streams the query's result as Arrow record batches from SQLite or PostgreSQL
+(`service.storage.columnar`), and every text column that repeats (ids, channel, type,
+item, store, order, offer) is dictionary-encoded as it arrives, so a frame of events
+holds each distinct id once and a small integer code per row (pandas categoricals).
+`event_id`, unique per row, stays Arrow text. Persons are resolved on those codes, not row by row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER, resolve
 from features.point_in_time import KNOWN_AT, known_at
+from service.storage import columnar
 from service.storage.codec import from_micros, micros
 from service.storage.identities import load_identities
 from service.storage.tables import BY_SCHEMA, events, identities
 
+#: Text columns whose values repeat: dictionary-encoded (categoricals) when read in bulk.
+CODED = (
+    c.CUSTOMER_ID, c.ANONYMOUS_ID, c.CHANNEL, c.TYPE, c.ITEM_ID, c.STORE_ID, c.ORDER_ID,
+    c.OFFER_ID, c.EVENT_NAME,
+)  # fmt: skip
+_ARRIVED = "ingested_at"
 _TEXT_COLUMNS = [col for col in c.EVENT_COLUMNS if col not in (c.TS, c.QUANTITY, c.PRICE)]
+
+
+def columnar_url(engine: Engine) -> str:
+    """The store's URL as ConnectorX takes it (a SQLite file by its absolute path,
+    PostgreSQL without the SQLAlchemy driver name). Raises ValueError for a store
+    that cannot be read columnar (an in-memory SQLite database)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError("an in-memory SQLite store cannot be read by the batch layer")
+        return f"sqlite://{Path(url.database).resolve()}"
+    if url.get_backend_name() == "postgresql":
+        plain = url.set(drivername="postgresql")
+        return plain.render_as_string(hide_password=False)
+    raise ValueError(f"the batch layer reads SQLite or PostgreSQL stores, not {url.drivername}")
 
 
 def iter_events(
@@ -29,13 +61,43 @@ def iter_events(
     """Yield events with `since <= ts < until` (of `types` only, when given) in time
     order, `chunk_rows` at a time.
 
-    Each chunk has the event columns, `ts` as UTC datetimes, a `person_id` column from
-    the stored identity map (missing for anonymous ids never linked to a customer) and
-    `known_at`, when the store first knew the event (`features.point_in_time`).
-    The database streams the rows (a server-side cursor on PostgreSQL), closed as soon as
-    the iteration ends or is abandoned.
+    Each chunk has the event columns (the repeating text ones as categoricals), `ts` as
+    UTC datetimes, a categorical `person_id` from the stored identity map (missing for
+    anonymous ids never linked to a customer) and `known_at`, when the store first knew
+    the event (`features.point_in_time`). Raises ValueError for a naive cutoff.
     """
-    query = select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c.ingested_at).order_by(
+    people, live_since = _identity_and_start(engine)
+    for batch in _batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types):
+        yield _frame(pa.Table.from_batches([batch]), people, live_since)
+
+
+def load_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = 100_000,
+    types: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """All events with `since <= ts < until` in one frame (the columns of `iter_events`),
+    each categorical column with one dictionary over the whole frame. Memory grows with
+    the rows (about 60 bytes each) and the distinct ids, never with a Python object per
+    row: each chunk is encoded as it arrives."""
+    people, live_since = _identity_and_start(engine)
+    stream = _batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types)
+    table = pa.Table.from_batches(list(stream), schema=stream.schema).unify_dictionaries()
+    return _frame(table, people, live_since)
+
+
+def _batches(
+    engine: Engine,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    chunk_rows: int,
+    types: Collection[str] | None,
+) -> columnar.Batches:
+    query = select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c[_ARRIVED]).order_by(
         events.c[c.TS], events.c[c.EVENT_ID]
     )
     if since is not None:
@@ -44,21 +106,33 @@ def iter_events(
         query = query.where(events.c[c.TS] < micros(until))
     if types is not None:
         query = query.where(events.c[c.TYPE].in_([str(t) for t in types]))
+    # Literal values: integers (times) and the schema's event types, never free text.
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    return columnar.stream(columnar_url(engine), sql, chunk_rows, CODED)
+
+
+def _identity_and_start(engine: Engine) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The stored identity map, and when the store's first event arrived."""
     with engine.connect() as conn:
-        identities = load_identities(conn)
-        first = conn.execute(select(func.min(events.c.ingested_at))).scalar()
-        live_since = pd.Timestamp(0 if first is None else int(first), unit="us", tz="UTC")
-        streamed = conn.execution_options(stream_results=True, yield_per=chunk_rows)
-        with streamed.execute(query) as result:
-            for rows in result.partitions():
-                # Column by column: pandas never probes a Row object, which is slow.
-                columns = zip(*rows, strict=True)
-                names = (*c.EVENT_COLUMNS, "ingested_at")
-                frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
-                arrived = from_micros(frame.pop("ingested_at"))
-                frame = _decode(frame, identities)
-                frame[KNOWN_AT] = known_at(frame[c.TS], arrived, live_since)
-                yield frame
+        people = load_identities(conn)
+        first = conn.execute(select(func.min(events.c[_ARRIVED]))).scalar()
+    return people, pd.Timestamp(0 if first is None else int(first), unit="us", tz="UTC")
+
+
+def _frame(table: pa.Table, people: pd.DataFrame, live_since: pd.Timestamp) -> pd.DataFrame:
+    """Arrow events (as read, `CODED` columns encoded) -> the typed frame of `iter_events`."""
+    frame: pd.DataFrame = table.to_pandas()
+    arrived = from_micros(frame.pop(_ARRIVED))
+    frame[c.EVENT_ID] = frame[c.EVENT_ID].astype("str")
+    frame[c.TS] = from_micros(frame[c.TS])
+    frame[c.QUANTITY] = frame[c.QUANTITY].astype("Int64")
+    frame[c.PRICE] = frame[c.PRICE].astype("float64")
+    for col in CODED:
+        if not isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype("category")
+    frame[c.PERSON_ID] = resolve(frame, people)
+    frame[KNOWN_AT] = known_at(frame[c.TS], arrived, live_since)
+    return frame
 
 
 def recent_events(
@@ -101,13 +175,6 @@ def recent_events(
     return frame
 
 
-def _decode(chunk: pd.DataFrame, identities: pd.DataFrame) -> pd.DataFrame:
-    """Database rows -> typed event columns plus the resolved person."""
-    chunk = decode_events(chunk)
-    chunk[c.PERSON_ID] = resolve(chunk, identities)
-    return chunk
-
-
 def decode_events(chunk: pd.DataFrame) -> pd.DataFrame:
     """Database rows (event columns) -> typed event columns, in place."""
     for col in _TEXT_COLUMNS:
@@ -116,24 +183,6 @@ def decode_events(chunk: pd.DataFrame) -> pd.DataFrame:
     chunk[c.QUANTITY] = chunk[c.QUANTITY].astype("Int64")
     chunk[c.PRICE] = chunk[c.PRICE].astype("float64")
     return chunk
-
-
-def load_events(
-    engine: Engine,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    chunk_rows: int = 100_000,
-    types: Collection[str] | None = None,
-) -> pd.DataFrame:
-    """All events with `since <= ts < until` in one frame (see `iter_events`)."""
-    chunks = list(iter_events(engine, since=since, until=until, chunk_rows=chunk_rows, types=types))
-    if not chunks:
-        empty = pd.DataFrame(columns=[*c.EVENT_COLUMNS, c.PERSON_ID, KNOWN_AT])
-        empty[c.TS] = pd.Series(dtype="datetime64[ns, UTC]")
-        empty[KNOWN_AT] = pd.Series(dtype="datetime64[ns, UTC]")
-        return empty
-    return pd.concat(chunks, ignore_index=True)
 
 
 def load_table(engine: Engine, name: str) -> pd.DataFrame:

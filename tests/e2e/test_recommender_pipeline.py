@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -30,6 +31,13 @@ def test_train_register_promote_and_export(workspace: Path) -> None:
     run = client.get_run(challenger.run_id)
     assert run.data.metrics["all/ndcg_at_10"] > 0
     assert run.data.tags["data.events"].isdigit()
+    # The input is logged as an MLflow dataset: the store, the digest, the rows it held.
+    (logged,) = run.inputs.dataset_inputs
+    assert logged.dataset.name == "events" and logged.dataset.source_type == "omni_event_store"
+    assert str(workspace / "omni.db") in logged.dataset.source
+    assert json.loads(logged.dataset.profile)["events"] == run.data.tags["data.events"]
+    assert logged.dataset.digest == run.data.tags["data.fingerprint"][:8]
+    assert int(run.data.params["eval_customers"]) <= int(run.data.params["eval_eligible_customers"])
     assert float(run.data.params["tune_seconds"]) == 4
     assert any(key.startswith("tuned.als.") for key in run.data.params)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

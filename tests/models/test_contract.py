@@ -33,6 +33,7 @@ from models import (
     TwoStage,
     UnknownCustomer,
     UnknownItem,
+    base,
 )
 from models.two_stage import NoHoldout
 
@@ -332,6 +333,18 @@ class TestTwoStage(ContractMixin):
         assert model.fit(data) is model
         recs = model.recommend(["u0", "v1"], k=3)
         assert recs.groupby("customer_id")["rank"].apply(list).tolist() == [[1, 2, 3]] * 2
+
+    def test_blocks_of_customers_learn_what_all_at_once_learns(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Candidates are built a block of customers at a time (memory bounded by the
+        block, not the store): the ranker learns the same as from one block."""
+        data, _ = with_known_holdout()
+        whole = self.make().fit(data).recommend(list(data.users), k=5)
+        monkeypatch.setattr(base, "SCORE_BLOCK", 2 * len(data.items))  # two customers a block
+        assert base.block_rows(len(data.items)) == 2
+        blocked = self.make().fit(data).recommend(list(data.users), k=5)
+        pd.testing.assert_frame_equal(blocked, whole)
 
     def test_refuses_data_without_a_holdout(self) -> None:
         data, _ = known_answer()

@@ -94,6 +94,36 @@ def test_reading_is_chunked_and_respects_the_cutoff(engine: Engine) -> None:
         load_events(engine, until=datetime(2026, 1, 21))
 
 
+def test_the_log_is_read_in_bulk_with_each_repeated_id_held_once(engine: Engine) -> None:
+    rows = [
+        ev(f"e{i:03d}", f"2026-01-{1 + i % 28:02d}T12:00:00Z", customer_id=f"C{i % 3}",
+           item_id=f"I{i % 5}", type="purchase" if i % 2 else "view")
+        for i in range(120)
+    ]  # fmt: skip
+    ingest(engine, [source("events", rows)])
+    frame = load_events(engine, chunk_rows=25)  # several chunks, one dictionary per column
+    for col in ("customer_id", "item_id", "type", "channel", "person_id"):
+        assert isinstance(frame[col].dtype, pd.CategoricalDtype), col
+    assert sorted(frame["item_id"].cat.categories) == [f"I{i}" for i in range(5)]
+    assert sorted(frame["person_id"].cat.categories) == ["C0", "C1", "C2"]
+    expected = {f"e{i:03d}": f"C{i % 3}" for i in range(120)}
+    assert frame.set_index("event_id")["person_id"].astype(str).to_dict() == expected
+    assert frame["quantity"].isna().all() and frame["store_id"].isna().all()
+
+
+def test_reading_the_log_in_bulk_leaves_the_open_store_working(engine: Engine) -> None:
+    """The bulk reader's own database library never touches this process's connections:
+    a store held open (as the service holds it) keeps reading and writing after a read."""
+    ingest(engine, [source("events", [ev("e1", "2026-01-01T10:00:00Z")])])
+    with engine.connect() as held:
+        held.execute(select(func.count()).select_from(events)).scalar_one()
+        assert len(load_events(engine)) == 1
+        assert held.execute(select(func.count()).select_from(events)).scalar_one() == 1
+    ingest(engine, [source("events", [ev("e2", "2026-01-02T10:00:00Z")])])
+    assert count(engine) == 2
+    assert load_events(engine)["event_id"].tolist() == ["e1", "e2"]
+
+
 def test_reference_data_is_replaced_by_key(engine: Engine) -> None:
     ingest(engine, [source("catalogue", [{"item_id": "I1", "category": "Shoes", "price": "10"}])])
     ingest(engine, [source("catalogue", [{"item_id": "I1", "category": "Boots", "price": "12.5"}])])

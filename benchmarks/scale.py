@@ -1,0 +1,144 @@
+"""The batch layer at volume: wall time and peak memory of every batch command.
+
+    .venv/bin/python benchmarks/scale.py --customers 10000 50000 200000
+
+For each size: `omni generate` (seed 1), `omni ingest` into a fresh SQLite store, then
+each batch command as its own process, as a user runs it: `omni train recommender`,
+`omni train churn`, `omni score churn` (the whole population), `omni export offers`
+(every reachable customer), with the models promoted in between (`--force`: the gate is
+not what is timed). Peak memory is the command's own maximum resident set (from
+`wait4`), wall time its elapsed seconds. Stores are kept under `--work` and reused when
+present (`--fresh` to rebuild). Results go to benchmarks/results/scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import create_engine, func, select
+
+from service.storage.tables import events
+from training.tracking import comparison_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+OMNI = str(Path(sys.executable).with_name("omni"))
+#: The synthetic history ends on 30 September 2026: batch commands run the day after.
+CLOCK = "2026-10-01T12:00:00+00:00"
+AS_OF = "2026-10-01"
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    peak_mib: float
+    ok: bool
+
+
+def timed(args: list[str], env: dict[str, str], log: Path) -> Timed:
+    """Run one command, its output to `log`; its wall time and peak resident memory."""
+    started = time.perf_counter()
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(args)}\n")
+        out.flush()
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode == 0)
+
+
+def build(n: int, work: Path, env: dict[str, str], log: Path, fresh: bool) -> Path:
+    """The store of `n` synthetic customers (generated and ingested when missing)."""
+    db = work / f"omni-{n}.db"
+    if fresh:
+        for path in (db, work / f"data-{n}", work / f"mlruns-{n}"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
+    if not db.exists():
+        data = work / f"data-{n}"
+        ok = timed([OMNI, "generate", "-n", str(n), "--seed", "1", "--out", str(data)], env, log)
+        ok = ok.ok and timed([OMNI, "ingest", str(data), "--database-url", url(db)], env, log).ok
+        if not ok:
+            db.unlink(missing_ok=True)
+            raise SystemExit(f"could not build the {n:,}-customer store: see {log}")
+    return db
+
+
+def url(db: Path) -> str:
+    return f"sqlite:///{db}"
+
+
+def run_size(n: int, work: Path, fresh: bool) -> dict[str, object]:
+    log = work / f"scale-{n}.log"
+    mlruns = work / f"mlruns-{n}"
+    env = {
+        **os.environ,
+        "OMNI_MLFLOW_TRACKING_URI": f"sqlite:///{mlruns}/mlflow.db",
+        "OMNI_MLFLOW_ARTIFACT_ROOT": str(mlruns / "artifacts"),
+        "OMNI_CLOCK": CLOCK,
+        "OMNI_DATABASE_URL": "",
+    }
+    mlruns.mkdir(parents=True, exist_ok=True)
+    db = build(n, work, env, log, fresh)
+    with create_engine(url(db)).connect() as conn:
+        n_events = conn.execute(select(func.count()).select_from(events)).scalar_one()
+    store = ["--database-url", url(db)]
+    steps = {
+        "train recommender": [OMNI, "train", "recommender", *store],
+        "promote recommender": [OMNI, "promote", "recommender", "--force"],
+        "train churn": [OMNI, "train", "churn", *store],
+        "promote churn": [OMNI, "promote", "churn", "--force"],
+        "score churn": [
+            OMNI, "score", "churn", "--as-of", AS_OF, "--output", str(work / f"churn-{n}.csv"),
+            *store,
+        ],
+        "export offers": [
+            OMNI, "export", "offers", "--channel", "email",
+            "--output", str(work / f"offers-{n}.csv"), *store,
+        ],
+    }  # fmt: skip
+    row: dict[str, object] = {"customers": n, "events": n_events}
+    for name, args in steps.items():
+        result = timed(args, env | {"OMNI_DATABASE_URL": url(db)}, log)
+        print(f"{n:>8,} {name:<20} {result.seconds:8.1f} s {result.peak_mib:8.0f} MiB"
+              f"{'' if result.ok else '  FAILED (see ' + str(log) + ')'}", flush=True)  # fmt: skip
+        if name.startswith("promote"):
+            continue
+        row[f"{name} s"] = round(result.seconds, 1) if result.ok else float("nan")
+        row[f"{name} MiB"] = round(result.peak_mib) if result.ok else float("nan")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/omni-scale"))
+    parser.add_argument("--fresh", action="store_true", help="rebuild the stores")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.md")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = [run_size(n, args.work, args.fresh) for n in args.customers]
+    table = pd.DataFrame(rows)
+    text = (
+        "# Batch commands at volume\n\n"
+        f"`.venv/bin/python benchmarks/scale.py --customers "
+        f"{' '.join(str(n) for n in args.customers)}` on {platform.node()} "
+        f"({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}; SQLite store, embedded "
+        "engine. Seconds of wall time and peak resident memory (MiB) of each command.\n\n"
+        + comparison_markdown(table.set_index("customers"), list(table.columns[1:]))
+        + "\n"
+    )
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
