@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features import columns as c
+from features import progress
 from features.interactions import (
     LAST_PURCHASE,
     LAST_TS,
@@ -207,7 +208,10 @@ def with_holdout(
     after `as_of` is read. Each matrix carries its repeat chances over a horizon of
     `holdout_days` (the window a list is judged on).
     """
+    report = progress.current()
+    report.start(f"building matrices at {as_of:%Y-%m-%d}", windows + 1)
     full = matrix_at(events, as_of, catalogue, weights, horizon_days=holdout_days)
+    report.advance(1)
     holdouts = []
     for i in range(1, windows + 1):
         cut = as_of - pd.Timedelta(days=i * holdout_days)
@@ -222,6 +226,7 @@ def with_holdout(
             horizon_days=holdout_days,
         )
         holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
+        report.advance(1)
     return replace(full, holdouts=tuple(holdouts))
 
 

@@ -9,14 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from features.sources.completejourney import read_completejourney
@@ -28,7 +20,7 @@ from service.settings import get_settings
 from service.storage import state
 from service.storage.stats import StoreSummary, summarize
 from training.cli_answers import score_answers
-from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_common import Bar, DatabaseOption, bars, console, err, settings_for, store
 from training.cli_export import export_app
 from training.cli_models import promote_app, recommend, score_churn, train_app
 from training.cli_privacy import privacy_app
@@ -52,34 +44,6 @@ app.add_typer(score_app, name="score")
 app.command("serve")(serve)
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
-
-
-class _Bar:
-    """Rich progress for long steps (ingest reports through this)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def start(self, description: str, total: int) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
-        self.task = self.progress.add_task(description, total=max(total, 1))
-
-    def advance(self, records: int) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, records)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 _DEFAULTS = SyntheticConfig()
@@ -134,7 +98,7 @@ def generate_data(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    with _progress() as progress:
+    with bars() as progress:
         task = progress.add_task(f"generating {customers:,} customers", total=None)
 
         def shard_done(done: int, total: int) -> None:
@@ -200,9 +164,9 @@ def ingest(
         raise typer.Exit(2) from exc
     with store(settings.database_url) as engine:
         try:
-            with _progress() as progress:
+            with bars() as progress:
                 report = run_ingest(
-                    engine, sources, chunk_rows=settings.chunk_rows, progress=_Bar(progress)
+                    engine, sources, chunk_rows=settings.chunk_rows, progress=Bar(progress)
                 )
         except IngestRejected as exc:
             err.print(f"[red]{exc}[/red]", highlight=False)

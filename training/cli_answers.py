@@ -9,7 +9,7 @@ import typer
 from service.registry import NoSuchModelVersion
 from service.settings import Settings
 from training.answers import Stored, churn_answers_current, store_churn_answers
-from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_common import DatabaseOption, console, err, progress_shown, settings_for, store
 
 
 def refresh_answers(settings: Settings, *, only_if_stale: bool = False) -> None:
@@ -33,7 +33,7 @@ def score_answers(
     the service then reads instead of each person's history (run it e.g. nightly)."""
     settings = settings_for(database_url).model_copy(update={"model_alias": alias})
     try:
-        with store(settings.database_url) as engine:
+        with store(settings.database_url) as engine, progress_shown():
             done = store_churn_answers(engine, settings)
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")

@@ -8,10 +8,23 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from features.progress import reporting
 from service.settings import Settings, get_settings
 from service.storage.engine import UnsupportedDatabase, open_engine
 from service.storage.migrate import SchemaOutdated
@@ -26,6 +39,52 @@ DatabaseOption = Annotated[
         help="SQLAlchemy URL of the event store (default: OMNI_DATABASE_URL, else sqlite:///data/omni.db).",
     ),
 ]
+
+
+class Bar:
+    """Rich progress for long steps: each step a bar (done of total, rate, time left)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+        self.task = self.progress.add_task(description, total=max(total, 1))
+
+    def advance(self, done: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, done)
+
+
+class _Rate(ProgressColumn):
+    """Work done per second in the current step (rows, customers, models)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:>10,.0f}/s")
+
+
+def bars() -> Progress:
+    """The progress display every long command writes to standard error."""
+    return Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@contextmanager
+def progress_shown() -> Iterator[None]:
+    """Within the block, every long step (reading events, fitting, scoring) shows a bar."""
+    with bars() as shown, reporting(Bar(shown)):
+        yield
 
 
 def settings_for(database_url: str | None) -> Settings:

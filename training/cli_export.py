@@ -9,7 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_common import DatabaseOption, console, err, progress_shown, settings_for, store
 
 export_app = typer.Typer(help="Batches for marketing, honouring the contact policy.")
 Channel = Annotated[str, typer.Option(help="Outbound channel: email, push or sms.")]
@@ -54,7 +54,7 @@ def _export(
     for outcome in holder.reload():
         if outcome.status != "loaded":
             err.print(f"[yellow]note:[/yellow] {outcome.model}: {outcome.status} {outcome.detail}")
-    with store(settings.database_url) as engine:
+    with store(settings.database_url) as engine, progress_shown():
         try:
             frame = make(
                 engine, holder.current, Shelf(engine, 3600), settings, channel, settings.now()

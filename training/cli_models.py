@@ -19,7 +19,14 @@ from models.base import Filters
 from service.erasure import erased_ids
 from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender, version_of
 from service.settings import Settings
-from training.cli_common import DatabaseOption, console, err, settings_for, store
+from training.cli_common import (
+    DatabaseOption,
+    console,
+    err,
+    progress_shown,
+    settings_for,
+    store,
+)
 from training.gate import Verdict
 from training.tracking import promote, setup
 
@@ -51,7 +58,7 @@ def train_recommender_command(
     settings = settings_for(database_url)
     with store(settings.database_url) as engine:
         try:
-            with err.status("training and evaluating every recommender"):
+            with progress_shown():
                 report = train_recommender(
                     engine, settings, until=_utc(until), test_days=test_days, tune_seconds=tune
                 )
@@ -244,7 +251,7 @@ def train_churn_command(
     settings = settings_for(database_url)
     with store(settings.database_url) as engine:
         try:
-            with err.status("building cutoffs and training the churn model"):
+            with progress_shown():
                 report = train_churn(
                     engine,
                     settings,
@@ -342,7 +349,7 @@ def score_churn(
         err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")
         raise typer.Exit(1) from exc
     cutoff = as_of.replace(tzinfo=UTC)
-    with store(settings.database_url) as engine:
+    with store(settings.database_url) as engine, progress_shown():
         events = load_events(engine, until=cutoff)
     lookback = churn.lookback_days_ if lookback_days is None else lookback_days
     X = churn_features(events, as_of=pd.Timestamp(cutoff), lookback_days=lookback)

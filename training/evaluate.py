@@ -24,6 +24,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from features import columns as c
+from features import progress
 from features.interactions import InteractionWeights
 from features.matrix import InteractionMatrix, matrix_at, with_holdout
 from models.base import Filters, Recommender
@@ -184,6 +185,8 @@ def compare(
     )
     test = make_test_set(events, split, train)
     rows, fitted = [], {}
+    report = progress.current()
+    report.start(f"fitting and scoring {len(models)} models", len(models))
     for name, model in models.items():
         started = time.perf_counter()
         model.fit(train)
@@ -191,6 +194,7 @@ def compare(
         metrics = evaluate(model, test, len(train.items))
         rows.append({"model": name, **metrics, "train_s": train_s})
         fitted[name] = model
+        report.advance(1)
     table = pd.DataFrame(rows).set_index("model")
     table["customers"] = len(test.rows)
     table["eligible_customers"] = test.eligible

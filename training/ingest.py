@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from sqlalchemy import Engine
 
+from features.progress import Reporter, Silent
 from features.schema import TABLES
 from features.sources.frame import SourceFrame
 from features.validation import BatchRejected, RecordError, ValidBatch, validate
@@ -38,22 +38,6 @@ class IngestRejected(ValueError):
         )
 
 
-class Reporter(Protocol):
-    """Receives progress: a step with its total of records, then records done."""
-
-    def start(self, description: str, total: int) -> None: ...
-
-    def advance(self, records: int) -> None: ...
-
-
-class _Silent:
-    def start(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, records: int) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class IngestReport:
     """What an ingest did, table by table."""
@@ -76,7 +60,7 @@ def ingest(
 
     Raises `IngestRejected` (nothing written) when any record of any source is bad.
     """
-    report = progress or _Silent()
+    report = progress or Silent()
     started = time.perf_counter()
     checked: list[tuple[SourceFrame, ValidBatch]] = []
     problems: list[str] = []

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 from features import columns as c
+from features import progress
 from features.churn import churn_features, churn_labels
 from features.point_in_time import at_cutoff
 from models.churn import ChurnModel
@@ -96,12 +97,15 @@ def dataset(
     store knew them then (`features.point_in_time`; with `customers`, persons as known
     then too)."""
     xs, ys = [], []
+    report = progress.current()
+    report.start(f"churn features at {len(cutoffs)} cutoff(s)", len(cutoffs))
     for cut in cutoffs:
         known = at_cutoff(events, cut, customers)
         X = churn_features(known, as_of=cut, lookback_days=lookback_days)
         xs.append(X)
         y = churn_labels(known, as_of=cut, lookback_days=lookback_days, horizon_days=horizon_days)
         ys.append(y.reindex(X.index))
+        report.advance(1)
     return pd.concat(xs), pd.concat(ys)
 
 

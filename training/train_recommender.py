@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 from features import columns as c
+from features import progress
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
 from features.point_in_time import at_cutoff
@@ -128,16 +129,19 @@ def train_recommender(
     chosen = str(table[SELECT_BY].idxmax())
     as_of = pd.Timestamp(until) if until else split.end
     final = candidate_models(tuned=tuned)[chosen]
-    final.fit(
-        with_holdout(
-            events,
-            as_of=as_of,
-            holdout_days=test_days,
-            windows=HOLDOUT_WINDOWS,
-            catalogue=catalogue,
-            weights=weights,
-        )
+    everything = with_holdout(
+        events,
+        as_of=as_of,
+        holdout_days=test_days,
+        windows=HOLDOUT_WINDOWS,
+        catalogue=catalogue,
+        weights=weights,
     )
+    report = progress.current()
+    report.start(f"fitting {chosen} on everything", 1)
+    final.fit(everything)
+    report.advance(1)
+    del everything
     client = setup(settings, RECOMMENDER)
     with mlflow.start_run(run_name=f"recommender until {as_of:%Y-%m-%d}") as run:
         mlflow.log_params(

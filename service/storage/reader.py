@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 
 from features import columns as c
+from features import progress
 from features.identity import ANONYMOUS, CUSTOMER, resolve
 from features.point_in_time import KNOWN_AT, known_at
 from service.storage import columnar
@@ -84,8 +85,15 @@ def load_events(
     the rows (about 60 bytes each) and the distinct ids, never with a Python object per
     row: each chunk is encoded as it arrives."""
     people, live_since = _identity_and_start(engine)
+    report = progress.current()
+    if progress.listening():
+        report.start("reading events", _count(engine, _selected(since, until, types)))
     stream = _batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types)
-    table = pa.Table.from_batches(list(stream), schema=stream.schema).unify_dictionaries()
+    batches = []
+    for batch in stream:
+        batches.append(batch)
+        report.advance(batch.num_rows)
+    table = pa.Table.from_batches(batches, schema=stream.schema).unify_dictionaries()
     return _frame(table, people, live_since)
 
 
@@ -97,18 +105,35 @@ def _batches(
     chunk_rows: int,
     types: Collection[str] | None,
 ) -> columnar.Batches:
-    query = select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c[_ARRIVED]).order_by(
-        events.c[c.TS], events.c[c.EVENT_ID]
+    query = (
+        select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c[_ARRIVED])
+        .where(*_selected(since, until, types))
+        .order_by(events.c[c.TS], events.c[c.EVENT_ID])
     )
-    if since is not None:
-        query = query.where(events.c[c.TS] >= micros(since))
-    if until is not None:
-        query = query.where(events.c[c.TS] < micros(until))
-    if types is not None:
-        query = query.where(events.c[c.TYPE].in_([str(t) for t in types]))
     # Literal values: integers (times) and the schema's event types, never free text.
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     return columnar.stream(columnar_url(engine), sql, chunk_rows, CODED)
+
+
+def _selected(
+    since: datetime | None, until: datetime | None, types: Collection[str] | None
+) -> list[ColumnElement[bool]]:
+    """The conditions picking events with `since <= ts < until` of `types`."""
+    where = []
+    if since is not None:
+        where.append(events.c[c.TS] >= micros(since))
+    if until is not None:
+        where.append(events.c[c.TS] < micros(until))
+    if types is not None:
+        where.append(events.c[c.TYPE].in_([str(t) for t in types]))
+    return where
+
+
+def _count(engine: Engine, where: list[ColumnElement[bool]]) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
+        )
 
 
 def _identity_and_start(engine: Engine) -> tuple[pd.DataFrame, pd.Timestamp]:
