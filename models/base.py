@@ -249,26 +249,40 @@ class Recommender(HyperParams, ABC):
         position -1 and score -inf in the rest. Customers are scored in batches of at most
         `SCORE_BLOCK` scores.
         """
+        return self.rank_each(rows, k, [filters or Filters()])[0]
+
+    def rank_each(
+        self, rows: np.ndarray, k: int, each: Sequence[Filters]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`rank` under each of several filters, the customers scored once for all of them
+        (what an evaluation of several answers needs)."""
         self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        filters = filters or Filters()
-        allowed = self._allowed(filters)
+        allowed = [self._allowed(filters) for filters in each]
         k_eff = min(k, len(self.items_))
-        positions = np.full((len(rows), k), -1, dtype=np.int64)
-        values = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        out = [
+            (
+                np.full((len(rows), k), -1, dtype=np.int64),
+                np.full((len(rows), k), -np.inf, dtype=np.float32),
+            )
+            for _ in each
+        ]
         step = block_rows(len(self.items_))
         for start in range(0, len(rows), step):
             batch = rows[start : start + step]
-            scores = np.asarray(self._scores(batch), dtype=np.float32)
-            scores[:, ~allowed] = -np.inf
-            self._mask_personal(scores, batch, filters)
-            top, top_scores = _top_k(scores, k_eff)
-            positions[start : start + len(batch), :k_eff] = np.where(
-                np.isfinite(top_scores), top, -1
-            )
-            values[start : start + len(batch), :k_eff] = top_scores
-        return positions, values
+            raw = np.asarray(self._scores(batch), dtype=np.float32)
+            for i, (filters, mask) in enumerate(zip(each, allowed, strict=True)):
+                scores = raw if i == len(each) - 1 else raw.copy()
+                scores[:, ~mask] = -np.inf
+                self._mask_personal(scores, batch, filters)
+                top, top_scores = _top_k(scores, k_eff)
+                positions, values = out[i]
+                positions[start : start + len(batch), :k_eff] = np.where(
+                    np.isfinite(top_scores), top, -1
+                )
+                values[start : start + len(batch), :k_eff] = top_scores
+        return out
 
     def similar_items(self, item: str, k: int = 10) -> pd.DataFrame:
         """Items most often chosen by the same customers (cosine over the history)."""

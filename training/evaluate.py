@@ -121,9 +121,8 @@ def make_test_set(
 def evaluate(model: Recommender, test: TestSet, n_items: int) -> dict[str, float]:
     """Every metric for one fitted model, keyed `<segment>/<metric>@<k>`."""
     k = max(KS)
-    ranked, _ = model.rank(test.rows, k, Filters.default_answer(test.at))
-    ranked_any, _ = model.rank(test.rows, k)
-    ranked_new, _ = model.rank(test.rows, k, Filters(exclude_seen=True))
+    answers = [Filters.default_answer(test.at), Filters(), Filters(exclude_seen=True)]
+    (ranked, _), (ranked_any, _), (ranked_new, _) = model.rank_each(test.rows, k, answers)
     out: dict[str, float] = {}
     everyone = np.ones(len(test.rows), dtype=bool)
     segments = {
