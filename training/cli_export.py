@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,43 @@ def export_triggers_command(
     from service.decisioning.exports import export_triggers
 
     _export(export_triggers, channel, output, database_url, "triggers")
+
+
+@export_app.command("events")
+def export_events_command(
+    output: Annotated[Path, typer.Option(help="The lake folder: one day=YYYY-MM-DD folder a day.")],
+    fmt: Annotated[str, typer.Option("--format", help="File format: parquet.")] = "parquet",
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="First day (UTC); default: the first event.", formats=["%Y-%m-%d"]),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="Day after the last (UTC); default: all.", formats=["%Y-%m-%d"]),
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """The event log as Parquet files partitioned by day, for Spark or any lake engine
+    (a day written again replaces that day's files)."""
+    from service.storage.lake import write_lake
+
+    if fmt != "parquet":
+        raise typer.BadParameter(
+            f"the lake is written as parquet, not {fmt!r}", param_hint="--format"
+        )
+    settings = settings_for(database_url)
+    with store(settings.database_url) as engine, progress_shown():
+        written = write_lake(
+            engine,
+            output,
+            since=None if since is None else since.replace(tzinfo=UTC),
+            until=None if until is None else until.replace(tzinfo=UTC),
+            chunk_rows=settings.chunk_rows,
+        )
+    console.print(
+        f"{written.rows:,} events of {written.days:,} day(s) written to {output} "
+        f"in {written.seconds:.1f} s"
+    )
 
 
 def _export(

@@ -68,7 +68,9 @@ def iter_events(
     the event (`features.point_in_time`). Raises ValueError for a naive cutoff.
     """
     people, live_since = _identity_and_start(engine)
-    for batch in _batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types):
+    for batch in event_batches(
+        engine, since=since, until=until, chunk_rows=chunk_rows, types=types
+    ):
         yield _frame(pa.Table.from_batches([batch]), people, live_since)
 
 
@@ -87,8 +89,8 @@ def load_events(
     people, live_since = _identity_and_start(engine)
     report = progress.current()
     if progress.listening():
-        report.start("reading events", _count(engine, _selected(since, until, types)))
-    stream = _batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types)
+        report.start("reading events", count_events(engine, since=since, until=until, types=types))
+    stream = event_batches(engine, since=since, until=until, chunk_rows=chunk_rows, types=types)
     batches = []
     for batch in stream:
         batches.append(batch)
@@ -97,14 +99,18 @@ def load_events(
     return _frame(table, people, live_since)
 
 
-def _batches(
+def event_batches(
     engine: Engine,
     *,
-    since: datetime | None,
-    until: datetime | None,
-    chunk_rows: int,
-    types: Collection[str] | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = 100_000,
+    types: Collection[str] | None = None,
+    coded: Collection[str] = CODED,
 ) -> columnar.Batches:
+    """The stored events with `since <= ts < until` (of `types`) in time order, as Arrow
+    record batches of the stored columns (times as integer microseconds, `ingested_at`
+    included), the `coded` columns dictionary-encoded."""
     query = (
         select(*[events.c[name] for name in c.EVENT_COLUMNS], events.c[_ARRIVED])
         .where(*_selected(since, until, types))
@@ -112,7 +118,7 @@ def _batches(
     )
     # Literal values: integers (times) and the schema's event types, never free text.
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    return columnar.stream(columnar_url(engine), sql, chunk_rows, CODED)
+    return columnar.stream(columnar_url(engine), sql, chunk_rows, coded)
 
 
 def _selected(
@@ -129,11 +135,17 @@ def _selected(
     return where
 
 
-def _count(engine: Engine, where: list[ColumnElement[bool]]) -> int:
+def count_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    types: Collection[str] | None = None,
+) -> int:
+    """How many stored events have `since <= ts < until` (of `types`)."""
+    query = select(func.count()).select_from(events).where(*_selected(since, until, types))
     with engine.connect() as conn:
-        return int(
-            conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
-        )
+        return int(conn.execute(query).scalar_one())
 
 
 def _identity_and_start(engine: Engine) -> tuple[pd.DataFrame, pd.Timestamp]:
