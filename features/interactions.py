@@ -64,19 +64,20 @@ def interactions(
     Raises ValueError when `as_of` has no time zone.
     """
     ev, weight = _weighted(events, as_of, weights, needs=c.PERSON_ID)
-    kind = ev[c.TYPE].astype(str)
+    purchase = (ev[c.TYPE] == c.EventType.PURCHASE).to_numpy()
     units = ev[c.QUANTITY].astype("Float64").fillna(1.0).to_numpy(dtype=float)
-    bought = np.where(kind == c.EventType.PURCHASE, units, 0.0) - np.where(
-        kind == c.EventType.RETURN, units, 0.0
+    bought = np.where(purchase, units, 0.0) - np.where(
+        (ev[c.TYPE] == c.EventType.RETURN).to_numpy(), units, 0.0
     )
+    # Arrays as they are (categoricals, aware datetimes): never a Python object per row.
     frame = pd.DataFrame(
         {
-            c.PERSON_ID: ev[c.PERSON_ID].to_numpy(),
-            c.ITEM_ID: ev[c.ITEM_ID].to_numpy(),
+            c.PERSON_ID: ev[c.PERSON_ID].array,
+            c.ITEM_ID: ev[c.ITEM_ID].array,
             WEIGHT: weight,
-            LAST_TS: ev[c.TS].to_numpy(),
+            LAST_TS: ev[c.TS].array,
             PURCHASES: bought,
-            LAST_PURCHASE: ev[c.TS].where(kind == c.EventType.PURCHASE).to_numpy(),
+            LAST_PURCHASE: ev[c.TS].where(purchase).array,
         }
     )
     grouped = frame.groupby([c.PERSON_ID, c.ITEM_ID], sort=True, as_index=False).agg(
@@ -97,9 +98,9 @@ def store_activity(
     ev, weight = _weighted(events, as_of, weights, needs=c.STORE_ID)
     frame = pd.DataFrame(
         {
-            c.STORE_ID: ev[c.STORE_ID].to_numpy(),
-            c.PERSON_ID: ev[c.PERSON_ID].to_numpy(),
-            c.ITEM_ID: ev[c.ITEM_ID].to_numpy(),
+            c.STORE_ID: ev[c.STORE_ID].array,
+            c.PERSON_ID: ev[c.PERSON_ID].array,
+            c.ITEM_ID: ev[c.ITEM_ID].array,
             WEIGHT: weight,
         }
     )
@@ -124,9 +125,18 @@ def _weighted(
     ]
     age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
     decay = np.power(0.5, age_days / w.half_life_days)
-    by_type = ev[c.TYPE].astype(str).map(w.by_type).to_numpy(dtype=float)
-    by_channel = ev[c.CHANNEL].astype(str).map(w.by_channel).fillna(1.0).to_numpy(dtype=float)
+    by_type = lookup(ev[c.TYPE], w.by_type, 0.0)
+    by_channel = lookup(ev[c.CHANNEL], w.by_channel, 1.0)
     return ev, by_type * by_channel * decay
+
+
+def lookup(values: pd.Series, table: dict[str, float], default: float) -> np.ndarray:
+    """`table[value]` for each value (`default` where missing or not in it), worked out
+    once per distinct value."""
+    codes, uniques = pd.factorize(values)
+    per_value = np.array([table.get(str(u), default) for u in uniques] + [default], dtype=float)
+    out: np.ndarray = per_value[codes]  # code -1 (missing) takes the trailing default
+    return out
 
 
 def item_trend(
