@@ -124,12 +124,16 @@ class ChurnModel(HyperParams):
         self._check()
         # One column per feature, then the bias: keep the features.
         contrib = np.asarray(self.booster_.predict(X[self.features_], pred_contrib=True))[:, :-1]
-        out = []
-        for i, row in enumerate(contrib):
-            order = np.argsort(-row)
-            reasons = [
-                describe(self.features_[j], X.iloc[i]) for j in order[: top * 2] if row[j] > 0
-            ]
+        strongest = np.argsort(-contrib, axis=1)[:, : top * 2]
+        names, values = list(X.columns), X.to_numpy(dtype=float)
+        out: list[list[str]] = []
+        for i, order in enumerate(strongest):
+            pushing = [j for j in order if contrib[i, j] > 0]
+            if not pushing:
+                out.append([])
+                continue
+            row = dict(zip(names, values[i].tolist(), strict=True))
+            reasons = [describe(self.features_[j], row) for j in pushing]
             out.append([r for r in dict.fromkeys(reasons) if r][:top])
         return out
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-import pandas as pd
+#: One customer's features by name (a dict, or a pandas row).
+Row = Mapping[str, float]
 
 
 def _count(value: float, noun: str) -> str:
@@ -19,15 +20,15 @@ def _days(value: float) -> str:
     return _count(value, "day")
 
 
-def _no_purchase(row: pd.Series) -> str:
+def _no_purchase(row: Row) -> str:
     usual = row.get("mean_gap_days")
     if usual is not None and not math.isnan(usual):
         return f"no purchase for {_days(row['recency_days'])}, usually every {_days(usual)}"
     return f"no purchase for {_days(row['recency_days'])}"
 
 
-def _channel_gone(channel: str) -> Callable[[pd.Series], str]:
-    def say(row: pd.Series) -> str:
+def _channel_gone(channel: str) -> Callable[[Row], str]:
+    def say(row: Row) -> str:
         days = row.get(f"{channel}_recency_days")
         if days is None or math.isnan(days):
             return ""
@@ -36,7 +37,7 @@ def _channel_gone(channel: str) -> Callable[[pd.Series], str]:
     return say
 
 
-TEMPLATES: dict[str, Callable[[pd.Series], str]] = {
+TEMPLATES: dict[str, Callable[[Row], str]] = {
     "recency_days": _no_purchase,
     "gap_ratio": _no_purchase,
     "silence_chance": _no_purchase,
@@ -72,7 +73,7 @@ TEMPLATES: dict[str, Callable[[pd.Series], str]] = {
 }
 
 
-def describe(feature: str, row: pd.Series) -> str:
+def describe(feature: str, row: Row) -> str:
     """The reason `feature` gives for this customer's row, or "" when it has none."""
     template = TEMPLATES.get(feature)
     if template is None:
