@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
+from features.progress import reporting
 from features.sources.frame import SourceFrame, label_rows
 from service.storage.reader import iter_events, load_events
 from service.storage.stats import summarize
@@ -109,6 +110,29 @@ def test_the_log_is_read_in_bulk_with_each_repeated_id_held_once(engine: Engine)
     expected = {f"e{i:03d}": f"C{i % 3}" for i in range(120)}
     assert frame.set_index("event_id")["person_id"].astype(str).to_dict() == expected
     assert frame["quantity"].isna().all() and frame["store_id"].isna().all()
+
+
+class Recorder:
+    """A progress listener that keeps what it is told: [description, total, done] a step."""
+
+    def __init__(self) -> None:
+        self.steps: list[list[object]] = []
+
+    def start(self, description: str, total: int) -> None:
+        self.steps.append([description, total, 0])
+
+    def advance(self, done: int) -> None:
+        self.steps[-1][2] = int(str(self.steps[-1][2])) + done
+
+
+def test_a_bulk_read_reports_rows_read_of_rows_selected(engine: Engine) -> None:
+    rows = [ev(f"e{i:02d}", f"2026-01-{i + 1:02d}T12:00:00Z") for i in range(25)]
+    ingest(engine, [source("events", rows)])
+    heard = Recorder()
+    with reporting(heard):
+        load_events(engine, until=datetime(2026, 1, 21, tzinfo=UTC), chunk_rows=7)
+    load_events(engine)  # nobody listens: nothing is told
+    assert heard.steps == [["reading events", 20, 20]]
 
 
 def test_reading_the_log_in_bulk_leaves_the_open_store_working(engine: Engine) -> None:
