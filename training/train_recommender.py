@@ -125,7 +125,8 @@ def train_recommender(
     if tune_seconds > 0:
         tuned = tune(known, split, budget_s=tune_seconds, catalogue=catalogue, weights=weights)
     models = candidate_models(tuned=tuned)
-    table, _ = compare(models, known, split, catalogue=catalogue, weights=weights)
+    table = compare(models, known, split, catalogue=catalogue, weights=weights)[0]
+    del known, models  # the fitted candidates and the cut history: not needed to refit
     chosen = str(table[SELECT_BY].idxmax())
     as_of = pd.Timestamp(until) if until else split.end
     final = candidate_models(tuned=tuned)[chosen]

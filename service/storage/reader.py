@@ -96,6 +96,7 @@ def load_events(
         batches.append(batch)
         report.advance(batch.num_rows)
     table = pa.Table.from_batches(batches, schema=stream.schema).unify_dictionaries()
+    del batches  # the table alone holds the rows now: it is freed column by column below
     return _frame(table, people, live_since)
 
 
@@ -157,8 +158,10 @@ def _identity_and_start(engine: Engine) -> tuple[pd.DataFrame, pd.Timestamp]:
 
 
 def _frame(table: pa.Table, people: pd.DataFrame, live_since: pd.Timestamp) -> pd.DataFrame:
-    """Arrow events (as read, `CODED` columns encoded) -> the typed frame of `iter_events`."""
-    frame: pd.DataFrame = table.to_pandas()
+    """Arrow events (as read, `CODED` columns encoded) -> the typed frame of `iter_events`.
+    Consumes `table`: each column's Arrow memory is released once converted."""
+    frame: pd.DataFrame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
     arrived = from_micros(frame.pop(_ARRIVED))
     frame[c.EVENT_ID] = frame[c.EVENT_ID].astype("str")
     frame[c.TS] = from_micros(frame[c.TS])
