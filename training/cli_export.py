@@ -88,7 +88,9 @@ def _export(
     from service.shelf import Shelf
 
     settings = settings_for(database_url)
-    holder = ModelHolder(settings)
+    # No precomputed top items for every known customer (what a server warms for its
+    # requests): a batch ranks only the customers it decides for, once.
+    holder = ModelHolder(settings.model_copy(update={"warm_top_n": 0}))
     for outcome in holder.reload():
         if outcome.status != "loaded":
             err.print(f"[yellow]note:[/yellow] {outcome.model}: {outcome.status} {outcome.detail}")
