@@ -134,5 +134,7 @@ def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFr
             "reason": np.repeat(np.where(known, "suggested for them", "a best seller"), n)[keep],
         }
     )
-    frame[c.NAME] = [catalogue[i].name if i in catalogue else i for i in frame[c.ITEM_ID]]
+    # Once per item of the catalogue, not once per candidate row.
+    names = pd.Series({item_id: item.name for item_id, item in catalogue.items()}, dtype=object)
+    frame[c.NAME] = frame[c.ITEM_ID].map(names).fillna(frame[c.ITEM_ID])
     return frame[CANDIDATE_COLUMNS]
