@@ -8,12 +8,14 @@ error, and a writer elsewhere could corrupt the file). In a child, its locks are
 own, as any other reader's. The child dictionary-encodes the `coded` columns before
 sending, so what crosses the pipe is compact.
 
-Run as a script by `stream` only: argv is the ConnectorX URL, the SQL text, the batch
-rows and the comma-separated names of the columns to encode.
+Run as a script by `stream` only: it reads its orders as JSON on standard input (the
+ConnectorX URL, the SQL text, the batch rows, the columns to encode), never on its
+command line, where any user of the machine could read a database password.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -31,11 +33,18 @@ class Batches:
     """The record batches of one query, its schema known before the first batch."""
 
     def __init__(self, url: str, sql: str, batch_rows: int, coded: Collection[str]) -> None:
-        args = [sys.executable, str(Path(__file__)), url, sql, str(batch_rows), ",".join(coded)]
+        orders = {"url": url, "sql": sql, "batch_rows": batch_rows, "coded": sorted(coded)}
         # Closed when the read ends (`_failed` or the iteration), not in this scope.
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._errors)
-        assert self._proc.stdout is not None
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(json.dumps(orders).encode())
+        self._proc.stdin.close()
         try:
             self._reader = pa.ipc.open_stream(self._proc.stdout)
         except pa.ArrowInvalid as exc:
@@ -96,4 +105,5 @@ def _child(url: str, sql: str, batch_rows: int, coded: set[str]) -> None:
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]), set(filter(None, sys.argv[4].split(","))))
+    given = json.load(sys.stdin)
+    _child(given["url"], given["sql"], int(given["batch_rows"]), set(given["coded"]))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from features.progress import reporting
 from features.sources.frame import SourceFrame, label_rows
+from service.storage import columnar
 from service.storage.reader import iter_events, load_events
 from service.storage.stats import summarize
 from service.storage.tables import catalogue, events
@@ -193,3 +196,15 @@ def test_identities_are_stitched_on_ingest_and_resolve_events(engine: Engine) ->
     assert (summary.customers, summary.persons, summary.customers_merged) == (2, 1, 1)
     assert (summary.anonymous_ids, summary.anonymous_stitched) == (2, 1)
     assert summary.by_channel_type.loc["web", "view"] == 2
+
+
+def test_the_bulk_reader_never_puts_the_store_url_on_a_command_line(tmp_path: Path) -> None:
+    """Another user of the machine reads command lines (`ps`): a PostgreSQL URL there
+    would show its password. The child reading the store is told on its standard input."""
+    db = tmp_path / "secret-name.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER)")
+        conn.execute("INSERT INTO t VALUES (7)")
+    read = columnar.stream(f"sqlite://{db}", "SELECT a FROM t", 10)
+    assert "secret-name" not in " ".join(str(arg) for arg in read._proc.args)
+    assert [batch.column(0).to_pylist() for batch in read] == [[7]]
