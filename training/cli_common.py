@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -85,6 +86,11 @@ def progress_shown() -> Iterator[None]:
     """Within the block, every long step (reading events, fitting, scoring) shows a bar."""
     with bars() as shown, reporting(Bar(shown)):
         yield
+
+
+def utc_day(day: datetime | None) -> datetime | None:
+    """A day given on the command line (no zone) as that day in UTC."""
+    return day.replace(tzinfo=UTC) if day else None
 
 
 def settings_for(database_url: str | None) -> Settings:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
-from training.cli_common import DatabaseOption, console, err, progress_shown, settings_for, store
+from training.cli_common import (
+    DatabaseOption,
+    console,
+    err,
+    progress_shown,
+    settings_for,
+    store,
+    utc_day,
+)
 
 export_app = typer.Typer(help="Batches for marketing, honouring the contact policy.")
 Channel = Annotated[str, typer.Option(help="Outbound channel: email, push or sms.")]
@@ -65,8 +73,8 @@ def export_events_command(
         written = write_lake(
             engine,
             output,
-            since=None if since is None else since.replace(tzinfo=UTC),
-            until=None if until is None else until.replace(tzinfo=UTC),
+            since=utc_day(since),
+            until=utc_day(until),
             chunk_rows=settings.chunk_rows,
         )
     console.print(

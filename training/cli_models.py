@@ -26,6 +26,7 @@ from training.cli_common import (
     progress_shown,
     settings_for,
     store,
+    utc_day,
 )
 from training.gate import Verdict
 from training.tracking import promote, setup
@@ -60,7 +61,7 @@ def train_recommender_command(
         try:
             with progress_shown():
                 report = train_recommender(
-                    engine, settings, until=_utc(until), test_days=test_days, tune_seconds=tune
+                    engine, settings, until=utc_day(until), test_days=test_days, tune_seconds=tune
                 )
         except NotEnoughData as exc:
             err.print(f"[red]error:[/red] {exc}")
@@ -223,10 +224,6 @@ def recommend(
     )
 
 
-def _utc(day: datetime | None) -> datetime | None:
-    return day.replace(tzinfo=UTC) if day else None
-
-
 @train_app.command("churn")
 def train_churn_command(
     as_of: Annotated[
@@ -255,7 +252,7 @@ def train_churn_command(
                 report = train_churn(
                     engine,
                     settings,
-                    as_of=_utc(as_of),
+                    as_of=utc_day(as_of),
                     horizon_days=horizon_days,
                     lookback_days=lookback_days,
                 )

@@ -24,10 +24,9 @@ from sqlalchemy import Engine
 
 from features import columns as c
 from features import progress
-from service.storage.reader import count_events, event_batches
+from service.storage.reader import ARRIVED, count_events, event_batches
 
 DAY = "day"
-ARRIVED = "ingested_at"
 _TIMES = (c.TS, ARRIVED)
 
 
@@ -62,27 +61,25 @@ def write_lake(
     report = progress.current()
     if progress.listening():
         report.start("writing the lake", count_events(engine, since=since, until=until))
-    counted = {"rows": 0}
+    rows = 0
     days: set[str] = set()
 
-    def batches() -> pa.RecordBatchReader:
-        def each() -> Iterator[pa.RecordBatch]:
-            for batch in stream:
-                arrays = [
-                    col.cast(pa.timestamp("us", tz="UTC")) if name in _TIMES else col
-                    for name, col in zip(batch.schema.names, batch.columns, strict=True)
-                ]
-                day = pc.strftime(arrays[batch.schema.get_field_index(c.TS)], "%Y-%m-%d")
-                days.update(pc.unique(day).to_pylist())
-                counted["rows"] += batch.num_rows
-                report.advance(batch.num_rows)
-                yield pa.RecordBatch.from_arrays([*arrays, day], schema=schema)
-
-        return pa.RecordBatchReader.from_batches(schema, each())
+    def with_days() -> Iterator[pa.RecordBatch]:
+        nonlocal rows
+        for batch in stream:
+            arrays = [
+                col.cast(pa.timestamp("us", tz="UTC")) if name in _TIMES else col
+                for name, col in zip(batch.schema.names, batch.columns, strict=True)
+            ]
+            day = pc.strftime(arrays[batch.schema.get_field_index(c.TS)], "%Y-%m-%d")
+            days.update(pc.unique(day).to_pylist())
+            rows += batch.num_rows
+            report.advance(batch.num_rows)
+            yield pa.RecordBatch.from_arrays([*arrays, day], schema=schema)
 
     folder.mkdir(parents=True, exist_ok=True)
     ds.write_dataset(
-        batches(),
+        pa.RecordBatchReader.from_batches(schema, with_days()),
         folder,
         format="parquet",
         partitioning=ds.partitioning(pa.schema([(DAY, pa.string())]), flavor="hive"),
@@ -91,7 +88,7 @@ def write_lake(
         max_rows_per_file=chunk_rows * 10,
         max_rows_per_group=chunk_rows,
     )
-    return LakeWritten(counted["rows"], len(days), time.perf_counter() - started)
+    return LakeWritten(rows, len(days), time.perf_counter() - started)
 
 
 def read_lake(folder: Path) -> ds.Dataset:
