@@ -14,7 +14,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
 
 setup: $(STAMP) browser

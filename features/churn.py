@@ -7,15 +7,20 @@ it. Features read only events strictly before the cutoff, so no future leaks in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
+from features import churn_sql
 from features import columns as c
+from features.churn_sql import CHANNEL_FEATURES, RECENT_COUNTS, micros
+from features.engines import Embedded, event_table
 
 CHURNED = "churned"
 DAY = pd.Timedelta(days=1)
-#: Channels that get their own recency and frequency columns.
-CHANNEL_FEATURES = (c.Channel.WEB, c.Channel.APP, c.Channel.STORE)
+#: The columns of events the churn definitions read.
+READ = (c.PERSON_ID, c.TYPE, c.CHANNEL, c.TS, c.PRICE, c.QUANTITY)
 
 
 def _check(as_of: pd.Timestamp) -> None:
@@ -23,8 +28,14 @@ def _check(as_of: pd.Timestamp) -> None:
         raise ValueError(f"as_of {as_of} has no UTC offset")
 
 
-def _purchases(events: pd.DataFrame) -> pd.DataFrame:
-    return events[(events[c.TYPE] == c.EventType.PURCHASE) & events[c.PERSON_ID].notna()]
+def _query(events: pd.DataFrame, sql: Callable[[str], str]) -> pd.DataFrame:
+    """`sql(source)` run by the embedded engine over `events` (a frame, as a relation)."""
+    engine = Embedded()
+    try:
+        engine.register("churn_events", event_table(events[list(READ)]))
+        return engine.query(sql("churn_events"))
+    finally:
+        engine.close()
 
 
 def population(
@@ -32,9 +43,8 @@ def population(
 ) -> pd.Index:
     """Persons with at least one purchase in [as_of - lookback_days, as_of), sorted."""
     _check(as_of)
-    bought = _purchases(events)
-    recent = bought[(bought[c.TS] < as_of) & (bought[c.TS] >= as_of - lookback_days * DAY)]
-    people: pd.Index = pd.Index(np.sort(recent[c.PERSON_ID].astype(str).unique()), name=c.PERSON_ID)
+    found = _query(events, lambda src: churn_sql.population(src, micros(as_of), lookback_days))
+    people: pd.Index = pd.Index(np.sort(found[c.PERSON_ID].astype(str)), name=c.PERSON_ID)
     return people
 
 
@@ -49,11 +59,17 @@ def churn_labels(
 
     Reads events after `as_of` (that is what a label is); features never do.
     """
-    people = population(events, as_of=as_of, lookback_days=lookback_days)
-    bought = _purchases(events)
-    later = bought[(bought[c.TS] >= as_of) & (bought[c.TS] < as_of + horizon_days * DAY)]
-    active = set(later[c.PERSON_ID].astype(str))
-    return pd.Series([p not in active for p in people], index=people, name=CHURNED)
+    _check(as_of)
+    found = _query(
+        events, lambda src: churn_sql.labels(src, micros(as_of), lookback_days, horizon_days)
+    )
+    return label_series(found)
+
+
+def label_series(found: pd.DataFrame) -> pd.Series:
+    """`churn_sql.labels`' rows as a boolean Series by person."""
+    index = pd.Index(found[c.PERSON_ID].astype(str), name=c.PERSON_ID)
+    return pd.Series(found[CHURNED].to_numpy() == 1, index=index, name=CHURNED)
 
 
 def churn_features(
@@ -70,104 +86,16 @@ def churn_features(
     history; the purchase rate over that history, the chance of the silence so far at that
     rate (Poisson) and recency as a share of the history. A channel a person never used
     gives NaN recency and zero counts, never an error.
+
+    The definition is SQL (`features.churn_sql`), run here by the embedded engine; Spark
+    runs the same text over a lake (`features.spark`).
     """
-    people = population(events, as_of=as_of, lookback_days=lookback_days)
-    past = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
-    past = past[past[c.PERSON_ID].astype(str).isin(people)].assign(
-        **{c.PERSON_ID: lambda f: f[c.PERSON_ID].astype(str)}
-    )
-    age = (as_of - past[c.TS]).dt.total_seconds() / 86_400
-    past = past.assign(age=age.to_numpy(), day=past[c.TS].dt.floor("D"))
-    bought = past[past[c.TYPE] == c.EventType.PURCHASE]
-    out = pd.DataFrame(index=people)
-    out = out.join(_rfm(bought, "", lookback_days))
-    for channel in CHANNEL_FEATURES:
-        out = out.join(_rfm(bought[bought[c.CHANNEL] == channel], f"{channel}_", lookback_days))
-    out = out.join(_gaps(bought))
-    lifetime = bought.groupby(c.PERSON_ID)
-    out["first_purchase_days"] = lifetime["age"].max()
-    out["lifetime_purchase_days"] = lifetime["day"].nunique()
-    out = out.join(_rate(out))
-    out = out.join(_recent_counts(past))
-    by_person = past.groupby(c.PERSON_ID)
-    out["tenure_days"] = by_person["age"].max()
-    out["days_since_any_event"] = by_person["age"].min()
-    out["channels_used"] = by_person[c.CHANNEL].nunique()
-    in_store = past[past[c.CHANNEL] == c.Channel.STORE]
-    out["store_visit_days"] = in_store.groupby(c.PERSON_ID)["day"].nunique()
-    counts = [
-        col for col in out.columns if not col.endswith(("recency_days", "_gap_days", "gap_ratio"))
-    ]
-    out[counts] = out[counts].fillna(0.0)
-    return out.astype(float)
+    _check(as_of)
+    found = _query(events, lambda src: churn_sql.features(src, micros(as_of), lookback_days))
+    return feature_frame(found)
 
 
-def _rfm(bought: pd.DataFrame, prefix: str, lookback_days: float) -> pd.DataFrame:
-    """Recency (days since the last purchase), frequency (purchase days) and monetary value."""
-    window = bought[bought["age"] <= lookback_days]
-    spend = window[c.PRICE].fillna(0.0) * window[c.QUANTITY].astype("Float64").fillna(1.0)
-    grouped = window.assign(spend=spend.astype(float)).groupby(c.PERSON_ID)
-    return pd.DataFrame(
-        {
-            f"{prefix}recency_days": bought.groupby(c.PERSON_ID)["age"].min(),
-            f"{prefix}purchase_days": grouped["day"].nunique(),
-            f"{prefix}spend": grouped["spend"].sum(),
-        }
-    )
-
-
-def _rate(out: pd.DataFrame) -> pd.DataFrame:
-    """Purchase days per day of history and how unusual the current silence is at that rate."""
-    history = out["first_purchase_days"].clip(lower=1.0)
-    rate = out["lifetime_purchase_days"] / history
-    return pd.DataFrame(
-        {
-            "purchase_rate": rate,
-            "silence_chance": np.exp(-rate * out["recency_days"]),
-            "recency_share": out["recency_days"] / history,
-        }
-    )
-
-
-def _gaps(bought: pd.DataFrame) -> pd.DataFrame:
-    """Gaps between purchase days: mean, spread, the open gap against the usual, the trend."""
-    days = bought[[c.PERSON_ID, "day", "age"]].drop_duplicates([c.PERSON_ID, "day"])
-    days = days.sort_values([c.PERSON_ID, "day"])
-    gap = days.groupby(c.PERSON_ID)["day"].diff().dt.total_seconds() / 86_400
-    gaps = days.assign(gap=gap).groupby(c.PERSON_ID)["gap"]
-    out = pd.DataFrame({"mean_gap_days": gaps.mean(), "std_gap_days": gaps.std()})
-    last = days.groupby(c.PERSON_ID)["age"].min()
-    out["gap_ratio"] = last / out["mean_gap_days"]
-    recent = days[days["age"] < 90].groupby(c.PERSON_ID).size()
-    before = days[(days["age"] >= 90) & (days["age"] < 180)].groupby(c.PERSON_ID).size()
-    out["purchase_days_last_90"] = recent
-    out["purchase_days_prev_90"] = before
-    out["purchase_trend"] = (recent.reindex(out.index).fillna(0) + 1) / (
-        before.reindex(out.index).fillna(0) + 1
-    )
-    return out
-
-
-#: Events of a type counted over recent days: (column, type, days).
-RECENT_COUNTS = (
-    ("views_30", c.EventType.VIEW, 30),
-    ("carts_30", c.EventType.ADD_TO_CART, 30),
-    ("purchases_30", c.EventType.PURCHASE, 30),
-    ("returns_365", c.EventType.RETURN, 365),
-    ("email_opens_90", c.EventType.EMAIL_OPEN, 90),
-    ("email_clicks_90", c.EventType.EMAIL_CLICK, 90),
-    ("offers_accepted_90", c.EventType.OFFER_ACCEPTED, 90),
-)
-
-
-def _recent_counts(past: pd.DataFrame) -> pd.DataFrame:
-    """Browsing, carts, returns, e-mail and offer responses in recent windows."""
-
-    def count(kind: str, days: float) -> pd.Series:
-        rows = past[(past[c.TYPE] == kind) & (past["age"] < days)]
-        return rows.groupby(c.PERSON_ID).size()
-
-    return pd.DataFrame({name: count(kind, days) for name, kind, days in RECENT_COUNTS})
+feature_frame = churn_sql.finish
 
 
 #: An optional column of `churn_features_one`'s events: how many events a row stands for.
@@ -196,7 +124,7 @@ def churn_features_one(
         return pd.DataFrame()
     price = ev[c.PRICE].astype(float).fillna(0.0).to_numpy()
     quantity = ev[c.QUANTITY].astype("Float64").fillna(1.0).astype(float).to_numpy()
-    spend = price * quantity
+    cents = np.floor(price * quantity * 100 + 0.5)  # as `churn_sql`: whole cents
     row: dict[str, float] = {}
     for prefix, mask in [("", buy)] + [
         (f"{ch}_", buy & (channel == ch)) for ch in CHANNEL_FEATURES
@@ -204,7 +132,7 @@ def churn_features_one(
         window = mask & (age <= lookback_days)
         row[f"{prefix}recency_days"] = age[mask].min() if mask.any() else np.nan
         row[f"{prefix}purchase_days"] = len(np.unique(day[window]))
-        row[f"{prefix}spend"] = spend[window].sum()
+        row[f"{prefix}spend"] = cents[window].sum() / 100
     # Purchase days, each with the age of its first event (the first row, as drop_duplicates).
     days, first = np.unique(day[buy], return_index=True)
     day_age = age[buy][first]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features import columns as c
-from features.identity import resolve, stitch
+from features.identity import ANONYMOUS, CUSTOMER, resolve, stitch
 
 #: When the store first knew the event (UTC), beside its own time `ts`.
 KNOWN_AT = "known_at"
@@ -59,3 +59,47 @@ def at_cutoff(
     known = customers[created.isna() | (created < cutoff)]
     identity = stitch(links, known[[c.CUSTOMER_ID, c.EMAIL]])
     return events.assign(**{c.PERSON_ID: resolve(events, identity.frame).to_numpy()})
+
+
+# The same rules as SQL, for the batch engines (`features.engines`): `source` holds the
+# stored event columns with times as integer microseconds (`ts`, `ingested_at`);
+# `persons` an identity map (id_type, id_value, person_id).
+
+
+def known_at_sql(live_since: int) -> str:
+    """`known_at` of an event, as `known_at` computes it (`live_since` in microseconds)."""
+    return f"CASE WHEN e.ts < {int(live_since)} THEN e.ts ELSE e.ingested_at END"
+
+
+def links_sql(source: str, cutoff: int, live_since: int) -> str:
+    """The (customer_id, anonymous_id) pairs seen together in events known before
+    `cutoff`, with `first_ts` and `n`: what `stitch` reads."""
+    return f"""
+SELECT e.customer_id AS customer_id, e.anonymous_id AS anonymous_id,
+       MIN(e.ts) AS first_ts, COUNT(*) AS n
+FROM {source} e
+WHERE e.ts < {int(cutoff)} AND {known_at_sql(live_since)} < {int(cutoff)}
+  AND e.customer_id IS NOT NULL AND e.anonymous_id IS NOT NULL
+GROUP BY e.customer_id, e.anonymous_id"""
+
+
+def resolved_sql(
+    source: str, persons: str, cutoff: int | None = None, live_since: int | None = None
+) -> str:
+    """Every event of `source` with its `person_id` from `persons` (as `resolve`); with a
+    `cutoff`, the events before it that had not arrived by then left out (as `at_cutoff`)."""
+    late = (
+        ""
+        if cutoff is None or live_since is None
+        else f"WHERE NOT (e.ts < {int(cutoff)} AND {known_at_sql(live_since)} >= {int(cutoff)})"
+    )
+    return f"""
+SELECT e.*,
+  CASE WHEN e.customer_id IS NOT NULL THEN COALESCE(pc.person_id, e.customer_id)
+       ELSE pa.person_id END AS person_id
+FROM {source} e
+LEFT JOIN (SELECT id_value, person_id FROM {persons} WHERE id_type = '{CUSTOMER}') pc
+  ON e.customer_id = pc.id_value
+LEFT JOIN (SELECT id_value, person_id FROM {persons} WHERE id_type = '{ANONYMOUS}') pa
+  ON e.anonymous_id = pa.id_value
+{late}"""

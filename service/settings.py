@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data/synthetic")
     #: Rows per chunk when events are written or read back.
     chunk_rows: int = 100_000
+    #: Where the batch layer computes features: "embedded" (DuckDB in the command's
+    #: process) or "spark" (the session at `spark_master`); `--engine` overrides it.
+    batch_engine: Literal["embedded", "spark"] = "embedded"
+    #: The working memory the embedded engine may hold (DuckDB's memory_limit); beyond
+    #: it, it spills to `batch_spill_dir`.
+    batch_memory: str = "4GB"
+    #: Where the embedded engine spills (None: DuckDB's own choice beside the database).
+    batch_spill_dir: Path | None = None
+    #: The Spark master for `--engine spark`: local mode by default, a cluster by URL
+    #: (spark://host:7077, yarn, k8s://...).
+    spark_master: str = "local[2]"
+    #: Driver memory of a local Spark session (a cluster's is set by the cluster).
+    spark_driver_memory: str = "4g"
+    #: The lake folder (`omni export events --format parquet`) Spark reads events from;
+    #: None: the store's events are exported to a temporary lake first.
+    lake_dir: Path | None = None
     #: API keys, as JSON: {"<key>": {"name": "...", "scopes": [...], "store_id": null}}.
     api_keys: dict[str, ApiKey] = Field(default_factory=dict)
     #: Signs tablet session and form tokens; set it in production (default: derived from

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,6 +40,31 @@ DatabaseOption = Annotated[
     typer.Option(
         "--database-url",
         help="SQLAlchemy URL of the event store (default: OMNI_DATABASE_URL, else sqlite:///data/omni.db).",
+    ),
+]
+
+
+class EngineChoice(StrEnum):
+    embedded = "embedded"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    EngineChoice | None,
+    typer.Option(
+        "--engine",
+        help="Where the features are computed: embedded (DuckDB in this process) or spark "
+        "(the session at OMNI_SPARK_MASTER, local[2] by default). Default: OMNI_BATCH_ENGINE, "
+        "else embedded.",
+    ),
+]
+LakeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--lake",
+        help="Read the events from this lake folder (written by omni export events --format "
+        "parquet) instead of the store. Default: OMNI_LAKE_DIR; without one, Spark reads the "
+        "store through a temporary lake.",
     ),
 ]
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import typer
 from mlflow import MlflowClient
@@ -21,6 +20,8 @@ from service.registry import RECOMMENDER, NoSuchModelVersion, load_recommender, 
 from service.settings import Settings
 from training.cli_common import (
     DatabaseOption,
+    EngineOption,
+    LakeOption,
     console,
     err,
     progress_shown,
@@ -240,21 +241,25 @@ def train_churn_command(
     lookback_days: Annotated[
         float, typer.Option(help="Customers with a purchase in this many days are scored.")
     ] = 365,
+    engine: EngineOption = None,
+    lake: LakeOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Train the churn model out of time, compare it with recency and BG/NBD, register it."""
     from training.train_churn import NotEnoughHistory, train_churn
 
     settings = settings_for(database_url)
-    with store(settings.database_url) as engine:
+    with store(settings.database_url) as db:
         try:
             with progress_shown():
                 report = train_churn(
-                    engine,
+                    db,
                     settings,
                     as_of=utc_day(as_of),
                     horizon_days=horizon_days,
                     lookback_days=lookback_days,
+                    batch=None if engine is None else engine.value,
+                    lake=lake,
                 )
         except NotEnoughHistory as exc:
             err.print(f"[red]error:[/red] {exc}")
@@ -332,12 +337,16 @@ def score_churn(
             help="Population: a purchase in this many days (default: the model's lookback)."
         ),
     ] = None,
+    engine: EngineOption = None,
+    lake: LakeOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Churn scores for the population at a date, from the registered model."""
-    from features.churn import churn_features
+    """Churn scores for the population at a date, from the registered model: the features
+    computed by the batch engine, each person scored where their rows are."""
     from service.registry import connect, load_churn
-    from service.storage.reader import load_events
+    from service.storage.identities import load_identities
+    from training.batch import EngineName, batch_engine
+    from training.churn_scores import score_everyone
 
     settings = settings_for(database_url)
     try:
@@ -346,22 +355,18 @@ def score_churn(
         err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")
         raise typer.Exit(1) from exc
     cutoff = as_of.replace(tzinfo=UTC)
-    with store(settings.database_url) as engine, progress_shown():
-        events = load_events(engine, until=cutoff)
     lookback = churn.lookback_days_ if lookback_days is None else lookback_days
-    X = churn_features(events, as_of=pd.Timestamp(cutoff), lookback_days=lookback)
+    name: EngineName | None = None if engine is None else engine.value
+    with store(settings.database_url) as db, progress_shown():
+        with db.connect() as conn:
+            identities = load_identities(conn)
+        with batch_engine(db, settings, name=name, lake=lake, until=cutoff) as on:
+            out = score_everyone(
+                on, churn, identities, as_of=pd.Timestamp(cutoff), lookback_days=lookback
+            )
     if customers is not None:
         wanted = pd.read_csv(customers, dtype=str)["customer_id"].dropna().str.strip()
-        X = X[X.index.isin(set(wanted))]
-    probability = churn.predict_proba(X) if len(X) else np.empty(0)
-    out = pd.DataFrame(
-        {
-            "customer_id": X.index,
-            "churn_probability": probability.round(4),
-            "band": churn.bands(probability) if len(X) else [],
-            "top_drivers": ["; ".join(r) for r in churn.drivers(X)] if len(X) else [],
-        }
-    )
+        out = out[out["customer_id"].isin(set(wanted))]
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
     console.print(

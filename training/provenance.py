@@ -20,6 +20,8 @@ from mlflow.types import ColSpec, Schema
 from sqlalchemy import Engine
 
 from features import columns as c
+from features.engines import EVENTS, BatchEngine, id_digest
+from training.batch import time_range
 
 #: MLflow's type for each event column (the rest are text).
 _TYPES = {c.TS: "datetime", c.QUANTITY: "long", c.PRICE: "double"}
@@ -75,23 +77,30 @@ class EventLog(MetaDataset):
         return config
 
 
-def fingerprint(events: pd.DataFrame) -> dict[str, str]:
-    """Identifies the training data: count, an order-free hash of event ids, date range."""
-    digest = int(pd.util.hash_pandas_object(events[c.EVENT_ID], index=False).sum()) & (2**64 - 1)
-    empty = events.empty
+def fingerprint(events: pd.DataFrame | BatchEngine) -> dict[str, str]:
+    """Identifies the training data: count, an order-free hash of event ids, date range;
+    the same figures for the same events in a frame or in any batch engine."""
+    if isinstance(events, pd.DataFrame):
+        digest, rows = id_digest(events[c.EVENT_ID]), len(events)
+        first, last = (events[c.TS].min(), events[c.TS].max()) if rows else (None, None)
+    else:
+        rows = int(events.query(f"SELECT COUNT(*) AS n FROM {EVENTS}")["n"].iloc[0])
+        span = time_range(events)
+        first, last = span if span else (None, None)
+        digest = events.id_digest()
     return {
-        "data.events": str(len(events)),
+        "data.events": str(rows),
         "data.fingerprint": f"{digest:016x}",
-        "data.first_event": "" if empty else events[c.TS].min().isoformat(),
-        "data.last_event": "" if empty else events[c.TS].max().isoformat(),
+        "data.first_event": "" if first is None else first.isoformat(),
+        "data.last_event": "" if last is None else last.isoformat(),
     }
 
 
 def log_events_input(
-    engine: Engine, events: pd.DataFrame, *, until: datetime | None
+    engine: Engine, events: pd.DataFrame | BatchEngine, *, until: datetime | None
 ) -> dict[str, str]:
-    """Log `events` (as read from the store behind `engine`) as the active run's training
-    input and as `data.*` tags; returns the tags."""
+    """Log `events` (as read from the store behind `engine`: a frame, or a batch engine
+    holding them) as the active run's training input and as `data.*` tags; returns the tags."""
     tags = fingerprint(events)
     url = engine.url.render_as_string(hide_password=True)
     source = EventStoreSource(url, None if until is None else until.isoformat())

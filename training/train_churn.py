@@ -23,15 +23,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
+from features import churn_sql, progress
 from features import columns as c
-from features import progress
-from features.churn import churn_features, churn_labels
-from features.point_in_time import at_cutoff
+from features.churn import churn_features, churn_labels, feature_frame, label_series
+from features.churn_sql import micros
+from features.engines import EVENTS, BatchEngine
+from features.identity import stitch
+from features.point_in_time import at_cutoff, links_sql, resolved_sql
 from models.churn import ChurnModel
 from models.churn_baselines import BGNBDBaseline, RecencyBaseline
 from service.registry import CHURN
 from service.settings import Settings
-from service.storage.reader import load_events, load_table
+from service.storage.reader import load_table
+from training.batch import EngineName, batch_engine, live_since, time_range
 from training.churn_metrics import churn_metrics
 from training.provenance import log_events_input
 from training.tracking import register, setup
@@ -57,15 +61,16 @@ class ChurnReport:
 
 
 def cutoffs_for(
-    events: pd.DataFrame,
+    events: pd.DataFrame | tuple[pd.Timestamp, pd.Timestamp],
     as_of: pd.Timestamp | None,
     horizon_days: float,
     lookback_days: float,
     train_cutoffs: int,
 ) -> list[pd.Timestamp]:
     """Training cutoffs (STEP_DAYS apart), then validation (one horizon before the test),
-    then test (= as_of): every training and validation horizon ends by the test cutoff."""
-    first, last = events[c.TS].min(), events[c.TS].max()
+    then test (= as_of): every training and validation horizon ends by the test cutoff.
+    `events`: the events, or the first and last event's time."""
+    first, last = events if isinstance(events, tuple) else (events[c.TS].min(), events[c.TS].max())
     test = as_of if as_of is not None else (last - pd.Timedelta(days=horizon_days)).normalize()
     if test + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):
         raise NotEnoughHistory(
@@ -93,18 +98,45 @@ def dataset(
     lookback_days: float,
     customers: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """Features and labels for every cutoff, stacked: each cutoff's from the events as the
-    store knew them then (`features.point_in_time`; with `customers`, persons as known
-    then too)."""
+    """Features and labels for every cutoff, stacked, from a frame of events: each
+    cutoff's from the events as the store knew them then (`features.point_in_time`; with
+    `customers`, persons as known then too). `engine_dataset` does the same on an engine."""
     xs, ys = [], []
-    report = progress.current()
-    report.start(f"churn features at {len(cutoffs)} cutoff(s)", len(cutoffs))
     for cut in cutoffs:
         known = at_cutoff(events, cut, customers)
         X = churn_features(known, as_of=cut, lookback_days=lookback_days)
         xs.append(X)
         y = churn_labels(known, as_of=cut, lookback_days=lookback_days, horizon_days=horizon_days)
         ys.append(y.reindex(X.index))
+    return pd.concat(xs), pd.concat(ys)
+
+
+def engine_dataset(
+    engine: BatchEngine,
+    cutoffs: list[pd.Timestamp],
+    horizon_days: float,
+    lookback_days: float,
+    customers: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """`dataset` on a batch engine holding the events: per cutoff, the links known then
+    are gathered by the engine, stitched into persons here (one row per id, not per
+    event), and the features and labels computed by the engine from the events known then."""
+    xs, ys = [], []
+    arrived = live_since(engine)
+    created = pd.to_datetime(customers[c.CREATED_AT], utc=True) if len(customers) else None
+    report = progress.current()
+    report.start(f"churn features at {len(cutoffs)} cutoff(s)", len(cutoffs))
+    for cut in cutoffs:
+        at = micros(cut)
+        links = engine.query(links_sql(EVENTS, at, arrived))
+        known_people = customers if created is None else customers[created.isna() | (created < cut)]
+        persons = stitch(links, known_people[[c.CUSTOMER_ID, c.EMAIL]]).frame
+        engine.register("persons_known", persons[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
+        engine.view("events_known", resolved_sql(EVENTS, "persons_known", at, arrived))
+        X = feature_frame(engine.query(churn_sql.features("events_known", at, lookback_days)))
+        found = engine.query(churn_sql.labels("events_known", at, lookback_days, horizon_days))
+        xs.append(X)
+        ys.append(label_series(found).reindex(X.index))
         report.advance(1)
     return pd.concat(xs), pd.concat(ys)
 
@@ -117,19 +149,36 @@ def train_churn(
     horizon_days: float = 90,
     lookback_days: float = 365,
     train_cutoffs: int = 3,
+    batch: EngineName | None = None,
+    lake: Path | None = None,
 ) -> ChurnReport:
-    """Train, compare with the baselines on the test cutoff, log and register."""
-    events = load_events(engine)
-    if events.empty:
+    """Train, compare with the baselines on the test cutoff, log and register. Features
+    are computed by the batch engine `batch` (default: the settings'), from `lake` when
+    given."""
+    with batch_engine(engine, settings, name=batch, lake=lake) as on:
+        return _train(engine, on, settings, as_of, horizon_days, lookback_days, train_cutoffs)
+
+
+def _train(
+    engine: Engine,
+    on: BatchEngine,
+    settings: Settings,
+    as_of: datetime | None,
+    horizon_days: float,
+    lookback_days: float,
+    train_cutoffs: int,
+) -> ChurnReport:
+    span = time_range(on)
+    if span is None:
         raise NotEnoughHistory("the store holds no events")
     cuts = cutoffs_for(
-        events, pd.Timestamp(as_of) if as_of else None, horizon_days, lookback_days, train_cutoffs
+        span, pd.Timestamp(as_of) if as_of else None, horizon_days, lookback_days, train_cutoffs
     )
     people = load_table(engine, "customers")
     window = {"horizon_days": horizon_days, "lookback_days": lookback_days}
-    X, y = dataset(events, cuts[:-2], **window, customers=people)
-    X_val, y_val = dataset(events, cuts[-2:-1], **window, customers=people)
-    X_test, y_test = dataset(events, cuts[-1:], **window, customers=people)
+    X, y = engine_dataset(on, cuts[:-2], **window, customers=people)
+    X_val, y_val = engine_dataset(on, cuts[-2:-1], **window, customers=people)
+    X_test, y_test = engine_dataset(on, cuts[-1:], **window, customers=people)
     evaluated = ChurnModel().fit(X, y, X_val, y_val, **window, as_of=cuts[-2])
     scores: dict[str, np.ndarray | None] = {
         "recency": RecencyBaseline().fit(X, y).predict_proba(X_test),
@@ -141,12 +190,13 @@ def train_churn(
     # The model served: the same layout one horizon later (validation at the test cutoff).
     shift = pd.Timedelta(days=horizon_days)
     refit_cuts = [cut + shift for cut in cuts[:-1]]
-    X_refit, y_refit = dataset(events, refit_cuts[:-1], **window, customers=people)
+    X_refit, y_refit = engine_dataset(on, refit_cuts[:-1], **window, customers=people)
     model = ChurnModel().fit(X_refit, y_refit, X_test, y_test, **window, as_of=refit_cuts[-1])
     client = setup(settings, CHURN)
     with mlflow.start_run(run_name=f"churn at {cuts[-1]:%Y-%m-%d}") as run:
         mlflow.log_params(
             {
+                "engine": on.name,
                 "horizon_days": horizon_days,
                 "lookback_days": lookback_days,
                 "cutoffs": ",".join(f"{cut:%Y-%m-%d}" for cut in cuts),
@@ -155,7 +205,7 @@ def train_churn(
                 **{f"omni.{k}": v for k, v in model.get_params().items()},
             }
         )
-        log_events_input(engine, events, until=None)
+        log_events_input(engine, on, until=None)
         for name, row in table.iterrows():
             mlflow.log_metrics(
                 {f"{str(name).replace('/', '_')}/{k}": float(v) for k, v in row.items()}
