@@ -45,16 +45,16 @@ run: setup
 test: lint
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
 		echo "PostgreSQL answers at $(PG_URL): store tests run on it too"; \
-		OMNI_TEST_POSTGRES_URL='$(PG_URL)' $(BIN)/pytest; \
+		OMNI_TEST_SPARK=required OMNI_TEST_POSTGRES_URL='$(PG_URL)' $(BIN)/pytest; \
 	else \
 		echo "PostgreSQL does not answer at $(PG_URL): its tests will skip"; \
-		$(BIN)/pytest; \
+		OMNI_TEST_SPARK=required $(BIN)/pytest; \
 	fi
 
 # The edit loop: lint, types and every test not marked slow (no browser, no end-to-end
-# server, no pipeline training), on SQLite only.
+# server, no pipeline training, no Spark), on SQLite only.
 test-fast: lint
-	$(BIN)/pytest -m "not slow and not postgres" -q
+	$(BIN)/pytest -m "not slow and not postgres and not spark" -q
 
 lint: setup
 	$(BIN)/ruff check features models training service tests benchmarks

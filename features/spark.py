@@ -60,13 +60,21 @@ def session(master: str = "local[2]", driver_memory: str = "4g") -> SparkSession
         builder = builder.config("spark.driver.memory", driver_memory)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    atexit.register(_stop, spark)  # jobs end before the JVM does, not under it
+    if not _STOPPING:
+        _STOPPING.append(spark)
+        atexit.register(_stop)  # jobs end before the JVM does, not under it
     return spark
 
 
-def _stop(spark: SparkSession) -> None:
-    quiesce(spark)
-    spark.stop()
+#: The session stopped when the process exits (one per process).
+_STOPPING: list[SparkSession] = []
+
+
+def _stop() -> None:
+    for spark in _STOPPING:
+        if spark.sparkContext._jsc is not None:  # not stopped already
+            quiesce(spark)
+            spark.stop()
 
 
 def quiesce(spark: SparkSession, wait_seconds: float = 10.0) -> None:
@@ -145,8 +153,8 @@ class SparkEngine:
             yield pd.DataFrame({"digest": [np.uint64(total).astype(np.int64)]})
 
         ids = self.spark.table(EVENTS).select(c.EVENT_ID)
-        partials = ids.mapInPandas(partial, "digest long").toPandas()["digest"]
-        return int(partials.to_numpy().astype(np.uint64).sum(dtype=np.uint64))
+        partials = ids.mapInPandas(partial, "digest long").toArrow().column("digest")
+        return int(partials.to_numpy().astype(np.int64).view(np.uint64).sum(dtype=np.uint64))
 
     def close(self) -> None:
         for name in self._views:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -40,6 +42,30 @@ E2E_ALIAS = "e2e"
 SHARED_DATA = Path(
     os.environ.get("OMNI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+
+
+SPARK_ENV = "OMNI_TEST_SPARK"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Any:
+    """The local Spark session (local[2]). `make test` sets OMNI_TEST_SPARK=required: there
+    a missing PySpark or Java fails the test instead of skipping it."""
+    required = os.environ.get(SPARK_ENV) == "required"
+    missing = None
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing = "PySpark is not installed (pip install -e '.[spark]')"
+    if missing is None and not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        missing = "no Java runtime (PySpark needs Java 17)"
+    if missing:
+        if required:
+            pytest.fail(f"Spark tests cannot run: {missing}")
+        pytest.skip(f"Spark not available: {missing}")
+    from features.spark import session
+
+    return session("local[2]", "2g")
 
 
 def _postgres_url() -> str | None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from service.registry import CHURN
-from tests.e2e.conftest import generated_store
+from service.settings import SCOPES, ApiKey
+from tests.conftest import ADMIN_KEY, fit_recommender, publish_recommender
+from tests.e2e.conftest import generated_store, server_env, serving
 from training.cli import app
 from training.cli_common import settings_for
 from training.cli_serve import replay_clock
@@ -55,3 +59,53 @@ def test_train_register_and_score_churn(workspace: Path) -> None:
     assert scores.loc[leaving, "churn_probability"].mean() > (
         scores.loc[~leaving, "churn_probability"].mean() + 0.1
     )
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_churn_trained_on_spark_is_registered_and_served(workspace: Path, spark: Any) -> None:
+    """omni export events -> omni train churn --engine spark -> promote -> omni serve: the
+    answer a customer gets comes from the model Spark's features trained, and the same
+    training on the embedded engine measures exactly the same."""
+    generated_store(workspace, 600, seed=5)
+    lake = workspace / "lake"
+    exported = runner.invoke(
+        app, ["export", "events", "--format", "parquet", "--output", str(lake)]
+    )
+    assert exported.exit_code == 0, exported.output
+    on_spark = runner.invoke(app, ["train", "churn", "--engine", "spark", "--lake", str(lake)])
+    assert on_spark.exit_code == 0, on_spark.output
+    embedded = runner.invoke(app, ["train", "churn"])
+    assert embedded.exit_code == 0, embedded.output
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
+    spark_run, embedded_run = (
+        client.get_run(str(client.get_model_version(CHURN, version).run_id))
+        for version in ("1", "2")
+    )
+    assert spark_run.data.params["engine"] == "spark"
+    assert embedded_run.data.params["engine"] == "embedded"
+    assert spark_run.data.metrics == embedded_run.data.metrics  # the same table, every figure
+    assert spark_run.data.tags["data.fingerprint"] == embedded_run.data.tags["data.fingerprint"]
+
+    promoted = runner.invoke(app, ["promote", "churn", "--version", "1", "--replay"])
+    assert promoted.exit_code == 0, promoted.output
+    settings = settings_for(None).model_copy(
+        update={"api_keys": {ADMIN_KEY: ApiKey(name="admin", scopes=list(SCOPES))}}
+    )
+    scores = workspace / "scores.csv"
+    scored = runner.invoke(
+        app, ["score", "churn", "--as-of", "2026-07-01", "--output", str(scores)]
+    )
+    assert scored.exit_code == 0, scored.output
+    customer = str(pd.read_csv(scores, dtype={"customer_id": str})["customer_id"].iloc[0])
+    publish_recommender(settings, fit_recommender(settings))  # /ready wants both models
+    env = server_env(settings, OMNI_CLOCK=replay_clock(settings).isoformat())
+    with serving(env, workspace / "server.log") as base:
+        answer = httpx2.get(
+            f"{base}/v1/customers/{customer}/churn", headers={"X-API-Key": ADMIN_KEY}, timeout=30
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == "1" and 0 <= body["probability"] <= 1
+    assert body["band"] in {"low", "medium", "high"} and body["drivers"]
