@@ -1,6 +1,7 @@
 """The batch layer at volume: wall time and peak memory of every batch command.
 
     .venv/bin/python benchmarks/scale.py --customers 10000 50000 200000
+    .venv/bin/python benchmarks/scale.py --customers 10000 50000 200000 --engine spark
 
 For each size: `omni generate` (seed 1), `omni ingest` into a fresh SQLite store, then
 each batch command as its own process, as a user runs it: `omni train recommender`,
@@ -8,7 +9,10 @@ each batch command as its own process, as a user runs it: `omni train recommende
 (every reachable customer), with the models promoted in between (`--force`: the gate is
 not what is timed). Peak memory is the command's own maximum resident set (from
 `wait4`), wall time its elapsed seconds. Stores are kept under `--work` and reused when
-present (`--fresh` to rebuild). Results go to benchmarks/results/scale.md.
+present (`--fresh` to rebuild). Results go to benchmarks/results/scale.md. With
+`--engine spark`: the store exported to a lake (`omni export events --format parquet`),
+then `omni train churn` and `omni score churn` on Spark local[2] from it (results in
+benchmarks/results/scale-spark.md).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def url(db: Path) -> str:
     return f"sqlite:///{db}"
 
 
-def run_size(n: int, work: Path, fresh: bool) -> dict[str, object]:
+def run_size(n: int, work: Path, fresh: bool, engine: str = "embedded") -> dict[str, object]:
     log = work / f"scale-{n}.log"
     mlruns = work / f"mlruns-{n}"
     env = {
@@ -91,6 +95,8 @@ def run_size(n: int, work: Path, fresh: bool) -> dict[str, object]:
     with create_engine(url(db)).connect() as conn:
         n_events = conn.execute(select(func.count()).select_from(events)).scalar_one()
     store = ["--database-url", url(db)]
+    if engine == "spark":
+        return run_spark(n, n_events, work, store, env | {"OMNI_DATABASE_URL": url(db)}, log)
     steps = {
         "train recommender": [OMNI, "train", "recommender", *store],
         "promote recommender": [OMNI, "promote", "recommender", "--force"],
@@ -117,22 +123,62 @@ def run_size(n: int, work: Path, fresh: bool) -> dict[str, object]:
     return row
 
 
+def run_spark(
+    n: int, n_events: int, work: Path, store: list[str], env: dict[str, str], log: Path
+) -> dict[str, object]:
+    """The commands that run on Spark (local mode), from a lake written first; the churn
+    model trained on the embedded engine at this size is the one scored."""
+    lake = work / f"lake-{n}"
+    shutil.rmtree(lake, ignore_errors=True)
+    spark = ["--engine", "spark", "--lake", str(lake)]
+    steps = {
+        "export lake": [
+            OMNI, "export", "events", "--format", "parquet", "--output", str(lake), *store,
+        ],
+        "train churn": [OMNI, "train", "churn", *spark, *store],
+        "score churn": [
+            OMNI, "score", "churn", "--as-of", AS_OF,
+            "--output", str(work / f"churn-spark-{n}.csv"), *spark, *store,
+        ],
+    }  # fmt: skip
+    row: dict[str, object] = {"customers": n, "events": n_events, "engine": "spark"}
+    for name, args in steps.items():
+        result = timed(args, env, log)
+        print(f"{n:>8,} {name:<20} {result.seconds:8.1f} s {result.peak_mib:8.0f} MiB (spark)"
+              f"{'' if result.ok else '  FAILED (see ' + str(log) + ')'}", flush=True)  # fmt: skip
+        row[f"{name} s"] = round(result.seconds, 1) if result.ok else float("nan")
+        row[f"{name} MiB"] = round(result.peak_mib) if result.ok else float("nan")
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/omni-scale"))
     parser.add_argument("--fresh", action="store_true", help="rebuild the stores")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.md")
+    parser.add_argument(
+        "--engine",
+        choices=["embedded", "spark"],
+        default="embedded",
+        help="spark: export the lake, then train and score churn on Spark local[2] (the "
+        "embedded engine's models must have been trained at that size first)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="default: benchmarks/results/scale.md (scale-spark.md)"
+    )
     args = parser.parse_args()
+    suffix = "-spark" if args.engine == "spark" else ""
+    args.out = args.out or ROOT / f"benchmarks/results/scale{suffix}.md"
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = [run_size(n, args.work, args.fresh) for n in args.customers]
+    rows = [run_size(n, args.work, args.fresh, args.engine) for n in args.customers]
     table = pd.DataFrame(rows)
     text = (
         "# Batch commands at volume\n\n"
         f"`.venv/bin/python benchmarks/scale.py --customers "
         f"{' '.join(str(n) for n in args.customers)}` on {platform.node()} "
-        f"({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}; SQLite store, embedded "
-        "engine. Seconds of wall time and peak resident memory (MiB) of each command.\n\n"
+        f"({os.cpu_count()} cores), {time.strftime('%Y-%m-%d')}; SQLite store, "
+        f"{args.engine} engine. Seconds of wall time and peak resident memory (MiB) of "
+        "each command (with Spark: the largest of the command and its JVM).\n\n"
         + comparison_markdown(table.set_index("customers"), list(table.columns[1:]))
         + "\n"
     )

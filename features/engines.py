@@ -42,6 +42,9 @@ class BatchEngine(Protocol):
     def query(self, sql: str) -> pd.DataFrame:
         """The result of `sql`, on the driver."""
 
+    def arrow(self, sql: str) -> pa.Table:
+        """The result of `sql`, on the driver, as Arrow (text without Python objects)."""
+
     def id_digest(self) -> int:
         """`id_digest` of every event's id, summed (mod 2**64): order-free, the same in
         every engine for the same events."""
@@ -129,6 +132,11 @@ class Embedded:
 
     def query(self, sql: str) -> pd.DataFrame:
         found: pd.DataFrame = self._db.sql(sql).df()
+        return found
+
+    def arrow(self, sql: str) -> pa.Table:
+        """The result of `sql` as an Arrow table (text stays Arrow text, no Python objects)."""
+        found: pa.Table = self._db.sql(sql).to_arrow_table()
         return found
 
     def batches(self, sql: str, rows: int = 1_000_000) -> Iterator[pd.DataFrame]:

@@ -6,12 +6,19 @@ trained on them never sees the future it is evaluated on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features import columns as c
+from features import interactions_sql
+from features.churn_sql import micros
+from features.engines import BatchEngine, Embedded, event_table
+
+T = TypeVar("T")
 
 #: How much each event type says about wanting an item; a return cancels a purchase.
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
@@ -33,10 +40,10 @@ DEFAULT_CHANNEL_WEIGHTS: dict[str, float] = {
     c.Channel.SOCIAL: 0.5,
 }
 
-WEIGHT = "weight"
-LAST_TS = "last_ts"
-PURCHASES = "purchases"
-LAST_PURCHASE = "last_purchase"
+WEIGHT, LAST_TS, PURCHASES, LAST_PURCHASE = (
+    interactions_sql.WEIGHT, interactions_sql.LAST_TS, interactions_sql.PURCHASES,
+    interactions_sql.LAST_PURCHASE,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,28 +69,27 @@ def interactions(
     last_ts (latest event), purchases (net units bought) and last_purchase (or NaT).
     Events without a person or an item, or of a type with no weight, are ignored.
     Raises ValueError when `as_of` has no time zone.
+
+    The definition is SQL (`features.interactions_sql`), run here by the embedded engine
+    over the frame; `interactions_on` runs it on any engine (Spark over a lake).
     """
-    ev, weight = _weighted(events, as_of, weights, needs=c.PERSON_ID)
-    purchase = (ev[c.TYPE] == c.EventType.PURCHASE).to_numpy()
-    units = ev[c.QUANTITY].astype("Float64").fillna(1.0).to_numpy(dtype=float)
-    bought = np.where(purchase, units, 0.0) - np.where(
-        (ev[c.TYPE] == c.EventType.RETURN).to_numpy(), units, 0.0
+    return _on_frame(events, interactions_on, as_of=as_of, weights=weights)
+
+
+def interactions_on(
+    engine: BatchEngine,
+    source: str,
+    *,
+    as_of: pd.Timestamp,
+    weights: InteractionWeights | None = None,
+) -> pd.DataFrame:
+    """`interactions` of the events in `source` (with person_id) on `engine`."""
+    w = weights or InteractionWeights()
+    sql = interactions_sql.interactions(
+        source, micros(as_of), w.by_type, w.by_channel, w.half_life_days
     )
-    # Arrays as they are (categoricals, aware datetimes): never a Python object per row.
-    frame = pd.DataFrame(
-        {
-            c.PERSON_ID: ev[c.PERSON_ID].array,
-            c.ITEM_ID: ev[c.ITEM_ID].array,
-            WEIGHT: weight,
-            LAST_TS: ev[c.TS].array,
-            PURCHASES: bought,
-            LAST_PURCHASE: ev[c.TS].where(purchase).array,
-        }
-    )
-    grouped = frame.groupby([c.PERSON_ID, c.ITEM_ID], sort=True, as_index=False).agg(
-        {WEIGHT: "sum", LAST_TS: "max", PURCHASES: "sum", LAST_PURCHASE: "max"}
-    )
-    return grouped[grouped[WEIGHT] > 1e-9].reset_index(drop=True)
+    coded, times = (c.PERSON_ID, c.ITEM_ID), (LAST_TS, LAST_PURCHASE)
+    return frame_of(engine.arrow(sql), coded=coded, times=times)
 
 
 def store_activity(
@@ -95,48 +101,58 @@ def store_activity(
     same weights, decay and cutoff as `interactions`. Rows with no person are kept (an
     anonymous till receipt still says what sells in the store), with person_id missing.
     """
-    ev, weight = _weighted(events, as_of, weights, needs=c.STORE_ID)
-    frame = pd.DataFrame(
-        {
-            c.STORE_ID: ev[c.STORE_ID].array,
-            c.PERSON_ID: ev[c.PERSON_ID].array,
-            c.ITEM_ID: ev[c.ITEM_ID].array,
-            WEIGHT: weight,
-        }
-    )
-    keys = [c.STORE_ID, c.PERSON_ID, c.ITEM_ID]
-    return frame.groupby(keys, dropna=False, as_index=False).agg({WEIGHT: "sum"})
+    return _on_frame(events, store_activity_on, as_of=as_of, weights=weights)
 
 
-def _weighted(
-    events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights | None, needs: str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Events before `as_of` with an item, a weighted type and a value in `needs`, and each
-    one's weight: type x channel x the decay of its age. Raises ValueError for a naive cutoff.
-    """
-    if as_of.tzinfo is None:
-        raise ValueError(f"as_of {as_of} has no UTC offset")
+def store_activity_on(
+    engine: BatchEngine,
+    source: str,
+    *,
+    as_of: pd.Timestamp,
+    weights: InteractionWeights | None = None,
+) -> pd.DataFrame:
+    """`store_activity` of the events in `source` on `engine`."""
     w = weights or InteractionWeights()
-    ev = events[
-        (events[c.TS] < as_of)
-        & events[needs].notna()
-        & events[c.ITEM_ID].notna()
-        & events[c.TYPE].isin(list(w.by_type))
-    ]
-    age_days = (as_of - ev[c.TS]).dt.total_seconds().to_numpy() / 86_400.0
-    decay = np.power(0.5, age_days / w.half_life_days)
-    by_type = lookup(ev[c.TYPE], w.by_type, 0.0)
-    by_channel = lookup(ev[c.CHANNEL], w.by_channel, 1.0)
-    return ev, by_type * by_channel * decay
+    sql = interactions_sql.store_activity(
+        source, micros(as_of), w.by_type, w.by_channel, w.half_life_days
+    )
+    return frame_of(engine.arrow(sql), coded=(c.STORE_ID, c.PERSON_ID, c.ITEM_ID))
 
 
-def lookup(values: pd.Series, table: dict[str, float], default: float) -> np.ndarray:
-    """`table[value]` for each value (`default` where missing or not in it), worked out
-    once per distinct value."""
-    codes, uniques = pd.factorize(values)
-    per_value = np.array([table.get(str(u), default) for u in uniques] + [default], dtype=float)
-    out: np.ndarray = per_value[codes]  # code -1 (missing) takes the trailing default
-    return out
+#: The event columns the definitions read.
+READ = (c.PERSON_ID, c.ITEM_ID, c.STORE_ID, c.TYPE, c.CHANNEL, c.TS, c.QUANTITY)
+
+
+def _on_frame(events: pd.DataFrame, on: Callable[..., T], **kwargs: object) -> T:
+    """`on(engine, source, **kwargs)` on the embedded engine over `events` (a frame)."""
+    with Embedded() as engine:
+        present = [col for col in READ if col in events.columns]
+        table = event_table(events[present])
+        for col in READ:  # a frame without stores (or persons) reads them as missing
+            if col not in present:
+                table = table.append_column(col, pa.nulls(len(table), pa.string()))
+        engine.register("interaction_events", table)
+        return on(engine, "interaction_events", **kwargs)
+
+
+def frame_of(
+    table: pa.Table, *, coded: tuple[str, ...] = (), times: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """A query's Arrow result as a frame: the `coded` text columns as categoricals (each
+    distinct id once), the `times` (integer microseconds) as UTC datetimes."""
+    columns = {}
+    for name in table.column_names:
+        values = table.column(name)
+        if name in coded:
+            columns[name] = values.cast(pa.string()).dictionary_encode().to_pandas()
+        elif name in times:
+            columns[name] = pd.Series(
+                values.cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")).to_pandas()
+            )
+        else:
+            columns[name] = values.to_pandas()
+    out = pd.DataFrame(columns)
+    return out.reset_index(drop=True)
 
 
 def item_trend(
@@ -144,19 +160,29 @@ def item_trend(
 ) -> pd.Series:
     """Per item: purchases in the last `recent_days` against the rate over `baseline_days`.
 
-    1.0 means selling at its usual pace, 2.0 twice as fast lately, 0 not at all (smoothed
-    so that rare items stay near 1). Only events before `as_of` are read.
+    1.0 means selling at its usual pace, 2.0 twice as fast lately (smoothed so that rare
+    items stay near 1); an item not bought in the baseline window is left out (read it as
+    1.0, as `features.matrix` does). Only events before `as_of` are read.
     """
-    if as_of.tzinfo is None:
-        raise ValueError(f"as_of {as_of} has no UTC offset")
-    bought = events[
-        (events[c.TYPE] == c.EventType.PURCHASE)
-        & (events[c.TS] < as_of)
-        & (events[c.TS] >= as_of - pd.Timedelta(days=baseline_days))
-        & events[c.ITEM_ID].notna()
-    ]
-    recent = bought[bought[c.TS] >= as_of - pd.Timedelta(days=recent_days)]
-    expected = bought[c.ITEM_ID].value_counts() * (recent_days / baseline_days)
-    seen = recent[c.ITEM_ID].value_counts().reindex(expected.index, fill_value=0)
-    trend: pd.Series = ((seen + 1.0) / (expected + 1.0)).rename("trend")
+    return _on_frame(
+        events, item_trend_on, as_of=as_of, recent_days=recent_days, baseline_days=baseline_days
+    )
+
+
+def item_trend_on(
+    engine: BatchEngine,
+    source: str,
+    *,
+    as_of: pd.Timestamp,
+    recent_days: float = 14,
+    baseline_days: float = 90,
+) -> pd.Series:
+    """`item_trend` of the events in `source` on `engine`."""
+    sql = interactions_sql.item_trend(source, micros(as_of), recent_days, baseline_days)
+    found = frame_of(engine.arrow(sql))
+    trend: pd.Series = pd.Series(
+        found["trend"].to_numpy(dtype=float),
+        index=pd.Index(found[c.ITEM_ID].astype(str), name=c.ITEM_ID),
+        name="trend",
+    )
     return trend

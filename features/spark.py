@@ -140,6 +140,10 @@ class SparkEngine:
         found: pd.DataFrame = self.spark.sql(sql).toArrow().to_pandas()
         return found
 
+    def arrow(self, sql: str) -> pa.Table:
+        found: pa.Table = self.spark.sql(sql).toArrow()
+        return found
+
     def frame(self, sql: str) -> DataFrame:
         """The result of `sql` as a Spark DataFrame, left on the executors."""
         return self.spark.sql(sql)

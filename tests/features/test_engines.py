@@ -15,7 +15,16 @@ import pytest
 from sqlalchemy import Engine
 
 from features import columns as c
-from features.engines import BatchEngine
+from features.engines import EVENTS, BatchEngine
+from features.interactions import (
+    interactions,
+    interactions_on,
+    item_trend,
+    item_trend_on,
+    store_activity,
+    store_activity_on,
+)
+from features.point_in_time import resolved_sql
 from features.sources.files import read_folder
 from features.synthetic import SyntheticConfig, write_synthetic
 from models.churn import ChurnModel
@@ -124,3 +133,39 @@ def test_churn_scores_are_the_same_on_every_engine(lake: Lake, spark: Any) -> No
     # Everyone scored is a person known to the store.
     persons = set(identities[c.PERSON_ID]) | set(load_table(lake.store, "customers")[c.CUSTOMER_ID])
     assert set(embedded["customer_id"]) <= persons
+
+
+def test_the_recommenders_inputs_are_the_same_on_every_engine(lake: Lake, spark: Any) -> None:
+    """Interaction weights, store activity and item trends: Spark over the lake equals the
+    embedded engine over the store's events (weights to float tolerance: the decay is a
+    power, whose last digit may differ between the JVM and C)."""
+    events = load_events(lake.store)
+    as_of = events[c.TS].max().normalize() - pd.Timedelta(days=20)
+    expected = {
+        "interactions": interactions(events, as_of=as_of),
+        "store_activity": store_activity(events, as_of=as_of),
+        "item_trend": item_trend(events, as_of=as_of).to_frame().reset_index(),
+    }
+    assert len(expected["interactions"]) > 5_000 and len(expected["store_activity"]) > 1_000
+    with lake.store.connect() as conn:
+        identities = load_identities(conn)
+    with on(lake, "spark", "lake") as engine:
+        engine.register("persons_stored", identities[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
+        engine.view("events_resolved", resolved_sql(EVENTS, "persons_stored"))
+        found = {
+            "interactions": interactions_on(engine, "events_resolved", as_of=as_of),
+            "store_activity": store_activity_on(engine, "events_resolved", as_of=as_of),
+            "item_trend": item_trend_on(engine, "events_resolved", as_of=as_of)
+            .to_frame()
+            .reset_index(),
+        }
+    for name, frame in expected.items():
+        got = found[name]
+        assert list(got.columns) == list(frame.columns), name
+        assert len(got) == len(frame), name
+        for col in frame.columns:
+            if frame[col].dtype.kind == "f":
+                np.testing.assert_allclose(got[col], frame[col], rtol=1e-12, err_msg=col)
+            else:
+                same = got[col].astype(object).fillna("-") == frame[col].astype(object).fillna("-")
+                assert same.all(), (name, col)
