@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,17 +12,14 @@ from scipy.sparse import csr_matrix
 
 from features import columns as c
 from features import progress
+from features.event_log import EngineLog, frame_log
 from features.interactions import (
     LAST_PURCHASE,
     LAST_TS,
     PURCHASES,
     WEIGHT,
     InteractionWeights,
-    interactions,
-    item_trend,
-    store_activity,
 )
-from features.point_in_time import at_cutoff
 from features.repurchase import RepeatChance, repeat_chance
 
 #: Category given to items missing from the catalogue.
@@ -193,7 +192,7 @@ def _attribute(
 
 
 def with_holdout(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     *,
     as_of: pd.Timestamp,
     holdout_days: float,
@@ -206,32 +205,48 @@ def with_holdout(
     Holdout i is the history cut i x `holdout_days` before `as_of`, labelled with the
     purchases of the following `holdout_days`. All share the item axis; nothing at or
     after `as_of` is read. Each matrix carries its repeat chances over a horizon of
-    `holdout_days` (the window a list is judged on).
+    `holdout_days` (the window a list is judged on). `events`: a frame of events, or an
+    `EngineLog` (the aggregates are then computed by its engine).
     """
     report = progress.current()
     report.start(f"building matrices at {as_of:%Y-%m-%d}", windows + 1)
-    full = matrix_at(events, as_of, catalogue, weights, horizon_days=holdout_days)
-    report.advance(1)
-    holdouts = []
-    for i in range(1, windows + 1):
-        cut = as_of - pd.Timedelta(days=i * holdout_days)
-        end = cut + pd.Timedelta(days=holdout_days)
-        # What was known at the cut (late events left out); the labels are what happened.
-        early = matrix_at(
-            at_cutoff(events, cut),
-            cut,
-            catalogue,
-            weights,
-            items=full.items,
-            horizon_days=holdout_days,
-        )
-        holdouts.append(Holdout(early, _purchases(events, early, cut, end)))
+    with reading(events) as log:
+        full = matrix_at(log, as_of, catalogue, weights, horizon_days=holdout_days)
         report.advance(1)
+        holdouts = []
+        for i in range(1, windows + 1):
+            cut = as_of - pd.Timedelta(days=i * holdout_days)
+            end = cut + pd.Timedelta(days=holdout_days)
+            # What was known at the cut (late events left out); the labels are what happened.
+            early = matrix_at(
+                log.at_cutoff(cut),
+                cut,
+                catalogue,
+                weights,
+                items=full.items,
+                horizon_days=holdout_days,
+            )
+            holdouts.append(Holdout(early, purchased(log, early, cut, end)))
+            report.advance(1)
     return replace(full, holdouts=tuple(holdouts))
 
 
+@contextmanager
+def reading(events: pd.DataFrame | EngineLog) -> Iterator[EngineLog]:
+    """`events` as an `EngineLog`: as it is, or a frame on an embedded engine of its own
+    for the time of the block."""
+    if isinstance(events, EngineLog):
+        yield events
+        return
+    log, engine = frame_log(events)
+    try:
+        yield log
+    finally:
+        engine.close()
+
+
 def matrix_at(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     as_of: pd.Timestamp,
     catalogue: pd.DataFrame | None,
     weights: InteractionWeights | None,
@@ -241,34 +256,30 @@ def matrix_at(
 ) -> InteractionMatrix:
     """The training matrix at `as_of` (no holdouts), with repeat chances over
     `horizon_days`, on the item axis `items` when given."""
-    matrix = build_matrix(
-        interactions(events, as_of=as_of, weights=weights),
-        as_of=as_of,
-        catalogue=catalogue,
-        items=items,
-        stores=store_activity(events, as_of=as_of, weights=weights),
-        trend=item_trend(events, as_of=as_of),
-    )
-    chance = repeat_chance(
-        events,
-        as_of=as_of,
-        items=matrix.items,
-        item_category=matrix.item_category,
-        horizon_days=horizon_days,
-    )
+    with reading(events) as log:
+        matrix = build_matrix(
+            log.interactions(as_of, weights),
+            as_of=as_of,
+            catalogue=catalogue,
+            items=items,
+            stores=log.store_activity(as_of, weights),
+            trend=log.item_trend(as_of),
+        )
+        chance = repeat_chance(
+            log,
+            as_of=as_of,
+            items=matrix.items,
+            item_category=matrix.item_category,
+            horizon_days=horizon_days,
+        )
     return replace(matrix, repeat=chance)
 
 
-def _purchases(
-    events: pd.DataFrame, early: InteractionMatrix, start: pd.Timestamp, end: pd.Timestamp
+def purchased(
+    events: EngineLog, early: InteractionMatrix, start: pd.Timestamp, end: pd.Timestamp
 ) -> csr_matrix:
     """Binary (early.users x items): what each customer bought in [start, end)."""
-    window = events[
-        (events[c.TS] >= start)
-        & (events[c.TS] < end)
-        & (events[c.TYPE] == c.EventType.PURCHASE)
-        & events[c.PERSON_ID].notna()
-    ]
+    window = events.purchases(start, end)
     rows = pd.Index(early.users).get_indexer(pd.Index(window[c.PERSON_ID].astype(str)))
     cols = pd.Index(early.items).get_indexer(pd.Index(window[c.ITEM_ID].astype(str)))
     keep = (rows >= 0) & (cols >= 0)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features import columns as c
+from features.event_log import EngineLog, frame_log
 
 #: Lower edges, in days since the last purchase of the item, of the bands estimated.
 AGE_EDGES = np.array([0, 3, 7, 14, 30, 60, 90, 180, 365], dtype=np.float32)
@@ -51,7 +52,7 @@ class RepeatChance:
 
 
 def repeat_chance(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     *,
     as_of: pd.Timestamp,
     items: np.ndarray,
@@ -60,25 +61,25 @@ def repeat_chance(
     min_chance: float = MIN_CHANCE,
 ) -> RepeatChance | None:
     """The chance table from the purchases before `as_of` on the item axis `items`
-    (`item_category` per item); None when no purchase was watched for a whole horizon."""
-    buys = events[
-        (events[c.TYPE] == c.EventType.PURCHASE)
-        & events[c.PERSON_ID].notna()
-        & (events[c.TS] < as_of)
-    ]
-    cols = pd.Index(items).get_indexer(pd.Index(buys[c.ITEM_ID].astype(str)))
+    (`item_category` per item); None when no purchase was watched for a whole horizon.
+    `events`: a frame of events, or an `EngineLog` (the purchase days come from its engine)."""
+    if isinstance(events, pd.DataFrame):
+        log, engine = frame_log(events)
+        try:
+            days = log.purchase_days(as_of)
+        finally:
+            engine.close()
+    else:
+        days = events.purchase_days(as_of)
+    cols = pd.Index(items).get_indexer(pd.Index(days[c.ITEM_ID].astype(str)))
     keep = cols >= 0
     if not keep.any():
         return None
-    people = pd.factorize(buys[c.PERSON_ID].astype(str).to_numpy()[keep])[0]
-    ts = buys[c.TS].to_numpy(dtype="datetime64[us]")[keep].astype(np.int64)
-    day = ts // _DAY_US
+    people = pd.factorize(days[c.PERSON_ID].astype(str).to_numpy()[keep])[0]
+    day = days["day"].to_numpy(dtype=np.int64)[keep]
     col = cols[keep].astype(np.int64)
-    order = np.lexsort((day, col, people))
+    order = np.lexsort((day, col, people))  # each (person, item, day) is there once
     person, col, day = people[order], col[order], day[order]
-    first = np.ones(len(day), dtype=bool)  # distinct (person, item, day)
-    first[1:] = (person[1:] != person[:-1]) | (col[1:] != col[:-1]) | (day[1:] != day[:-1])
-    person, col, day = person[first], col[first], day[first]
     same = (person[1:] == person[:-1]) & (col[1:] == col[:-1])
     gap = np.full(len(day), np.inf)
     gap[:-1][same] = (day[1:] - day[:-1])[same]

@@ -25,8 +25,9 @@ from scipy.sparse import csr_matrix
 
 from features import columns as c
 from features import progress
+from features.event_log import EngineLog
 from features.interactions import InteractionWeights
-from features.matrix import InteractionMatrix, matrix_at, with_holdout
+from features.matrix import InteractionMatrix, matrix_at, reading, with_holdout
 from models.base import Filters, Recommender
 from training.metrics import coverage, ranking_metrics
 
@@ -49,9 +50,11 @@ class TemporalSplit:
     end: pd.Timestamp
 
     @classmethod
-    def last_days(cls, events: pd.DataFrame, days: float) -> TemporalSplit:
-        """The last `days` of the history as the test window."""
-        end = events[c.TS].max() + pd.Timedelta(microseconds=1)
+    def last_days(cls, events: pd.DataFrame | pd.Timestamp, days: float) -> TemporalSplit:
+        """The last `days` of the history (`events`, or the time of the last event) as
+        the test window."""
+        last = events if isinstance(events, pd.Timestamp) else events[c.TS].max()
+        end = last + pd.Timedelta(microseconds=1)
         return cls(end - pd.Timedelta(days=days), end)
 
 
@@ -73,7 +76,7 @@ class TestSet:
 
 
 def make_test_set(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     split: TemporalSplit,
     train: InteractionMatrix,
     cold_items: int = 5,
@@ -81,12 +84,8 @@ def make_test_set(
 ) -> TestSet:
     """Purchases in the test window, on the training matrix's axes, for every customer
     who made one, or a seeded sample of `max_customers` of them when there are more."""
-    window = events[
-        (events[c.TS] >= split.cutoff)
-        & (events[c.TS] < split.end)
-        & (events[c.TYPE] == c.EventType.PURCHASE)
-        & events[c.PERSON_ID].notna()
-    ]
+    with reading(events) as log:
+        window = log.purchases(split.cutoff, split.end)
     users = pd.Index(train.users).get_indexer(pd.Index(window[c.PERSON_ID].astype(str)))
     items = pd.Index(train.items).get_indexer(pd.Index(window[c.ITEM_ID].astype(str)))
     unknown = int(window.loc[users < 0, c.PERSON_ID].nunique())
@@ -144,7 +143,7 @@ def evaluate(model: Recommender, test: TestSet, n_items: int) -> dict[str, float
 
 def evaluate_folded(
     model: Recommender,
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     split: TemporalSplit,
     *,
     catalogue: pd.DataFrame | None = None,
@@ -154,16 +153,17 @@ def evaluate_folded(
     cutoff is folded in (no refit), on the model's own item axis. A model fitted on events
     past the cutoff has seen part of the test window: its figures are then optimistic."""
     days = (split.end - split.cutoff).total_seconds() / 86_400
-    history = matrix_at(
-        events, split.cutoff, catalogue, weights, items=model.items_.ids, horizon_days=days
-    )
-    test = make_test_set(events, split, history)
+    with reading(events) as log:
+        history = matrix_at(
+            log, split.cutoff, catalogue, weights, items=model.items_.ids, horizon_days=days
+        )
+        test = make_test_set(log, split, history)
     return evaluate(model.recommend_view(history), test, len(history.items))
 
 
 def compare(
     models: Mapping[str, Recommender],
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     split: TemporalSplit,
     *,
     catalogue: pd.DataFrame | None = None,
@@ -174,15 +174,16 @@ def compare(
 
     Returns one row per model (metrics, `train_s`, customer counts) and the fitted models.
     """
-    train = with_holdout(
-        events,
-        as_of=split.cutoff,
-        holdout_days=(split.end - split.cutoff).total_seconds() / 86_400,
-        windows=holdout_windows,
-        catalogue=catalogue,
-        weights=weights,
-    )
-    test = make_test_set(events, split, train)
+    with reading(events) as log:
+        train = with_holdout(
+            log,
+            as_of=split.cutoff,
+            holdout_days=(split.end - split.cutoff).total_seconds() / 86_400,
+            windows=holdout_windows,
+            catalogue=catalogue,
+            weights=weights,
+        )
+        test = make_test_set(log, split, train)
     rows, fitted = [], {}
     report = progress.current()
     report.start(f"fitting and scoring {len(models)} models", len(models))
