@@ -74,7 +74,9 @@ def event_table(events: pd.DataFrame) -> pa.Table:
             micros = stamps.tz_convert("UTC").as_unit("us").asi8
             columns[name] = pa.array(micros, mask=np.asarray(stamps.isna()), type=pa.int64())
         elif name in NUMBERS:
-            columns[name] = pa.array(values.astype("Float64").to_numpy(float, na_value=np.nan))
+            # Missing (NaN or NA) is NULL: SQL's COALESCE does not see a NaN as missing.
+            number = values.astype("Float64").to_numpy(float, na_value=np.nan)
+            columns[name] = pa.array(number, from_pandas=True)
         elif isinstance(values.dtype, pd.CategoricalDtype):  # each distinct id once
             words = pa.array(values.cat.categories.astype(str).to_numpy(object), pa.string())
             codes = values.cat.codes.to_numpy()

@@ -97,3 +97,12 @@ def test_one_person_path_equals_the_batch_features(small_world: SyntheticData) -
         np.testing.assert_allclose(
             one.iloc[0].to_numpy(), batch.loc[person].to_numpy(), rtol=1e-9, err_msg=person
         )
+
+
+def test_a_missing_price_counts_as_nothing_spent() -> None:
+    """Views carry no price (NaN in a frame): never an error, never spend."""
+    rows = [ev("p", 3), ev("p", 2, kind="view", channel="web"), ev("p", 1)]
+    rows[0]["price"] = float("nan")
+    events = frame(rows)
+    row = churn_features(events, as_of=AS_OF).loc["p"]
+    assert row["spend"] == pytest.approx(10.0) and row["purchase_days"] == 2
