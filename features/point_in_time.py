@@ -21,6 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features import columns as c
+from features.engines import BatchEngine
 from features.identity import ANONYMOUS, CUSTOMER, resolve, stitch
 
 #: When the store first knew the event (UTC), beside its own time `ts`.
@@ -103,3 +104,29 @@ LEFT JOIN (SELECT id_value, person_id FROM {persons} WHERE id_type = '{CUSTOMER}
 LEFT JOIN (SELECT id_value, person_id FROM {persons} WHERE id_type = '{ANONYMOUS}') pa
   ON e.anonymous_id = pa.id_value
 {late}"""
+
+
+def known_view(
+    engine: BatchEngine,
+    source: str,
+    cutoff: pd.Timestamp,
+    customers: pd.DataFrame,
+    live_since: int,
+    name: str,
+) -> str:
+    """Define view `name` on `engine`: the events of `source` as the store knew them at
+    `cutoff` (as `at_cutoff` with `customers`): the links known then gathered by the
+    engine, stitched into persons here (one row per id, never per event), late events
+    before the cutoff left out. Returns `name`."""
+    at = int(cutoff.value) // 1_000
+    links = engine.query(links_sql(source, at, live_since))
+    created = (
+        pd.to_datetime(customers[c.CREATED_AT], utc=True)
+        if c.CREATED_AT in customers.columns
+        else pd.Series(pd.NaT, index=customers.index, dtype="datetime64[ns, UTC]")
+    )
+    known = customers[created.isna() | (created < cutoff)]
+    persons = stitch(links, known[[c.CUSTOMER_ID, c.EMAIL]]).frame
+    engine.register(f"{name}_persons", persons[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
+    engine.view(name, resolved_sql(source, f"{name}_persons", at, live_since))
+    return name

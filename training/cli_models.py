@@ -52,17 +52,25 @@ def train_recommender_command(
             "window before the test window; 0: none."
         ),
     ] = 0,
+    engine: EngineOption = None,
+    lake: LakeOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Train every recommender, evaluate them side by side, log and register the best."""
     from training.train_recommender import SHOWN, NotEnoughData, train_recommender
 
     settings = settings_for(database_url)
-    with store(settings.database_url) as engine:
+    with store(settings.database_url) as db:
         try:
             with progress_shown():
                 report = train_recommender(
-                    engine, settings, until=utc_day(until), test_days=test_days, tune_seconds=tune
+                    db,
+                    settings,
+                    until=utc_day(until),
+                    test_days=test_days,
+                    tune_seconds=tune,
+                    batch=None if engine is None else engine.value,
+                    lake=lake,
                 )
         except NotEnoughData as exc:
             err.print(f"[red]error:[/red] {exc}")

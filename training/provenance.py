@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -28,7 +29,8 @@ _TYPES = {c.TS: "datetime", c.QUANTITY: "long", c.PRICE: "double"}
 
 
 class EventStoreSource(DatasetSource):
-    """The Omni event store a run read: its URL (no password) and the time cutoff."""
+    """The Omni event log a run read: the store's URL (no password), or the lake folder's
+    (file://...), and the time cutoff."""
 
     def __init__(self, url: str, until: str | None) -> None:
         self.url = url
@@ -97,12 +99,17 @@ def fingerprint(events: pd.DataFrame | BatchEngine) -> dict[str, str]:
 
 
 def log_events_input(
-    engine: Engine, events: pd.DataFrame | BatchEngine, *, until: datetime | None
+    engine: Engine,
+    events: pd.DataFrame | BatchEngine,
+    *,
+    until: datetime | None,
+    lake: Path | None = None,
 ) -> dict[str, str]:
-    """Log `events` (as read from the store behind `engine`: a frame, or a batch engine
-    holding them) as the active run's training input and as `data.*` tags; returns the tags."""
+    """Log `events` (as read from the store behind `engine`, or from the `lake` folder: a
+    frame, or a batch engine holding them) as the active run's training input and as
+    `data.*` tags; returns the tags."""
     tags = fingerprint(events)
-    url = engine.url.render_as_string(hide_password=True)
+    url = lake.resolve().as_uri() if lake else engine.url.render_as_string(hide_password=True)
     source = EventStoreSource(url, None if until is None else until.isoformat())
     schema = Schema([ColSpec(_TYPES.get(col, "string"), col) for col in c.EVENT_COLUMNS])
     profile = {key.removeprefix("data."): value for key, value in tags.items()}

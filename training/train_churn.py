@@ -28,8 +28,7 @@ from features import columns as c
 from features.churn import churn_features, churn_labels, feature_frame, label_series
 from features.churn_sql import micros
 from features.engines import EVENTS, BatchEngine
-from features.identity import stitch
-from features.point_in_time import at_cutoff, links_sql, resolved_sql
+from features.point_in_time import at_cutoff, known_view
 from models.churn import ChurnModel
 from models.churn_baselines import BGNBDBaseline, RecencyBaseline
 from service.registry import CHURN
@@ -123,16 +122,11 @@ def engine_dataset(
     event), and the features and labels computed by the engine from the events known then."""
     xs, ys = [], []
     arrived = live_since(engine)
-    created = pd.to_datetime(customers[c.CREATED_AT], utc=True) if len(customers) else None
     report = progress.current()
     report.start(f"churn features at {len(cutoffs)} cutoff(s)", len(cutoffs))
     for cut in cutoffs:
         at = micros(cut)
-        links = engine.query(links_sql(EVENTS, at, arrived))
-        known_people = customers if created is None else customers[created.isna() | (created < cut)]
-        persons = stitch(links, known_people[[c.CUSTOMER_ID, c.EMAIL]]).frame
-        engine.register("persons_known", persons[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
-        engine.view("events_known", resolved_sql(EVENTS, "persons_known", at, arrived))
+        known_view(engine, EVENTS, cut, customers, arrived, "events_known")
         X = feature_frame(engine.query(churn_sql.features("events_known", at, lookback_days)))
         found = engine.query(churn_sql.labels("events_known", at, lookback_days, horizon_days))
         xs.append(X)
@@ -156,7 +150,8 @@ def train_churn(
     are computed by the batch engine `batch` (default: the settings'), from `lake` when
     given."""
     with batch_engine(engine, settings, name=batch, lake=lake) as on:
-        return _train(engine, on, settings, as_of, horizon_days, lookback_days, train_cutoffs)
+        window = (horizon_days, lookback_days, train_cutoffs)
+        return _train(engine, on, settings, as_of, *window, lake=lake or settings.lake_dir)
 
 
 def _train(
@@ -167,6 +162,8 @@ def _train(
     horizon_days: float,
     lookback_days: float,
     train_cutoffs: int,
+    *,
+    lake: Path | None,
 ) -> ChurnReport:
     span = time_range(on)
     if span is None:
@@ -205,7 +202,7 @@ def _train(
                 **{f"omni.{k}": v for k, v in model.get_params().items()},
             }
         )
-        log_events_input(engine, on, until=None)
+        log_events_input(engine, on, until=None, lake=lake)
         for name, row in table.iterrows():
             mlflow.log_metrics(
                 {f"{str(name).replace('/', '_')}/{k}": float(v) for k, v in row.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,9 +23,11 @@ from sqlalchemy import Engine
 
 from features import columns as c
 from features import progress
+from features.engines import EVENTS, BatchEngine
+from features.event_log import EngineLog
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
-from features.point_in_time import at_cutoff
+from features.point_in_time import known_view, resolved_sql
 from models import (
     ALS,
     BPR,
@@ -38,7 +41,9 @@ from models import (
 )
 from service.registry import READ_AT_TAG, RECOMMENDER
 from service.settings import Settings
-from service.storage.reader import load_events, load_table
+from service.storage.identities import load_identities
+from service.storage.reader import load_table
+from training.batch import EngineName, batch_engine, live_since, time_range
 from training.evaluate import HOLDOUT_WINDOWS, KS, TemporalSplit, compare
 from training.provenance import log_events_input
 from training.tracking import (
@@ -108,25 +113,56 @@ def train_recommender(
     test_days: float = 28,
     weights: InteractionWeights | None = None,
     tune_seconds: float = 0,
+    batch: EngineName | None = None,
+    lake: Path | None = None,
 ) -> TrainReport:
-    """Train, compare, log and register; raises `NotEnoughData` on a too-short history."""
+    """Train, compare, log and register; raises `NotEnoughData` on a too-short history.
+    The matrices' inputs are computed by the batch engine `batch` (default: the
+    settings'), from `lake` when given; the models are fitted here, on the driver."""
     read_at = datetime.now(UTC)  # what arrives after this, the model has not seen
-    events = load_events(engine, until=until)
-    if events.empty or events[c.TS].max() - events[c.TS].min() <= pd.Timedelta(days=2 * test_days):
+    with batch_engine(engine, settings, name=batch, lake=lake, until=until) as on:
+        folder = lake or settings.lake_dir
+        return _train(
+            engine, on, settings, read_at, until, test_days, weights, tune_seconds, folder
+        )
+
+
+def _train(
+    engine: Engine,
+    on: BatchEngine,
+    settings: Settings,
+    read_at: datetime,
+    until: datetime | None,
+    test_days: float,
+    weights: InteractionWeights | None,
+    tune_seconds: float,
+    lake: Path | None,
+) -> TrainReport:
+    span = time_range(on)
+    if span is None or span[1] - span[0] <= pd.Timedelta(days=2 * test_days):
+        rows = int(on.query(f"SELECT COUNT(*) AS n FROM {EVENTS}")["n"].iloc[0])
         raise NotEnoughData(
             f"need more than {2 * test_days:g} days of events to train and test "
-            f"(have {len(events):,} events)"
+            f"(have {rows:,} events)"
         )
     catalogue = load_table(engine, "catalogue")
-    split = TemporalSplit.last_days(events, test_days)
+    with engine.connect() as conn:
+        on.register("persons_stored", load_identities(conn)[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
+    arrived = live_since(on)
+    on.view("events_resolved", resolved_sql(EVENTS, "persons_stored"))
+    events = EngineLog(on, "events_resolved", arrived)
+    split = TemporalSplit.last_days(span[1], test_days)
     # Judged on what the store knew at the cutoff: late events and later merges left out.
-    known = at_cutoff(events, split.cutoff, load_table(engine, "customers"))
+    customers = load_table(engine, "customers")
+    known = EngineLog(
+        on, known_view(on, EVENTS, split.cutoff, customers, arrived, "events_at_cutoff"), arrived
+    )
     tuned: dict[str, dict[str, Any]] = {}
     if tune_seconds > 0:
         tuned = tune(known, split, budget_s=tune_seconds, catalogue=catalogue, weights=weights)
     models = candidate_models(tuned=tuned)
     table = compare(models, known, split, catalogue=catalogue, weights=weights)[0]
-    del known, models  # the fitted candidates and the cut history: not needed to refit
+    del models  # the fitted candidates: not needed to refit
     chosen = str(table[SELECT_BY].idxmax())
     as_of = pd.Timestamp(until) if until else split.end
     final = candidate_models(tuned=tuned)[chosen]
@@ -147,6 +183,7 @@ def train_recommender(
     with mlflow.start_run(run_name=f"recommender until {as_of:%Y-%m-%d}") as run:
         mlflow.log_params(
             {
+                "engine": on.name,
                 "chosen": chosen,
                 "select_by": SELECT_BY,
                 "test_days": test_days,
@@ -159,7 +196,7 @@ def train_recommender(
                 **{f"tuned.{m}.{k}": v for m, found in tuned.items() for k, v in found.items()},
             }
         )
-        log_events_input(engine, events, until=until)
+        log_events_input(engine, on, until=until, lake=lake)
         mlflow.set_tags({READ_AT_TAG: read_at.isoformat()})
         values = table.astype(float).to_dict(orient="index")
         for name, row in values.items():

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from features.event_log import EngineLog
 from features.interactions import InteractionWeights
 from features.matrix import with_holdout
 from models import ALS, Recommender, TwoStage
@@ -21,7 +22,7 @@ OBJECTIVE = "all/ndcg@10"
 
 
 def tune(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EngineLog,
     split: TemporalSplit,
     *,
     budget_s: float,
