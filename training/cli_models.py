@@ -194,9 +194,11 @@ def recommend(
             formats=["%Y-%m-%d"],
         ),
     ] = None,
+    batch: EngineOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Batch recommendations for a list of customers, from the registered model.
+    """Batch recommendations for a list of customers, from the registered model (ranked
+    here, or with --engine spark on Spark's executors, the model broadcast to them).
 
     Customers the model cannot score (never seen, or no events before --until) get the
     most popular items.
@@ -215,6 +217,9 @@ def recommend(
     at = pd.Timestamp(until.replace(tzinfo=UTC) if until is not None else datetime.now(UTC))
     filters = Filters.default_answer(at, include_purchased=include_purchased)
     wanted = ids["customer_id"].dropna().str.strip().drop_duplicates().tolist()
+    if until is not None and batch == "spark":
+        err.print("[red]error:[/red] --until folds in stored events: run it on the embedded engine")
+        raise typer.Exit(2)
     history = None
     settings = settings_for(database_url)
     with store(settings.database_url) as engine:
@@ -224,7 +229,14 @@ def recommend(
             from training.histories import history_as_of
 
             history = history_as_of(engine, recommender, wanted, until.replace(tzinfo=UTC))
-    recs = recommender.recommend_or_popular(wanted, k, filters, history=history)
+    if (batch or settings.batch_engine) == "spark":
+        from features.spark import SparkEngine, session
+        from training.recommendation_scores import recommend_on_spark
+
+        spark = SparkEngine(session(settings.spark_master, settings.spark_driver_memory))
+        recs = recommend_on_spark(spark, recommender, wanted, k, filters)
+    else:
+        recs = recommender.recommend_or_popular(wanted, k, filters, history=history)
     output.parent.mkdir(parents=True, exist_ok=True)
     recs.to_csv(output, index=False)
     console.print(

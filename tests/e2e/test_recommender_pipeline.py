@@ -153,3 +153,14 @@ def test_a_recommender_trained_on_spark_measures_as_on_the_embedded_engine(
     assert answered.exit_code == 0, answered.output
     recs = pd.read_csv(out, dtype=str)
     assert recs.groupby("customer_id").size().to_dict() == {"C0000001": 5, "C0000002": 5}
+    # Ranked on Spark's executors, the model broadcast: the same lists.
+    pd.DataFrame({"customer_id": [f"C{n:07d}" for n in range(1, 400)] + ["nobody"]}).to_csv(
+        customers, index=False
+    )
+    for engine, path in (("embedded", out), ("spark", workspace / "recs-spark.csv")):
+        args = ["recommend", "--customers", str(customers), "--output", str(path)]
+        answered = runner.invoke(app, [*args, "--engine", engine])
+        assert answered.exit_code == 0, answered.output
+    here, there = (pd.read_csv(p, dtype={"customer_id": str, "item_id": str}) for p in (out, path))
+    assert len(here) == 400 * 10
+    pd.testing.assert_frame_equal(there, here)
