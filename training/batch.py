@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -21,7 +21,14 @@ from service.settings import Settings
 from service.storage.lake import write_lake
 from service.storage.reader import count_events, event_batches
 
+if TYPE_CHECKING:
+    from features.spark import SparkEngine
+
 EngineName = Literal["embedded", "spark"]
+
+
+class EngineUnavailable(RuntimeError):
+    """The batch engine asked for cannot run (Spark cannot start, an empty lake)."""
 
 
 @contextmanager
@@ -38,6 +45,11 @@ def batch_engine(
     from the store (Spark: through a temporary lake written from it)."""
     name = name or settings.batch_engine
     folder = lake or settings.lake_dir
+    if folder is not None and not any(folder.glob("**/*.parquet")):
+        raise EngineUnavailable(
+            f"the lake {folder} holds no Parquet files: write it with "
+            f"omni export events --format parquet --output {folder}"
+        )
     limit = None if until is None else micros(pd.Timestamp(until))
     if name == "embedded":
         with Embedded(memory_limit=settings.batch_memory, spill=settings.batch_spill_dir) as db:
@@ -47,16 +59,26 @@ def batch_engine(
                 db.load_events(_store_stream(store, until, settings.chunk_rows))
             yield db
         return
-    from features.spark import SparkEngine, session
-
-    spark = session(settings.spark_master, settings.spark_driver_memory)
     with tempfile.TemporaryDirectory(prefix="omni-lake-") as tmp:
         if folder is None:
             folder = Path(tmp)
             write_lake(store, folder, until=until, chunk_rows=settings.chunk_rows)
-        with SparkEngine(spark) as engine:
+        with spark_engine(settings) as engine:
             engine.read_lake(folder, until=limit)
             yield engine
+
+
+def spark_engine(settings: Settings) -> SparkEngine:
+    """A Spark engine on the settings' master; `EngineUnavailable` when it cannot start."""
+    from features.spark import SparkEngine, session
+
+    try:
+        return SparkEngine(session(settings.spark_master, settings.spark_driver_memory))
+    except Exception as exc:  # PySpark missing, no Java, a cluster that does not answer
+        raise EngineUnavailable(
+            f"the Spark engine could not start at {settings.spark_master}: {exc} (it needs "
+            "PySpark, pip install 'omni[spark]', and Java 17; or use --engine embedded)"
+        ) from exc
 
 
 def _store_stream(store: Engine, until: datetime | None, chunk_rows: int) -> pa.RecordBatchReader:

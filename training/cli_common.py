@@ -62,6 +62,8 @@ LakeOption = Annotated[
     Path | None,
     typer.Option(
         "--lake",
+        exists=True,
+        file_okay=False,
         help="Read the events from this lake folder (written by omni export events --format "
         "parquet) instead of the store. Default: OMNI_LAKE_DIR; without one, Spark reads the "
         "store through a temporary lake.",
@@ -113,6 +115,19 @@ def progress_shown() -> Iterator[None]:
     """Within the block, every long step (reading events, fitting, scoring) shows a bar."""
     with bars() as shown, reporting(Bar(shown)):
         yield
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """A batch engine that cannot run (Spark cannot start, an empty lake) ends the command
+    with the reason, not a traceback."""
+    from training.batch import EngineUnavailable
+
+    try:
+        yield
+    except EngineUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def utc_day(day: datetime | None) -> datetime | None:

@@ -23,6 +23,7 @@ from training.cli_common import (
     EngineOption,
     LakeOption,
     console,
+    engine_errors,
     err,
     progress_shown,
     settings_for,
@@ -62,7 +63,7 @@ def train_recommender_command(
     settings = settings_for(database_url)
     with store(settings.database_url) as db:
         try:
-            with progress_shown():
+            with progress_shown(), engine_errors():
                 report = train_recommender(
                     db,
                     settings,
@@ -230,10 +231,11 @@ def recommend(
 
             history = history_as_of(engine, recommender, wanted, until.replace(tzinfo=UTC))
     if (batch or settings.batch_engine) == "spark":
-        from features.spark import SparkEngine, session
+        from training.batch import spark_engine
         from training.recommendation_scores import recommend_on_spark
 
-        spark = SparkEngine(session(settings.spark_master, settings.spark_driver_memory))
+        with engine_errors():
+            spark = spark_engine(settings)
         recs = recommend_on_spark(spark, recommender, wanted, k, filters)
     else:
         recs = recommender.recommend_or_popular(wanted, k, filters, history=history)
@@ -271,7 +273,7 @@ def train_churn_command(
     settings = settings_for(database_url)
     with store(settings.database_url) as db:
         try:
-            with progress_shown():
+            with progress_shown(), engine_errors():
                 report = train_churn(
                     db,
                     settings,
@@ -377,7 +379,7 @@ def score_churn(
     cutoff = as_of.replace(tzinfo=UTC)
     lookback = churn.lookback_days_ if lookback_days is None else lookback_days
     name: EngineName | None = None if engine is None else engine.value
-    with store(settings.database_url) as db, progress_shown():
+    with store(settings.database_url) as db, progress_shown(), engine_errors():
         with db.connect() as conn:
             identities = load_identities(conn)
         with batch_engine(db, settings, name=name, lake=lake, until=cutoff) as on:

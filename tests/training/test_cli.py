@@ -127,3 +127,15 @@ def test_a_store_that_cannot_be_opened_is_named_without_its_password(url: str, s
     assert says in result.output.replace("\n", " ")
     assert "secret" not in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["train", "churn"], ["train", "recommender"]])
+def test_an_empty_lake_is_refused_with_how_to_write_one(tmp_path: Path, command: list[str]) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    url = f"sqlite:///{tmp_path / 'omni.db'}"
+    result = runner.invoke(app, [*command, "--lake", str(lake), "--database-url", url])
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert result.exit_code == 1
+    assert "holds no Parquet files" in said
+    assert "omni export events --format parquet" in said
