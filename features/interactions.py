@@ -84,10 +84,7 @@ def interactions_on(
     weights: InteractionWeights | None = None,
 ) -> pd.DataFrame:
     """`interactions` of the events in `source` (with person_id) on `engine`."""
-    w = weights or InteractionWeights()
-    sql = interactions_sql.interactions(
-        source, micros(as_of), w.by_type, w.by_channel, w.half_life_days
-    )
+    sql = interactions_sql.interactions(source, micros(as_of), weights or InteractionWeights())
     coded, times = (c.PERSON_ID, c.ITEM_ID), (LAST_TS, LAST_PURCHASE)
     return frame_of(engine.arrow(sql), coded=coded, times=times)
 
@@ -112,10 +109,7 @@ def store_activity_on(
     weights: InteractionWeights | None = None,
 ) -> pd.DataFrame:
     """`store_activity` of the events in `source` on `engine`."""
-    w = weights or InteractionWeights()
-    sql = interactions_sql.store_activity(
-        source, micros(as_of), w.by_type, w.by_channel, w.half_life_days
-    )
+    sql = interactions_sql.store_activity(source, micros(as_of), weights or InteractionWeights())
     return frame_of(engine.arrow(sql), coded=(c.STORE_ID, c.PERSON_ID, c.ITEM_ID))
 
 

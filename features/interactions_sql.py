@@ -12,6 +12,7 @@ and where missing values sort is said (NULLS LAST): DuckDB and Spark differ by d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from features import columns as c
 from features.churn_sql import DAY, DAY_US
@@ -38,36 +39,35 @@ def _case(column: str, table: Mapping[str, float], default: str) -> str:
     return f"CASE {column} {whens} ELSE {default} END"
 
 
-def weighted(
-    source: str,
-    as_of: int,
-    by_type: Mapping[str, float],
-    by_channel: Mapping[str, float],
-    half_life_days: float,
-    needs: str,
-) -> str:
+class Weighting(Protocol):
+    """Weights by event type and channel and a half-life (`features.interactions`)."""
+
+    @property
+    def by_type(self) -> Mapping[str, float]: ...
+    @property
+    def by_channel(self) -> Mapping[str, float]: ...
+    @property
+    def half_life_days(self) -> float: ...
+
+
+def weighted(source: str, as_of: int, weights: Weighting, needs: str) -> str:
     """Events before `as_of` with an item, a weighted type and a value in `needs`, each
     with its weight: type x channel x 0.5 ** (age in days / half-life)."""
-    types = ", ".join(text(t) for t in by_type) or "NULL"
-    decay = f"POWER(5e-1, ({int(as_of)} - ts) / {DAY} / {number(half_life_days)})"
+    types = ", ".join(text(t) for t in weights.by_type) or "NULL"
+    decay = f"POWER(5e-1, ({int(as_of)} - ts) / {DAY} / {number(weights.half_life_days)})"
+    by_type = _case("type", weights.by_type, "0e0")
+    by_channel = _case("channel", weights.by_channel, "1e0")
     return f"""
 SELECT person_id, item_id, store_id, type, ts, quantity,
-       {_case("type", by_type, "0e0")} * {_case("channel", by_channel, "1e0")} * {decay}
-         AS weight
+       {by_type} * {by_channel} * {decay} AS weight
 FROM {source}
 WHERE ts < {int(as_of)} AND {needs} IS NOT NULL AND item_id IS NOT NULL AND type IN ({types})"""
 
 
-def interactions(
-    source: str,
-    as_of: int,
-    by_type: Mapping[str, float],
-    by_channel: Mapping[str, float],
-    half_life_days: float,
-) -> str:
+def interactions(source: str, as_of: int, weights: Weighting) -> str:
     """One row per (person_id, item_id) with a positive weight: weight, last_ts, purchases
     (net units bought), last_purchase (missing when never bought); sorted."""
-    rows = weighted(source, as_of, by_type, by_channel, half_life_days, needs=c.PERSON_ID)
+    rows = weighted(source, as_of, weights, needs=c.PERSON_ID)
     units = "COALESCE(quantity, 1e0)"
     return f"""
 SELECT person_id, item_id, SUM(weight) AS {WEIGHT}, MAX(ts) AS {LAST_TS},
@@ -81,16 +81,10 @@ HAVING SUM(weight) > 1e-9
 ORDER BY person_id, item_id"""
 
 
-def store_activity(
-    source: str,
-    as_of: int,
-    by_type: Mapping[str, float],
-    by_channel: Mapping[str, float],
-    half_life_days: float,
-) -> str:
+def store_activity(source: str, as_of: int, weights: Weighting) -> str:
     """Weight per (store_id, person_id, item_id) of events carrying a store; person_id
     missing for anonymous ones (a till receipt still says what sells where)."""
-    rows = weighted(source, as_of, by_type, by_channel, half_life_days, needs=c.STORE_ID)
+    rows = weighted(source, as_of, weights, needs=c.STORE_ID)
     return f"""
 SELECT store_id, person_id, item_id, SUM(weight) AS {WEIGHT}
 FROM ({rows}) w

@@ -11,11 +11,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 
-from service.registry import CHURN, connect
+from service.registry import CHURN, RECOMMENDER, connect
 from service.settings import Settings, get_settings
 from tests.conftest import E2E_ALIAS as ALIAS
 from tests.conftest import ServedStore, fit_recommender, publish_recommender
@@ -47,6 +48,32 @@ def generated_store(workspace: Path, customers: int, seed: int) -> Path:
     ingested = runner.invoke(app, ["ingest", str(data)])
     assert ingested.exit_code == 0, ingested.output
     return data
+
+
+def trained_on_both_engines(workspace: Path, model: str) -> tuple[Any, Any]:
+    """`omni export events` into workspace/lake, then `omni train <model>` on Spark from
+    the lake (version 1) and on the embedded engine from the store (version 2); their
+    MLflow runs."""
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    runner, lake = CliRunner(), workspace / "lake"
+    for args in (
+        ["export", "events", "--format", "parquet", "--output", str(lake)],
+        ["train", model, "--engine", "spark", "--lake", str(lake)],
+        ["train", model],
+    ):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
+    name = {"churn": CHURN, "recommender": RECOMMENDER}[model]
+    spark_run, embedded_run = (
+        client.get_run(str(client.get_model_version(name, version).run_id))
+        for version in ("1", "2")
+    )
+    return spark_run, embedded_run
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from service.registry import CHURN
 from service.settings import SCOPES, ApiKey
 from tests.conftest import ADMIN_KEY, fit_recommender, publish_recommender
-from tests.e2e.conftest import generated_store, server_env, serving
+from tests.e2e.conftest import generated_store, server_env, serving, trained_on_both_engines
 from training.cli import app
 from training.cli_common import settings_for
 from training.cli_serve import replay_clock
@@ -68,21 +68,7 @@ def test_churn_trained_on_spark_is_registered_and_served(workspace: Path, spark:
     answer a customer gets comes from the model Spark's features trained, and the same
     training on the embedded engine measures exactly the same."""
     generated_store(workspace, 600, seed=5)
-    lake = workspace / "lake"
-    exported = runner.invoke(
-        app, ["export", "events", "--format", "parquet", "--output", str(lake)]
-    )
-    assert exported.exit_code == 0, exported.output
-    on_spark = runner.invoke(app, ["train", "churn", "--engine", "spark", "--lake", str(lake)])
-    assert on_spark.exit_code == 0, on_spark.output
-    embedded = runner.invoke(app, ["train", "churn"])
-    assert embedded.exit_code == 0, embedded.output
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
-    spark_run, embedded_run = (
-        client.get_run(str(client.get_model_version(CHURN, version).run_id))
-        for version in ("1", "2")
-    )
+    spark_run, embedded_run = trained_on_both_engines(workspace, "churn")
     assert spark_run.data.params["engine"] == "spark"
     assert embedded_run.data.params["engine"] == "embedded"
     assert spark_run.data.metrics == embedded_run.data.metrics  # the same table, every figure

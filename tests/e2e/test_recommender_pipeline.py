@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from service.registry import RECOMMENDER
-from tests.e2e.conftest import generated_store
+from tests.e2e.conftest import generated_store, trained_on_both_engines
 from training.cli import app
 
 runner = CliRunner()
@@ -107,22 +107,7 @@ def test_a_recommender_trained_on_spark_measures_as_on_the_embedded_engine(
     registers answers omni recommend."""
     generated_store(workspace, 400, seed=3)
     lake = workspace / "lake"
-    exported = runner.invoke(
-        app, ["export", "events", "--format", "parquet", "--output", str(lake)]
-    )
-    assert exported.exit_code == 0, exported.output
-    on_spark = runner.invoke(
-        app, ["train", "recommender", "--engine", "spark", "--lake", str(lake)]
-    )
-    assert on_spark.exit_code == 0, on_spark.output
-    embedded = runner.invoke(app, ["train", "recommender"])
-    assert embedded.exit_code == 0, embedded.output
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlruns' / 'mlflow.db'}")
-    spark_run, embedded_run = (
-        client.get_run(str(client.get_model_version(RECOMMENDER, version).run_id))
-        for version in ("1", "2")
-    )
+    spark_run, embedded_run = trained_on_both_engines(workspace, "recommender")
     assert (spark_run.data.params["engine"], embedded_run.data.params["engine"]) == (
         "spark",
         "embedded",
