@@ -10,17 +10,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Engine
 
-from features import columns as c
-from service.churn_scoring import churn_for_many
 from service.registry import CHURN, connect, load_churn, version_of
-from service.serving import Served
 from service.settings import Settings
 from service.storage import answers
 from service.storage.codec import micros
-from service.storage.reader import load_events
+from service.storage.identities import load_identities
+from training.batch import EngineName, batch_engine
+from training.churn_scores import persons_seen, score_everyone
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,18 @@ class Stored:
 
 
 def store_churn_answers(
-    engine: Engine, settings: Settings, *, alias: str | None = None, now: datetime | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    alias: str | None = None,
+    now: datetime | None = None,
+    batch: EngineName | None = None,
+    lake: Path | None = None,
 ) -> Stored:
     """Score every person with an event by the churn model `alias` points at (default: the
     served alias), as of `now` (default: the settings' clock), and replace the stored set.
+    The features are computed and the population scored by the batch engine `batch`
+    (default: the settings'), from `lake` when given: no person's history is held here.
 
     Raises `service.registry.NoSuchModelVersion` when no version has the alias.
     """
@@ -44,20 +53,33 @@ def store_churn_answers(
     model, version = load_churn(connect(settings), alias or settings.model_alias)
     now = now or settings.now()
     made_at = micros(datetime.now(UTC))  # events stored after this are not in the set
-    events = load_events(engine)
-    persons = sorted(events[c.PERSON_ID].dropna().astype(str).unique().tolist())
-    served = Served(churn=model, churn_version=version)
-    scored = churn_for_many(served, events, persons, now) if persons else {}
-    del events
-    with engine.begin() as conn:
-        rows = answers.write_churn(
-            conn,
-            version,
-            ((p, a.probability, a.band, a.drivers) for p, a in scored.items()),
-            as_of=micros(now),
-            made_at=made_at,
+    with engine.connect() as conn:
+        identities = load_identities(conn)
+    with batch_engine(engine, settings, name=batch, lake=lake) as on:
+        scores = score_everyone(
+            on, model, identities, as_of=pd.Timestamp(now), lookback_days=model.lookback_days_
         )
-    return Stored(answers.CHURN, version, rows, now, time.perf_counter() - started)
+        seen = persons_seen(on)
+    # Out of the population: never bought ("new"), or not in the lookback ("lapsed").
+    new = ["no purchase yet"]
+    lapsed = [f"no purchase in the last {model.lookback_days_:g} days"]
+    rest = seen[~seen["person_id"].isin(set(scores["customer_id"]))]
+    rows = [
+        *zip(
+            scores["customer_id"],
+            scores["churn_probability"].astype(float),
+            scores["band"],
+            scores["top_drivers"],
+            strict=True,
+        ),
+        *(
+            (p, None, "lapsed" if b else "new", lapsed if b else new)
+            for p, b in zip(rest["person_id"], rest["bought"], strict=True)
+        ),
+    ]
+    with engine.begin() as conn:
+        stored = answers.write_churn(conn, version, iter(rows), as_of=micros(now), made_at=made_at)
+    return Stored(answers.CHURN, version, stored, now, time.perf_counter() - started)
 
 
 def churn_answers_current(engine: Engine, settings: Settings) -> bool:

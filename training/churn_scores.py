@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 
 from features import churn_sql
@@ -18,22 +19,24 @@ from models.churn import ChurnModel
 
 #: The columns of a churn score export, in order.
 SCORE_COLUMNS = ("customer_id", "churn_probability", "band", "top_drivers")
-_SPARK_SCHEMA = "customer_id string, churn_probability double, band string, top_drivers string"
+_SPARK_SCHEMA = (
+    "customer_id string, churn_probability double, band string, top_drivers array<string>"
+)
 
 
 def scored(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
     """One row per person of `features` (`churn_sql.features`' rows): probability, band
-    and the top reasons, joined with '; '."""
+    and the top reasons (a list each), as the service answers them."""
     X = feature_frame(features)
     if X.empty:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in SCORE_COLUMNS})
-    probability = model.predict_proba(X)
+    probability = np.clip(model.predict_proba(X), 0, 1)
     return pd.DataFrame(
         {
             "customer_id": X.index.to_numpy(dtype=object),
             "churn_probability": probability.round(4),
             "band": model.bands(probability),
-            "top_drivers": ["; ".join(reasons) for reasons in model.drivers(X)],
+            "top_drivers": model.drivers(X, top=3),
         }
     )
 
@@ -64,4 +67,16 @@ def score_everyone(
     out = engine.frame(sql).mapInPandas(score, _SPARK_SCHEMA).orderBy("customer_id")
     result: pd.DataFrame = out.toArrow().to_pandas()
     shared.unpersist()
+    result["top_drivers"] = result["top_drivers"].map(list)
     return result
+
+
+def persons_seen(engine: BatchEngine) -> pd.DataFrame:
+    """Every person with an event in `events_resolved` (`score_everyone` defines it) and
+    whether they ever bought (`bought`): who is "new" and who "lapsed" when not scored."""
+    return engine.query(
+        f"""
+SELECT CAST(person_id AS STRING) AS person_id,
+       MAX(CASE WHEN type = '{c.EventType.PURCHASE}' THEN 1 ELSE 0 END) AS bought
+FROM events_resolved WHERE person_id IS NOT NULL GROUP BY person_id"""
+    )

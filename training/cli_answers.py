@@ -9,7 +9,17 @@ import typer
 from service.registry import NoSuchModelVersion
 from service.settings import Settings
 from training.answers import Stored, churn_answers_current, store_churn_answers
-from training.cli_common import DatabaseOption, console, err, progress_shown, settings_for, store
+from training.cli_common import (
+    DatabaseOption,
+    EngineOption,
+    LakeOption,
+    console,
+    engine_errors,
+    err,
+    progress_shown,
+    settings_for,
+    store,
+)
 
 
 def refresh_answers(settings: Settings, *, only_if_stale: bool = False) -> None:
@@ -27,14 +37,19 @@ def refresh_answers(settings: Settings, *, only_if_stale: bool = False) -> None:
 
 def score_answers(
     alias: Annotated[str, typer.Option(help="Registry alias of the model to use.")] = "champion",
+    engine: EngineOption = None,
+    lake: LakeOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Score every person once with the model ALIAS points at and store the answers, which
-    the service then reads instead of each person's history (run it e.g. nightly)."""
+    the service then reads instead of each person's history (run it e.g. nightly; with
+    --engine spark the population is scored on Spark's executors)."""
     settings = settings_for(database_url).model_copy(update={"model_alias": alias})
     try:
-        with store(settings.database_url) as engine, progress_shown():
-            done = store_churn_answers(engine, settings)
+        with store(settings.database_url) as db, progress_shown(), engine_errors():
+            done = store_churn_answers(
+                db, settings, batch=None if engine is None else engine.value, lake=lake
+            )
     except NoSuchModelVersion as exc:
         err.print(f"[red]error:[/red] {exc}; train one with: omni train churn")
         raise typer.Exit(1) from exc

@@ -389,6 +389,7 @@ def score_churn(
     if customers is not None:
         wanted = pd.read_csv(customers, dtype=str)["customer_id"].dropna().str.strip()
         out = out[out["customer_id"].isin(set(wanted))]
+    out = out.assign(top_drivers=out["top_drivers"].map("; ".join))
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
     console.print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from service.app import create_app
 from service.people import find_person
 from service.storage.engine import open_engine
+from service.storage.lake import write_lake
 from service.storage.tables import answer_sets, churn_answers
 from tests.conftest import ADMIN_KEY, ServedStore, copy_of
 from training.answers import churn_answers_current, store_churn_answers
@@ -110,3 +112,27 @@ def test_erasure_deletes_the_answer(client: TestClient, answered: ServedStore) -
     before = stored_rows(answered)
     assert client.delete(f"/v1/customers/{SAMPLE[-1]}", headers=ADMIN).status_code == 200
     assert stored_rows(answered) == before - 1
+
+
+def every_answer(store: ServedStore) -> list[tuple[object, ...]]:
+    engine = open_engine(store.settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(churn_answers).order_by(churn_answers.c.person_id)).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+@pytest.mark.spark
+def test_answers_stored_from_spark_are_the_embedded_engines(
+    answered: ServedStore, spark: Any, tmp_path: Path
+) -> None:
+    """The nightly answers computed on Spark from a lake: every person's row the same."""
+    (tmp_path / "spark").mkdir()
+    on_spark = copy_of(answered, tmp_path / "spark", clock=answered.clock)
+    engine = open_engine(on_spark.settings.database_url)
+    write_lake(engine, tmp_path / "lake")
+    done = store_churn_answers(engine, on_spark.settings, batch="spark", lake=tmp_path / "lake")
+    engine.dispose()
+    expected = every_answer(answered)
+    assert done.rows == len(expected) > 700
+    assert every_answer(on_spark) == expected
