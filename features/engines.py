@@ -36,8 +36,9 @@ class BatchEngine(Protocol):
     def register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         """Make a small driver-side table queryable as `name` (replacing any before)."""
 
-    def view(self, name: str, sql: str) -> None:
-        """Name the result of `sql` (evaluated when read, not now)."""
+    def view(self, name: str, sql: str, *, reused: bool = False) -> None:
+        """Name the result of `sql` (evaluated when read, not now; with `reused`, the
+        engine may keep it once computed, for the several queries that read it)."""
 
     def query(self, sql: str) -> pd.DataFrame:
         """The result of `sql`, on the driver."""
@@ -129,7 +130,7 @@ class Embedded:
     def register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         self._db.register(name, frame)
 
-    def view(self, name: str, sql: str) -> None:
+    def view(self, name: str, sql: str, *, reused: bool = False) -> None:
         self._db.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def query(self, sql: str) -> pd.DataFrame:

@@ -128,5 +128,5 @@ def known_view(
     known = customers[created.isna() | (created < cutoff)]
     persons = stitch(links, known[[c.CUSTOMER_ID, c.EMAIL]]).frame
     engine.register(f"{name}_persons", persons[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
-    engine.view(name, resolved_sql(source, f"{name}_persons", at, live_since))
+    engine.view(name, resolved_sql(source, f"{name}_persons", at, live_since), reused=True)
     return name

@@ -96,6 +96,8 @@ class SparkEngine:
         self.spark = spark
         self._views: list[str] = []
         self._cached: DataFrame | None = None
+        #: Views kept once computed (`view(..., reused=True)`), by name.
+        self._kept: dict[str, DataFrame] = {}
 
     def read_lake(self, folder: Path, until: int | None = None) -> None:
         """The events of the lake at `folder` (before `until`, in microseconds, when
@@ -133,8 +135,16 @@ class SparkEngine:
         )
         self._name(self.spark.createDataFrame(table), name)
 
-    def view(self, name: str, sql: str) -> None:
-        self._name(self.spark.sql(sql), name)
+    def view(self, name: str, sql: str, *, reused: bool = False) -> None:
+        earlier = self._kept.pop(name, None)
+        frame = self.spark.sql(sql)
+        if reused:  # computed once by the first query, kept by the executors
+            frame = frame.persist()
+            self._kept[name] = frame
+        self._name(frame, name)
+        if earlier is not None:
+            quiesce(self.spark)
+            earlier.unpersist(blocking=True)
 
     def query(self, sql: str) -> pd.DataFrame:
         found: pd.DataFrame = self.spark.sql(sql).toArrow().to_pandas()
@@ -164,9 +174,13 @@ class SparkEngine:
         for name in self._views:
             self.spark.catalog.dropTempView(name)
         self._views.clear()
-        if self._cached is not None:
+        kept = [*self._kept.values(), *([self._cached] if self._cached is not None else [])]
+        if kept:
             quiesce(self.spark)
-            self._cached.unpersist(blocking=True)
+        for frame in kept:
+            frame.unpersist(blocking=True)
+        self._kept.clear()
+        if self._cached is not None:
             self._cached = None
 
     def __enter__(self) -> SparkEngine:

@@ -52,7 +52,7 @@ def score_everyone(
     """Churn scores of the population at `as_of` (persons from the stored `identities`),
     sorted by person."""
     engine.register("persons_stored", identities[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
-    engine.view("events_resolved", resolved_sql(EVENTS, "persons_stored"))
+    engine.view("events_resolved", resolved_sql(EVENTS, "persons_stored"), reused=True)
     sql = churn_sql.features("events_resolved", micros(as_of), lookback_days)
     from features.spark import SparkEngine
 

@@ -149,7 +149,7 @@ def _train(
     with engine.connect() as conn:
         on.register("persons_stored", load_identities(conn)[[c.ID_TYPE, c.ID_VALUE, c.PERSON_ID]])
     arrived = live_since(on)
-    on.view("events_resolved", resolved_sql(EVENTS, "persons_stored"))
+    on.view("events_resolved", resolved_sql(EVENTS, "persons_stored"), reused=True)
     events = EngineLog(on, "events_resolved", arrived)
     split = TemporalSplit.last_days(span[1], test_days)
     # Judged on what the store knew at the cutoff: late events and later merges left out.
