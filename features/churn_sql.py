@@ -78,6 +78,16 @@ FROM people p LEFT JOIN later l ON p.person_id = l.person_id
 ORDER BY p.person_id"""
 
 
+def labelled(source: str, as_of: int, lookback_days: float, horizon_days: float) -> str:
+    """`features` and the `churned` label of `labels` in one query (one pass of an engine
+    instead of two), sorted by person."""
+    return f"""
+SELECT f.*, l.churned AS churned
+FROM ({features(source, as_of, lookback_days)}) f
+JOIN ({labels(source, as_of, lookback_days, horizon_days)}) l ON f.person_id = l.person_id
+ORDER BY f.person_id"""
+
+
 def feature_names() -> list[str]:
     """The feature columns, in the order the query returns them (and models read)."""
     names = []

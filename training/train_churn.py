@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from features import churn_sql, progress
 from features import columns as c
-from features.churn import churn_features, churn_labels, feature_frame, label_series
+from features.churn import CHURNED, churn_features, churn_labels, feature_frame, label_series
 from features.churn_sql import micros
 from features.engines import EVENTS, BatchEngine
 from features.point_in_time import at_cutoff, known_view
@@ -127,10 +127,10 @@ def engine_dataset(
     for cut in cutoffs:
         at = micros(cut)
         known_view(engine, EVENTS, cut, customers, arrived, "events_known")
-        X = feature_frame(engine.query(churn_sql.features("events_known", at, lookback_days)))
-        found = engine.query(churn_sql.labels("events_known", at, lookback_days, horizon_days))
+        found = engine.query(churn_sql.labelled("events_known", at, lookback_days, horizon_days))
+        X = feature_frame(found.drop(columns=CHURNED))
         xs.append(X)
-        ys.append(label_series(found).reindex(X.index))
+        ys.append(label_series(found).set_axis(X.index))
         report.advance(1)
     return pd.concat(xs), pd.concat(ys)
 
