@@ -15,7 +15,7 @@ import pandas as pd
 from features import churn_sql
 from features import columns as c
 from features.churn_sql import CHANNEL_FEATURES, RECENT_COUNTS, micros
-from features.engines import Embedded, event_table
+from features.engines import FRAME, frame_engine
 
 CHURNED = "churned"
 DAY = pd.Timedelta(days=1)
@@ -30,12 +30,8 @@ def _check(as_of: pd.Timestamp) -> None:
 
 def _query(events: pd.DataFrame, sql: Callable[[str], str]) -> pd.DataFrame:
     """`sql(source)` run by the embedded engine over `events` (a frame, as a relation)."""
-    engine = Embedded()
-    try:
-        engine.register("churn_events", event_table(events[list(READ)]))
-        return engine.query(sql("churn_events"))
-    finally:
-        engine.close()
+    with frame_engine(events, READ) as engine:
+        return engine.query(sql(FRAME))
 
 
 def population(

@@ -10,7 +10,7 @@ memory capped by a budget and spilling to disk beyond it) and `features.spark.Sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -86,6 +86,24 @@ def event_table(events: pd.DataFrame) -> pa.Table:
         else:
             columns[name] = pa.array(values.astype("string"), type=pa.string())
     return pa.table(columns)
+
+
+#: The table a frame of events is registered as (`frame_engine`).
+FRAME = "frame_events"
+
+
+def frame_engine(events: pd.DataFrame, columns: Sequence[str]) -> Embedded:
+    """An embedded engine holding the `columns` of a frame of events as the table `FRAME`
+    (`event_table`'s types; a column the frame lacks is all missing). Close it when done."""
+    present = [col for col in columns if col in events.columns]
+    table = event_table(events[present])
+    for col in columns:
+        if col not in present:
+            kind = pa.float64() if col in NUMBERS else pa.string()
+            table = table.append_column(col, pa.nulls(len(table), kind))
+    engine = Embedded()
+    engine.register(FRAME, table)
+    return engine
 
 
 class Embedded:

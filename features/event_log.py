@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import pyarrow as pa
 
 from features import columns as c
 from features.churn_sql import DAY, micros
-from features.engines import BatchEngine, Embedded, event_table
+from features.engines import FRAME, BatchEngine, Embedded, frame_engine
 from features.interactions import (
     READ,
     InteractionWeights,
@@ -85,14 +84,9 @@ def frame_log(events: pd.DataFrame) -> tuple[EngineLog, Embedded]:
     """A frame of events (the reader's, or any with the event columns) as an `EngineLog`
     on an embedded engine of its own (close it when done). A `known_at` column is kept:
     `at_cutoff` then leaves out what had not arrived."""
-    engine = Embedded()
-    present = [col for col in (*READ, c.CUSTOMER_ID, c.ANONYMOUS_ID) if col in events.columns]
-    extra = [KNOWN_AT] if KNOWN_AT in events.columns else []
-    table = event_table(events[present + extra])
-    for col in READ:
-        if col not in present:
-            table = table.append_column(col, pa.nulls(len(table), pa.string()))
-    if extra:  # as the store's: `ingested_at` read from the first arrival on
-        table = table.append_column("ingested_at", table.column(KNOWN_AT))
-    engine.register("frame_events", table)
-    return EngineLog(engine, "frame_events", 0 if extra else None), engine
+    known = KNOWN_AT in events.columns
+    if known:  # as the store's: `ingested_at` read from the first arrival on
+        events = events.assign(ingested_at=events[KNOWN_AT])
+    extra = [c.CUSTOMER_ID, c.ANONYMOUS_ID, *(["ingested_at"] if known else [])]
+    engine = frame_engine(events, [*READ, *(col for col in extra if col in events.columns)])
+    return EngineLog(engine, FRAME, 0 if known else None), engine

@@ -16,7 +16,7 @@ import pyarrow as pa
 from features import columns as c
 from features import interactions_sql
 from features.churn_sql import micros
-from features.engines import BatchEngine, Embedded, event_table
+from features.engines import FRAME, BatchEngine, frame_engine
 
 T = TypeVar("T")
 
@@ -119,14 +119,8 @@ READ = (c.PERSON_ID, c.ITEM_ID, c.STORE_ID, c.TYPE, c.CHANNEL, c.TS, c.QUANTITY)
 
 def _on_frame(events: pd.DataFrame, on: Callable[..., T], **kwargs: object) -> T:
     """`on(engine, source, **kwargs)` on the embedded engine over `events` (a frame)."""
-    with Embedded() as engine:
-        present = [col for col in READ if col in events.columns]
-        table = event_table(events[present])
-        for col in READ:  # a frame without stores (or persons) reads them as missing
-            if col not in present:
-                table = table.append_column(col, pa.nulls(len(table), pa.string()))
-        engine.register("interaction_events", table)
-        return on(engine, "interaction_events", **kwargs)
+    with frame_engine(events, READ) as engine:  # a frame without stores reads them as missing
+        return on(engine, FRAME, **kwargs)
 
 
 def frame_of(
