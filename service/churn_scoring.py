@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from features import columns as c
 from features.churn import churn_features, churn_features_one
-from service.people import Person
+from service.people import Person, persons_by_id
 from service.serving import Served
 from service.storage import activity, answers, churn_days
 from service.storage.codec import micros, moment
@@ -41,22 +41,74 @@ def churn_now(
     recent and nothing of theirs arrived after it was made (a few rows read), else
     computed now from their day rows in the online state (`churn_days`: a row per day,
     channel and type they were active, never their events one by one)."""
-    version = served.churn_version
     served.need_churn()
-    stored = answers.answer_set(conn, answers.CHURN, version) if version else None
-    if stored is not None and abs(micros(now) - stored.as_of) <= max_age_hours * 3_600e6:
+    stored = _standing_set(conn, served, now, max_age_hours)
+    if stored is not None:
         seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
         if seen is None or seen.last_arrival <= stored.made_at:
-            row = answers.churn_row(conn, person.person_id, str(version))
+            row = answers.churn_row(conn, person.person_id, stored.model_version)
             if row is not None:
-                return ChurnAnswer(
-                    row.probability,
-                    row.band,
-                    row.drivers,
-                    version,
-                    moment(stored.as_of),
-                    served.need_churn().horizon_days_,
-                )
+                return _stored_answer(served, stored, row)
+    return _from_days(conn, served, person, now)
+
+
+def churn_now_many(
+    conn: Connection,
+    served: Served,
+    person_ids: list[str],
+    now: datetime,
+    max_age_hours: float,
+) -> dict[str, ChurnAnswer]:
+    """`churn_now` of each of many persons (a batch), by person id, in a few reads: the
+    standing batch answers and every person's latest arrival are read once; the persons
+    whose answer does not stand are computed from their day rows one by one, as their
+    own request would. No history is read."""
+    served.need_churn()
+    found: dict[str, ChurnAnswer] = {}
+    stored = _standing_set(conn, served, now, max_age_hours)
+    if stored is not None:
+        rows = answers.churn_rows(conn, stored.model_version)
+        arrived = activity.last_arrivals(conn)
+        for p in person_ids:
+            row = rows.get(p)
+            if row is not None and arrived.get(p, 0) <= stored.made_at:
+                found[p] = _stored_answer(served, stored, row)
+    rest = [p for p in person_ids if p not in found]
+    known: dict[str, Person] = {}
+    for start in range(0, len(rest), _ID_BLOCK):
+        known.update((p.person_id, p) for p in persons_by_id(conn, rest[start : start + _ID_BLOCK]))
+    for p in rest:
+        found[p] = _from_days(conn, served, known.get(p, Person(p, (), ())), now)
+    return found
+
+
+#: Ids asked for in one `IN (...)` list.
+_ID_BLOCK = 10_000
+
+
+def _standing_set(
+    conn: Connection, served: Served, now: datetime, max_age_hours: float
+) -> answers.AnswerSet | None:
+    """The served version's batch answer set while it is recent enough for `now`."""
+    version = served.churn_version
+    stored = answers.answer_set(conn, answers.CHURN, version) if version else None
+    if stored is None or abs(micros(now) - stored.as_of) > max_age_hours * 3_600e6:
+        return None
+    return stored
+
+
+def _stored_answer(served: Served, stored: answers.AnswerSet, row: answers.ChurnRow) -> ChurnAnswer:
+    return ChurnAnswer(
+        row.probability,
+        row.band,
+        row.drivers,
+        stored.model_version,
+        moment(stored.as_of),
+        served.need_churn().horizon_days_,
+    )
+
+
+def _from_days(conn: Connection, served: Served, person: Person, now: datetime) -> ChurnAnswer:
     days = churn_days.history(
         conn, person.person_id, person.customer_ids, person.anonymous_ids, now
     )

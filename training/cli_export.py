@@ -94,8 +94,12 @@ def _export(
     from service.decisioning.exports import QuietHours
     from service.serving import ModelHolder
     from service.shelf import Shelf
+    from training.cli_answers import refresh_answers
 
     settings = settings_for(database_url)
+    # Everyone's churn answer is read from the batch answers, not computed from histories:
+    # scored first when the served model's are missing or too old (as `omni serve` does).
+    refresh_answers(settings, only_if_stale=True)
     # No precomputed top items for every known customer (what a server warms for its
     # requests): a batch ranks only the customers it decides for, once.
     holder = ModelHolder(settings.model_copy(update={"warm_top_n": 0}))

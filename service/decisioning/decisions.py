@@ -117,14 +117,17 @@ def record(conn: Connection, made: pd.DataFrame, now: datetime) -> pd.DataFrame:
         decided_at=pd.Timestamp(now),
     )
     if len(made):
+        until = pd.to_datetime(made[c.VALID_UNTIL], utc=True).astype("datetime64[us, UTC]")
+        columns: dict[str, list[Any]] = {
+            k: [_plain(v) for v in made[k].astype(object).tolist()]
+            for k in DECISION_COLUMNS
+            if k not in ("decided_at", c.VALID_UNTIL)
+        }
+        columns[c.VALID_UNTIL] = until.astype("int64").tolist()
+        at = micros(now)
         rows = [
-            {
-                **{k: _plain(row[k]) for k in DECISION_COLUMNS},
-                "decided_at": micros(now),
-                c.VALID_UNTIL: micros(row[c.VALID_UNTIL].to_pydatetime()),
-                "status": "open",
-            }
-            for _, row in made.iterrows()
+            {**dict(zip(columns, values, strict=True)), "decided_at": at, "status": "open"}
+            for values in zip(*columns.values(), strict=True)
         ]
         conn.execute(insert(decisions), rows)
     return made

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from features import columns as c
-from service.churn_scoring import ChurnAnswer, churn_for_many, churn_now
+from service.churn_scoring import ChurnAnswer, churn_now, churn_now_many
 from service.decisioning import decisions as ledger
 from service.decisioning.contact_policy import CONSENT, consenting
 from service.decisioning.offers import (
@@ -255,11 +255,14 @@ def verdict(
 
 
 def churn_frame(
-    served: Served, events: pd.DataFrame, ids: list[str], now: datetime
+    conn: Connection, served: Served, ids: list[str], now: datetime, max_age_hours: float
 ) -> pd.DataFrame:
-    """person_id, churn, band, driver for `ids` (churn None without a churn model)."""
+    """person_id, churn, band, driver for `ids` as each one's own ask would get them
+    (churn None without a churn model)."""
     try:
-        scores: dict[str, ChurnAnswer] | None = churn_for_many(served, events, ids, now)
+        scores: dict[str, ChurnAnswer] | None = churn_now_many(
+            conn, served, ids, now, max_age_hours
+        )
     except ModelUnavailable:
         scores = None
     return _churn_columns(ids, scores)
@@ -324,16 +327,6 @@ def answers_of(events: pd.DataFrame) -> pd.DataFrame:
     """The persons' offer_accepted / offer_declined events."""
     mask = events[c.TYPE].isin(list(ledger.ANSWERS)) & events[c.OFFER_ID].notna()
     return events.loc[mask, [c.PERSON_ID, c.OFFER_ID, c.TYPE, c.TS]]
-
-
-def last_purchases(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """person_id, item_id, ts: when each person last bought each item, before `now`."""
-    mask = (events[c.TYPE] == c.EventType.PURCHASE) & (events[c.TS] < pd.Timestamp(now))
-    buys = events.loc[mask, [c.PERSON_ID, c.ITEM_ID, c.TS]]
-    last: pd.DataFrame = buys.groupby([c.PERSON_ID, c.ITEM_ID], as_index=False).agg(
-        **{c.TS: (c.TS, "max")}
-    )
-    return last
 
 
 def _offered(decision: Mapping[Any, Any], offer: Mapping[Any, Any], *, reused: bool) -> Offered:

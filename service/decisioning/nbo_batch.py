@@ -16,7 +16,6 @@ from service.decisioning.nbo import (
     OFFER_FIELDS,
     answers_of,
     churn_frame,
-    last_purchases,
     to_decisions,
     verdict,
 )
@@ -32,6 +31,7 @@ from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
+from service.storage import carts
 from service.storage.reader import load_events
 
 
@@ -50,14 +50,20 @@ def decide_all(
     columns, the offer's fields and `reused`."""
     book = offers_now(shelf.offers(), where.channel, now)
     ids = customers.index.astype(str).tolist()
-    events = load_events(engine)
-    events = events[events[c.PERSON_ID].isin(set(ids))]
-    answers = answers_of(events)
-    bought = left_out(served, last_purchases(events, now), now)
+    wanted = set(ids)
+    # The online state, read once for everyone: no person's history is loaded.
+    answered = answers_of(load_events(engine, types=list(ledger.ANSWERS)))
+    answered = answered[answered[c.PERSON_ID].isin(wanted)]
     with engine.connect() as conn:
+        last = pd.DataFrame(
+            carts.last_bought_by_person(conn), columns=[c.PERSON_ID, c.ITEM_ID, c.TS]
+        )
         current = ledger.open_decisions(conn, ids)
+    last = last[last[c.PERSON_ID].isin(wanted)]
+    last[c.TS] = pd.to_datetime(last[c.TS], unit="us", utc=True)
+    bought = left_out(served, last, now)
     by_person: dict[str, list[tuple[str, str, pd.Timestamp]]] = {}
-    for p, kind, o, ts in answers[[c.PERSON_ID, c.TYPE, c.OFFER_ID, c.TS]].itertuples(index=False):
+    for p, kind, o, ts in answered[[c.PERSON_ID, c.TYPE, c.OFFER_ID, c.TS]].itertuples(index=False):
         by_person.setdefault(str(p), []).append((str(kind), str(o), ts))
     bought_by: dict[str, set[str]] = {}
     for p, i in bought[[c.PERSON_ID, c.ITEM_ID]].itertuples(index=False):
@@ -83,13 +89,14 @@ def decide_all(
     kept = current[current["decision_id"].isin(holds)]
     standing = set(kept[c.PERSON_ID])
     rest = [p for p in ids if p not in standing]
-    persons = churn_frame(served, events, rest, now)
+    with engine.connect() as conn:
+        persons = churn_frame(conn, served, rest, now, settings.answer_max_age_hours)
     pairs = eligible(
         book,
         persons,
         where,
         bought=bought,
-        answered=answers,
+        answered=answered,
         retention_bands=settings.retention_bands,
     )
     top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest)))

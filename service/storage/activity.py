@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, literal, select, union_all
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of
-from service.storage.tables import activity, events, id_channels
+from service.storage.tables import activity, events, id_channels, identities
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,21 @@ def last_seen(
         last_ts=max(int(r[1]) for r in rows),
         last_arrival=max(int(r[2]) for r in rows),
     )
+
+
+def last_arrivals(conn: Connection) -> dict[str, int]:
+    """Every known person's latest arrival over all their ids (microseconds): what
+    `last_seen` says of each, in one read (a batch deciding for many persons)."""
+    rows = conn.execute(
+        select(identities.c[c.PERSON_ID], func.max(activity.c.last_arrival))
+        .join(
+            identities,
+            (identities.c[c.ID_TYPE] == activity.c[c.ID_TYPE])
+            & (identities.c[c.ID_VALUE] == activity.c[c.ID_VALUE]),
+        )
+        .group_by(identities.c[c.PERSON_ID])
+    ).all()
+    return {str(p): int(at) for p, at in rows}
 
 
 def channels(

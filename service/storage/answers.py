@@ -85,6 +85,18 @@ def churn_row(conn: Connection, person_id: str, version: str) -> ChurnRow | None
     return ChurnRow(None if row[0] is None else float(row[0]), str(row[1]), json.loads(row[2]))
 
 
+def churn_rows(conn: Connection, version: str) -> dict[str, ChurnRow]:
+    """Every person's churn answer in `version`'s set, by person id (a batch's read)."""
+    t = churn_answers.c
+    rows = conn.execute(
+        select(t[c.PERSON_ID], t.probability, t.band, t.drivers).where(t.model_version == version)
+    ).all()
+    return {
+        str(p): ChurnRow(None if prob is None else float(prob), str(band), json.loads(drivers))
+        for p, prob, band, drivers in rows
+    }
+
+
 def forget(conn: Connection, person_id: str) -> None:
     """Delete the person's answers (erasure), in the caller's transaction."""
     conn.execute(delete(churn_answers).where(churn_answers.c[c.PERSON_ID] == person_id))

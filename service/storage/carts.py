@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, delete, func, literal, or_, select
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of
-from service.storage.tables import bought, cart_moves, events
+from service.storage.tables import bought, cart_moves, events, identities
 
 _SIGN = {c.EventType.ADD_TO_CART.value: 1.0, c.EventType.REMOVE_FROM_CART.value: -1.0}
 
@@ -123,6 +123,21 @@ def last_bought(
         for item, ts in rows:
             found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
     return found
+
+
+def last_bought_by_person(conn: Connection) -> list[tuple[str, str, int]]:
+    """(person_id, item_id, last_ts) for every known person and item they bought: what
+    `last_bought` says of each person, in one read (a batch deciding for many persons)."""
+    rows = conn.execute(
+        select(identities.c[c.PERSON_ID], bought.c[c.ITEM_ID], func.max(bought.c.last_ts))
+        .join(
+            identities,
+            (identities.c[c.ID_TYPE] == bought.c[c.ID_TYPE])
+            & (identities.c[c.ID_VALUE] == bought.c[c.ID_VALUE]),
+        )
+        .group_by(identities.c[c.PERSON_ID], bought.c[c.ITEM_ID])
+    ).all()
+    return [(str(p), str(i), int(ts)) for p, i, ts in rows]
 
 
 def rebuild(conn: Connection) -> None:

@@ -13,7 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
 
 from service.app import create_app
+from service.churn_scoring import churn_now, churn_now_many
+from service.intake import accept_events
 from service.people import find_person
+from service.serving import ModelHolder
+from service.storage import answers
 from service.storage.engine import open_engine
 from service.storage.lake import write_lake
 from service.storage.tables import answer_sets, churn_answers
@@ -144,3 +148,34 @@ def test_answers_stored_from_spark_are_the_embedded_engines(
     expected = every_answer(copies["embedded"])
     assert done.rows == len(expected) > 700
     assert every_answer(copies["spark"]) == expected
+
+
+def test_a_batch_gets_each_persons_own_answer(served_store: ServedStore, tmp_path: Path) -> None:
+    """What a batch (tonight's offers) reads for everyone at once is what each person's own
+    ask gets: the stored row where it stands, computed from the state where something of
+    theirs arrived after the set was made."""
+    store = copy_of(served_store, tmp_path, clock=served_store.clock)
+    engine = open_engine(store.settings.database_url)
+    store_churn_answers(engine, store.settings)
+    an_hour_ago = (store.clock - timedelta(hours=1)).isoformat()
+    late = [{"event_id": f"batch-buy-{cid}", "ts": an_hour_ago, "customer_id": cid,
+             "channel": "store", "store_id": "S001", "type": "purchase",
+             "item_id": "I000001", "price": 5.0} for cid in SAMPLE[:3]]  # fmt: skip
+    accept_events(engine, late)
+    holder = ModelHolder(store.settings)
+    holder.reload()
+    served, hours = holder.current, store.settings.answer_max_age_hours
+    with engine.connect() as conn:
+        people = [find_person(conn, customer_id=cid) for cid in SAMPLE]
+        ids = [p.person_id for p in people if p is not None] + ["no-such-person"]
+        batch = churn_now_many(conn, served, ids, store.clock, hours)
+        each = {p.person_id: churn_now(conn, served, p, store.clock, hours) for p in people if p}
+        rows = answers.churn_rows(conn, str(served.churn_version))
+    engine.dispose()
+    assert batch.pop("no-such-person").band == "new"
+    assert batch == each
+    stored = {p: (rows[p].probability, rows[p].drivers) for p in batch if p in rows}
+    got = {p: (a.probability, a.drivers) for p, a in batch.items()}
+    late_ones = {p.person_id for p in people[:3] if p}
+    assert len(late_ones) == 3 and all(got[p] != stored[p] for p in late_ones)
+    assert len(stored) > 20 and all(got[p] == stored[p] for p in set(stored) - late_ones)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
 from models.ids import IdMapping
-from service.decisioning.nbo import answered_offers, answers_of, last_purchases
+from service.decisioning.nbo import answered_offers, answers_of
 from service.erasure import erase
 from service.fold_in import history_now
 from service.intake import accept_events
@@ -130,11 +130,17 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 )
                 # What the next-best offer reads of them: last purchases, offers answered.
                 everything = person_events(conn, person)
-                last = last_purchases(everything, NOW + timedelta(days=1))
-                assert carts.last_bought(conn, person.customer_ids, person.anonymous_ids) == {
-                    str(i): micros(ts.to_pydatetime())
-                    for i, ts in zip(last[c.ITEM_ID], last[c.TS], strict=True)
-                }
+                buys = everything[everything[c.TYPE] == c.EventType.PURCHASE]
+                last = buys.groupby(c.ITEM_ID)[c.TS].max()
+                theirs = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
+                assert theirs == {str(i): micros(ts.to_pydatetime()) for i, ts in last.items()}
+                # A batch reads the same for everyone at once.
+                everyone = carts.last_bought_by_person(conn)
+                assert {i: ts for p, i, ts in everyone if p == person.person_id} == theirs
+                seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+                assert activity.last_arrivals(conn).get(person.person_id) == (
+                    seen.last_arrival if seen else None
+                )
                 assert answered_offers(conn, person) == set(
                     answers_of(owned_events(conn, person))[c.OFFER_ID]
                 )
