@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from service.registry import NoSuchModelVersion
 from service.settings import Settings
 from training.answers import Stored, churn_answers_current, store_churn_answers
+from training.batch import EngineName
 from training.cli_common import (
     DatabaseOption,
     EngineOption,
@@ -22,14 +24,21 @@ from training.cli_common import (
 )
 
 
-def refresh_answers(settings: Settings, *, only_if_stale: bool = False) -> None:
+def refresh_answers(
+    settings: Settings,
+    *,
+    only_if_stale: bool = False,
+    batch: EngineName | None = None,
+    lake: Path | None = None,
+) -> None:
     """Score every person with the served churn model into the store (with `only_if_stale`,
-    only when the stored answers are of another version or too old). Says what it did."""
+    only when the stored answers are of another version or too old), on the batch engine
+    `batch` (from `lake` when given). Says what it did."""
     with store(settings.database_url) as engine:
         try:
             if only_if_stale and churn_answers_current(engine, settings):
                 return
-            done = store_churn_answers(engine, settings)
+            done = store_churn_answers(engine, settings, batch=batch, lake=lake)
         except NoSuchModelVersion:
             return  # nothing promoted yet: the service answers 503 until something is
     _say(done)

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 
 from training.cli_common import (
     DatabaseOption,
+    EngineOption,
+    LakeOption,
     console,
+    engine_errors,
     err,
     progress_shown,
     settings_for,
     store,
     utc_day,
 )
+
+if TYPE_CHECKING:
+    from training.batch import EngineName
 
 export_app = typer.Typer(help="Batches for marketing, honouring the contact policy.")
 Channel = Annotated[str, typer.Option(help="Outbound channel: email, push or sms.")]
@@ -27,13 +34,27 @@ Output = Annotated[Path, typer.Option(help="CSV file to write.")]
 
 @export_app.command("offers")
 def export_offers_command(
-    channel: Channel, output: Output, database_url: DatabaseOption = None
+    channel: Channel,
+    output: Output,
+    engine: EngineOption = None,
+    lake: LakeOption = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Each reachable customer's next-best offer (the same decision every channel gets),
-    recorded against the contact caps."""
+    recorded against the contact caps. With --engine spark the candidates are ranked on
+    Spark's executors (and missing churn answers scored there); the decisions are made
+    here, against the store's ledgers."""
     from service.decisioning.exports import export_offers
 
-    _export(export_offers, channel, output, database_url, "offers")
+    _export(
+        export_offers,
+        channel,
+        output,
+        database_url,
+        "offers",
+        batch=None if engine is None else engine.value,
+        lake=lake,
+    )
 
 
 @export_app.command("triggers")
@@ -89,6 +110,9 @@ def _export(
     output: Path,
     database_url: str | None,
     what: str,
+    *,
+    batch: EngineName | None = None,
+    lake: Path | None = None,
 ) -> None:
     from service.decisioning.contact_policy import UnknownChannel
     from service.decisioning.exports import QuietHours
@@ -99,17 +123,33 @@ def _export(
     settings = settings_for(database_url)
     # Everyone's churn answer is read from the batch answers, not computed from histories:
     # scored first when the served model's are missing or too old (as `omni serve` does).
-    refresh_answers(settings, only_if_stale=True)
+    with engine_errors():
+        refresh_answers(settings, only_if_stale=True, batch=batch, lake=lake)
     # No precomputed top items for every known customer (what a server warms for its
     # requests): a batch ranks only the customers it decides for, once.
     holder = ModelHolder(settings.model_copy(update={"warm_top_n": 0}))
     for outcome in holder.reload():
         if outcome.status != "loaded":
             err.print(f"[yellow]note:[/yellow] {outcome.model}: {outcome.status} {outcome.detail}")
+    extra = {}
+    model = holder.current.recommender
+    if (batch or settings.batch_engine) == "spark" and model is not None:
+        from training.batch import spark_engine
+        from training.recommendation_scores import top_positions_on_spark
+
+        with engine_errors():
+            spark = spark_engine(settings)
+        extra["rank"] = partial(top_positions_on_spark, spark, model)
     with store(settings.database_url) as engine, progress_shown():
         try:
             frame = make(
-                engine, holder.current, Shelf(engine, 3600), settings, channel, settings.now()
+                engine,
+                holder.current,
+                Shelf(engine, 3600),
+                settings,
+                channel,
+                settings.now(),
+                **extra,
             )
         except (UnknownChannel, QuietHours) as exc:
             err.print(f"[red]error:[/red] {exc}")

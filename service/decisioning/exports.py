@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from features import columns as c
 from service.decisioning import contact_policy as policy
-from service.decisioning.nbo_batch import decide_all
+from service.decisioning.nbo_batch import Ranker, decide_all
 from service.decisioning.offers import Where
 from service.decisioning.triggers import pull
 from service.serving import Served
@@ -32,11 +32,18 @@ class QuietHours(RuntimeError):
 
 
 def export_offers(
-    engine: Engine, served: Served, shelf: Shelf, settings: Settings, channel: str, now: datetime
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    channel: str,
+    now: datetime,
+    rank: Ranker | None = None,
 ) -> pd.DataFrame:
     """The next-best offer of every customer who may get a message in `channel` now
     (consent, caps, quiet hours in their own time zone), one row each; each row is
-    recorded as a contact. Raises `QuietHours` when it is night for everyone."""
+    recorded as a contact. The candidates are ranked by `rank` (default: in this process).
+    Raises `QuietHours` when it is night for everyone."""
     policy.outbound(channel)
     with engine.connect() as conn:
         reachable = policy.consenting(conn, channel)
@@ -45,7 +52,7 @@ def export_offers(
     if len(reachable) and len(quiet) == len(reachable):
         raise QuietHours(f"{channel} is in its quiet hours until {min(quiet.values()).isoformat()}")
     reachable = reachable[~reachable.index.isin(blocked) & ~reachable.index.isin(quiet)]
-    decided = decide_all(engine, served, shelf, settings, reachable, Where(channel), now)
+    decided = decide_all(engine, served, shelf, settings, reachable, Where(channel), now, rank)
     with engine.begin() as conn:
         policy.take_turn(conn, "contacts")
         full = policy.over_cap(conn, settings, channel, now, decided[c.PERSON_ID].tolist())

@@ -3,6 +3,7 @@ rules and ledger as one customer's ask (service.decisioning.nbo), in one pass.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -35,6 +36,11 @@ from service.storage import carts
 from service.storage.reader import load_events
 
 
+#: Top `n` item positions per customer position (`Recommender.rank`'s first array), by
+#: whatever computes them: the served model here, or a batch engine's executors.
+Ranker = Callable[[np.ndarray, int], np.ndarray]
+
+
 def decide_all(
     engine: Engine,
     served: Served,
@@ -43,10 +49,12 @@ def decide_all(
     customers: pd.Series,
     where: Where,
     now: datetime,
+    rank: Ranker | None = None,
 ) -> pd.DataFrame:
     """Next-best offers for many persons at once (`customers`: customer id to write to, by
     person id): open decisions that still hold are kept, the others replaced, new ones
-    recorded, all in one transaction. One row per person with an offer: the decision
+    recorded, all in one transaction. The candidates are ranked by `rank` (default: the
+    served model, in this process). One row per person with an offer: the decision
     columns, the offer's fields and `reused`."""
     book = offers_now(shelf.offers(), where.channel, now)
     ids = customers.index.astype(str).tolist()
@@ -99,7 +107,7 @@ def decide_all(
         answered=answered,
         retention_bands=settings.retention_bands,
     )
-    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest)))
+    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank)))
     customer_of = {str(p): str(cid) for p, cid in customers.items()}
     made = to_decisions(top, customer_of, where, None, now, settings)
     with engine.begin() as conn:
@@ -111,7 +119,9 @@ def decide_all(
     return decided.sort_values(c.PERSON_ID, ignore_index=True)
 
 
-def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFrame:
+def _batch_candidates(
+    served: Served, shelf: Shelf, ids: list[str], rank: Ranker | None
+) -> pd.DataFrame:
     """Everyone's top suggestions from the served model in one pass (the precomputed top
     items where the service warmed them); persons it does not know get the best sellers."""
     model = served.recommender
@@ -122,6 +132,8 @@ def _batch_candidates(served: Served, shelf: Shelf, ids: list[str]) -> pd.DataFr
     n = min(CANDIDATES, len(model.items_))
     if served.warm is not None and served.warm.positions.shape[1] >= n:
         top = served.warm.positions[rows[known], :n].astype(np.int64)
+    elif rank is not None:
+        top = rank(rows[known], n)
     else:
         top = model.rank(rows[known], n)[0]
     popular = np.argsort(-model.item_popularity_, kind="stable")[:n]

@@ -9,10 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from service.app import create_app
 from service.settings import get_settings
+from service.storage.engine import open_engine
+from service.storage.tables import answer_sets
 from tests.conftest import ADMIN_KEY, ServedStore, add_customer, copy_of
 from training.cli import app
 
@@ -85,3 +88,28 @@ def test_bad_channel_is_named(store: ServedStore, tmp_path: Path) -> None:
                                  str(tmp_path / "x.csv")])  # fmt: skip
     assert result.exit_code == 1 and "fax" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.spark
+def test_offers_ranked_on_spark_are_the_embedded_engines(
+    store: ServedStore, spark: object, tmp_path: Path
+) -> None:
+    """`omni export offers --engine spark` (candidates ranked on the executors, missing
+    churn answers scored on Spark) hands out the offers the embedded engine does."""
+    (tmp_path / "twin").mkdir()
+    twin = copy_of(store, tmp_path / "twin", clock=store.clock)
+    for copy in (store, twin):  # both score their churn answers first, each on its engine
+        engine = open_engine(copy.settings.database_url)
+        with engine.begin() as conn:
+            conn.execute(delete(answer_sets))
+        engine.dispose()
+    here = export("offers", "email", tmp_path / "embedded.csv")
+    args = ["export", "offers", "--channel", "email", "--output", str(tmp_path / "spark.csv"),
+            "--engine", "spark", "--database-url", twin.settings.database_url]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    there = pd.read_csv(tmp_path / "spark.csv", dtype=str)
+    same = ["customer_id", "offer_id", "item_id", "probability", "expected_value", "reason"]
+    assert len(here) > 100
+    pd.testing.assert_frame_equal(here[same], there[same])
+    assert not set(here["decision_id"]) & set(there["decision_id"])  # two stores' own ledgers
