@@ -11,8 +11,9 @@ not what is timed). Peak memory is the command's own maximum resident set (from
 `wait4`), wall time its elapsed seconds. Stores are kept under `--work` and reused when
 present (`--fresh` to rebuild). Results go to benchmarks/results/scale.md. With
 `--engine spark`: the store exported to a lake (`omni export events --format parquet`),
-then `omni train recommender`, `omni train churn` and `omni score churn` on Spark
-local[2] from it (results in benchmarks/results/scale-spark.md).
+then `omni train recommender`, `omni train churn`, `omni score churn` and `omni export
+offers` (on a copy of the store with the ledgers emptied) on Spark local[2] from it
+(results in benchmarks/results/scale-spark.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -179,6 +181,17 @@ def run_spark(
             "--output", str(work / f"churn-spark-{n}.csv"), *spark, *store,
         ],
     }  # fmt: skip
+    # Tonight's offers decided again from the same ledgers as the embedded run's: on a copy
+    # of the store with its decisions and contacts emptied.
+    twin = work / f"omni-{n}-spark.db"
+    with sqlite3.connect(work / f"omni-{n}.db") as src, sqlite3.connect(twin) as dst:
+        src.backup(dst)
+        for table in ("contacts", "decisions"):
+            dst.execute(f"DELETE FROM {table}")
+    steps["export offers"] = [
+        OMNI, "export", "offers", "--channel", "email", *spark, "--output",
+        str(work / f"offers-spark-{n}.csv"), "--database-url", url(twin),
+    ]  # fmt: skip
     row: dict[str, object] = {"customers": n, "events": n_events, "engine": "spark"}
     for name, args in steps.items():
         result = timed(args, env, log)

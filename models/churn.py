@@ -116,24 +116,28 @@ class ChurnModel(HyperParams):
             probability >= high, "high", np.where(probability >= medium, "medium", "low")
         )
 
-    def drivers(self, X: pd.DataFrame, top: int = 3) -> list[list[str]]:
-        """For each row, up to `top` reasons pushing towards churn, in words.
-
-        From LightGBM's per-feature contributions (`pred_contrib`), strongest first.
-        """
+    def drivers(
+        self, X: pd.DataFrame, top: int = 3, bands: np.ndarray | None = None
+    ) -> list[list[str]]:
+        """For each row, up to `top` reasons in words, strongest first: those pushing
+        towards churn, or for a row whose band (`bands`) is "low" those holding the
+        customer close (what lowers the risk). From LightGBM's per-feature contributions
+        (`pred_contrib`)."""
         self._check()
         # One column per feature, then the bias: keep the features.
         contrib = np.asarray(self.booster_.predict(X[self.features_], pred_contrib=True))[:, :-1]
-        strongest = np.argsort(-contrib, axis=1)[:, : top * 2]
+        holding = np.zeros(len(X), dtype=bool) if bands is None else np.asarray(bands) == "low"
+        signed = np.where(holding[:, None], contrib, -contrib)  # most negative = strongest
+        strongest = np.argsort(signed, axis=1)[:, : top * 2]
         names, values = list(X.columns), X.to_numpy(dtype=float)
         out: list[list[str]] = []
         for i, order in enumerate(strongest):
-            pushing = [j for j in order if contrib[i, j] > 0]
+            pushing = [j for j in order if signed[i, j] < 0]
             if not pushing:
                 out.append([])
                 continue
             row = dict(zip(names, values[i].tolist(), strict=True))
-            reasons = [describe(self.features_[j], row) for j in pushing]
+            reasons = [describe(self.features_[j], row, holding=holding[i]) for j in pushing]
             out.append([r for r in dict.fromkeys(reasons) if r][:top])
         return out
 

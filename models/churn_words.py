@@ -73,9 +73,48 @@ TEMPLATES: dict[str, Callable[[Row], str]] = {
 }
 
 
-def describe(feature: str, row: Row) -> str:
-    """The reason `feature` gives for this customer's row, or "" when it has none."""
-    template = TEMPLATES.get(feature)
+def _bought_lately(row: Row) -> str:
+    usual = row.get("mean_gap_days")
+    last = f"last purchase {_days(row['recency_days'])} ago"
+    if usual is not None and not math.isnan(usual):
+        return f"{last}, usually every {_days(usual)}"
+    return last
+
+
+def _channel_lately(channel: str) -> Callable[[Row], str]:
+    def say(row: Row) -> str:
+        days = row.get(f"{channel}_recency_days")
+        if days is None or math.isnan(days):
+            return ""
+        return f"bought {'in store' if channel == 'store' else 'on the ' + channel} " + (
+            f"{_days(days)} ago"
+        )
+
+    return say
+
+
+#: Where a feature holds the customer close (it lowers the risk), the words that say so;
+#: a feature not here reads the same both ways (counts, spend).
+HOLDING: dict[str, Callable[[Row], str]] = {
+    "recency_days": _bought_lately,
+    "gap_ratio": _bought_lately,
+    "silence_chance": _bought_lately,
+    "recency_share": _bought_lately,
+    "mean_gap_days": lambda r: f"buys every {_days(r['mean_gap_days'])} on average",
+    "purchase_days": lambda r: f"{_count(r['purchase_days'], 'purchase day')} in a year",
+    "days_since_any_event": lambda r: (
+        f"active in a channel {_days(r['days_since_any_event'])} ago"
+    ),
+    "web_recency_days": _channel_lately("web"),
+    "app_recency_days": _channel_lately("app"),
+    "store_recency_days": _channel_lately("store"),
+}
+
+
+def describe(feature: str, row: Row, *, holding: bool = False) -> str:
+    """The reason `feature` gives for this customer's row, or "" when it has none: what
+    pushes them away, or with `holding` what keeps them close."""
+    template = (HOLDING.get(feature) if holding else None) or TEMPLATES.get(feature)
     if template is None:
         return ""
     try:

@@ -159,7 +159,7 @@ def churn_for_many(
         return answers
     p = np.clip(model.predict_proba(features), 0, 1)
     bands = model.bands(p)
-    drivers = model.drivers(features, top=3)
+    drivers = model.drivers(features, top=3, bands=bands)
     for i, person in enumerate(features.index):
         answers[str(person)] = ChurnAnswer(
             round(float(p[i]), 4), str(bands[i]), drivers[i], version, now, horizon

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, computed_field
 
 from features.schema import EVENTS, json_schema
 from features.validation import INT_LIMIT
@@ -148,6 +148,7 @@ class ChurnScore(BaseModel):
                     "probability": 0.71,
                     "band": "high",
                     "drivers": ["no purchase for 74 days, usually every 12"],
+                    "drivers_effect": "raises",
                     "model_version": "2",
                     "as_of": "2026-11-23T09:15:00Z",
                     "horizon_days": 90,
@@ -164,12 +165,23 @@ class ChurnScore(BaseModel):
         description="low, medium, high, lapsed (no purchase in the model's lookback, 365 days "
         "unless trained otherwise) or new (never bought)."
     )
-    drivers: list[str]
+    drivers: list[str] = Field(
+        description="Up to three reasons, strongest first, in words; which way they work is "
+        "drivers_effect."
+    )
     model_version: str | None
     as_of: datetime
     horizon_days: float | None = Field(
         None, description="The served model's horizon, saved with it at training."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="lowers: the drivers are what keeps the customer close (a low band); "
+        "raises: what pushes them towards leaving (every other band)."
+    )
+    @property
+    def drivers_effect(self) -> Literal["raises", "lowers"]:
+        return "lowers" if self.band == "low" else "raises"
 
 
 class ChurnRequest(BaseModel):

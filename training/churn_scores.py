@@ -31,12 +31,13 @@ def scored(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
     if X.empty:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in SCORE_COLUMNS})
     probability = np.clip(model.predict_proba(X), 0, 1)
+    bands = model.bands(probability)
     return pd.DataFrame(
         {
             "customer_id": X.index.to_numpy(dtype=object),
             "churn_probability": probability.round(4),
-            "band": model.bands(probability),
-            "top_drivers": model.drivers(X, top=3),
+            "band": bands,
+            "top_drivers": model.drivers(X, top=3, bands=bands),
         }
     )
 

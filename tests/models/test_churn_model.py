@@ -95,6 +95,35 @@ def test_drivers_speak_plainly(fitted: tuple[ChurnModel, pd.DataFrame, pd.Series
     assert describe("not_a_feature", row) == ""
 
 
+def test_a_low_band_is_told_what_keeps_the_customer_close(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series],
+) -> None:
+    """A low risk comes with the reasons that hold it down, a high one with those pushing
+    it up: the same customer's words change with the side they are asked for."""
+    model, X_val, _ = fitted
+    bands = model.bands(model.predict_proba(X_val))
+    low = X_val[bands == "low"].head(50)
+    high = X_val[bands == "high"].head(50)
+    held = model.drivers(low, top=3, bands=np.full(len(low), "low"))
+    pushed = model.drivers(high, top=3, bands=np.full(len(high), "high"))
+    assert sum(bool(r) for r in held) > 0.8 * len(held)
+    said = {reason for reasons in held for reason in reasons}
+    worried = {reason for reasons in pushed for reason in reasons}
+    alarms = ("no purchase for", "no visit", "only ", "no web", "no app", "no store")
+    comforts = ("last purchase", "active in a channel", "bought ")
+    assert not any(r.startswith(alarms) for r in said), said  # never a reason to worry
+    assert any(r.startswith(comforts) for r in said), said
+    assert any(r.startswith(alarms) for r in worried), worried
+    assert not any(r.startswith(comforts) for r in worried), worried
+    # Without bands every row is told what pushes it away (the former answer).
+    assert model.drivers(low.head(5)) == model.drivers(low.head(5), bands=np.full(5, "high"))
+    row = pd.Series({"recency_days": 5.0, "mean_gap_days": 21.6})
+    assert describe("recency_days", row, holding=True) == (
+        "last purchase 5 days ago, usually every 22 days"
+    )
+    assert describe("spend", pd.Series({"spend": 812.0}), holding=True) == "spent 812 in a year"
+
+
 def test_one_class_labels_are_refused(fitted: tuple[ChurnModel, pd.DataFrame, pd.Series]) -> None:
     _, X_val, y_val = fitted
     with pytest.raises(ValueError, match="both churners and stayers"):

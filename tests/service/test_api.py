@@ -227,6 +227,7 @@ def test_churn_for_one_and_many(client: TestClient, served_store: ServedStore) -
     assert body["model_version"] == served_store.churn_version
     if body["band"] not in ("lapsed", "new"):
         assert 0 < body["probability"] < 1 and body["drivers"]
+    assert body["drivers_effect"] == ("lowers" if body["band"] == "low" else "raises")
     assert client.get("/v1/customers/NOBODY/churn", headers=ADMIN).status_code == 404
     many = client.post(
         "/v1/churn/scores", json={"customer_ids": ["C0000005", "C0000006", "NOBODY"]}, headers=ADMIN
