@@ -102,9 +102,7 @@ HOLDING: dict[str, Callable[[Row], str]] = {
     "recency_share": _bought_lately,
     "mean_gap_days": lambda r: f"buys every {_days(r['mean_gap_days'])} on average",
     "purchase_days": lambda r: f"{_count(r['purchase_days'], 'purchase day')} in a year",
-    "days_since_any_event": lambda r: (
-        f"active in a channel {_days(r['days_since_any_event'])} ago"
-    ),
+    "days_since_any_event": lambda r: f"active in a channel {_days(r['days_since_any_event'])} ago",
     "web_recency_days": _channel_lately("web"),
     "app_recency_days": _channel_lately("app"),
     "store_recency_days": _channel_lately("store"),

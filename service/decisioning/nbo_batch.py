@@ -35,7 +35,6 @@ from service.shelf import Shelf
 from service.storage import carts
 from service.storage.reader import load_events
 
-
 #: Top `n` item positions per customer position (`Recommender.rank`'s first array), by
 #: whatever computes them: the served model here, or a batch engine's executors.
 Ranker = Callable[[np.ndarray, int], np.ndarray]
