@@ -181,6 +181,8 @@ def _number(value: Any, field: Field) -> tuple[Any, str | None]:
             message = f"is larger than {INT_LIMIT:,}"
     if field.min_value is not None and number < field.min_value:
         message = f"must be at least {field.min_value:g}"
+    if field.max_value is not None and number > field.max_value:
+        message = f"must be at most {field.max_value:g}"
     if field.kind == "int":
         return (None if message else round(number)), message
     return number, message

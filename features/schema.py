@@ -27,6 +27,7 @@ class Field:
     required: bool = False
     choices: frozenset[str] | None = None
     min_value: float | None = None
+    max_value: float | None = None
     max_length: int = 256
     #: The value of a missing boolean or number.
     default: bool | float | None = None
@@ -206,6 +207,10 @@ STORES = TableSchema(
         Field(c.NAME, "str"),
         Field(c.CITY, "str"),
         TIME_ZONE,
+        # Where it is, to answer "nearest first" (either coordinates or a region).
+        Field(c.LATITUDE, "float", min_value=-90, max_value=90),
+        Field(c.LONGITUDE, "float", min_value=-180, max_value=180),
+        Field(c.REGION, "str", max_length=128),
     ),
 )
 
@@ -309,6 +314,8 @@ def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
             )
         if f.kind in ("int", "float") and f.min_value is not None:
             prop["minimum"] = f.min_value
+        if f.kind in ("int", "float") and f.max_value is not None:
+            prop["maximum"] = f.max_value
         if f.kind == "int":
             prop["maximum"] = int_limit
         if f.kind == "timestamp":

@@ -255,6 +255,8 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
             messages[finite & (numbers.abs() > INT_LIMIT)] = f"is larger than {INT_LIMIT:,}"
         if field.min_value is not None:
             messages[finite & (numbers < field.min_value)] = f"must be at least {field.min_value:g}"
+        if field.max_value is not None:
+            messages[finite & (numbers > field.max_value)] = f"must be at most {field.max_value:g}"
         if field.kind == "int":
             result = numbers.where(messages.isna()).round().astype("Int64")
         else:

@@ -25,7 +25,16 @@ from service import tablet
 from service.lifecycle import die_with_supervisor
 from service.limits import BodyLimit, FailureLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import customers, events, offers, ops, recommendations, tracking, triggers
+from service.routes import (
+    customers,
+    events,
+    items,
+    offers,
+    ops,
+    recommendations,
+    tracking,
+    triggers,
+)
 from service.serving import ModelHolder, ModelUnavailable
 from service.settings import Settings, get_settings
 from service.shelf import Shelf
@@ -82,7 +91,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(tablet.TabletRefused, tablet.refused_page)
-    for module in (events, tracking, recommendations, customers, offers, triggers, ops):
+    for module in (events, tracking, recommendations, items, customers, offers, triggers, ops):
         app.include_router(module.router)
     app.include_router(tablet.router)
     app.mount("/tablet/static", StaticFiles(directory=TABLET_STATIC), name="tablet-static")

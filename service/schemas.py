@@ -112,6 +112,46 @@ class SimilarItem(BaseModel):
     in_stock: int | None = None
 
 
+class StoreStock(BaseModel):
+    store_id: str
+    name: str
+    city: str | None
+    quantity: int
+    distance_km: float | None = Field(
+        description="From near_store (None without coordinates for both)."
+    )
+
+
+class ItemAvailability(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "I000017",
+                    "name": "Alder Tea 0017",
+                    "near_store_id": "S001",
+                    "here": 0,
+                    "online": 12,
+                    "stores": [
+                        {"store_id": "S001", "name": "Omni Lyon", "city": "Lyon",
+                         "quantity": 0, "distance_km": 0.0},
+                        {"store_id": "S005", "name": "Omni Turin", "city": "Turin",
+                         "quantity": 3, "distance_km": 219.6},
+                    ],
+                    "elsewhere": "3 at Omni Turin (220 km), 12 online: order for pickup here",
+                }
+            ]
+        }
+    )  # fmt: skip
+    item_id: str
+    name: str
+    near_store_id: str | None
+    here: int | None = Field(description="On near_store's shelf (None without a store).")
+    online: int = Field(description="In stock for online orders.")
+    stores: list[StoreStock] = Field(description="Every store, nearest first.")
+    elsewhere: str = Field(description="Where else it is, in words (empty: nowhere).")
+
+
 class SimilarItems(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

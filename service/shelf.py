@@ -38,6 +38,18 @@ class Item:
     price: float | None
 
 
+@dataclass(frozen=True)
+class Place:
+    """A store and where it is (coordinates and region may be unknown)."""
+
+    store_id: str
+    name: str | None
+    city: str | None
+    region: str | None
+    latitude: float | None
+    longitude: float | None
+
+
 class Shelf:
     """Catalogue, stock and store sales, cached with a time to live."""
 
@@ -152,6 +164,20 @@ class Shelf:
             return {str(o[c.OFFER_ID]): o for o in self.offers().to_dict("records")}
 
         return self._cached(("offer records",), self.ttl, read).get(str(offer_id))
+
+    def places(self) -> dict[str, Place]:
+        """Every store and where it is, by id (refreshed every ten TTLs)."""
+
+        def read() -> dict[str, Place]:
+            t = stores.c
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t[c.STORE_ID], t[c.NAME], t[c.CITY], t[c.REGION], t[c.LATITUDE],
+                           t[c.LONGITUDE])
+                ).all()  # fmt: skip
+            return {str(r[0]): Place(*r) for r in rows}
+
+        return self._cached(("places",), self.ttl * 10, read)
 
     def store_exists(self, store_id: str) -> bool:
         def read() -> frozenset[str]:

@@ -59,6 +59,27 @@ BRAND_WORDS = (
     "Yarrow",
     "Zephyr",
 )
+#: Latitude, longitude and country of each city a store may be in.
+PLACES = {
+    "Lyon": (45.764, 4.836, "France"),
+    "Leeds": (53.801, -1.549, "United Kingdom"),
+    "Porto": (41.150, -8.611, "Portugal"),
+    "Gent": (51.054, 3.717, "Belgium"),
+    "Turin": (45.070, 7.687, "Italy"),
+    "Malmo": (55.605, 13.004, "Sweden"),
+    "Graz": (47.071, 15.440, "Austria"),
+    "Cork": (51.899, -8.476, "Ireland"),
+    "Bilbao": (43.263, -2.935, "Spain"),
+    "Utrecht": (52.091, 5.122, "Netherlands"),
+    "Bergen": (60.391, 5.322, "Norway"),
+    "Krakow": (50.065, 19.945, "Poland"),
+    "Nantes": (47.218, -1.554, "France"),
+    "Bremen": (53.079, 8.802, "Germany"),
+    "Aarhus": (56.163, 10.204, "Denmark"),
+    "Brno": (49.195, 16.607, "Czechia"),
+    "Seville": (37.389, -5.984, "Spain"),
+    "Tampere": (61.498, 23.761, "Finland"),
+}
 CITIES = (
     "Lyon",
     "Leeds",
@@ -129,8 +150,18 @@ def make_world(cfg: SyntheticConfig, rng: np.random.Generator) -> World:
         CITIES[i % len(CITIES)] + ("" if i < len(CITIES) else f" {i // len(CITIES) + 1}")
         for i in range(s)
     ]
+    # Where each store is: its city's place, a second store in a city a few km off.
+    place = [PLACES[CITIES[i % len(CITIES)]] for i in range(s)]
+    off = np.array([0.03 * (i // len(CITIES)) for i in range(s)])
     stores = pd.DataFrame(
-        {c.STORE_ID: store_ids, c.NAME: ["Omni " + x for x in city], c.CITY: city}
+        {
+            c.STORE_ID: store_ids,
+            c.NAME: ["Omni " + x for x in city],
+            c.CITY: city,
+            c.LATITUDE: np.round([p[0] for p in place] + off, 4),
+            c.LONGITUDE: np.round([p[1] for p in place] + off, 4),
+            c.REGION: [p[2] for p in place],
+        }
     )
     store_weight = rng.dirichlet(np.full(s, 4.0))
     inventory = _inventory(rng, ids, bias, store_ids, catalogue[c.ACTIVE].to_numpy())

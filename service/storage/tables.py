@@ -81,6 +81,9 @@ stores = Table(
     Column(c.NAME, String(256)),
     Column(c.CITY, String(256)),
     Column(c.TIMEZONE, String(64)),
+    Column(c.LATITUDE, Float),
+    Column(c.LONGITUDE, Float),
+    Column(c.REGION, String(128)),
 )
 
 inventory = Table(

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, func, or_, select
 from features import columns as c
 from features.validation import BatchRejected
 from service.auth import Caller
+from service.availability import Availability, availability, in_words
 from service.decisioning.nbo import OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
@@ -231,6 +232,7 @@ def customer(
     except ModelUnavailable:
         note = "Suggestions are not available yet (no model loaded)."
     similar, similar_note = _similar(served, shelf, who, item.strip())
+    in_hand = _where_is(shelf, who, item.strip())
     return _page(
         request,
         "customer.html",
@@ -243,6 +245,8 @@ def customer(
         item_in_hand=item.strip(),
         similar=similar,
         similar_note=similar_note,
+        in_hand=in_hand,
+        in_hand_elsewhere=in_words(in_hand) if in_hand else "",
         offer=_offer(request, served, shelf, settings, person, customer_id, who, now),
     )
 
@@ -336,6 +340,15 @@ def _similar(
     if found is None:
         return [], f"No item has the id '{item_id}'."
     return found, "" if found else "Nothing similar on this store's shelves."
+
+
+def _where_is(shelf: Shelf, who: Caller, item_id: str) -> Availability | None:
+    """The item in hand's stock here and elsewhere (None: no item, or not in the
+    catalogue)."""
+    if not item_id or item_id not in shelf.items():
+        return None
+    near = who.store_id if who.store_id in shelf.places() else None
+    return availability(shelf, item_id, near)
 
 
 def _offer(

@@ -128,6 +128,20 @@ def test_a_store_associate_serves_a_customer(
     similar = page.get_by_test_id("similar").locator("li")
     expect(similar.first).to_be_visible()
     shoot(page, "similar", tmp_path)
+    # An item this store does not have: where it is instead, nearest store first.
+    elsewhere = stock[(stock["store_id"] != "S001") & (stock["store_id"] != "online")
+                      & (stock["quantity"] > 0) & ~stock["item_id"].isin(shelf)]  # fmt: skip
+    missing = sorted(set(elsewhere["item_id"]))[0]
+    page.get_by_label("Scan or type an item id").fill(missing)
+    page.get_by_role("button", name="Similar").click()
+    line = page.get_by_test_id("in-hand-stock")
+    expect(line).to_contain_text(f"{catalogue.loc[missing, 'name']} is not on this shelf")
+    theirs = elsewhere[elsewhere["item_id"] == missing]
+    stores = pd.read_parquet(served_store.data / "stores.parquet").set_index("store_id")
+    pairs = zip(theirs["store_id"], theirs["quantity"], strict=True)
+    named = [f"{q} at {stores.loc[sid, 'name']}" for sid, q in pairs]
+    assert any(n in line.inner_text() for n in named), (line.inner_text(), named)
+    shoot(page, "elsewhere", tmp_path)
 
     # What was searched (e-mail addresses) went in form bodies: the access log, which
     # lists every request the tablet made, never holds them.
