@@ -26,6 +26,8 @@ class EventType(StrEnum):
     PURCHASE = "purchase"
     RETURN = "return"
     WISHLIST = "wishlist"
+    #: The customer took an item off their wish-list (buying it anywhere does too).
+    WISHLIST_REMOVE = "wishlist_remove"
     EMAIL_OPEN = "email_open"
     EMAIL_CLICK = "email_click"
     OFFER_SHOWN = "offer_shown"
@@ -47,6 +49,7 @@ ITEM_EVENT_TYPES = frozenset(
         EventType.PURCHASE,
         EventType.RETURN,
         EventType.WISHLIST,
+        EventType.WISHLIST_REMOVE,
     }
 )
 #: Event types that are about one offer and so must name it.

@@ -1,4 +1,5 @@
-"""The 360 view of one person: identities, consents, channels, recent activity, cart, churn.
+"""The 360 view of one person: identities, consents, channels, recent activity, cart,
+wish-list, churn.
 
 Built once here for both the API (`GET /v1/customers/{id}/profile`) and the tablet page.
 """
@@ -12,11 +13,11 @@ from sqlalchemy import Connection, select
 from features import columns as c
 from service.churn_scoring import churn_now
 from service.people import Person, recent_events
-from service.schemas import Activity, CartLine, ChurnScore, Profile
+from service.schemas import Activity, CartLine, ChurnScore, Profile, WishItem
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
-from service.storage import activity, carts
+from service.storage import activity, carts, wishes
 from service.storage.codec import DAY, micros, moment
 from service.storage.tables import customers
 
@@ -41,8 +42,10 @@ def build_profile(
     person: Person,
     now: datetime,
     settings: Settings,
+    store_id: str | None = None,
 ) -> Profile:
-    """The person's profile now (churn is None while no churn model is loaded)."""
+    """The person's profile now (churn is None while no churn model is loaded); wished
+    items with their quantity on `store_id`'s shelf when a store is given."""
     catalogue = shelf.items()
     book = shelf.offers()
     offer_names = dict(zip(book[c.OFFER_ID], book[c.NAME], strict=True))
@@ -75,6 +78,17 @@ def build_profile(
         )
         for line in lines
     ]
+    shelf_here = shelf.stock(store_id) if store_id is not None else None
+    wishlist = [
+        WishItem(
+            item_id=wish.item_id,
+            name=item_name(catalogue, wish.item_id) or wish.item_id,
+            wished_at=moment(wish.wished_at),
+            channel=wish.channel,
+            in_stock=None if shelf_here is None else shelf_here.get(wish.item_id, 0),
+        )
+        for wish in wishes.wish_list(conn, person.customer_ids, person.anonymous_ids)
+    ]
     try:
         answer = churn_now(conn, served, person, now, settings.answer_max_age_hours)
         churn = ChurnScore(customer_id=customer_id, **vars(answer))
@@ -95,6 +109,7 @@ def build_profile(
         channels=activity.channels(conn, person.customer_ids, person.anonymous_ids),
         recent=recent,
         cart=cart,
+        wishlist=wishlist,
         churn=churn,
     )
 

@@ -254,6 +254,16 @@ class CartLine(BaseModel):
     channel: str
 
 
+class WishItem(BaseModel):
+    item_id: str
+    name: str
+    wished_at: datetime = Field(description="When it was last put on the list.")
+    channel: str | None = Field(description="Where it was put on the list.")
+    in_stock: int | None = Field(
+        description="On the shelf of the store asked about (None: no store asked)."
+    )
+
+
 class Profile(BaseModel):
     customer_id: str
     person_id: str
@@ -265,6 +275,10 @@ class Profile(BaseModel):
     channels: list[str]
     recent: list[Activity]
     cart: list[CartLine]
+    wishlist: list[WishItem] = Field(
+        description="What they wish for now, from every channel, latest first (an item "
+        "leaves it when removed or bought anywhere)."
+    )
     churn: ChurnScore | None
 
 

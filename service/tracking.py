@@ -37,6 +37,7 @@ TRACKED: dict[str, T] = {
     "Product Added": T.ADD_TO_CART,
     "Product Removed": T.REMOVE_FROM_CART,
     "Product Added to Wishlist": T.WISHLIST,
+    "Product Removed from Wishlist": T.WISHLIST_REMOVE,
     "Products Searched": T.SEARCH,
     "Order Completed": T.PURCHASE,
     "Order Refunded": T.RETURN,

@@ -57,7 +57,35 @@ def make_events(
     purchases = _take(ev, ev["type"] == c.EventType.PURCHASE.value)
     ev = _concat([ev, _returns(purchases, shoppers, rng)])
     keep = (ev["t"] < shoppers.active_until[ev["cust"]]) & (ev["t"] >= 0)
-    return _frame(cfg, world, {k: v[keep] for k, v in ev.items()}, rng, id_prefix)
+    frame = _frame(cfg, world, {k: v[keep] for k, v in ev.items()}, rng, id_prefix)
+    # Drawn from a stream of their own: the events above are the same with or without.
+    return _unwished(frame, pd.Timestamp(cfg.end), rng.spawn(1)[0], id_prefix)
+
+
+#: Share of wishes taken off the list later, and the mean days until they are.
+UNWISH_SHARE, UNWISH_DAYS = 0.25, 12.0
+
+
+def _unwished(
+    frame: pd.DataFrame, end: pd.Timestamp, rng: np.random.Generator, id_prefix: str
+) -> pd.DataFrame:
+    """The events with some wishes removed again later in the same channel (a
+    `wishlist_remove` each, before the window ends), in time order."""
+    wishes = frame[frame[c.TYPE] == c.EventType.WISHLIST.value]
+    chosen = wishes[rng.random(len(wishes)) < UNWISH_SHARE]
+    later = pd.to_timedelta(rng.exponential(UNWISH_DAYS, len(chosen)) * 86_400, unit="s")
+    removals = chosen.assign(
+        **{c.TS: (chosen[c.TS] + later.to_numpy()).dt.floor("ms"),
+           c.TYPE: c.EventType.WISHLIST_REMOVE.value}
+    )  # fmt: skip
+    removals = removals[removals[c.TS] < end]
+    removals[c.EVENT_ID] = (
+        id_prefix
+        + "w"
+        + pd.Series(np.arange(1, len(removals) + 1), index=removals.index).astype(str).str.zfill(7)
+    )
+    both = pd.concat([frame, removals], ignore_index=True)
+    return both.sort_values(c.TS, kind="stable", ignore_index=True)
 
 
 def _durable_again(ev: Block, world: World) -> np.ndarray:

@@ -18,6 +18,7 @@ from service.deps import (
     ServedDep,
     SettingsDep,
     ShelfDep,
+    id_query,
 )
 from service.erasure import erase
 from service.people import Person, find_person
@@ -98,16 +99,27 @@ def churn_scores(
 @router.get("/customers/{customer_id}/profile", response_model=Profile, responses=NOT_FOUND)
 def profile(
     customer_id: CustomerIdPath,
-    _: Annotated[Caller, Depends(require("profile:read"))],
+    who: Annotated[Caller, Depends(require("profile:read"))],
     person: CustomerDep,
     served: ServedDep,
     shelf: ShelfDep,
     conn: ConnDep,
     now: NowDep,
     settings: SettingsDep,
+    store_id: Annotated[
+        str | None,
+        id_query(
+            "Say how many of each wished item are on this store's shelf (default: a "
+            "store key's own store)."
+        ),
+    ] = None,
 ) -> Profile:
-    """The 360 view: identities, channels, recent activity everywhere, open cart, churn."""
-    return build_profile(conn, served, shelf, customer_id, person, now, settings)
+    """The 360 view: identities, channels, recent activity everywhere, open cart,
+    wish-list, churn."""
+    store = store_id or who.store_id
+    if store is not None and not shelf.store_exists(store):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"store_id: no store has the id '{store}'")
+    return build_profile(conn, served, shelf, customer_id, person, now, settings, store)
 
 
 @router.get("/customers/{customer_id}/export", response_model=PersonExport, responses=NOT_FOUND)

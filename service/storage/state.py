@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from features import columns as c
-from service.storage import activity, carts, churn_days, interests
+from service.storage import activity, carts, churn_days, interests, wishes
 from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import (
@@ -21,6 +21,7 @@ from service.storage.tables import (
 )
 from service.storage.tables import churn_days as churn_days_table
 from service.storage.tables import interests as interests_table
+from service.storage.tables import wishes as wishes_table
 
 #: Every table of the online state (what `forget` clears for an erased person).
 STATE_TABLES = (
@@ -31,6 +32,7 @@ STATE_TABLES = (
     interests_table,
     store_weights,
     churn_days_table,
+    wishes_table,
 )
 
 
@@ -40,6 +42,7 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     carts.apply(conn, stored)
     interests.apply(conn, stored)
     churn_days.apply(conn, stored)
+    wishes.apply(conn, stored)
 
 
 def rebuild(conn: Connection) -> int:
@@ -47,6 +50,7 @@ def rebuild(conn: Connection) -> int:
     carts.rebuild(conn)
     interests.rebuild(conn)
     churn_days.rebuild(conn)
+    wishes.rebuild(conn)
     return activity.rebuild(conn)
 
 
@@ -69,8 +73,10 @@ def ensure(conn: Connection) -> int | None:
 
     if empty(activity_table):
         return None if empty(events) else rebuild(conn)
-    if empty(churn_days_table) or (
-        empty(interests_table) and not empty(events, events.c[c.ITEM_ID].is_not(None))
+    if (
+        empty(churn_days_table)
+        or (empty(interests_table) and not empty(events, events.c[c.ITEM_ID].is_not(None)))
+        or (empty(wishes_table) and not empty(events, events.c[c.TYPE] == wishes.WISH))
     ):
         return rebuild(conn)
     return None

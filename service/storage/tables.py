@@ -164,6 +164,20 @@ bought = Table(
     Column("last_ts", BigInteger, nullable=False),
 )
 
+#: Per id and item: the latest time the id put the item on its wish-list (and in which
+#: channel) and the latest time it took it off (0: never). On a person's list while the
+#: latest wish is after the latest removal and the last purchase (`bought`) of any id.
+wishes = Table(
+    "wishes",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.ITEM_ID, String(256), primary_key=True),
+    Column("wished_at", BigInteger, nullable=False),
+    Column("removed_at", BigInteger, nullable=False),
+    Column(c.CHANNEL, String(16)),
+)
+
 #: Per id and item: how much the id's events say it wants the item (the interaction
 #: weight of `features.interactions`, each event's weight scaled to a fixed epoch so that
 #: events add up in any order; read back at any time by one factor), the latest such

@@ -223,7 +223,7 @@ def customer(
     if person is None:
         message = f"Nobody has the id '{customer_id}'."
         return _page(request, "search.html", who, conn, error=message, status_code=404)
-    profile = build_profile(conn, served, shelf, customer_id, person, now, settings)
+    profile = build_profile(conn, served, shelf, customer_id, person, now, settings, who.store_id)
     suggestions, note = [], ""
     try:
         answer = recommend(served, shelf, conn, person, Ask(k=6, store_id=who.store_id), now)

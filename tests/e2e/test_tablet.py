@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import httpx2
 import pandas as pd
 import pytest
 
@@ -71,6 +72,17 @@ def test_a_store_associate_serves_a_customer(
     box.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("Nobody matches 'nobody@example.com'")
 
+    # Earlier today, on the app, they put an item this store has on their wish-list.
+    stock = pd.read_parquet(served_store.data / "inventory.parquet")
+    in_s001 = stock[(stock["store_id"] == "S001") & (stock["quantity"] > 0)]
+    shelf = dict(zip(in_s001["item_id"], in_s001["quantity"], strict=True))
+    wished = sorted(shelf)[-1]
+    wish = {"event_id": "tablet-wish-1", "customer_id": "C0000070", "channel": "app",
+            "type": "wishlist", "item_id": wished,
+            "ts": (served_store.clock - pd.Timedelta(hours=2)).isoformat()}  # fmt: skip
+    sent = httpx2.post(f"{server}/v1/events", json={"events": [wish]},
+                       headers={"X-API-Key": ADMIN_KEY})  # fmt: skip
+    assert sent.status_code == 200, sent.text
     customers = pd.read_parquet(served_store.data / "customers.parquet")
     someone = customers[customers["customer_id"] == "C0000070"].iloc[0]
     box = page.get_by_role("main").get_by_label("Loyalty card, customer id or e-mail")
@@ -88,13 +100,15 @@ def test_a_store_associate_serves_a_customer(
         "lapsed",
         "new",
     }
+    catalogue = pd.read_parquet(served_store.data / "catalogue.parquet").set_index("item_id")
+    # The wish-list, latest first: the item wished on the app, on this shelf, to add.
+    first_wish = page.get_by_test_id("wishlist").locator("li").first
+    expect(first_wish).to_contain_text(str(catalogue.loc[wished, "name"]))
+    expect(first_wish).to_contain_text(f"{shelf[wished]} on shelf")
+    expect(first_wish.get_by_role("button", name=re.compile("^Add"))).to_be_visible()
     shoot(page, "customer", tmp_path)
 
     # Suggestions are on this store's shelves, with the quantity on hand.
-    stock = pd.read_parquet(served_store.data / "inventory.parquet")
-    in_s001 = stock[(stock["store_id"] == "S001") & (stock["quantity"] > 0)]
-    shelf = dict(zip(in_s001["item_id"], in_s001["quantity"], strict=True))
-    catalogue = pd.read_parquet(served_store.data / "catalogue.parquet").set_index("item_id")
     names = {name: item for item, name in catalogue["name"].items()}
     rows = page.get_by_test_id("suggestions").locator("li")
     assert rows.count() >= 1

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from features import columns as c
 from service.settings import get_settings
+from service.storage import wishes
 from service.storage.engine import open_engine
 from service.storage.migrate import FIRST, SchemaOutdated, config, head, revision_of
-from service.storage.tables import activity, customers, decisions, events
+from service.storage.tables import activity, customers, decisions, events, stores
 from training.cli import app
 
 
@@ -33,7 +34,8 @@ def first_release_store(url: str, *, with_revision: bool) -> None:
         conn.execute(
             events.insert(),
             [{c.EVENT_ID: f"e{i}", c.TS: 1_700_000_000_000_000 + i, c.CUSTOMER_ID: "C1",
-              c.CHANNEL: "web", c.TYPE: "view", c.ITEM_ID: "I1", "ingested_at": 1}
+              c.CHANNEL: "web", c.TYPE: ("view", "wishlist")[i], c.ITEM_ID: "I1",
+              "ingested_at": 1}
              for i in range(2)],
         )  # fmt: skip
         if not with_revision:
@@ -51,6 +53,8 @@ def test_a_first_release_store_is_upgraded_with_its_data(db_url: str, with_revis
         assert conn.execute(select(customers.c[c.EMAIL])).scalar() == "ana@x.eu"
         # The online state the first release never had, rebuilt from its events.
         assert conn.execute(select(activity.c.events)).scalar() == 2
+        assert [w.item_id for w in wishes.wish_list(conn, ["C1"], [])] == ["I1"]  # r0006
+        assert conn.execute(select(stores.c[c.LATITUDE])).all() == []  # r0005's column
         assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
         indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
         columns = {col["name"] for col in inspect(conn).get_columns("customers")}

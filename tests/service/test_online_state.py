@@ -27,7 +27,7 @@ from service.erasure import erase
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, find_person, person_events
-from service.storage import activity, carts, churn_days
+from service.storage import activity, carts, churn_days, wishes
 from service.storage import state as online_state
 from service.storage.codec import micros
 from service.storage.state import STATE_TABLES
@@ -50,6 +50,7 @@ EVENT = st.fixed_dictionaries(
                 "purchase",
                 "return",
                 "wishlist",
+                "wishlist_remove",
                 "offer_accepted",
                 "offer_declined",
             ]
@@ -66,6 +67,21 @@ EVENT = st.fixed_dictionaries(
 ).map(
     lambda e: {**e, "offer_id": "O1" if e["quantity"] < 3 else "O2"} if "offer" in e["type"] else e
 )
+
+
+def wished_from(history: pd.DataFrame) -> list[str]:
+    """The wish-list by its definition, from the person's events: items whose latest
+    wish is later than their latest removal and purchase; latest wish first."""
+    latest = history.groupby([c.ITEM_ID, c.TYPE])[c.TS].max().unstack()
+    wish = latest.get("wishlist")
+    if wish is None:
+        return []
+    floor = pd.Series(pd.Timestamp(0, tz="UTC"), index=latest.index)
+    for kind in ("wishlist_remove", "purchase"):
+        if kind in latest:
+            floor = np.maximum(floor, latest[kind].fillna(pd.Timestamp(0, tz="UTC")))
+    on = wish[wish.notna() & (wish > floor)]
+    return [str(i) for i in sorted(on.index, key=lambda i: (-on[i].value, i))]
 
 
 def state(engine: Engine) -> list[tuple[Any, ...]]:
@@ -134,6 +150,11 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 last = buys.groupby(c.ITEM_ID)[c.TS].max()
                 theirs = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
                 assert theirs == {str(i): micros(ts.to_pydatetime()) for i, ts in last.items()}
+                # The wish-list: wished later than any removal or purchase, by any id.
+                assert [
+                    w.item_id
+                    for w in wishes.wish_list(conn, person.customer_ids, person.anonymous_ids)
+                ] == wished_from(everything)
                 # A batch reads the same for everyone at once.
                 everyone = carts.last_bought_by_person(conn)
                 assert {i: ts for p, i, ts in everyone if p == person.person_id} == theirs
@@ -256,7 +277,14 @@ def test_erasure_forgets_the_state(engine: Engine) -> None:
     cart = {"event_id": "z1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C9",
             "anonymous_id": "d9", "channel": "store", "store_id": "S1",
             "type": "add_to_cart", "item_id": "I1"}  # fmt: skip
-    accept_events(engine, [cart, {**cart, "event_id": "z2", "type": "purchase", "item_id": "I2"}])
+    accept_events(
+        engine,
+        [
+            cart,
+            {**cart, "event_id": "z2", "type": "purchase", "item_id": "I2"},
+            {**cart, "event_id": "z3", "type": "wishlist", "item_id": "I3"},
+        ],
+    )
     with engine.connect() as conn:
         person = find_person(conn, customer_id="C9")
     assert person is not None

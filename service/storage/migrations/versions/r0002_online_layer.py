@@ -228,15 +228,20 @@ def upgrade() -> None:
 
 def _rebuild_online_state() -> None:
     """The online state of a store that has events but no state yet (its tables were
-    just made): rebuilt from the event log, as `omni rebuild-state` does."""
-    from service.storage import state
+    just made): rebuilt from the event log, as `omni rebuild-state` does, for the parts
+    this revision made (a later revision fills the parts it adds: r0006, wish-lists)."""
+    from service.storage import activity as activity_state
+    from service.storage import carts, churn_days, interests
     from service.storage.tables import activity, events
 
     bind = op.get_bind()
     has_events = bind.execute(sa.select(events.c.event_id).limit(1)).first() is not None
     has_state = bind.execute(sa.select(activity.c.id_value).limit(1)).first() is not None
     if has_events and not has_state:
-        state.rebuild(bind)
+        carts.rebuild(bind)
+        interests.rebuild(bind)
+        churn_days.rebuild(bind)
+        activity_state.rebuild(bind)
 
 
 def downgrade() -> None:
