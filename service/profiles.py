@@ -13,7 +13,8 @@ from sqlalchemy import Connection, select
 from features import columns as c
 from service.churn_scoring import churn_now
 from service.people import Person, recent_events
-from service.schemas import Activity, CartLine, ChurnScore, Profile, WishItem
+from service.preferences import preferences
+from service.schemas import Activity, CartLine, ChurnScore, Preferences, Profile, WishItem
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
@@ -110,6 +111,9 @@ def build_profile(
         recent=recent,
         cart=cart,
         wishlist=wishlist,
+        preferences=Preferences.model_validate(
+            vars(preferences(conn, shelf, person, now)), from_attributes=True
+        ),
         churn=churn,
     )
 

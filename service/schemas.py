@@ -264,6 +264,21 @@ class WishItem(BaseModel):
     )
 
 
+class Share(BaseModel):
+    name: str
+    share: float = Field(ge=0, le=1)
+
+
+class Preferences(BaseModel):
+    categories: list[Share] = Field(description="Share of their interest, top 3 of 15%+.")
+    brands: list[Share]
+    channels: list[Share] = Field(description="Share of purchase days in the last year.")
+    stores: list[Share] = Field(description="By store id: share of their store activity.")
+    in_words: list[str] = Field(
+        description='e.g. "mostly Kitchen (46%)", "buys in store 70% of the time".'
+    )
+
+
 class Profile(BaseModel):
     customer_id: str
     person_id: str
@@ -279,6 +294,7 @@ class Profile(BaseModel):
         description="What they wish for now, from every channel, latest first (an item "
         "leaves it when removed or bought anywhere)."
     )
+    preferences: Preferences
     churn: ChurnScore | None
 
 

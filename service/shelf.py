@@ -36,6 +36,7 @@ class Item:
     name: str
     category: str
     price: float | None
+    brand: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,10 @@ class Shelf:
                         catalogue.c[c.NAME],
                         catalogue.c[c.CATEGORY],
                         catalogue.c[c.PRICE],
+                        catalogue.c[c.BRAND],
                     )
                 ).all()
-            return {r[0]: Item(r[0], r[1] or r[0], r[2], r[3]) for r in rows}
+            return {r[0]: Item(r[0], r[1] or r[0], r[2], r[3], r[4]) for r in rows}
 
         return self._cached(("items",), self.ttl * 10, read)
 

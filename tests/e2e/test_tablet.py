@@ -91,6 +91,7 @@ def test_a_store_associate_serves_a_customer(
     expect(page.get_by_role("heading", name=someone["name"])).to_be_visible()
     recent = page.get_by_test_id("recent")
     expect(recent.locator("li").first).to_be_visible()
+    expect(page.get_by_test_id("preferences")).to_contain_text("mostly ")
     channels = page.get_by_label("Channels used")
     assert channels.locator(".chip").count() >= 1
     assert page.get_by_test_id("churn-band").inner_text() in {
