@@ -38,6 +38,7 @@ RECENT_COUNTS = (
     ("email_opens_90", c.EventType.EMAIL_OPEN, 90),
     ("email_clicks_90", c.EventType.EMAIL_CLICK, 90),
     ("offers_accepted_90", c.EventType.OFFER_ACCEPTED, 90),
+    ("complaints_90", c.EventType.COMPLAINT, 90),
 )
 #: Columns that stay missing when a person has nothing to measure (every other is 0).
 MAY_BE_MISSING = ("recency_days", "_gap_days", "gap_ratio")

@@ -35,10 +35,25 @@ class EventType(StrEnum):
     #: The customer said no to an offer (a new one is decided at the next ask).
     OFFER_DECLINED = "offer_declined"
     IDENTIFY = "identify"
+    #: A complaint (a `reason` and a `status`; later events of the same `case_id` update
+    #: it, e.g. to resolved).
+    COMPLAINT = "complaint"
+    #: Any other contact with customer service (a question, a delivery query), the same way.
+    SERVICE_CONTACT = "service_contact"
     #: Anything else a source sends by its own name (`event_name`), kept but not weighed
     #: by any model (e.g. a Segment "Checkout Started").
     CUSTOM = "custom"
 
+
+class CaseStatus(StrEnum):
+    """Where a service case stands."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+#: Event types of a service case: each carries a reason and a status.
+SERVICE_EVENT_TYPES = frozenset({EventType.COMPLAINT, EventType.SERVICE_CONTACT})
 
 #: Event types that are about one item and so must name it.
 ITEM_EVENT_TYPES = frozenset(
@@ -75,6 +90,10 @@ ORDER_ID = "order_id"
 OFFER_ID = "offer_id"
 
 EVENT_NAME = "event_name"
+#: A service case's reason in words, its status, and the id that ties its events together.
+REASON = "reason"
+STATUS = "status"
+CASE_ID = "case_id"
 EVENT_COLUMNS = (
     EVENT_ID,
     TS,
@@ -89,6 +108,9 @@ EVENT_COLUMNS = (
     ORDER_ID,
     OFFER_ID,
     EVENT_NAME,
+    REASON,
+    STATUS,
+    CASE_ID,
 )
 
 # Reference data fields.

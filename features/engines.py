@@ -141,9 +141,11 @@ class Embedded:
         """The events of a lake folder (`service.storage.lake`; before `until`, in
         microseconds, when given) as `events`."""
         files = _path(folder / "**" / "*.parquet")
-        source = f"read_parquet('{files}', hive_partitioning = true)"
+        # Days written by an earlier release may lack a column added since: NULL there.
+        source = f"read_parquet('{files}', hive_partitioning = true, union_by_name = true)"
+        present = set(self._db.sql(f"DESCRIBE SELECT * FROM {source}").df()["column_name"])
         where = "" if until is None else f" WHERE epoch_us(ts) < {int(until)}"
-        self.view(EVENTS, _typed(source, times="epoch_us") + where)
+        self.view(EVENTS, _typed(source, times="epoch_us", present=present) + where)
 
     def register(self, name: str, frame: pd.DataFrame | pa.Table) -> None:
         self._db.register(name, frame)
@@ -181,12 +183,15 @@ class Embedded:
         self.close()
 
 
-def _typed(source: str, times: str | None = None) -> str:
+def _typed(source: str, times: str | None = None, present: set[str] | None = None) -> str:
     """SELECT the event columns from `source` with the engines' types (`times`: the
-    function that turns a timestamp column into integer microseconds, when it is one)."""
+    function that turns a timestamp column into integer microseconds, when it is one;
+    a text column not `present` in the source is NULL)."""
     cols = []
     for name in (*c.EVENT_COLUMNS, ARRIVED):
-        if name in (c.TS, ARRIVED) and times:
+        if present is not None and name not in present and name not in NUMBERS:
+            cols.append(f"CAST(NULL AS VARCHAR) AS {name}")
+        elif name in (c.TS, ARRIVED) and times:
             cols.append(f"{times}({name}) AS {name}")
         elif name in NUMBERS:
             cols.append(f"CAST({name} AS DOUBLE) AS {name}")

@@ -121,6 +121,7 @@ def _const(text: str) -> Callable[[pd.DataFrame], pd.Series]:
 _item_types = _choices(c.ITEM_EVENT_TYPES)
 _channels = _choices(c.Channel)
 _offer_types = _choices(c.OFFER_EVENT_TYPES)
+_service_types = _choices(c.SERVICE_EVENT_TYPES)
 
 
 def _type_message(what: str) -> str:
@@ -144,6 +145,9 @@ EVENTS = TableSchema(
         Field(c.ORDER_ID, "str"),
         Field(c.OFFER_ID, "str"),
         Field(c.EVENT_NAME, "str", max_length=128),
+        Field(c.REASON, "str", max_length=256),
+        Field(c.STATUS, "str", choices=_choices(c.CaseStatus)),
+        Field(c.CASE_ID, "str", max_length=128),
     ),
     rules=(
         Required(c.CUSTOMER_ID, "customer_id or anonymous_id is required", unless=c.ANONYMOUS_ID),
@@ -167,6 +171,10 @@ EVENTS = TableSchema(
             values=frozenset({c.EventType.CUSTOM.value}),
         ),
         Required(c.OFFER_ID, _type_message("an offer event names its offer"), c.TYPE, _offer_types),
+        Required(c.REASON, _type_message("a service case says why"), c.TYPE, _service_types),
+        Required(
+            c.STATUS, _type_message("a service case says where it stands"), c.TYPE, _service_types
+        ),
         Required(
             c.STORE_ID,
             "is required when channel is 'store'",

@@ -102,10 +102,13 @@ class SparkEngine:
     def read_lake(self, folder: Path, until: int | None = None) -> None:
         """The events of the lake at `folder` (before `until`, in microseconds, when
         given) as `events`: times as integer microseconds, numbers as doubles."""
-        frame = self.spark.read.parquet(str(folder.resolve()))
+        frame = self.spark.read.option("mergeSchema", "true").parquet(str(folder.resolve()))
         columns = []
+        present = set(frame.columns)  # a day written by an earlier release may lack a column
         for name in (*c.EVENT_COLUMNS, ARRIVED):
-            if name in (c.TS, ARRIVED):
+            if name not in present and name not in NUMBERS:
+                columns.append(f"CAST(NULL AS STRING) AS {name}")
+            elif name in (c.TS, ARRIVED):
                 columns.append(f"unix_micros({name}) AS {name}")
             elif name in NUMBERS:
                 columns.append(f"CAST({name} AS DOUBLE) AS {name}")

@@ -63,6 +63,7 @@ TEMPLATES: dict[str, Callable[[Row], str]] = {
     "email_clicks_90": lambda r: f"clicked {_count(r['email_clicks_90'], 'e-mail')} in 90 days",
     "views_30": lambda r: f"{_count(r['views_30'], 'product view')} in 30 days",
     "carts_30": lambda r: f"{_count(r['carts_30'], 'item')} carted in 30 days",
+    "complaints_90": lambda r: f"{_count(r['complaints_90'], 'complaint')} in 90 days",
     "returns_365": lambda r: f"{_count(r['returns_365'], 'return')} in a year",
     "tenure_days": lambda r: f"customer for {_days(r['tenure_days'])}",
     "channels_used": lambda r: f"uses {int(r['channels_used'])} channel(s)",

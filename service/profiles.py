@@ -14,11 +14,19 @@ from features import columns as c
 from service.churn_scoring import churn_now
 from service.people import Person, recent_events
 from service.preferences import preferences
-from service.schemas import Activity, CartLine, ChurnScore, Preferences, Profile, WishItem
+from service.schemas import (
+    Activity,
+    CartLine,
+    ChurnScore,
+    Preferences,
+    Profile,
+    ServiceCase,
+    WishItem,
+)
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
-from service.storage import activity, carts, wishes
+from service.storage import activity, carts, cases, wishes
 from service.storage.codec import DAY, micros, moment
 from service.storage.tables import customers
 
@@ -95,6 +103,19 @@ def build_profile(
         churn = ChurnScore(customer_id=customer_id, **vars(answer))
     except ModelUnavailable:
         churn = None
+    service = [
+        ServiceCase(
+            case_id=x.case_id,
+            type=x.type,
+            reason=x.reason,
+            channel=x.channel,
+            opened_at=moment(x.opened_at),
+            updated_at=moment(x.updated_at),
+            status=x.status,
+            in_words=case_in_words(x, now),
+        )
+        for x in cases.cases_of(conn, person.customer_ids, person.anonymous_ids)[:SERVICE_SHOWN]
+    ]
     return Profile(
         customer_id=customer_id,
         person_id=person.person_id,
@@ -111,11 +132,39 @@ def build_profile(
         recent=recent,
         cart=cart,
         wishlist=wishlist,
+        service=service,
         preferences=Preferences.model_validate(
             vars(preferences(conn, shelf, person, now)), from_attributes=True
         ),
         churn=churn,
     )
+
+
+#: Service cases shown in a profile.
+SERVICE_SHOWN = 10
+#: How a case's channel is said ("by phone").
+BY = {
+    c.Channel.CALL_CENTER.value: "by phone",
+    c.Channel.EMAIL.value: "by e-mail",
+    c.Channel.SOCIAL.value: "on social media",
+    c.Channel.STORE.value: "in store",
+    c.Channel.WEB.value: "on the web",
+    c.Channel.APP.value: "in the app",
+}
+
+
+def case_in_words(case: cases.Case, now: datetime) -> str:
+    """ "complaint: late delivery, open for 6 days, by phone"; "service contact: where is
+    my order, resolved 2 days ago, by e-mail"."""
+    kind = case.type.replace("_", " ")
+    still_open = case.status == c.CaseStatus.OPEN
+    days = max(0, (micros(now) - (case.opened_at if still_open else case.updated_at)) // DAY)
+    span = f"{days} day{'s' if days != 1 else ''}"
+    if still_open:
+        when = f"open for {span}" if days else "opened today"
+    else:
+        when = f"{case.status} {span} ago" if days else f"{case.status} today"
+    return f"{kind}: {case.reason}, {when}, {BY.get(case.channel, case.channel)}"
 
 
 def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:

@@ -279,6 +279,17 @@ class Preferences(BaseModel):
     )
 
 
+class ServiceCase(BaseModel):
+    case_id: str
+    type: str = Field(description="complaint or service_contact.")
+    reason: str
+    channel: str = Field(description="Where it was opened.")
+    opened_at: datetime
+    updated_at: datetime
+    status: str = Field(description="open or resolved.")
+    in_words: str = Field(description='e.g. "complaint: late delivery, open for 6 days, by phone".')
+
+
 class Profile(BaseModel):
     customer_id: str
     person_id: str
@@ -295,6 +306,10 @@ class Profile(BaseModel):
         "leaves it when removed or bought anywhere)."
     )
     preferences: Preferences
+    service: list[ServiceCase] = Field(
+        description="Complaints and service contacts, open ones first (longest open "
+        "first), then the latest closed ones."
+    )
     churn: ChurnScore | None
 
 

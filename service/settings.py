@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     no_offer_seconds: float = Field(default=300, ge=0)
     #: Retention incentives go only to customers in these churn bands.
     retention_bands: list[str] = Field(default_factory=lambda: ["high", "lapsed"])
+    #: While a customer has an open complaint, hold back sales offers (a retention offer
+    #: may still go): a new next-best offer is decided only from retention offers.
+    hold_offers_during_complaint: bool = True
 
     def now(self) -> datetime:
         """The service's clock: `clock` when set (read as UTC without an offset), else now."""

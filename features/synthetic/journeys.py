@@ -58,8 +58,77 @@ def make_events(
     ev = _concat([ev, _returns(purchases, shoppers, rng)])
     keep = (ev["t"] < shoppers.active_until[ev["cust"]]) & (ev["t"] >= 0)
     frame = _frame(cfg, world, {k: v[keep] for k, v in ev.items()}, rng, id_prefix)
-    # Drawn from a stream of their own: the events above are the same with or without.
-    return _unwished(frame, pd.Timestamp(cfg.end), rng.spawn(1)[0], id_prefix)
+    # Drawn from streams of their own: the events above are the same with or without.
+    wishes_rng, service_rng = rng.spawn(2)
+    start = pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.days)
+    frame = _unwished(frame, pd.Timestamp(cfg.end), wishes_rng, id_prefix)
+    cases = _service_cases(shoppers, start, pd.Timestamp(cfg.end), service_rng, id_prefix)
+    both = pd.concat([frame, cases], ignore_index=True) if len(cases) else frame
+    return both.sort_values(c.TS, kind="stable", ignore_index=True)
+
+
+#: Complaint reasons and service questions, and the channels service is reached in.
+COMPLAINTS = ("late delivery", "damaged item", "wrong size sent", "refund not received",
+              "rude staff", "item out of stock after ordering")  # fmt: skip
+QUESTIONS = ("where is my order", "change delivery address", "product question",
+             "loyalty points missing")  # fmt: skip
+SERVICE_CHANNELS = np.array(
+    [c.Channel.CALL_CENTER.value, c.Channel.EMAIL.value, c.Channel.SOCIAL.value]
+)
+#: Who complains: of customers who leave within the window, this share complains in the
+#: weeks before they go (a known churn driver); of the others, this share at some point.
+COMPLAIN_BEFORE_LEAVING, COMPLAIN_ANYWAY, ASK_SHARE = 0.35, 0.05, 0.12
+
+
+def _service_cases(
+    shoppers: Shoppers,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    rng: np.random.Generator,
+    id_prefix: str,
+) -> pd.DataFrame:
+    """Complaints (many before a customer leaves) and service questions, each opened in a
+    service channel and mostly resolved a few days later (a second event, same case)."""
+    n = len(shoppers)
+    window = (end - start).total_seconds()
+    leaving = shoppers.active_until < window - 86_400
+    complains = rng.random(n) < np.where(leaving, COMPLAIN_BEFORE_LEAVING, COMPLAIN_ANYWAY)
+    asks = rng.random(n) < ASK_SHARE
+    lo, hi = shoppers.active_from, np.minimum(shoppers.active_until, window)
+    # A leaver complains 5-45 days before going; anyone else at any time they are active.
+    before = hi - rng.uniform(5, 45, n) * 86_400
+    any_time = lo + rng.random(n) * np.maximum(hi - lo, 0)
+    opened = np.concatenate([np.where(leaving, before, any_time)[complains],
+                             (lo + rng.random(n) * np.maximum(hi - lo, 0))[asks]])  # fmt: skip
+    who = np.concatenate([np.flatnonzero(complains), np.flatnonzero(asks)])
+    kind = np.array([c.EventType.COMPLAINT.value] * int(complains.sum())
+                    + [c.EventType.SERVICE_CONTACT.value] * int(asks.sum()))  # fmt: skip
+    said = rng.choice(COMPLAINTS, len(kind)), rng.choice(QUESTIONS, len(kind))
+    reason = np.where(kind == c.EventType.COMPLAINT.value, *said)
+    channel = rng.choice(SERVICE_CHANNELS, len(kind), p=[0.5, 0.35, 0.15])
+    keep = (opened >= lo[who]) & (opened >= 0)
+    who, kind, reason, channel, opened = (
+        who[keep],
+        kind[keep],
+        reason[keep],
+        channel[keep],
+        opened[keep],
+    )
+    case_ids = id_prefix + "k" + pd.Series(np.arange(1, len(who) + 1)).astype(str).str.zfill(7)
+    # Most are resolved within a week; some complaints stay open.
+    resolved = rng.random(len(who)) < np.where(kind == c.EventType.COMPLAINT.value, 0.7, 0.95)
+    closed_at = opened + rng.uniform(0.2, 7, len(who)) * 86_400
+    resolved &= closed_at < hi[who]  # a customer gone by then never hears back
+    first = pd.DataFrame({c.EVENT_ID: case_ids + "-1", "t": opened, c.CASE_ID: case_ids,
+                          c.STATUS: c.CaseStatus.OPEN.value})  # fmt: skip
+    second = pd.DataFrame({c.EVENT_ID: case_ids + "-2", "t": closed_at, c.CASE_ID: case_ids,
+                           c.STATUS: c.CaseStatus.RESOLVED.value})[resolved]  # fmt: skip
+    base = pd.DataFrame({c.CUSTOMER_ID: shoppers.ids[who], c.CHANNEL: channel, c.TYPE: kind,
+                         c.REASON: reason})  # fmt: skip
+    both = pd.concat([pd.concat([first, base], axis=1),
+                      pd.concat([second, base[resolved]], axis=1)], ignore_index=True)  # fmt: skip
+    both[c.TS] = (start + pd.to_timedelta(both.pop("t"), unit="s")).dt.floor("ms")
+    return both
 
 
 #: Share of wishes taken off the list later, and the mean days until they are.

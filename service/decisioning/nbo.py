@@ -35,7 +35,7 @@ from service.recommending import Ask, left_out, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage import activity, carts, churn_days
+from service.storage import activity, carts, cases, churn_days
 from service.storage.codec import micros
 
 #: Suggested items the offers are weighed against.
@@ -165,6 +165,9 @@ def decide(
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
         last = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
         answered = answered_offers(conn, person)
+        complaining = settings.hold_offers_during_complaint and cases.has_open_complaint(
+            conn, person.customer_ids, person.anonymous_ids
+        )
     bought = pd.DataFrame(
         {
             c.PERSON_ID: person.person_id,
@@ -180,6 +183,7 @@ def decide(
         bought=left_out(served, bought, now),
         answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
         retention_bands=settings.retention_bands,
+        held={person.person_id} if complaining else (),
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
     top = best(rank_offers(pairs, persons, candidates))

@@ -32,7 +32,7 @@ from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage import carts
+from service.storage import carts, cases
 from service.storage.reader import load_events
 
 #: Top `n` item positions per customer position (`Recommender.rank`'s first array), by
@@ -98,6 +98,8 @@ def decide_all(
     rest = [p for p in ids if p not in standing]
     with engine.connect() as conn:
         persons = churn_frame(conn, served, rest, now, settings.answer_max_age_hours)
+    with engine.connect() as conn:
+        held = cases.open_complaints(conn) if settings.hold_offers_during_complaint else set()
     pairs = eligible(
         book,
         persons,
@@ -105,6 +107,7 @@ def decide_all(
         bought=bought,
         answered=answered,
         retention_bands=settings.retention_bands,
+        held=held & set(rest),
     )
     top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank)))
     customer_of = {str(p): str(cid) for p, cid in customers.items()}

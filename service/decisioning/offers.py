@@ -16,7 +16,7 @@ value, where the chance comes from the models:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,6 +95,7 @@ def eligible(
     bought: pd.DataFrame,
     answered: pd.DataFrame,
     retention_bands: list[str] | None,
+    held: Collection[str] = (),
 ) -> pd.DataFrame:
     """Every (person, offer) pair the person may get in `where`.
 
@@ -102,7 +103,8 @@ def eligible(
     bought recently (a product offer on it is moot). `answered`: person_id, offer_id the
     person already accepted or declined. Offers on an item or category need it on the
     shelf when `where` is a store. Retention offers need a band in `retention_bands`
-    (None: the band is not checked, as when an earlier decision is checked again).
+    (None: the band is not checked, as when an earlier decision is checked again). The
+    persons in `held` (an open complaint) get no sales offer, only a retention one.
     """
     pairs = persons[[c.PERSON_ID, "band"]].merge(offers, how="cross")
     keep = np.ones(len(pairs), dtype=bool)
@@ -115,6 +117,8 @@ def eligible(
     if retention_bands is not None:
         retention = pairs[c.KIND] == "retention"
         keep &= ~retention | pairs["band"].isin(retention_bands)
+    if held:
+        keep &= ~(pairs[c.PERSON_ID].isin(list(held)) & (pairs[c.KIND] != "retention"))
     keep &= ~_in(pairs, bought, [c.PERSON_ID, c.ITEM_ID])
     keep &= ~_in(pairs, answered, [c.PERSON_ID, c.OFFER_ID])
     return pairs[keep].reset_index(drop=True)

@@ -30,7 +30,7 @@ from service.storage.tables import BY_SCHEMA, events, identities
 #: Text columns whose values repeat: dictionary-encoded (categoricals) when read in bulk.
 CODED = (
     c.CUSTOMER_ID, c.ANONYMOUS_ID, c.CHANNEL, c.TYPE, c.ITEM_ID, c.STORE_ID, c.ORDER_ID,
-    c.OFFER_ID, c.EVENT_NAME,
+    c.OFFER_ID, c.EVENT_NAME, c.STATUS,
 )  # fmt: skip
 #: When the store received each event (integer microseconds, UTC), read beside the event.
 ARRIVED = "ingested_at"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from features import columns as c
-from service.storage import activity, carts, churn_days, interests, wishes
+from service.storage import activity, carts, cases, churn_days, interests, wishes
 from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import (
@@ -19,6 +19,7 @@ from service.storage.tables import (
     id_channels,
     store_weights,
 )
+from service.storage.tables import cases as cases_table
 from service.storage.tables import churn_days as churn_days_table
 from service.storage.tables import interests as interests_table
 from service.storage.tables import wishes as wishes_table
@@ -33,6 +34,7 @@ STATE_TABLES = (
     store_weights,
     churn_days_table,
     wishes_table,
+    cases_table,
 )
 
 
@@ -43,6 +45,7 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     interests.apply(conn, stored)
     churn_days.apply(conn, stored)
     wishes.apply(conn, stored)
+    cases.apply(conn, stored)
 
 
 def rebuild(conn: Connection) -> int:
@@ -51,6 +54,7 @@ def rebuild(conn: Connection) -> int:
     interests.rebuild(conn)
     churn_days.rebuild(conn)
     wishes.rebuild(conn)
+    cases.rebuild(conn)
     return activity.rebuild(conn)
 
 
@@ -77,6 +81,7 @@ def ensure(conn: Connection) -> int | None:
         empty(churn_days_table)
         or (empty(interests_table) and not empty(events, events.c[c.ITEM_ID].is_not(None)))
         or (empty(wishes_table) and not empty(events, events.c[c.TYPE] == wishes.WISH))
+        or (empty(cases_table) and not empty(events, events.c[c.TYPE].in_(cases.SERVICE)))
     ):
         return rebuild(conn)
     return None

@@ -37,6 +37,9 @@ events = Table(
     Column(c.OFFER_ID, String(256)),
     Column("ingested_at", BigInteger, nullable=False),
     Column(c.EVENT_NAME, String(128)),
+    Column(c.REASON, String(256)),
+    Column(c.STATUS, String(16)),
+    Column(c.CASE_ID, String(128)),
     Index("ix_events_ts", c.TS),
     Index("ix_events_customer_ts", c.CUSTOMER_ID, c.TS),
     # (id, ts): "anything since?" probes read the index alone (service.people).
@@ -176,6 +179,23 @@ wishes = Table(
     Column("wished_at", BigInteger, nullable=False),
     Column("removed_at", BigInteger, nullable=False),
     Column(c.CHANNEL, String(16)),
+)
+
+#: Per id and service case (complaints and service contacts, `case_id`, else the event's
+#: own id): what it is about and where and when it was opened (its earliest event), and
+#: its status now (its latest event's).
+cases = Table(
+    "cases",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.CASE_ID, String(128), primary_key=True),
+    Column(c.TYPE, String(24), nullable=False),
+    Column(c.REASON, String(256), nullable=False),
+    Column(c.CHANNEL, String(16), nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column(c.STATUS, String(16), nullable=False),
 )
 
 #: Per id and item: how much the id's events say it wants the item (the interaction

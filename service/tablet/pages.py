@@ -248,6 +248,8 @@ def customer(
         in_hand=in_hand,
         in_hand_elsewhere=in_words(in_hand) if in_hand else "",
         offer=_offer(request, served, shelf, settings, person, customer_id, who, now),
+        held_for_complaint=settings.hold_offers_during_complaint
+        and any(x.type == "complaint" and x.status == "open" for x in profile.service),
     )
 
 

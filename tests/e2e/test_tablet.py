@@ -80,7 +80,12 @@ def test_a_store_associate_serves_a_customer(
     wish = {"event_id": "tablet-wish-1", "customer_id": "C0000070", "channel": "app",
             "type": "wishlist", "item_id": wished,
             "ts": (served_store.clock - pd.Timedelta(hours=2)).isoformat()}  # fmt: skip
-    sent = httpx2.post(f"{server}/v1/events", json={"events": [wish]},
+    # Six days ago they phoned about a late delivery; nobody has resolved it yet.
+    six_days_ago = (served_store.clock - pd.Timedelta(days=6)).isoformat()
+    complaint = {"event_id": "tablet-complaint-1", "customer_id": "C0000070",
+                 "channel": "call_center", "type": "complaint", "reason": "late delivery",
+                 "status": "open", "case_id": "K-70", "ts": six_days_ago}  # fmt: skip
+    sent = httpx2.post(f"{server}/v1/events", json={"events": [wish, complaint]},
                        headers={"X-API-Key": ADMIN_KEY})  # fmt: skip
     assert sent.status_code == 200, sent.text
     customers = pd.read_parquet(served_store.data / "customers.parquet")
@@ -92,6 +97,21 @@ def test_a_store_associate_serves_a_customer(
     recent = page.get_by_test_id("recent")
     expect(recent.locator("li").first).to_be_visible()
     expect(page.get_by_test_id("preferences")).to_contain_text("mostly ")
+    expect(page.get_by_test_id("service").locator("li").first).to_have_text(
+        "Open complaint: late delivery, open for 6 days, by phone"
+    )
+    # While it is open no sales offer is made; resolved, the next look decides one.
+    expect(page.get_by_test_id("offer-held")).to_be_visible()
+    shoot(page, "complaint", tmp_path)
+    resolved = {**complaint, "event_id": "tablet-complaint-2", "status": "resolved",
+                "ts": (served_store.clock - pd.Timedelta(hours=1)).isoformat()}  # fmt: skip
+    sent = httpx2.post(f"{server}/v1/events", json={"events": [resolved]},
+                       headers={"X-API-Key": ADMIN_KEY})  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    page.reload()
+    expect(page.get_by_test_id("service").locator("li").first).to_contain_text(
+        "complaint: late delivery, resolved today"
+    )
     channels = page.get_by_label("Channels used")
     assert channels.locator(".chip").count() >= 1
     assert page.get_by_test_id("churn-band").inner_text() in {

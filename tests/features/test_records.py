@@ -196,6 +196,8 @@ def test_every_synthetic_event_fits_the_published_schema(small_world: Any) -> No
         {"quantity": 2**31},
         {"colour": "red"},
         {"type": "offer_shown"},
+        {"type": "complaint", "status": "open"},
+        {"type": "complaint", "reason": "late", "status": "pending"},
     ],
 )
 def test_what_the_schema_refuses_the_service_refuses(bad: dict[str, Any]) -> None:

@@ -59,6 +59,9 @@ def test_good_events_come_back_typed_and_in_utc() -> None:
         ({"price": "-3"}, "price", "at least 0"),
         ({"price": "abc"}, "price", "not a number"),
         ({"event_id": "  "}, "event_id", "is required"),
+        ({"type": "complaint", "status": "open"}, "reason", "'complaint' event"),
+        ({"type": "service_contact", "reason": "where is it"}, "status", "'service_contact'"),
+        ({"type": "complaint", "reason": "late", "status": "closed"}, "status", "not one of"),
     ],
 )
 def test_a_bad_field_is_named(overrides: dict[str, object], field: str, says: str) -> None:

@@ -299,15 +299,18 @@ def test_ready_and_metrics(client: TestClient, served_store: ServedStore) -> Non
 
 def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    for name in ("EventBatch", "EventsAccepted", "Recommendations", "ChurnScore", "SimilarItems"):
+    for name in ("EventBatch", "EventsAccepted", "Recommendations", "ChurnScore", "SimilarItems",
+                 "ItemAvailability"):  # fmt: skip
         assert spec["components"]["schemas"][name].get("examples"), name
     # Every field of an event is typed, with its values and limits.
     event = spec["components"]["schemas"]["EventBatch"]["properties"]["events"]["items"]
     assert set(event["properties"]) == {
         "event_id", "ts", "customer_id", "anonymous_id", "channel", "type", "item_id",
-        "quantity", "price", "store_id", "order_id", "offer_id", "event_name",
+        "quantity", "price", "store_id", "order_id", "offer_id", "event_name", "reason",
+        "status", "case_id",
     }  # fmt: skip
     assert "store" in event["properties"]["channel"]["enum"]
+    assert set(event["properties"]["status"]["anyOf"][0]["enum"]) == {"open", "resolved"}
     assert event["properties"]["event_id"]["maxLength"] == 128
     assert event["additionalProperties"] is False
 

@@ -27,7 +27,7 @@ from service.erasure import erase
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, find_person, person_events
-from service.storage import activity, carts, churn_days, wishes
+from service.storage import activity, carts, cases, churn_days, wishes
 from service.storage import state as online_state
 from service.storage.codec import micros
 from service.storage.state import STATE_TABLES
@@ -37,35 +37,52 @@ from service.storage.tables import interests as interests_table
 #: Times on both sides of each churn window's edge as of NOW (30, 90, 180, 365 days back).
 DAYS = ("2025-04-01", "2025-10-03", "2026-01-01", "2026-03-01", "2026-03-02", "2026-03-09")
 STAMPS = [f"{day}T{hour:02d}:00:00Z" for day in DAYS for hour in (8, 15, 17)]
-EVENT = st.fixed_dictionaries(
-    {
-        "event_id": st.sampled_from([f"e{i}" for i in range(12)]),
-        "ts": st.sampled_from(STAMPS),
-        "channel": st.sampled_from(["web", "app", "email"]),
-        "type": st.sampled_from(
-            [
-                "view",
-                "add_to_cart",
-                "remove_from_cart",
-                "purchase",
-                "return",
-                "wishlist",
-                "wishlist_remove",
-                "offer_accepted",
-                "offer_declined",
-            ]
-        ),
-        "quantity": st.integers(1, 3),
-        "item_id": st.sampled_from(["I1", "I2", "I3"]),
-    },
-    optional={
-        "price": st.sampled_from([5.0, 12.5]),
-        "customer_id": st.sampled_from(["C1", "C2"]),
-        "anonymous_id": st.sampled_from(["a1", "a2", "a3"]),
-        "store_id": st.sampled_from(["S1", "S2"]),
-    },
-).map(
-    lambda e: {**e, "offer_id": "O1" if e["quantity"] < 3 else "O2"} if "offer" in e["type"] else e
+EVENT = (
+    st.fixed_dictionaries(
+        {
+            "event_id": st.sampled_from([f"e{i}" for i in range(12)]),
+            "ts": st.sampled_from(STAMPS),
+            "channel": st.sampled_from(["web", "app", "email"]),
+            "type": st.sampled_from(
+                [
+                    "view",
+                    "add_to_cart",
+                    "remove_from_cart",
+                    "purchase",
+                    "return",
+                    "wishlist",
+                    "wishlist_remove",
+                    "complaint",
+                    "service_contact",
+                    "offer_accepted",
+                    "offer_declined",
+                ]
+            ),
+            "quantity": st.integers(1, 3),
+            "item_id": st.sampled_from(["I1", "I2", "I3"]),
+            "reason": st.sampled_from(["late delivery", "broken item"]),
+            "status": st.sampled_from(["open", "resolved"]),
+            "case_id": st.sampled_from(["K1", "K2", None]),
+        },
+        optional={
+            "price": st.sampled_from([5.0, 12.5]),
+            "customer_id": st.sampled_from(["C1", "C2"]),
+            "anonymous_id": st.sampled_from(["a1", "a2", "a3"]),
+            "store_id": st.sampled_from(["S1", "S2"]),
+        },
+    )
+    .map(
+        lambda e: (
+            {**e, "offer_id": "O1" if e["quantity"] < 3 else "O2"} if "offer" in e["type"] else e
+        )
+    )
+    .map(
+        lambda e: (
+            e
+            if e["type"] in ("complaint", "service_contact")
+            else {k: v for k, v in e.items() if k not in ("reason", "status", "case_id")}
+        )
+    )
 )
 
 
@@ -82,6 +99,25 @@ def wished_from(history: pd.DataFrame) -> list[str]:
             floor = np.maximum(floor, latest[kind].fillna(pd.Timestamp(0, tz="UTC")))
     on = wish[wish.notna() & (wish > floor)]
     return [str(i) for i in sorted(on.index, key=lambda i: (-on[i].value, i))]
+
+
+def cases_from(history: pd.DataFrame) -> list[tuple[str, str, str, int]]:
+    """The person's service cases by their definition, from their events: (case, reason
+    of the earliest event, status of the latest, opened at), open ones first."""
+    service = history[history[c.TYPE].isin(["complaint", "service_contact"])].copy()
+    if service.empty:
+        return []
+    service["case"] = service[c.CASE_ID].fillna(service[c.EVENT_ID]).astype(str)
+    service["at"] = service[c.TS].map(lambda t: micros(t.to_pydatetime()))
+    found = []
+    for case_id, rows in service.groupby("case"):
+        first = rows.sort_values(["at", c.REASON]).iloc[0]
+        last = rows.sort_values(["at", c.STATUS]).iloc[-1]
+        found.append((str(case_id), first[c.REASON], last[c.STATUS], int(first["at"]),
+                      int(last["at"])))  # fmt: skip
+    is_open = sorted((f for f in found if f[2] == "open"), key=lambda f: (f[3], f[0]))
+    closed = sorted((f for f in found if f[2] != "open"), key=lambda f: (-f[4], f[0]))
+    return [f[:4] for f in is_open + closed]
 
 
 def state(engine: Engine) -> list[tuple[Any, ...]]:
@@ -155,6 +191,11 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                     w.item_id
                     for w in wishes.wish_list(conn, person.customer_ids, person.anonymous_ids)
                 ] == wished_from(everything)
+                # Service cases: opened by their earliest event, standing as their latest.
+                assert [
+                    (x.case_id, x.reason, x.status, x.opened_at)
+                    for x in cases.cases_of(conn, person.customer_ids, person.anonymous_ids)
+                ] == cases_from(everything)
                 # A batch reads the same for everyone at once.
                 everyone = carts.last_bought_by_person(conn)
                 assert {i: ts for p, i, ts in everyone if p == person.person_id} == theirs
@@ -283,6 +324,7 @@ def test_erasure_forgets_the_state(engine: Engine) -> None:
             cart,
             {**cart, "event_id": "z2", "type": "purchase", "item_id": "I2"},
             {**cart, "event_id": "z3", "type": "wishlist", "item_id": "I3"},
+            {**cart, "event_id": "z4", "type": "complaint", "reason": "rude", "status": "open"},
         ],
     )
     with engine.connect() as conn:
