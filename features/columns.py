@@ -128,6 +128,10 @@ CONSENT_EMAIL = "consent_email"
 CONSENT_SMS = "consent_sms"
 CONSENT_PUSH = "consent_push"
 CREATED_AT = "created_at"
+#: Points a customer holds from outside the event log (a welcome bonus, a migration).
+LOYALTY_POINTS = "loyalty_points"
+#: Comma-separated loyalty tiers an offer is for; empty means every customer.
+TIERS = "tiers"
 TIMEZONE = "timezone"
 KIND = "kind"
 CHANNELS = "channels"

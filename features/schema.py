@@ -246,6 +246,7 @@ CUSTOMERS = TableSchema(
         Field(c.CONSENT_PUSH, "bool", default=False),
         Field(c.CREATED_AT, "timestamp", allow_date=True),
         TIME_ZONE,
+        Field(c.LOYALTY_POINTS, "int", min_value=0),
     ),
 )
 
@@ -264,6 +265,7 @@ OFFERS = TableSchema(
         Field(c.VALID_UNTIL, "timestamp", required=True, allow_date=True),
         Field(c.VALUE, "float", min_value=0, default=0.0),
         Field(c.DESCRIPTION, "str", max_length=2000),
+        Field(c.TIERS, "str"),
     ),
     rules=(
         Rule(

@@ -12,12 +12,14 @@ from sqlalchemy import Connection, select
 
 from features import columns as c
 from service.churn_scoring import churn_now
+from service.loyalty import loyalty_of
 from service.people import Person, recent_events
 from service.preferences import preferences
 from service.schemas import (
     Activity,
     CartLine,
     ChurnScore,
+    LoyaltyStatus,
     Preferences,
     Profile,
     ServiceCase,
@@ -133,6 +135,7 @@ def build_profile(
         cart=cart,
         wishlist=wishlist,
         service=service,
+        loyalty=LoyaltyStatus(**vars(loyalty_of(conn, person, now, settings))),
         preferences=Preferences.model_validate(
             vars(preferences(conn, shelf, person, now)), from_attributes=True
         ),

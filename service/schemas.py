@@ -290,6 +290,17 @@ class ServiceCase(BaseModel):
     in_words: str = Field(description='e.g. "complaint: late delivery, open for 6 days, by phone".')
 
 
+class LoyaltyStatus(BaseModel):
+    points: int = Field(
+        description="Points per currency unit spent on purchases in any channel over the "
+        "settings' window, plus the points the customer record carries."
+    )
+    tier: str
+    next_tier: str | None
+    to_next: int | None = Field(description="Points still needed for next_tier.")
+    in_words: str = Field(description='e.g. "Silver, 1,240 points (1,760 to Gold)".')
+
+
 class Profile(BaseModel):
     customer_id: str
     person_id: str
@@ -306,6 +317,7 @@ class Profile(BaseModel):
         "leaves it when removed or bought anywhere)."
     )
     preferences: Preferences
+    loyalty: LoyaltyStatus
     service: list[ServiceCase] = Field(
         description="Complaints and service contacts, open ones first (longest open "
         "first), then the latest closed ones."

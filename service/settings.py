@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     #: While a customer has an open complaint, hold back sales offers (a retention offer
     #: may still go): a new next-best offer is decided only from retention offers.
     hold_offers_during_complaint: bool = True
+    #: Loyalty: points per currency unit spent on purchases in any channel over the last
+    #: `loyalty_window_days` (returns do not take points back), plus the customer record's
+    #: `loyalty_points`; the tier is the highest whose threshold the points reach.
+    loyalty_points_per_unit: float = Field(default=1.0, ge=0)
+    loyalty_window_days: int = Field(default=365, ge=1)
+    loyalty_tiers: dict[str, float] = Field(
+        default_factory=lambda: {"bronze": 0.0, "silver": 1000.0, "gold": 3000.0}
+    )
 
     def now(self) -> datetime:
         """The service's clock: `clock` when set (read as UTC without an offset), else now."""

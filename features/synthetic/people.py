@@ -159,6 +159,9 @@ def make_people(cfg: SyntheticConfig, world: World, rng: np.random.Generator) ->
     loyalty_id = np.where(has_card, "L" + ids.str[1:], "")
     cards = customers[has_card].assign(**{c.CUSTOMER_ID: loyalty_id[has_card]})
     customers = pd.concat([customers, cards], ignore_index=True)
+    # Points from outside the event log: a welcome bonus for some (a stream of its own).
+    bonus = np.random.default_rng([cfg.seed, 7]).choice([0, 0, 0, 100, 250], len(customers))
+    customers[c.LOYALTY_POINTS] = bonus
     tokens = _tokens(rng, n, 4)
     web_cookies = np.stack(["w-" + tokens[0], "w-" + tokens[1]], axis=1).astype(object)
     # Half a percent share their second browser with another customer (a family laptop).

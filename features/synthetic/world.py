@@ -220,6 +220,7 @@ def _offers(cfg: SyntheticConfig, catalogue: pd.DataFrame, bias: np.ndarray) -> 
     rows += [
         ("O-CC", "Free click & collect", "service", None, None, "web,app,email", 3.0),
         ("O-LOYALTY", "Join the loyalty club", "service", None, None, "store,app", 5.0),
+        ("O-GOLD", "Gold members: free home delivery", "service", None, None, "", 6.0),
         (
             "O-WINBACK",
             "We miss you: 20 off your next basket",
@@ -235,4 +236,5 @@ def _offers(cfg: SyntheticConfig, catalogue: pd.DataFrame, bias: np.ndarray) -> 
     )
     frame[c.VALID_FROM] = start
     frame[c.VALID_UNTIL] = until
+    frame[c.TIERS] = frame[c.OFFER_ID].map({"O-GOLD": "gold"})
     return frame

@@ -30,6 +30,7 @@ from service.decisioning.offers import (
     rank_offers,
     still_open,
 )
+from service.loyalty import loyalty_of
 from service.people import Person, person_moves
 from service.recommending import Ask, left_out, recommend
 from service.serving import ModelUnavailable, Served
@@ -168,6 +169,7 @@ def decide(
         complaining = settings.hold_offers_during_complaint and cases.has_open_complaint(
             conn, person.customer_ids, person.anonymous_ids
         )
+        tier = loyalty_of(conn, person, now, settings).tier
     bought = pd.DataFrame(
         {
             c.PERSON_ID: person.person_id,
@@ -184,6 +186,7 @@ def decide(
         answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
         retention_bands=settings.retention_bands,
         held={person.person_id} if complaining else (),
+        tier_of={person.person_id: tier},
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
     top = best(rank_offers(pairs, persons, candidates))

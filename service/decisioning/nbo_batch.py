@@ -28,6 +28,8 @@ from service.decisioning.offers import (
     offers_now,
     rank_offers,
 )
+from service.loyalty import tier_of as tier_of_points
+from service.loyalty import tiers_of_all
 from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
@@ -100,6 +102,9 @@ def decide_all(
         persons = churn_frame(conn, served, rest, now, settings.answer_max_age_hours)
     with engine.connect() as conn:
         held = cases.open_complaints(conn) if settings.hold_offers_during_complaint else set()
+        tiers = tiers_of_all(conn, now, settings)
+    lowest = tier_of_points(0, settings)[0]  # no points counted: the first tier
+    tier_of = {p: tiers.get(p, lowest) for p in rest}
     pairs = eligible(
         book,
         persons,
@@ -108,6 +113,7 @@ def decide_all(
         answered=answered,
         retention_bands=settings.retention_bands,
         held=held & set(rest),
+        tier_of=tier_of,
     )
     top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank)))
     customer_of = {str(p): str(cid) for p, cid in customers.items()}

@@ -96,6 +96,7 @@ def eligible(
     answered: pd.DataFrame,
     retention_bands: list[str] | None,
     held: Collection[str] = (),
+    tier_of: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every (person, offer) pair the person may get in `where`.
 
@@ -104,7 +105,9 @@ def eligible(
     person already accepted or declined. Offers on an item or category need it on the
     shelf when `where` is a store. Retention offers need a band in `retention_bands`
     (None: the band is not checked, as when an earlier decision is checked again). The
-    persons in `held` (an open complaint) get no sales offer, only a retention one.
+    persons in `held` (an open complaint) get no sales offer, only a retention one. An
+    offer for some loyalty tiers goes only to persons whose tier (`tier_of`, by person
+    id) is one of them.
     """
     pairs = persons[[c.PERSON_ID, "band"]].merge(offers, how="cross")
     keep = np.ones(len(pairs), dtype=bool)
@@ -117,6 +120,15 @@ def eligible(
     if retention_bands is not None:
         retention = pairs[c.KIND] == "retention"
         keep &= ~retention | pairs["band"].isin(retention_bands)
+    if c.TIERS in pairs:
+        tiers = pairs[c.TIERS].fillna("").astype(str)
+        tiered = tiers.str.strip() != ""
+        if tiered.any():
+            theirs = pairs[c.PERSON_ID].map(dict(tier_of or {})).fillna("").astype(str)
+            allowed = [
+                t in {x.strip() for x in ts.split(",")} for t, ts in zip(theirs, tiers, strict=True)
+            ]
+            keep &= ~tiered.to_numpy() | np.asarray(allowed, dtype=bool)
     if held:
         keep &= ~(pairs[c.PERSON_ID].isin(list(held)) & (pairs[c.KIND] != "retention"))
     keep &= ~_in(pairs, bought, [c.PERSON_ID, c.ITEM_ID])

@@ -109,6 +109,7 @@ customers = Table(
     Column(c.CONSENT_PUSH, Boolean, nullable=False),
     Column(c.CREATED_AT, BigInteger),
     Column(c.TIMEZONE, String(64)),
+    Column(c.LOYALTY_POINTS, BigInteger),
 )
 
 offers = Table(
@@ -124,6 +125,7 @@ offers = Table(
     Column(c.VALID_UNTIL, BigInteger, nullable=False),
     Column(c.VALUE, Float, nullable=False),
     Column(c.DESCRIPTION, Text),
+    Column(c.TIERS, String(256)),
 )
 
 #: The stitched identity graph: every known id and the person it belongs to.

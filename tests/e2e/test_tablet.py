@@ -97,6 +97,7 @@ def test_a_store_associate_serves_a_customer(
     recent = page.get_by_test_id("recent")
     expect(recent.locator("li").first).to_be_visible()
     expect(page.get_by_test_id("preferences")).to_contain_text("mostly ")
+    expect(page.get_by_test_id("loyalty")).to_contain_text(" points")
     expect(page.get_by_test_id("service").locator("li").first).to_have_text(
         "Open complaint: late delivery, open for 6 days, by phone"
     )

@@ -90,6 +90,25 @@ def test_bad_channel_is_named(store: ServedStore, tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_an_open_complaint_holds_back_sales_offers_in_the_batch(
+    store: ServedStore, tmp_path: Path
+) -> None:
+    customers = pd.read_parquet(store.data / "customers.parquet")
+    consenting = sorted(customers.loc[customers["consent_email"], "customer_id"])[:40]
+    complaints = [{"event_id": f"batch-complaint-{cid}", "customer_id": cid,
+                   "channel": "email", "type": "complaint", "reason": "late delivery",
+                   "status": "open", "ts": (store.clock - timedelta(days=2)).isoformat()}
+                  for cid in consenting]  # fmt: skip
+    with TestClient(create_app(store.settings)) as client:
+        sent = client.post("/v1/events", json={"events": complaints}, headers=ADMIN)
+        assert sent.status_code == 200, sent.text
+    offers = export("offers", "email", tmp_path / "offers.csv")
+    theirs = offers[offers["customer_id"].isin(consenting)]
+    others = offers[~offers["customer_id"].isin(consenting)]
+    assert set(theirs["kind"]) <= {"retention"}  # at most a retention offer
+    assert len(others) > 100 and set(others["kind"]) - {"retention"}
+
+
 @pytest.mark.spark
 def test_offers_ranked_on_spark_are_the_embedded_engines(
     store: ServedStore, spark: object, tmp_path: Path

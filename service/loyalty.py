@@ -1,0 +1,97 @@
+"""Loyalty points and tier, by the rule in settings: points per currency unit spent on
+purchases in any channel over the last `loyalty_window_days`, plus the points the customer
+record carries; the tier is the highest whose threshold the points reach.
+
+Read from the person's purchase day rows of the window (`churn_days`, a few hundred at
+most) for one person, and in one grouped query for a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from features import columns as c
+from features.identity import CUSTOMER
+from service.people import Person
+from service.settings import Settings
+from service.storage.codec import DAY, micros
+from service.storage.ids import by_kind
+from service.storage.tables import churn_days, customers, identities
+
+
+@dataclass(frozen=True)
+class Loyalty:
+    points: int
+    tier: str
+    next_tier: str | None
+    to_next: int | None
+    in_words: str
+
+
+def tier_of(points: float, settings: Settings) -> tuple[str, str | None, int | None]:
+    """The tier the points reach, the next one and the points it still needs."""
+    ladder = sorted(settings.loyalty_tiers.items(), key=lambda kv: (kv[1], kv[0]))
+    reached = [name for name, floor in ladder if points >= floor]
+    tier = reached[-1] if reached else ladder[0][0]
+    above = [(name, floor) for name, floor in ladder if floor > points]
+    if not above:
+        return tier, None, None
+    return tier, above[0][0], round(above[0][1] - points)
+
+
+def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
+    """The person's points and tier now."""
+    since = micros(now) // DAY - settings.loyalty_window_days
+    spent = 0.0
+    t = churn_days.c
+    for kind, ids in by_kind(person.customer_ids, person.anonymous_ids):
+        spent += float(
+            conn.execute(
+                select(func.coalesce(func.sum(t.spend), 0.0)).where(
+                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids),
+                    t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since,
+                )
+            ).scalar_one()
+        )  # fmt: skip
+    carried = conn.execute(
+        select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
+            customers.c[c.CUSTOMER_ID].in_(person.customer_ids)
+        )
+    ).scalar_one()
+    return _loyalty(int(spent * settings.loyalty_points_per_unit) + int(carried), settings)
+
+
+def _loyalty(points: int, settings: Settings) -> Loyalty:
+    tier, next_tier, to_next = tier_of(points, settings)
+    words = f"{tier.capitalize()}, {points:,} points"
+    if next_tier is not None:
+        words += f" ({to_next:,} to {next_tier.capitalize()})"
+    return Loyalty(points, tier, next_tier, to_next, words)
+
+
+def tiers_of_all(conn: Connection, now: datetime, settings: Settings) -> dict[str, str]:
+    """Every known person's tier now (a batch's read), by person id; a person absent
+    has no points and the lowest tier."""
+    since = micros(now) // DAY - settings.loyalty_window_days
+    t = churn_days.c
+    points: dict[str, float] = {}
+    for person, spent in conn.execute(
+        select(identities.c[c.PERSON_ID], func.sum(t.spend))
+        .join(identities, (identities.c[c.ID_TYPE] == t[c.ID_TYPE])
+              & (identities.c[c.ID_VALUE] == t[c.ID_VALUE]))
+        .where(t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since)
+        .group_by(identities.c[c.PERSON_ID])
+    ).all():  # fmt: skip
+        points[str(person)] = float(spent or 0) * settings.loyalty_points_per_unit
+    for person, carried in conn.execute(
+        select(identities.c[c.PERSON_ID], func.sum(customers.c[c.LOYALTY_POINTS]))
+        .join(customers, (identities.c[c.ID_TYPE] == CUSTOMER)
+              & (identities.c[c.ID_VALUE] == customers.c[c.CUSTOMER_ID]))
+        .group_by(identities.c[c.PERSON_ID])
+    ).all():  # fmt: skip
+        points[str(person)] = points.get(str(person), 0.0) + float(carried or 0)
+    # The same rounding as one person's: whole points of the spend, then the carried ones.
+    return {p: tier_of(int(v), settings)[0] for p, v in points.items()}
