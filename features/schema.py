@@ -332,8 +332,16 @@ def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
             prop["description"] = "ISO-8601 with a UTC offset (…Z or …+01:00)"
         properties[f.name] = prop if f.required else {"anyOf": [prop, {"type": "null"}]}
     conditions: list[dict[str, object]] = []
+    # Rules on the record's type are said as one choice among the types (each type with
+    # the fields it needs), not one if/then each: a generator meets a few branches, not
+    # two to the power of the rules.
+    by_type: dict[str, set[str]] = {}
     for rule in schema.rules:
         if not isinstance(rule, Required):
+            continue
+        if rule.when == c.TYPE and rule.unless is None:
+            for value in rule.values:
+                by_type.setdefault(value, set()).add(rule.field)
             continue
         then = _present(rule.field)
         if rule.unless is not None:
@@ -343,6 +351,25 @@ def json_schema(schema: TableSchema, *, int_limit: int) -> dict[str, object]:
         else:
             when = {"properties": {rule.when: {"enum": sorted(rule.values)}}}
             conditions.append({"if": {**when, "required": [rule.when]}, "then": then})
+    types = next((f.choices for f in schema.fields if f.name == c.TYPE), None)
+    if by_type and types is not None:
+        needs: dict[tuple[str, ...], list[str]] = {}
+        for value in sorted(types):
+            needs.setdefault(tuple(sorted(by_type.get(value, ()))), []).append(value)
+        conditions.append(
+            {
+                "anyOf": [
+                    {
+                        "properties": {
+                            c.TYPE: {"enum": values},
+                            **{name: {"not": {"type": "null"}} for name in fields},
+                        },
+                        "required": [c.TYPE, *fields],
+                    }
+                    for fields, values in needs.items()
+                ]
+            }
+        )
     return {
         "type": "object",
         "properties": properties,
