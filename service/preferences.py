@@ -24,12 +24,12 @@ MIN_SHARE = 0.15
 TOP = 3
 #: The window of "the channel they buy in", in days.
 CHANNEL_DAYS = 365
-#: Channel names as a sentence says them ("buys in store").
+#: How a sentence says where something happened ("buys in store", "… by phone").
 SAID = {
     c.Channel.WEB.value: "on the web",
     c.Channel.APP.value: "in the app",
     c.Channel.STORE.value: "in store",
-    c.Channel.EMAIL.value: "from e-mails",
+    c.Channel.EMAIL.value: "by e-mail",
     c.Channel.CALL_CENTER.value: "by phone",
     c.Channel.SOCIAL.value: "on social media",
 }

@@ -14,7 +14,7 @@ from features import columns as c
 from service.churn_scoring import churn_now
 from service.loyalty import loyalty_of
 from service.people import Person, recent_events
-from service.preferences import preferences
+from service.preferences import SAID, preferences
 from service.schemas import (
     Activity,
     CartLine,
@@ -145,15 +145,6 @@ def build_profile(
 
 #: Service cases shown in a profile.
 SERVICE_SHOWN = 10
-#: How a case's channel is said ("by phone").
-BY = {
-    c.Channel.CALL_CENTER.value: "by phone",
-    c.Channel.EMAIL.value: "by e-mail",
-    c.Channel.SOCIAL.value: "on social media",
-    c.Channel.STORE.value: "in store",
-    c.Channel.WEB.value: "on the web",
-    c.Channel.APP.value: "in the app",
-}
 
 
 def case_in_words(case: cases.Case, now: datetime) -> str:
@@ -167,7 +158,7 @@ def case_in_words(case: cases.Case, now: datetime) -> str:
         when = f"open for {span}" if days else "opened today"
     else:
         when = f"{case.status} {span} ago" if days else f"{case.status} today"
-    return f"{kind}: {case.reason}, {when}, {BY.get(case.channel, case.channel)}"
+    return f"{kind}: {case.reason}, {when}, {SAID.get(case.channel, case.channel)}"
 
 
 def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:

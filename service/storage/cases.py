@@ -18,11 +18,11 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into
-from service.storage.ids import ID_COLUMNS, by_kind, ids_of
-from service.storage.tables import cases, events, identities
+from service.storage.ids import by_kind, ids_of
+from service.storage.replay import replay
+from service.storage.tables import cases, identities
 
 SERVICE = sorted(t.value for t in c.SERVICE_EVENT_TYPES)
-_CHUNK = 50_000
 _OPENING = (c.TYPE, c.REASON, c.CHANNEL)
 
 
@@ -94,21 +94,9 @@ def _upsert(conn: Connection) -> Any:
 
 
 def rebuild(conn: Connection) -> None:
-    """Recompute the case state of every id from the event log (the service events only,
-    a chunk at a time, folded in as `apply` folds new ones)."""
+    """Recompute the case state of every id from the event log."""
     conn.execute(delete(cases))
-    names = [*ID_COLUMNS.values(), c.EVENT_ID, c.CASE_ID, c.TYPE, c.REASON, c.CHANNEL, c.TS,
-             c.STATUS]  # fmt: skip
-    result = conn.execute(
-        select(*[events.c[n] for n in names])
-        .where(events.c[c.TYPE].in_(SERVICE))
-        .execution_options(yield_per=_CHUNK)
-    )
-    try:
-        for part in result.partitions(_CHUNK):
-            apply(conn, [dict(zip(names, row, strict=True)) for row in part])
-    finally:
-        result.close()
+    replay(conn, SERVICE, [c.EVENT_ID, c.CASE_ID, c.REASON, c.CHANNEL, c.STATUS], apply)
 
 
 def has_open_complaint(

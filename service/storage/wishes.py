@@ -18,12 +18,11 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into
-from service.storage.ids import ID_COLUMNS, by_kind, ids_of
-from service.storage.tables import bought, events, wishes
+from service.storage.ids import by_kind, ids_of
+from service.storage.replay import replay
+from service.storage.tables import bought, wishes
 
 WISH, UNWISH = c.EventType.WISHLIST.value, c.EventType.WISHLIST_REMOVE.value
-#: Events read at once when rebuilding.
-_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -76,21 +75,9 @@ def _upsert(conn: Connection) -> Any:
 
 
 def rebuild(conn: Connection) -> None:
-    """Recompute the wish state of every id from the event log (the wish events only,
-    a chunk at a time, folded in as `apply` folds new ones)."""
+    """Recompute the wish state of every id from the event log."""
     conn.execute(delete(wishes))
-    cols = [events.c[col] for col in (*ID_COLUMNS.values(), c.ITEM_ID, c.TYPE, c.TS, c.CHANNEL)]
-    result = conn.execute(
-        select(*cols)
-        .where(events.c[c.TYPE].in_([WISH, UNWISH]))
-        .execution_options(yield_per=_CHUNK)  # this statement only, not the connection
-    )
-    names = [col.name for col in cols]
-    try:
-        for part in result.partitions(_CHUNK):
-            apply(conn, [dict(zip(names, row, strict=True)) for row in part])
-    finally:
-        result.close()
+    replay(conn, [WISH, UNWISH], [c.ITEM_ID, c.CHANNEL], apply)
 
 
 def wish_list(

@@ -3,22 +3,17 @@ the customer record carries; the tier they reach; offers kept for some tiers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
 from features.schema import TABLES
 from features.validation import validate
-from service.app import create_app
 from service.decisioning.offers import Where, eligible
 from service.loyalty import tier_of
 from service.settings import Settings
 from service.storage.engine import open_engine
 from service.storage.writer import write_batch
-from tests.conftest import ADMIN_KEY, ServedStore, copy_of
+from tests.conftest import ADMIN_KEY, ServedStore
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
@@ -45,27 +40,18 @@ def test_offers_for_a_tier_go_to_that_tier_only() -> None:
                    ("P3", "O-GOLD"), ("P3", "O-TWO")}  # fmt: skip
 
 
-@pytest.fixture
-def store(served_store: ServedStore, tmp_path: Path) -> ServedStore:
-    return copy_of(served_store, tmp_path, clock=served_store.clock)
-
-
-@pytest.fixture
-def client(store: ServedStore) -> Iterator[TestClient]:
-    with TestClient(create_app(store.settings)) as test_client:
-        yield test_client
-
-
-def test_points_count_purchases_in_every_channel(client: TestClient, store: ServedStore) -> None:
+def test_points_count_purchases_in_every_channel(
+    own_client: TestClient, own_store: ServedStore
+) -> None:
     record = {"customer_id": "LOYAL", "name": "Lou", "consent_email": True,
               "consent_sms": False, "consent_push": False, "loyalty_points": 250}  # fmt: skip
-    engine = open_engine(store.settings.database_url)
+    engine = open_engine(own_store.settings.database_url)
     with engine.begin() as conn:
         write_batch(conn, TABLES["customers"], validate(pd.DataFrame([record]),
                                                         TABLES["customers"]))  # fmt: skip
     engine.dispose()
-    day = store.clock - pd.Timedelta(days=3)
-    old = store.clock - pd.Timedelta(days=400)  # outside the year: no points
+    day = own_store.clock - pd.Timedelta(days=3)
+    old = own_store.clock - pd.Timedelta(days=400)  # outside the year: no points
 
     def buy(n: int, at: pd.Timestamp, channel: str, price: float, qty: int) -> dict[str, object]:
         where = {"store_id": "S001"} if channel == "store" else {}
@@ -75,8 +61,8 @@ def test_points_count_purchases_in_every_channel(client: TestClient, store: Serv
 
     events = [buy(1, day, "store", 400.0, 2), buy(2, day, "web", 150.5, 1),
               buy(3, old, "app", 999.0, 1)]  # fmt: skip
-    assert client.post("/v1/events", json={"events": events}, headers=ADMIN).status_code == 200
-    loyalty = client.get("/v1/customers/LOYAL/profile", headers=ADMIN).json()["loyalty"]
+    assert own_client.post("/v1/events", json={"events": events}, headers=ADMIN).status_code == 200
+    loyalty = own_client.get("/v1/customers/LOYAL/profile", headers=ADMIN).json()["loyalty"]
     # 800 + 150.5 spent this year -> 950 points, and 250 carried: 1,200.
     assert loyalty == {"points": 1200, "tier": "silver", "next_tier": "gold", "to_next": 1800,
                        "in_words": "Silver, 1,200 points (1,800 to Gold)"}  # fmt: skip

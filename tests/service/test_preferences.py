@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from tests.conftest import ADMIN_KEY, ServedStore, copy_of
+from tests.conftest import ADMIN_KEY, ServedStore
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
-@pytest.fixture
-def client(served_store: ServedStore, tmp_path: Path) -> Iterator[TestClient]:
-    store = copy_of(served_store, tmp_path, clock=served_store.clock)
-    with TestClient(create_app(store.settings)) as test_client:
-        yield test_client
-
-
-def test_preferences_follow_what_they_do(client: TestClient, served_store: ServedStore) -> None:
-    catalogue = client.app.state.shelf.items()  # type: ignore[attr-defined]
+def test_preferences_follow_what_they_do(own_client: TestClient, served_store: ServedStore) -> None:
+    catalogue = own_client.app.state.shelf.items()  # type: ignore[attr-defined]
     by_category: dict[str, list[str]] = {}
     for item in sorted(catalogue.values(), key=lambda i: i.item_id):
         by_category.setdefault(item.category, []).append(item.item_id)
@@ -38,13 +26,13 @@ def test_preferences_follow_what_they_do(client: TestClient, served_store: Serve
               for i in range(3)]  # fmt: skip
     events += [sent(3, "purchase", by_category[other][0], "web", price=5.0),
                sent(4, "view", by_category[loved][3], "app")]  # fmt: skip
-    assert client.post("/v1/events", json={"events": events}, headers=ADMIN).status_code == 200
-    prefs = client.get("/v1/customers/PREFS/profile", headers=ADMIN).json()["preferences"]
+    assert own_client.post("/v1/events", json={"events": events}, headers=ADMIN).status_code == 200
+    prefs = own_client.get("/v1/customers/PREFS/profile", headers=ADMIN).json()["preferences"]
     assert prefs["categories"][0]["name"] == loved and prefs["categories"][0]["share"] > 0.7
     assert [(s["name"], s["share"]) for s in prefs["channels"]] == [("store", 0.5), ("web", 0.5)]
     assert prefs["stores"] == [{"name": "S002", "share": 1.0}]
     words = prefs["in_words"]
     assert words[0].startswith(f"mostly {loved} (")
     assert "buys in store 50% of the time" in words and "usual store Omni Leeds" in words
-    nobody = client.get("/v1/customers/C0000005/profile", headers=ADMIN).json()["preferences"]
+    nobody = own_client.get("/v1/customers/C0000005/profile", headers=ADMIN).json()["preferences"]
     assert nobody["in_words"]  # a customer with a history has some

@@ -3,24 +3,12 @@ anywhere, with this store's shelf quantity."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore, copy_of
+from tests.conftest import ADMIN_KEY, TABLET_KEY, ServedStore
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
-
-
-@pytest.fixture
-def client(served_store: ServedStore, tmp_path: Path) -> Iterator[TestClient]:
-    store = copy_of(served_store, tmp_path, clock=served_store.clock)
-    with TestClient(create_app(store.settings)) as test_client:
-        yield test_client
 
 
 def event(n: int, day: str, kind: str, item: str | None, **more: object) -> dict[str, object]:
@@ -29,7 +17,9 @@ def event(n: int, day: str, kind: str, item: str | None, **more: object) -> dict
     return {k: v for k, v in sent.items() if v is not None}
 
 
-def test_the_wishlist_follows_every_channel(client: TestClient, served_store: ServedStore) -> None:
+def test_the_wishlist_follows_every_channel(
+    own_client: TestClient, served_store: ServedStore
+) -> None:
     stock = pd.read_parquet(served_store.data / "inventory.parquet")
     here = stock[(stock["store_id"] == "S001") & (stock["quantity"] > 0)]
     on_shelf, qty = str(here["item_id"].iloc[0]), int(here["quantity"].iloc[0])
@@ -53,9 +43,9 @@ def test_the_wishlist_follows_every_channel(client: TestClient, served_store: Se
             price=9.5,
         ),
     ]
-    answer = client.post("/v1/events", json={"events": sent}, headers=ADMIN)
+    answer = own_client.post("/v1/events", json={"events": sent}, headers=ADMIN)
     assert answer.status_code == 200, answer.text
-    profile = client.get("/v1/customers/WISHER/profile", params={"store_id": "S001"},
+    profile = own_client.get("/v1/customers/WISHER/profile", params={"store_id": "S001"},
                          headers=ADMIN).json()  # fmt: skip
     wished = [(w["item_id"], w["channel"], w["in_stock"]) for w in profile["wishlist"]]
     others = int(
@@ -63,18 +53,18 @@ def test_the_wishlist_follows_every_channel(client: TestClient, served_store: Se
     )
     assert wished == [(other, "web", others), (on_shelf, "app", qty)]  # latest first
     # Asked without a store, no shelf quantity; a store key's own store by default.
-    plain = client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
+    plain = own_client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
     assert [w["in_stock"] for w in plain["wishlist"]] == [None, None]
-    tablet = client.get("/v1/customers/WISHER/profile", headers={"X-API-Key": TABLET_KEY})
+    tablet = own_client.get("/v1/customers/WISHER/profile", headers={"X-API-Key": TABLET_KEY})
     assert [w["in_stock"] for w in tablet.json()["wishlist"]] == [others, qty]
     # Wished again after the removal: back on the list; a late purchase takes it off.
     again = [event(8, "08", "wishlist", removed, customer_id="WISHER"),
              event(9, "02", "purchase", other, customer_id="WISHER", channel="store",
                    store_id="S001", price=3.0)]  # fmt: skip
-    assert client.post("/v1/events", json={"events": again}, headers=ADMIN).status_code == 200
-    later = client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
+    assert own_client.post("/v1/events", json={"events": again}, headers=ADMIN).status_code == 200
+    later = own_client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
     # The purchase on the 2nd is before the wish on the 3rd: the wish stands.
     assert [w["item_id"] for w in later["wishlist"]] == [removed, other, on_shelf]
-    unknown = client.get("/v1/customers/WISHER/profile", params={"store_id": "S999"},
+    unknown = own_client.get("/v1/customers/WISHER/profile", params={"store_id": "S999"},
                          headers=ADMIN)  # fmt: skip
     assert unknown.status_code == 404 and "S999" in unknown.text
