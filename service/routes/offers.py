@@ -23,6 +23,7 @@ from service.deps import (
 )
 from service.people import find_person
 from service.schemas import KEY_ERRORS, Problem
+from service.storage import cases
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=KEY_ERRORS)
 #: Where an offer can be made: the event channels, plus push and sms messages.
@@ -76,6 +77,10 @@ def customer_next_best_offer(
         offered, why_not = None, str(refused)
     else:
         why_not = "no offer is open to this customer here now"
+        if offered is None and settings.hold_offers_during_complaint:
+            with engine.connect() as conn:
+                if cases.has_open_complaint(conn, person.customer_ids, person.anonymous_ids):
+                    why_not = "sales offers are held while a complaint of theirs is open"
     if offered is None:
         return NextBestOffer(
             customer_id=customer_id, channel=channel, decision_id=None, offer=None, reason=why_not
