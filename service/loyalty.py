@@ -8,8 +8,10 @@ most) for one person, and in one grouped query for a batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -42,20 +44,25 @@ def tier_of(points: float, settings: Settings) -> tuple[str, str | None, int | N
     return tier, above[0][0], round(above[0][1] - points)
 
 
+def _counted(now: datetime, settings: Settings) -> list[Any]:
+    """The purchase day rows that earn points now: those of the window."""
+    t = churn_days.c
+    since = micros(now) // DAY - settings.loyalty_window_days
+    return [t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since]
+
+
 def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
     """The person's points and tier now."""
-    since = micros(now) // DAY - settings.loyalty_window_days
     spent = 0.0
     t = churn_days.c
     for kind, ids in by_kind(person.customer_ids, person.anonymous_ids):
         spent += float(
             conn.execute(
                 select(func.coalesce(func.sum(t.spend), 0.0)).where(
-                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids),
-                    t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since,
+                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), *_counted(now, settings)
                 )
             ).scalar_one()
-        )  # fmt: skip
+        )
     carried = conn.execute(
         select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
             customers.c[c.CUSTOMER_ID].in_(person.customer_ids)
@@ -72,17 +79,18 @@ def _loyalty(points: int, settings: Settings) -> Loyalty:
     return Loyalty(points, tier, next_tier, to_next, words)
 
 
-def tiers_of_all(conn: Connection, now: datetime, settings: Settings) -> dict[str, str]:
-    """Every known person's tier now (a batch's read), by person id; a person absent
-    has no points and the lowest tier."""
-    since = micros(now) // DAY - settings.loyalty_window_days
+def tiers_of(
+    conn: Connection, person_ids: Iterable[str], now: datetime, settings: Settings
+) -> dict[str, str]:
+    """The tier of each of `person_ids` now (a batch's read: every person's points in two
+    grouped queries), as `loyalty_of` gives it; a person with no points has the first."""
     t = churn_days.c
     points: dict[str, float] = {}
     for person, spent in conn.execute(
         select(identities.c[c.PERSON_ID], func.sum(t.spend))
         .join(identities, (identities.c[c.ID_TYPE] == t[c.ID_TYPE])
               & (identities.c[c.ID_VALUE] == t[c.ID_VALUE]))
-        .where(t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since)
+        .where(*_counted(now, settings))
         .group_by(identities.c[c.PERSON_ID])
     ).all():  # fmt: skip
         points[str(person)] = float(spent or 0) * settings.loyalty_points_per_unit
@@ -94,4 +102,4 @@ def tiers_of_all(conn: Connection, now: datetime, settings: Settings) -> dict[st
     ).all():  # fmt: skip
         points[str(person)] = points.get(str(person), 0.0) + float(carried or 0)
     # The same rounding as one person's: whole points of the spend, then the carried ones.
-    return {p: tier_of(int(v), settings)[0] for p, v in points.items()}
+    return {p: tier_of(int(points.get(p, 0.0)), settings)[0] for p in person_ids}

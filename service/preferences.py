@@ -69,7 +69,7 @@ def preferences(conn: Connection, shelf: Shelf, person: Person, now: datetime) -
         conn, person.customer_ids, person.anonymous_ids, [c.EventType.PURCHASE.value],
         at // DAY - CHANNEL_DAYS,
     )  # fmt: skip
-    channels = _shares({ch: float(days) for ch, (days, _) in bought.items()})
+    channels = _shares({ch: float(days) for ch, days in bought.items()})
     stores = _shares({s: w for s, w in per_store.items() if w > 0})
     categories, brands = _shares(by_category), _shares(by_brand)
     places = shelf.places()

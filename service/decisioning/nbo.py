@@ -24,6 +24,7 @@ from service.decisioning.offers import (
     Where,
     best,
     eligible,
+    has_tiers,
     offer_fields,
     offers_now,
     open_in,
@@ -169,7 +170,7 @@ def decide(
         complaining = settings.hold_offers_during_complaint and cases.has_open_complaint(
             conn, person.customer_ids, person.anonymous_ids
         )
-        tier = loyalty_of(conn, person, now, settings).tier
+        tier = loyalty_of(conn, person, now, settings).tier if has_tiers(book) else None
     bought = pd.DataFrame(
         {
             c.PERSON_ID: person.person_id,
@@ -186,7 +187,7 @@ def decide(
         answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
         retention_bands=settings.retention_bands,
         held={person.person_id} if complaining else (),
-        tier_of={person.person_id: tier},
+        tier_of=None if tier is None else {person.person_id: tier},
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
     top = best(rank_offers(pairs, persons, candidates))

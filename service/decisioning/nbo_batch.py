@@ -25,11 +25,11 @@ from service.decisioning.offers import (
     Where,
     best,
     eligible,
+    has_tiers,
     offers_now,
     rank_offers,
 )
-from service.loyalty import tier_of as tier_of_points
-from service.loyalty import tiers_of_all
+from service.loyalty import tiers_of
 from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
@@ -100,11 +100,8 @@ def decide_all(
     rest = [p for p in ids if p not in standing]
     with engine.connect() as conn:
         persons = churn_frame(conn, served, rest, now, settings.answer_max_age_hours)
-    with engine.connect() as conn:
         held = cases.open_complaints(conn) if settings.hold_offers_during_complaint else set()
-        tiers = tiers_of_all(conn, now, settings)
-    lowest = tier_of_points(0, settings)[0]  # no points counted: the first tier
-    tier_of = {p: tiers.get(p, lowest) for p in rest}
+        tier_of = tiers_of(conn, rest, now, settings) if has_tiers(book) else None
     pairs = eligible(
         book,
         persons,

@@ -87,6 +87,14 @@ def still_open(offer: Mapping[Any, Any] | None, where: Where, bought: set[str]) 
     return None
 
 
+def has_tiers(offers: pd.DataFrame) -> bool:
+    """Whether any of the offers is kept for some loyalty tiers (then a person's tier is
+    needed to decide)."""
+    return c.TIERS in offers and bool(
+        (offers[c.TIERS].fillna("").astype(str).str.strip() != "").any()
+    )
+
+
 def eligible(
     offers: pd.DataFrame,
     persons: pd.DataFrame,
@@ -120,15 +128,12 @@ def eligible(
     if retention_bands is not None:
         retention = pairs[c.KIND] == "retention"
         keep &= ~retention | pairs["band"].isin(retention_bands)
-    if c.TIERS in pairs:
+    if has_tiers(pairs):
         tiers = pairs[c.TIERS].fillna("").astype(str)
-        tiered = tiers.str.strip() != ""
-        if tiered.any():
-            theirs = pairs[c.PERSON_ID].map(dict(tier_of or {})).fillna("").astype(str)
-            allowed = [
-                t in {x.strip() for x in ts.split(",")} for t, ts in zip(theirs, tiers, strict=True)
-            ]
-            keep &= ~tiered.to_numpy() | np.asarray(allowed, dtype=bool)
+        theirs = pairs[c.PERSON_ID].map(dict(tier_of or {}))
+        for listed in tiers[tiers.str.strip() != ""].unique():  # a few distinct lists
+            named = {x.strip() for x in listed.split(",")}
+            keep &= ~((tiers == listed) & ~theirs.isin(named)).to_numpy()
     if held:
         keep &= ~(pairs[c.PERSON_ID].isin(list(held)) & (pairs[c.KIND] != "retention"))
     keep &= ~_in(pairs, bought, [c.PERSON_ID, c.ITEM_ID])

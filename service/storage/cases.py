@@ -24,6 +24,8 @@ from service.storage.tables import cases, identities
 
 SERVICE = sorted(t.value for t in c.SERVICE_EVENT_TYPES)
 _OPENING = (c.TYPE, c.REASON, c.CHANNEL)
+#: A case's state as the table holds it, beside its id.
+_STATE = (*_OPENING, "opened_at", "updated_at", c.STATUS)
 
 
 @dataclass(frozen=True)
@@ -99,20 +101,24 @@ def rebuild(conn: Connection) -> None:
     replay(conn, SERVICE, [c.EVENT_ID, c.CASE_ID, c.REASON, c.CHANNEL, c.STATUS], apply)
 
 
+def open_complaint(kind: str, status: str) -> bool:
+    """Whether a case of this type and status is a complaint still open."""
+    return kind == c.EventType.COMPLAINT and status == c.CaseStatus.OPEN
+
+
 def has_open_complaint(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> bool:
     """Whether one of the person's complaints is open now."""
     return any(
-        x.type == c.EventType.COMPLAINT and x.status == c.CaseStatus.OPEN
-        for x in cases_of(conn, customer_ids, anonymous_ids)
+        open_complaint(x.type, x.status) for x in cases_of(conn, customer_ids, anonymous_ids)
     )
 
 
 def open_complaints(conn: Connection) -> set[str]:
     """Every person with an open complaint (a batch's read): their cases' rows merged
     over their ids, as `has_open_complaint` merges them."""
-    cols = [cases.c[n] for n in (c.CASE_ID, *_OPENING, "opened_at", "updated_at", c.STATUS)]
+    cols = [cases.c[n] for n in (c.CASE_ID, *_STATE)]
     rows = conn.execute(
         select(identities.c[c.PERSON_ID], *cols).join(
             identities,
@@ -122,13 +128,13 @@ def open_complaints(conn: Connection) -> set[str]:
     ).mappings()
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
-        state = {k: row[k] for k in (*_OPENING, "opened_at", "updated_at", c.STATUS)}
+        state = {k: row[k] for k in _STATE}
         key = (str(row[c.PERSON_ID]), str(row[c.CASE_ID]))
         merged[key] = _merged(merged[key], state) if key in merged else state
     return {
         person
         for (person, _), state in merged.items()
-        if state[c.TYPE] == c.EventType.COMPLAINT and state[c.STATUS] == c.CaseStatus.OPEN
+        if open_complaint(state[c.TYPE], state[c.STATUS])
     }
 
 
@@ -138,12 +144,12 @@ def cases_of(
     """The person's service cases, open ones first (the longest open first), then the
     others, latest first: a row per case and id, never their events."""
     merged: dict[str, dict[str, Any]] = {}
-    cols = [cases.c[n] for n in (c.CASE_ID, *_OPENING, "opened_at", "updated_at", c.STATUS)]
+    cols = [cases.c[n] for n in (c.CASE_ID, *_STATE)]
     for kind, ids in by_kind(customer_ids, anonymous_ids):
         for row in conn.execute(
             select(*cols).where(cases.c[c.ID_TYPE] == kind, cases.c[c.ID_VALUE].in_(ids))
         ).mappings():
-            state = {k: row[k] for k in (*_OPENING, "opened_at", "updated_at", c.STATUS)}
+            state = {k: row[k] for k in _STATE}
             key = str(row[c.CASE_ID])
             merged[key] = _merged(merged[key], state) if key in merged else state
     found = [Case(case_id=k, **v) for k, v in merged.items()]

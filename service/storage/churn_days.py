@@ -126,21 +126,20 @@ def per_channel(
     anonymous_ids: Iterable[str],
     types: Iterable[str],
     since_day: int,
-) -> dict[str, tuple[int, int]]:
-    """(days, events) per channel of the person's events of `types` from `since_day` (days
-    since 1970, UTC) on: a few day rows a channel, never their events."""
+) -> dict[str, int]:
+    """The days per channel the person had events of `types` from `since_day` (days since
+    1970, UTC) on: a few day rows a channel, never their events."""
     t = churn_days.c
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, int] = {}
     for kind, ids in by_kind(customer_ids, anonymous_ids):
         rows = conn.execute(
-            select(t[c.CHANNEL], func.count(func.distinct(t.day)), func.sum(t.events))
+            select(t[c.CHANNEL], func.count(func.distinct(t.day)))
             .where(t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t[c.TYPE].in_(list(types)),
                    t.day >= since_day)
             .group_by(t[c.CHANNEL])
         ).all()  # fmt: skip
-        for channel, days, n in rows:
-            had = out.get(str(channel), (0, 0))
-            out[str(channel)] = (had[0] + int(days), had[1] + int(n))
+        for channel, days in rows:
+            out[str(channel)] = out.get(str(channel), 0) + int(days)
     return out
 
 

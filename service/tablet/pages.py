@@ -32,6 +32,7 @@ from service.recommending import Ask, Suggestion, recommend, similar
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
+from service.storage import cases
 from service.storage.tables import customers, stores
 from service.store_keys import store_key_problems
 from service.tablet import sessions, words
@@ -249,7 +250,7 @@ def customer(
         in_hand_elsewhere=in_words(in_hand) if in_hand else "",
         offer=_offer(request, served, shelf, settings, person, customer_id, who, now),
         held_for_complaint=settings.hold_offers_during_complaint
-        and any(x.type == "complaint" and x.status == "open" for x in profile.service),
+        and any(cases.open_complaint(x.type, x.status) for x in profile.service),
     )
 
 
