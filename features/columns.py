@@ -94,6 +94,9 @@ EVENT_NAME = "event_name"
 REASON = "reason"
 STATUS = "status"
 CASE_ID = "case_id"
+#: The answer (a recommendation list, an offer, a trigger) an event follows from, as
+#: Omni gave it out: what outcomes are attributed by (service.experiments.attribution).
+SERVED_ID = "served_id"
 EVENT_COLUMNS = (
     EVENT_ID,
     TS,
@@ -111,6 +114,7 @@ EVENT_COLUMNS = (
     REASON,
     STATUS,
     CASE_ID,
+    SERVED_ID,
 )
 
 # Reference data fields.

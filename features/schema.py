@@ -148,6 +148,7 @@ EVENTS = TableSchema(
         Field(c.REASON, "str", max_length=256),
         Field(c.STATUS, "str", choices=_choices(c.CaseStatus)),
         Field(c.CASE_ID, "str", max_length=128),
+        Field(c.SERVED_ID, "str", max_length=64),
     ),
     rules=(
         Required(c.CUSTOMER_ID, "customer_id or anonymous_id is required", unless=c.ANONYMOUS_ID),

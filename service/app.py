@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
+from service.experiments.arms import ArmModels, ListLog
 from service.lifecycle import die_with_supervisor
 from service.limits import BodyLimit, FailureLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
@@ -66,12 +67,16 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
                         outcome.version or "",
                         outcome.detail,
                     )
+                for outcome in await run_in_threadpool(app.state.arm_models.reload):
+                    log.info("%s: %s %s %s", outcome.model, outcome.status,
+                             outcome.version or "", outcome.detail)  # fmt: skip
                 app.state.shelf.warm_for(app.state.holder.current.recommender)
             except Exception as exc:  # the registry may be unreachable: serve, say 503
                 log.warning("no models loaded at start: %s", exc)
             app.state.holder.start_polling()
         yield
         app.state.holder.stop()
+        app.state.arm_models.stop()
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -84,6 +89,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.settings = settings
     app.state.engine = engine
     app.state.holder = ModelHolder(settings)
+    app.state.arm_models = ArmModels(settings)
+    app.state.list_log = ListLog()
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
     app.state.failures = FailureLimit(settings.auth_failures_per_minute)

@@ -33,6 +33,7 @@ from service.storage.tables import (
     decisions,
     erasures,
     events,
+    exposures,
     identities,
     no_offers,
     triggers,
@@ -115,7 +116,7 @@ def drop_before_erasure(
 
 def erase(engine: Engine, person: Person, now: datetime | None = None) -> int:
     """Delete the person's events, identities, customer record, online state, answers,
-    decisions, contacts and triggers in one transaction, and record their ids as erased
+    decisions, contacts, triggers and exposures in one transaction, and record their ids as erased
     at `now` (the service's clock; default: the wall clock); returns the number of events
     deleted."""
     with engine.begin() as conn:
@@ -134,7 +135,8 @@ def erase(engine: Engine, person: Person, now: datetime | None = None) -> int:
         conn.execute(delete(identities).where(identities.c[c.PERSON_ID] == person.person_id))
         state.forget(conn, person.customer_ids, person.anonymous_ids)
         answers.forget(conn, person.person_id)
-        for ledger in (decisions, no_offers, contacts, triggers):  # what was decided and sent
+        # What was decided, sent and shown.
+        for ledger in (decisions, no_offers, contacts, triggers, exposures):
             conn.execute(delete(ledger).where(ledger.c[c.PERSON_ID] == person.person_id))
         at = micros(now or datetime.now(UTC))
         erased = [(CUSTOMER, i) for i in person.customer_ids] + [

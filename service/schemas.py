@@ -91,6 +91,8 @@ class Recommendations(BaseModel):
                     "basis": "history",
                     "model_version": "3",
                     "store_id": "S01",
+                    "served_id": "r3f0c9a1d2e7b44c19a0d5e6",
+                    "experiments": {"recs-challenger": "challenger"},
                 }
             ]
         }
@@ -102,6 +104,14 @@ class Recommendations(BaseModel):
     basis: str
     model_version: str | None
     store_id: str | None = None
+    served_id: str | None = Field(
+        default=None,
+        description="Send it back on the events this list leads to (a view, a cart, a "
+        "purchase) so that they are attributed to it.",
+    )
+    experiments: dict[str, str] = Field(
+        default_factory=dict, description="The running experiments' arms this person is in."
+    )
 
 
 class SimilarItem(BaseModel):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.experiments.design import Experiment, checked, read_file
 
 #: What an API key may be allowed to do.
 SCOPES = ("events:write", "recommend", "churn:read", "profile:read", "marketing", "admin")
@@ -152,6 +154,35 @@ class Settings(BaseSettings):
     loyalty_tiers: dict[str, float] = Field(
         default_factory=lambda: {"bronze": 0.0, "silver": 1000.0, "gold": 3000.0}
     )
+
+    # -- proof: experiments, holdouts, attribution, learned take rates -------------------
+    #: Experiments, as JSON (a list; see service.experiments.design) ...
+    experiments: list[Experiment] = Field(default_factory=list)
+    #: ... and from a JSON or TOML file, added to them.
+    experiments_file: Path | None = None
+    #: The global control group: this share of customers (stable, by a hash of their
+    #: person id) gets no offer and no trigger from any channel, and is recorded as held
+    #: out when they would have been contacted (0: no control group).
+    holdout_share: float = Field(default=0.0, ge=0, le=0.5)
+    #: Changing it draws a new control group.
+    holdout_salt: str = "omni-global-holdout"
+    #: A purchase this many days after an exposure is attributed to it.
+    attribution_days: float = Field(default=7, gt=0)
+    #: Learned take rates: an offer kind's (or one offer's) rate from its outcomes is used
+    #: once it has this many ...
+    take_rate_min_outcomes: int = Field(default=30, ge=1)
+    #: ... shrunk toward the prior as if the prior had been seen this many times.
+    take_rate_prior_weight: float = Field(default=20, ge=0)
+    #: Seconds the learned take rates are kept before they are read again.
+    take_rate_ttl_seconds: float = Field(default=300, ge=0)
+
+    @model_validator(mode="after")
+    def _read_experiments(self) -> Self:
+        if self.experiments_file is not None:
+            self.experiments = [*self.experiments, *read_file(self.experiments_file)]
+            self.experiments_file = None  # read once: a copy of these settings keeps them
+        checked(self.experiments)
+        return self
 
     def now(self) -> datetime:
         """The service's clock: `clock` when set (read as UTC without an offset), else now."""

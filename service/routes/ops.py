@@ -57,5 +57,6 @@ async def reload(
     the old versions until the new ones are loaded and checked; a version that fails is
     refused (status "refused") and the old one keeps serving."""
     outcomes = await run_in_threadpool(request.app.state.holder.reload)
+    outcomes += await run_in_threadpool(request.app.state.arm_models.reload)
     request.app.state.shelf.warm_for(request.app.state.holder.current.recommender)
     return [ModelStatus(**vars(o)) for o in outcomes]

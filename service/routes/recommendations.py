@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
+from features.columns import Channel
 from service.auth import Caller, require
 from service.deps import (
     ConnDep,
@@ -18,6 +19,8 @@ from service.deps import (
     store_of,
 )
 from service.erasure import was_erased
+from service.experiments.arms import ArmModels, ListLog
+from service.experiments.assignment import assign
 from service.people import Person, find_person
 from service.recommending import Answer, Ask, recommend, similar
 from service.schemas import (
@@ -29,7 +32,9 @@ from service.schemas import (
     SimilarItem,
     SimilarItems,
 )
+from service.serving import Served
 from service.shelf import Shelf
+from service.storage.exposures import RECOMMENDATIONS, Exposure, list_id
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=KEY_ERRORS)
 Recommender = Annotated[Caller, Depends(require("recommend"))]
@@ -38,6 +43,13 @@ StoreId = Annotated[
     str | None, id_query("Only items in stock in this store (a tablet's own store).")
 ]
 Category = Annotated[str | None, id_query("Only this category.")]
+ChannelQuery = Annotated[
+    Channel | None,
+    Query(
+        description="The channel showing the list (recorded with its served_id; default: "
+        "store when store_id is given, else web)."
+    ),
+]
 
 
 def _ask(
@@ -52,7 +64,7 @@ def _ask(
     return Ask(k=k, store_id=store, category=category, include_purchased=include_purchased)
 
 
-def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
+def _body(answer: Answer, ask: Ask, shown: Shown, **who: str | None) -> Recommendations:
     return Recommendations(
         **who,
         items=[Recommendation(**vars(s)) for s in answer.items],
@@ -60,7 +72,49 @@ def _body(answer: Answer, ask: Ask, **who: str | None) -> Recommendations:
         basis=answer.basis,
         model_version=answer.model_version,
         store_id=ask.store_id,
+        served_id=shown.served_id,
+        experiments=shown.arms,
     )
+
+
+class Shown:
+    """Which arm's models answer a person, and the list's served id (recorded once a day
+    in the exposures ledger)."""
+
+    def __init__(
+        self,
+        request: Request,
+        main: Served,
+        person: tuple[str, str | None],
+        channel: Channel | None,
+        store_id: str | None,
+    ) -> None:
+        state = request.app.state
+        person_id, customer_id = person
+        now = state.settings.now()
+        assignment = assign(person_id, state.settings, now)
+        arm_models: ArmModels = state.arm_models
+        self.served = arm_models.served_for(main, assignment)
+        self.arms = assignment.labels
+        showing = channel_of(channel, store_id)
+        self.served_id = list_id(person_id, showing, now, self.arms)
+        self._exposure = Exposure(
+            self.served_id, person_id, customer_id, RECOMMENDATIONS, showing, self.arms, store_id
+        )
+        self._engine, self._log, self._now = state.engine, state.list_log, now
+
+    def record(self, answer: Answer) -> None:
+        if answer.items:
+            log: ListLog = self._log
+            ref = Exposure(**{**vars(self._exposure), "ref": answer.model_version})
+            log.record(self._engine, ref, self._now)
+
+
+def channel_of(channel: Channel | None, store_id: str | None) -> str:
+    """The channel showing a list: as asked, else the store when a store asks, else web."""
+    if channel is not None:
+        return channel.value
+    return Channel.STORE.value if store_id else Channel.WEB.value
 
 
 @router.get(
@@ -79,6 +133,7 @@ async def customer_recommendations(
     include_purchased: Annotated[
         bool, Query(description="Keep items bought in the last 30 days.")
     ] = False,
+    channel: ChannelQuery = None,
 ) -> Recommendations:
     """The customer's top items now, each with a short reason.
 
@@ -89,13 +144,18 @@ async def customer_recommendations(
 
     # Every read in one trip to the thread pool: a slow read never stalls the event loop,
     # and the common case (nothing new: a few rows) pays for one thread hand-off only.
-    def answer() -> Answer:
+    def answer() -> tuple[Answer, Shown]:
         with request.app.state.engine.connect() as conn:
             person = find_person(conn, customer_id=customer_id)
             forget = person is not None and was_erased(conn, person)
-            return recommend(served, shelf, conn, person, ask, now, use_training=not forget)
+            who = (person.person_id if person else customer_id, customer_id)
+            shown = Shown(request, served, who, channel, ask.store_id)
+            found = recommend(shown.served, shelf, conn, person, ask, now, use_training=not forget)
+        shown.record(found)
+        return found, shown
 
-    return _body(await run_in_threadpool(answer), ask, customer_id=customer_id)
+    found, shown = await run_in_threadpool(answer)
+    return _body(found, ask, shown, customer_id=customer_id)
 
 
 @router.get("/recommendations", response_model=Recommendations, responses=NO_STORE)
@@ -106,9 +166,11 @@ def anonymous_recommendations(
     shelf: ShelfDep,
     conn: ConnDep,
     now: NowDep,
+    request: Request,
     k: K = 10,
     store_id: StoreId = None,
     category: Category = None,
+    channel: ChannelQuery = None,
 ) -> Recommendations:
     """For a visitor known only by an anonymous id: their recent views folded in when
     there are any (or their customer's history, once stitched), else best sellers."""
@@ -116,8 +178,10 @@ def anonymous_recommendations(
     person = find_person(conn, anonymous_id=anonymous_id) or Person(
         anonymous_id, (), (anonymous_id,)
     )
-    answer = recommend(served, shelf, conn, person, ask, now)
-    return _body(answer, ask, anonymous_id=anonymous_id)
+    shown = Shown(request, served, (person.person_id, None), channel, ask.store_id)
+    answer = recommend(shown.served, shelf, conn, person, ask, now)
+    shown.record(answer)
+    return _body(answer, ask, shown, anonymous_id=anonymous_id)
 
 
 @router.get(

@@ -16,6 +16,7 @@ from service.storage.tables import (
     customers,
     decisions,
     events,
+    exposures,
     identities,
     no_offers,
     triggers,
@@ -86,7 +87,7 @@ def move_ledgers(conn: Connection, moves: dict[str, str]) -> None:
                     closed_by=f"merged into {new}",
                 )
             )
-        for table in (decisions, contacts, triggers):
+        for table in (decisions, contacts, triggers, exposures):
             conn.execute(
                 update(table).where(table.c[c.PERSON_ID] == old).values({c.PERSON_ID: new})
             )

@@ -40,6 +40,7 @@ events = Table(
     Column(c.REASON, String(256)),
     Column(c.STATUS, String(16)),
     Column(c.CASE_ID, String(128)),
+    Column(c.SERVED_ID, String(64)),
     Index("ix_events_ts", c.TS),
     Index("ix_events_customer_ts", c.CUSTOMER_ID, c.TS),
     # (id, ts): "anything since?" probes read the index alone (service.people).
@@ -352,6 +353,31 @@ contacts = Table(
     Column("sent_at", BigInteger, nullable=False),
     Index("ix_contacts_person_sent", c.PERSON_ID, "sent_at"),
     Index("ix_contacts_sent", "sent_at"),
+)
+
+#: Every answer that can lead to an outcome, given out or held back: a recommendation
+#: list (one row per person, channel and day), an offer decision, a trigger. Held back
+#: (`held_by`: the global holdout or an experiment's arm) means the person would have
+#: been contacted at `served_at` and was not: the fair comparison for the report.
+exposures = Table(
+    "exposures",
+    metadata,
+    Column("served_id", String(64), primary_key=True),
+    Column(c.PERSON_ID, String(256), nullable=False),
+    Column(c.CUSTOMER_ID, String(256)),
+    #: recommendations, offer, trigger
+    Column(c.KIND, String(16), nullable=False),
+    Column(c.CHANNEL, String(16), nullable=False),
+    Column(c.STORE_ID, String(256)),
+    #: The decision or trigger id, or the recommender version.
+    Column("ref", String(128)),
+    Column(c.OFFER_ID, String(256)),
+    #: The experiments the person was in, as JSON: {"experiment": "arm"}.
+    Column("arms", Text, nullable=False),
+    Column("held_by", String(160)),
+    Column("served_at", BigInteger, nullable=False),
+    Index("ix_exposures_person_served", c.PERSON_ID, "served_at"),
+    Index("ix_exposures_served", "served_at"),
 )
 
 #: Abandoned-cart triggers handed out: one per cart and channel.

@@ -307,7 +307,7 @@ def test_openapi_has_an_example_for_every_body(client: TestClient) -> None:
     assert set(event["properties"]) == {
         "event_id", "ts", "customer_id", "anonymous_id", "channel", "type", "item_id",
         "quantity", "price", "store_id", "order_id", "offer_id", "event_name", "reason",
-        "status", "case_id",
+        "status", "case_id", "served_id",
     }  # fmt: skip
     assert "store" in event["properties"]["channel"]["enum"]
     assert set(event["properties"]["status"]["anyOf"][0]["enum"]) == {"open", "resolved"}
