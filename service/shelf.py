@@ -21,6 +21,8 @@ from sqlalchemy import Engine, func, select
 
 from features import columns as c
 from models.base import Recommender
+from service.experiments.take_rates import LearnedRates, TakeRates
+from service.settings import Settings
 from service.storage.codec import DAY
 from service.storage.tables import catalogue, events, inventory, offers, stores
 
@@ -62,6 +64,7 @@ class Shelf:
         self._lock = threading.Lock()
         self._refreshing: set[tuple[object, ...]] = set()
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-shelf")
+        self._rates: LearnedRates | None = None
 
     def _cached(
         self,
@@ -158,6 +161,14 @@ class Shelf:
             return pd.DataFrame(rows, columns=[col.name for col in offers.columns])
 
         return self._cached(("offers",), self.ttl, read)
+
+    def take_rates(self, settings: Settings) -> TakeRates:
+        """The learned take rates (read again after `settings.take_rate_ttl_seconds`)."""
+        with self._lock:
+            if self._rates is None:
+                self._rates = LearnedRates(settings)
+            rates = self._rates
+        return rates.now(self.engine, self.offers())
 
     def offer(self, offer_id: object) -> dict[Any, Any] | None:
         """One offer of the book (a row of the offers table), None when there is none."""

@@ -40,7 +40,13 @@ DECISION_COLUMNS = [
     "probability",
     "expected_value",
     "reason",
+    "prior",
+    "source",
 ]
+
+
+#: Columns a decision may be recorded without (made before learned take rates).
+OPTIONAL = ("prior", "source")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ def record(conn: Connection, made: pd.DataFrame, now: datetime) -> pd.DataFrame:
     made = made.assign(
         decision_id=[uuid.uuid4().hex for _ in range(len(made))],
         decided_at=pd.Timestamp(now),
+        **{k: None for k in OPTIONAL if k not in made},
     )
     if len(made):
         until = pd.to_datetime(made[c.VALID_UNTIL], utc=True).astype("datetime64[us, UTC]")

@@ -19,11 +19,11 @@ from service.shelf import Shelf
 
 OFFER_EXPORT_COLUMNS = [
     c.CUSTOMER_ID, "decision_id", c.OFFER_ID, c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE,
-    "probability", "expected_value", "reason", c.VALID_UNTIL, "reused",
+    "probability", "expected_value", "reason", c.VALID_UNTIL, "reused", "served_id",
 ]  # fmt: skip
 TRIGGER_EXPORT_COLUMNS = [
     "trigger_id", c.CUSTOMER_ID, "cart_id", "abandoned_at", "item_ids", "items",
-    "recommended_item_ids", "churn_band", "incentive_offer_id", "incentive",
+    "recommended_item_ids", "churn_band", "incentive_offer_id", "incentive", "served_id",
 ]  # fmt: skip
 
 
@@ -70,6 +70,7 @@ def export_offers(
             ],
             now,
         )
+    decided = decided.assign(served_id=decided["decision_id"])
     return decided[OFFER_EXPORT_COLUMNS].reset_index(drop=True)
 
 
@@ -102,6 +103,7 @@ def export_triggers(
                 if isinstance(incentive, dict)
                 else None,
                 "incentive": incentive["name"] if isinstance(incentive, dict) else None,
+                "served_id": t["trigger_id"],
             }
         )
     return pd.DataFrame(rows, columns=TRIGGER_EXPORT_COLUMNS)

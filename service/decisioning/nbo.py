@@ -5,9 +5,10 @@ and write the same decisions ledger."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,14 +32,16 @@ from service.decisioning.offers import (
     rank_offers,
     still_open,
 )
+from service.experiments.assignment import Assignment, assign
 from service.loyalty import loyalty_of
 from service.people import Person, person_moves
 from service.recommending import Ask, left_out, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage import activity, carts, cases, churn_days
+from service.storage import activity, carts, cases, churn_days, exposures
 from service.storage.codec import micros
+from service.storage.exposures import OFFER
 
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
@@ -48,6 +51,16 @@ OFFER_FIELDS = [c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE, c.DESCRIPTION]
 
 class NoConsent(Exception):
     """The customer does not consent to marketing in the channel asked for."""
+
+
+class HeldOut(Exception):
+    """The customer is held out of offers (the global control group or an experiment's
+    arm): nothing is offered, and the offer they would have got is recorded as held."""
+
+    def __init__(self, held_by: str, arms: Mapping[str, str]) -> None:
+        super().__init__(f"held out of offers ({held_by}) to measure what offers change")
+        self.held_by = held_by
+        self.arms = dict(arms)
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,16 @@ class Offered:
     decided_in: str
     #: False when this ask made the decision, True when an earlier one stands.
     reused: bool
+    #: Where `probability` came from: "prior" (the models and assumed rates) or the
+    #: learned take rate used.
+    source: str = "prior"
+    #: The running experiments' arms the customer is in.
+    arms: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def served_id(self) -> str:
+        """What events send back to be attributed to this offer: its decision id."""
+        return self.decision_id
 
 
 def where_for(shelf: Shelf, channel: str, store_id: str | None) -> Where:
@@ -100,13 +123,66 @@ def next_best_offer(
     (recorded); None when no offer is open to them (remembered: the same ask answers
     None again, without deciding, until an event of theirs arrives or
     `settings.no_offer_seconds` pass). Raises `NoConsent` for an outbound channel they
-    do not consent to."""
+    do not consent to, `HeldOut` when they are held out of offers."""
+    assignment = assign(ask.person.person_id, settings, ask.now)
+    held_by = assignment.held_from(OFFER)
+    if held_by is not None:
+        hold_back(engine, served, shelf, settings, ask, assignment, held_by)
+        raise HeldOut(held_by, assignment.labels)
     standing, ended = standing_offer(engine, shelf, ask)
     if standing is not None:
-        return standing
+        return replace(standing, arms=assignment.labels)
     if not ended and _nothing_stands(engine, ask, settings.no_offer_seconds):
         return None
-    return decide(engine, served, shelf, settings, ask, ended)
+    return decide(engine, served, shelf, settings, ask, ended, assignment)
+
+
+def hold_back(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    ask: OfferAsk,
+    assignment: Assignment,
+    held_by: str,
+) -> None:
+    """Record the offer a held-out person would have got now, once per decision period
+    (`settings.decision_days`): the moment they would have been contacted, for a fair
+    comparison. Raises `NoConsent` where they could not have been contacted anyway."""
+    person, now = ask.person, ask.now
+    with engine.connect() as conn:
+        if ask.where.channel in CONSENT and person.person_id not in consenting(
+            conn, ask.where.channel, [person.person_id]
+        ):
+            raise NoConsent(f"customer '{ask.customer_id}' does not consent to {ask.where.channel}")
+        since = now - timedelta(days=settings.decision_days)
+        if exposures.held_since(conn, person.person_id, OFFER, since):
+            return
+    if _nothing_stands(engine, ask, settings.no_offer_seconds):
+        return
+    made_at = _wall_micros()
+    top, _ = choose(engine, served, shelf, settings, ask, assignment)
+    with engine.begin() as conn:
+        if top.empty:
+            ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
+            return
+        exposures.record(
+            conn,
+            [
+                exposures.Exposure(
+                    uuid.uuid4().hex,
+                    person.person_id,
+                    ask.customer_id,
+                    OFFER,
+                    ask.where.channel,
+                    assignment.labels,
+                    store_id=ask.store_id,
+                    offer_id=str(top.iloc[0][c.OFFER_ID]),
+                    held_by=held_by,
+                )
+            ],
+            now,
+        )
 
 
 def standing_offer(
@@ -149,19 +225,19 @@ def _nothing_stands(engine: Engine, ask: OfferAsk, max_age_seconds: float) -> bo
     return seen is None or seen.last_arrival < made
 
 
-def decide(
+def choose(
     engine: Engine,
     served: Served,
     shelf: Shelf,
     settings: Settings,
     ask: OfferAsk,
-    ended: list[ledger.Closing],
-) -> Offered | None:
-    """A new decision for the person (closing `ended` in the same transaction), from their
-    online state (churn now, what they bought lately, the offers they answered) and their
-    suggestions; None when no offer is open to them."""
+    assignment: Assignment,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The person's best offer where asked (a row of `rank_offers`, none when no offer is
+    open to them) and the offer book it came from; reads their online state (churn now,
+    what they bought lately, the offers they answered) and their suggestions, never their
+    history."""
     person, where, now = ask.person, ask.where, ask.now
-    made_at = _wall_micros()  # what arrives from now on is not in this decision
     book = offers_now(shelf.offers(), where.channel, now)
     with engine.connect() as conn:
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
@@ -190,7 +266,25 @@ def decide(
         tier_of=None if tier is None else {person.person_id: tier},
     )
     candidates = _candidates_for(served, shelf, engine, person, now)
-    top = best(rank_offers(pairs, persons, candidates))
+    ranked = rank_offers(pairs, persons, candidates, shelf.take_rates(settings))
+    likely = [person.person_id] if assignment.offer_policy == "probability" else []
+    return best(ranked, likely), book
+
+
+def decide(
+    engine: Engine,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    ask: OfferAsk,
+    ended: list[ledger.Closing],
+    assignment: Assignment,
+) -> Offered | None:
+    """A new decision for the person (closing `ended` in the same transaction), recorded
+    with its exposure; None when no offer is open to them."""
+    person, where, now = ask.person, ask.where, ask.now
+    made_at = _wall_micros()  # what arrives from now on is not in this decision
+    top, book = choose(engine, served, shelf, settings, ask, assignment)
     made = to_decisions(
         top, {person.person_id: ask.customer_id}, where, ask.store_id, now, settings
     )
@@ -200,18 +294,58 @@ def decide(
             made = ledger.record(conn, made, now)
             if made.empty:
                 ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
+            else:
+                exposures.record(conn, offer_exposures(made, assignment.labels), now)
     except IntegrityError:  # another channel decided first: theirs stands
         with engine.connect() as conn:
             theirs = ledger.open_decision(conn, person.person_id)
         if theirs is None:
             raise
         offer = _offer_in(book, theirs[c.OFFER_ID])
-        return _offered(theirs, offer, reused=True) if offer is not None else None
+        if offer is None:
+            return None
+        return replace(_offered(theirs, offer, reused=True), arms=assignment.labels)
     if made.empty:
         return None
     row = made.iloc[0].to_dict()
     offer = _offer_in(book, row[c.OFFER_ID])
-    return _offered(row, offer, reused=False) if offer is not None else None
+    if offer is None:
+        return None
+    return replace(_offered(row, offer, reused=False), arms=assignment.labels)
+
+
+def offer_exposures(
+    made: pd.DataFrame, arms: Mapping[str, str] | Mapping[str, Mapping[str, str]]
+) -> list[exposures.Exposure]:
+    """The exposures of recorded decisions (their decision ids are their served ids);
+    `arms`: the one person's labels, or labels by person id."""
+    rows = []
+    for d in made.to_dict("records"):
+        person_id = str(d[c.PERSON_ID])
+        labels = arms.get(person_id, {}) if _by_person(arms) else arms
+        store = d.get(c.STORE_ID)
+        rows.append(
+            exposures.Exposure(
+                str(d["decision_id"]),
+                person_id,
+                _text_or_none(d.get(c.CUSTOMER_ID)),
+                OFFER,
+                str(d[c.CHANNEL]),
+                labels,  # type: ignore[arg-type]
+                store_id=store if isinstance(store, str) else None,
+                ref=str(d["decision_id"]),
+                offer_id=str(d[c.OFFER_ID]),
+            )
+        )
+    return rows
+
+
+def _by_person(arms: Mapping[str, object]) -> bool:
+    return any(isinstance(v, Mapping) for v in arms.values())
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _churn_now(
@@ -350,4 +484,5 @@ def _offered(decision: Mapping[Any, Any], offer: Mapping[Any, Any], *, reused: b
         valid_until=pd.Timestamp(decision[c.VALID_UNTIL]).to_pydatetime(),
         decided_in=str(decided_in),
         reused=reused,
+        source=str(decision.get("source") or "prior"),
     )

@@ -3,8 +3,9 @@ rules and ledger as one customer's ask (service.decisioning.nbo), in one pass.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from service.decisioning.nbo import (
     OFFER_FIELDS,
     answers_of,
     churn_frame,
+    offer_exposures,
     to_decisions,
     verdict,
 )
@@ -29,12 +31,15 @@ from service.decisioning.offers import (
     offers_now,
     rank_offers,
 )
+from service.experiments.assignment import assign_all, held_out, quiet
+from service.experiments.take_rates import kinds_of, learn, outcome_counts
 from service.loyalty import tiers_of
 from service.recommending import left_out
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage import carts, cases
+from service.storage import carts, cases, exposures
+from service.storage.exposures import OFFER
 from service.storage.reader import load_events
 
 #: Top `n` item positions per customer position (`Recommender.rank`'s first array), by
@@ -95,7 +100,9 @@ def decide_all(
             holds.append(decision["decision_id"])
         else:
             ended.append(closing)
-    kept = current[current["decision_id"].isin(holds)]
+    assigned = {} if quiet(settings, now) else assign_all(ids, settings, now)
+    held_by = held_out(assigned, OFFER)
+    kept = current[current["decision_id"].isin(holds) & ~current[c.PERSON_ID].isin(held_by)]
     standing = set(kept[c.PERSON_ID])
     rest = [p for p in ids if p not in standing]
     with engine.connect() as conn:
@@ -112,12 +119,40 @@ def decide_all(
         held=held & set(rest),
         tier_of=tier_of,
     )
-    top = best(rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank)))
+    with engine.connect() as conn:
+        rates = learn(outcome_counts(conn), kinds_of(shelf.offers()), settings)
+        since = now - timedelta(days=settings.decision_days)
+        held_lately = exposures.held_persons_since(conn, OFFER, since) if held_by else set()
+    ranked = rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank), rates)
+    likely = [p for p, a in assigned.items() if a.offer_policy == "probability"]
+    top = best(ranked, likely)
     customer_of = {str(p): str(cid) for p, cid in customers.items()}
+    would = top[top[c.PERSON_ID].isin(held_by)]
+    top = top[~top[c.PERSON_ID].isin(held_by)]
     made = to_decisions(top, customer_of, where, None, now, settings)
+    labels = {p: a.labels for p, a in assigned.items()}
     with engine.begin() as conn:
         ledger.close(conn, ended, now)
         made = ledger.record(conn, made, now)
+        exposures.record(conn, offer_exposures(made, labels), now)
+        exposures.record(
+            conn,
+            [
+                exposures.Exposure(
+                    uuid.uuid4().hex,
+                    str(p),
+                    customer_of.get(str(p)),
+                    OFFER,
+                    where.channel,
+                    labels.get(str(p), {}),
+                    offer_id=str(o),
+                    held_by=held_by[str(p)],
+                )
+                for p, o in zip(would[c.PERSON_ID], would[c.OFFER_ID], strict=True)
+                if str(p) not in held_lately
+            ],
+            now,
+        )
     both = pd.concat([kept.assign(reused=True), made.assign(reused=False)], ignore_index=True)
     fields = book.set_index(c.OFFER_ID)[OFFER_FIELDS]
     decided: pd.DataFrame = both.join(fields, on=c.OFFER_ID)

@@ -11,7 +11,9 @@ value, where the chance comes from the models:
 - a product offer takes its item's share, a promotion on a category the summed share of
   its items, an offer about no item (a service) a flat `BASE_TAKE_RATE`;
 - a retention incentive goes only to customers in the retention bands (settings), and
-  is taken with the chance the customer is leaving times `SAVE_RATE`.
+  is taken with the chance the customer is leaving times `SAVE_RATE`;
+- once an offer kind (or an offer) has enough outcomes, the level of these chances is
+  corrected by the rate customers really took it at (service.experiments.take_rates).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features import columns as c
+from service.experiments.take_rates import TakeRates
 from service.storage.codec import micros
 
 #: The chance a customer takes an offer that is about no item in particular.
@@ -142,13 +145,18 @@ def eligible(
 
 
 def rank_offers(
-    pairs: pd.DataFrame, persons: pd.DataFrame, candidates: pd.DataFrame
+    pairs: pd.DataFrame,
+    persons: pd.DataFrame,
+    candidates: pd.DataFrame,
+    rates: TakeRates | None = None,
 ) -> pd.DataFrame:
     """The eligible `pairs` with their probability, expected value and reason, best first
     per person. `persons`: person_id, churn (probability or None), band, driver.
-    `candidates`: the person's suggested items (CANDIDATE_COLUMNS), rank 1 first."""
+    `candidates`: the person's suggested items (CANDIDATE_COLUMNS), rank 1 first. With
+    learned `rates`, the models' chance (`prior`) is corrected by them where they have
+    enough outcomes (`source` says which was used)."""
     if pairs.empty:
-        return pairs.assign(probability=[], expected_value=[], reason=[])
+        return pairs.assign(probability=[], expected_value=[], reason=[], prior=[], source=[])
     churn = persons["churn"].astype(float)
     people = pd.DataFrame(
         {
@@ -188,11 +196,12 @@ def rank_offers(
         x["item_share"].fillna(0).to_numpy(dtype=float),
         np.where(has_category, x["cat_share"].fillna(0).to_numpy(dtype=float), BASE_TAKE_RATE),
     )
-    probability = np.where(
+    prior = np.where(
         retention,
         x["leaving"].fillna(0).to_numpy(dtype=float) * SAVE_RATE,
         x["buys"].to_numpy(dtype=float) * share,
     )
+    probability, source = (rates or TakeRates()).correct(x[c.OFFER_ID], x[c.KIND], prior)
     reasons = [
         _reason(*row)
         for row in zip(
@@ -214,6 +223,8 @@ def rank_offers(
         probability=probability,
         expected_value=probability * pairs[c.VALUE].astype(float),
         reason=reasons,
+        prior=prior,
+        source=source,
     )
     ranked = ranked[ranked["probability"] > 0]
     ranked = ranked.sort_values(
@@ -239,8 +250,16 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def best(ranked: pd.DataFrame) -> pd.DataFrame:
-    """The best offer per person (first row of each person in `rank_offers`' order)."""
+def best(ranked: pd.DataFrame, most_likely: Collection[str] = ()) -> pd.DataFrame:
+    """The best offer per person: the first in `rank_offers`' order (expected value), or
+    for the persons in `most_likely` (an experiment arm's policy) the likeliest taken."""
+    if len(most_likely) and len(ranked):
+        likely = ranked[c.PERSON_ID].isin(list(most_likely))
+        key = np.where(likely, ranked["probability"], ranked["expected_value"])
+        ranked = ranked.assign(_key=key).sort_values(
+            [c.PERSON_ID, "_key", c.OFFER_ID], ascending=[True, False, True]
+        )
+        ranked = ranked.drop(columns="_key")
     return ranked.drop_duplicates(c.PERSON_ID).reset_index(drop=True)
 
 

@@ -42,6 +42,10 @@ class NextBestOffer(BaseModel):
                     "decided_in": "email",
                     "valid_until": "2026-11-30T09:15:00Z",
                     "reused": True,
+                    "probability_source": "prior",
+                    "served_id": "5f0c7b2e9d1a4c6f8e3b2a1d0c9b8a7f",
+                    "experiments": {},
+                    "held_out": False,
                 }
             ]
         }
@@ -57,6 +61,24 @@ class NextBestOffer(BaseModel):
     decided_in: str | None = Field(default=None, description="The channel that asked first.")
     valid_until: datetime | None = None
     reused: bool = Field(default=False, description="True when an earlier decision stands.")
+    probability_source: str | None = Field(
+        default=None,
+        description='Where `probability` came from: "prior" (the models and assumed take '
+        "rates) or the learned take rate used.",
+    )
+    served_id: str | None = Field(
+        default=None,
+        description="Send it back on the events this offer leads to (offer_accepted, the "
+        "purchase) so that they are attributed to it.",
+    )
+    experiments: dict[str, str] = Field(
+        default_factory=dict, description="The running experiments' arms this customer is in."
+    )
+    held_out: bool = Field(
+        default=False,
+        description="True when the customer is held out of offers (a control group): "
+        "nothing is offered, and the offer they would have got is recorded.",
+    )
 
 
 class CartItem(BaseModel):
@@ -83,6 +105,14 @@ class Trigger(BaseModel):
     recommendations: list[Suggested] = Field(description="Complementary items in stock.")
     churn_band: str | None
     incentive: Offer | None = Field(description="Depends on the churn band; None when low.")
+    served_id: str | None = Field(
+        default=None,
+        description="Send it back on the events this message leads to (the purchase) so "
+        "that they are attributed to it (the trigger id).",
+    )
+    experiments: dict[str, str] = Field(
+        default_factory=dict, description="The running experiments' arms this customer is in."
+    )
 
 
 class Triggers(BaseModel):

@@ -26,16 +26,22 @@ from features import columns as c
 from features.cart import cart_summary
 from service.decisioning import contact_policy as policy
 from service.decisioning.trigger_contents import contents
+from service.experiments.assignment import assign_all, held_out
+from service.experiments.assignment import quiet as quiet_experiments
 from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
+from service.storage import exposures
 from service.storage.codec import micros, moment, to_micros
 from service.storage.engine import insert_into
+from service.storage.exposures import TRIGGER
 from service.storage.reader import recent_events
 from service.storage.tables import contacts, triggers
 
 CART_TYPES = (c.EventType.ADD_TO_CART, c.EventType.REMOVE_FROM_CART, c.EventType.PURCHASE)
 HANDED, SENT, FAILED = "handed", "sent", "failed"
+#: Due to a held-out person: recorded, never handed out.
+HELD = "held"
 
 
 class BadCursor(ValueError):
@@ -64,12 +70,20 @@ def due(engine: Engine, settings: Settings, channel: str, as_of: datetime) -> pd
     """Abandoned carts due in `channel` at `as_of`, not yet handed out there, of persons
     who consent to it; oldest due first. Columns: trigger_id, cart_id, person_id,
     customer_id, last_change, due_at, lines."""
-    window = timedelta(minutes=settings.cart_windows_minutes.get(channel, 24 * 60))
+    default = settings.cart_windows_minutes.get(channel, 24 * 60)
     oldest = as_of - timedelta(days=settings.cart_max_age_days)
     events = recent_events(engine, since=oldest, until=as_of, types=CART_TYPES)
     events = events[events[c.PERSON_ID].notna()]
     carts = cart_summary(events, as_of=pd.Timestamp(as_of))
+    minutes = pd.Series(default, index=carts.index, dtype="int64")
+    # An experiment arm may set its own window.
+    if not quiet_experiments(settings, as_of) and len(carts):
+        people = carts[c.PERSON_ID].astype(str)
+        arms = assign_all(people.unique().tolist(), settings, as_of)
+        minutes = people.map(lambda p: arms[p].cart_window(channel, default)).astype("int64")
+    window = pd.to_timedelta(minutes, unit="min")
     carts = carts[carts["last_change"] + window <= pd.Timestamp(as_of)]
+    window = window[carts.index]
     if carts.empty:
         return carts.assign(trigger_id=[], cart_id=[], customer_id=[], due_at=[])
     cart_ids = [
@@ -118,19 +132,51 @@ def pull(
         blocked = policy.over_cap(conn, settings, channel, now, people)
     found = found[~found[c.PERSON_ID].isin(blocked) & ~found[c.PERSON_ID].isin(quiet)]
     wakes = min(quiet.values()) if quiet else None
+    assigned = (
+        {}
+        if quiet_experiments(settings, now)
+        else assign_all(found[c.PERSON_ID].astype(str).unique().tolist(), settings, now)
+    )
+    held_by = held_out(assigned, TRIGGER)
+    held = found[found[c.PERSON_ID].isin(held_by)]
+    found = found[~found[c.PERSON_ID].isin(held_by)]
     page = found if limit is None else found.head(limit)
     bodies = contents(engine, served, shelf, settings, channel, page, now)
+    labels = {p: a.labels for p, a in assigned.items()}
+    for body in bodies:
+        person = str(body["person_id"])
+        body["served_id"] = body["trigger_id"]
+        body["experiments"] = labels.get(person, {})
+        if person in assigned and not assigned[person].incentive:
+            body["incentive"] = None
     handed = []
     with engine.begin() as conn:
         policy.take_turn(conn, "contacts")
         # Checked again in this turn: a pull running alongside may have spent them.
-        taken = _handed(conn, page["trigger_id"].tolist())
+        taken = _handed(conn, [*page["trigger_id"], *held["trigger_id"]])
         full = policy.over_cap(conn, settings, channel, now, page[c.PERSON_ID].tolist())
         for body in bodies:
             if body["trigger_id"] in taken or body["person_id"] in full:
                 continue
             _store(conn, body, now)
             handed.append(body)
+        _hold(conn, held[~held["trigger_id"].isin(taken)], channel, held_by, labels, now)
+        exposures.record(
+            conn,
+            [
+                exposures.Exposure(
+                    str(b["trigger_id"]),
+                    str(b["person_id"]),
+                    str(b["customer_id"]),
+                    TRIGGER,
+                    channel,
+                    labels.get(str(b["person_id"]), {}),
+                    ref=str(b["trigger_id"]),
+                )
+                for b in handed
+            ],
+            now,
+        )
         policy.record(
             conn,
             [
@@ -184,8 +230,8 @@ def acknowledge(engine: Engine, trigger_id: str, outcome: str, now: datetime) ->
     return {"trigger_id": trigger_id, "status": outcome, "acked_at": now}
 
 
-def _store(conn: Connection, body: dict[str, object], now: datetime) -> None:
-    """Record a trigger as handed out (again, after a failure)."""
+def _store(conn: Connection, body: dict[str, object], now: datetime, status: str = "") -> None:
+    """Record a trigger as handed out (again, after a failure), or as `status`."""
     row = {
         "trigger_id": body["trigger_id"],
         "cart_id": body["cart_id"],
@@ -194,7 +240,7 @@ def _store(conn: Connection, body: dict[str, object], now: datetime) -> None:
         c.CHANNEL: body["channel"],
         "due_at": micros(body["due_at"]),  # type: ignore[arg-type]
         "handed_at": micros(now),
-        "status": HANDED,
+        "status": status or HANDED,
         "acked_at": None,
         "payload": json.dumps(body, default=str),
     }
@@ -203,8 +249,48 @@ def _store(conn: Connection, body: dict[str, object], now: datetime) -> None:
     conn.execute(ins.values(row).on_conflict_do_update(index_elements=["trigger_id"], set_=again))
 
 
+def _hold(
+    conn: Connection,
+    held: pd.DataFrame,
+    channel: str,
+    held_by: dict[str, str],
+    labels: dict[str, dict[str, str]],
+    now: datetime,
+) -> None:
+    """Record the triggers of held-out persons as held (never handed out, not counted
+    against the caps) and their exposures, at the moment they would have been sent."""
+    for row in held.to_dict("records"):
+        person = str(row[c.PERSON_ID])
+        body = {
+            "trigger_id": row["trigger_id"],
+            "cart_id": row["cart_id"],
+            "person_id": person,
+            "customer_id": row[c.CUSTOMER_ID],
+            "channel": channel,
+            "due_at": row["due_at"].to_pydatetime(),
+        }
+        _store(conn, body, now, status=HELD)
+    exposures.record(
+        conn,
+        [
+            exposures.Exposure(
+                str(row["trigger_id"]),
+                str(row[c.PERSON_ID]),
+                str(row[c.CUSTOMER_ID]),
+                TRIGGER,
+                channel,
+                labels.get(str(row[c.PERSON_ID]), {}),
+                ref=str(row["trigger_id"]),
+                held_by=held_by[str(row[c.PERSON_ID])],
+            )
+            for row in held.to_dict("records")
+        ],
+        now,
+    )
+
+
 def _handed(conn: Connection, ids: list[str]) -> set[str]:
-    """Of `ids`, the triggers handed out and not failed."""
+    """Of `ids`, the triggers handed out (or held back) and not failed."""
     if not ids:
         return set()
     return set(

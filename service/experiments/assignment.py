@@ -105,6 +105,12 @@ def assign_all(ids: list[str], settings: Settings, now: datetime) -> dict[str, A
     return {p: assign(p, settings, now) for p in ids}
 
 
+def held_out(assigned: dict[str, Assignment], kind: str) -> dict[str, str]:
+    """Of the assigned persons, those held out of `kind`, and by whom."""
+    found = {p: a.held_from(kind) for p, a in assigned.items()}
+    return {p: by for p, by in found.items() if by is not None}
+
+
 def quiet(settings: Settings, now: datetime) -> bool:
     """Whether nobody is held out or in an experiment now (the common case: skip it all)."""
     return settings.holdout_share <= 0 and not any(e.running(now) for e in settings.experiments)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from features import columns as c
 from service.auth import Caller, require
 from service.decisioning.contact_policy import OUTBOUND
-from service.decisioning.nbo import NoConsent, OfferAsk, next_best_offer, where_for
+from service.decisioning.nbo import HeldOut, NoConsent, OfferAsk, next_best_offer, where_for
 from service.decisioning.schemas import NextBestOffer, Offer
 from service.deps import (
     CustomerIdPath,
@@ -71,10 +71,14 @@ def customer_next_best_offer(
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
     ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)
+    arms: dict[str, str] = {}
+    held_out = False
     try:
         offered = next_best_offer(engine, served, shelf, settings, ask)
     except NoConsent as refused:
         offered, why_not = None, str(refused)
+    except HeldOut as held:
+        offered, why_not, arms, held_out = None, str(held), held.arms, True
     else:
         why_not = "no offer is open to this customer here now"
         if offered is None and settings.hold_offers_during_complaint:
@@ -83,7 +87,13 @@ def customer_next_best_offer(
                     why_not = "sales offers are held while a complaint of theirs is open"
     if offered is None:
         return NextBestOffer(
-            customer_id=customer_id, channel=channel, decision_id=None, offer=None, reason=why_not
+            customer_id=customer_id,
+            channel=channel,
+            decision_id=None,
+            offer=None,
+            reason=why_not,
+            experiments=arms,
+            held_out=held_out,
         )
     return NextBestOffer(
         customer_id=customer_id,
@@ -97,4 +107,7 @@ def customer_next_best_offer(
         decided_in=offered.decided_in,
         valid_until=offered.valid_until,
         reused=offered.reused,
+        probability_source=offered.source,
+        served_id=offered.served_id,
+        experiments=dict(offered.arms),
     )

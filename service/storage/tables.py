@@ -311,6 +311,10 @@ decisions = Table(
     Column("probability", Float, nullable=False),
     Column("expected_value", Float, nullable=False),
     Column("reason", Text, nullable=False),
+    #: P(take) before learned take rates corrected it (what they are learned against).
+    Column("prior", Float),
+    #: Where `probability` came from: "prior", or the learned rate used.
+    Column("source", String(160)),
     #: open, accepted, declined, expired, ineligible
     Column("status", String(16), nullable=False),
     Column("closed_at", BigInteger),

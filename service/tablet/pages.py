@@ -22,7 +22,7 @@ from features import columns as c
 from features.validation import BatchRejected
 from service.auth import Caller
 from service.availability import Availability, availability, in_words
-from service.decisioning.nbo import OfferAsk, Offered, next_best_offer, where_for
+from service.decisioning.nbo import HeldOut, OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.intake import accept_events
 from service.limits import client_of
@@ -367,4 +367,7 @@ def _offer(
     """The customer's next-best offer here: the same decision every channel gets."""
     where = where_for(shelf, c.Channel.STORE.value, who.store_id)
     ask = OfferAsk(person, customer_id, where, who.store_id, now)
-    return next_best_offer(request.app.state.engine, served, shelf, settings, ask)
+    try:
+        return next_best_offer(request.app.state.engine, served, shelf, settings, ask)
+    except HeldOut:  # a control group: the page offers nothing, as every channel does
+        return None

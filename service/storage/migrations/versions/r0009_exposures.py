@@ -1,5 +1,6 @@
 """Proof of lift: events may carry the `served_id` of the answer they follow from, and the
-`exposures` ledger records every answer given out or held back.
+`exposures` ledger records every answer given out or held back; a decision keeps its prior
+P(take) and where its probability came from (learned take rates).
 
 Revision ID: r0009
 Revises: r0008
@@ -21,6 +22,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     if "served_id" not in {col["name"] for col in sa.inspect(bind).get_columns("events")}:
         op.add_column("events", sa.Column("served_id", sa.String(length=64), nullable=True))
+    decided = {col["name"] for col in sa.inspect(bind).get_columns("decisions")}
+    for name, kind in (("prior", sa.Float()), ("source", sa.String(length=160))):
+        if name not in decided:
+            op.add_column("decisions", sa.Column(name, kind, nullable=True))
     if "exposures" not in set(sa.inspect(bind).get_table_names()):
         op.create_table(
             "exposures",
