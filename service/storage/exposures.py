@@ -125,4 +125,6 @@ def read(
     frame = pd.DataFrame(conn.execute(query).all(), columns=COLUMNS)
     frame["served_at"] = pd.to_datetime(frame["served_at"].astype("int64"), unit="us", utc=True)
     frame["arms"] = [json.loads(a) for a in frame["arms"]]
+    for col in ("held_by", c.CUSTOMER_ID, c.STORE_ID, "ref", c.OFFER_ID):
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     return frame

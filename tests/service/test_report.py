@@ -1,0 +1,177 @@
+"""The report finds what is there and nothing else: a campaign on the synthetic world
+where the customers' response to the offers is known, and A/A experiments over many
+draws; attribution on hand-built sequences."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from features import columns as c
+from features.sources.frame import SourceFrame
+from features.synthetic.response import Responses, base_chance, respond
+from service.decisioning.exports import export_offers
+from service.experiments import attribution, report
+from service.experiments.assignment import arm_of
+from service.experiments.design import Experiment
+from service.serving import ModelHolder
+from service.settings import Settings
+from service.shelf import Shelf
+from service.storage import exposures
+from service.storage.engine import open_engine
+from service.storage.reader import load_table, recent_events
+from tests.conftest import ServedStore, copy_of
+from training.ingest import ingest
+
+TAKE = 0.3
+DAYS = 7.0
+
+
+def simulated(frame: pd.DataFrame) -> SourceFrame:
+    where = pd.Series([f"simulated event {i}" for i in range(len(frame))], index=frame.index)
+    return SourceFrame("events", "simulated", frame, where)
+
+
+def purchases_before(settings: Settings, until: datetime) -> pd.DataFrame:
+    engine = open_engine(settings.database_url)
+    try:
+        events = recent_events(engine, since=report.EPOCH, until=until, types=["purchase"])
+    finally:
+        engine.dispose()
+    return attribution.purchases_of(events)
+
+
+@pytest.fixture(scope="module")
+def campaign(
+    served_store: ServedStore, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Settings, Responses, report.Report]:
+    """Tonight's e-mail offers with half the customers held out; the customers answer
+    (those given an offer take it with chance TAKE), and the report of the night."""
+    noon = served_store.clock + timedelta(hours=12)
+    copy = copy_of(served_store, tmp_path_factory.mktemp("report"), clock=noon)
+    settings = copy.settings.model_copy(update={"holdout_share": 0.5, "attribution_days": DAYS})
+    engine = open_engine(settings.database_url)
+    holder = ModelHolder(settings)
+    holder.reload()
+    try:
+        export_offers(engine, holder.current, Shelf(engine, 30), settings, "email", noon)
+        with engine.connect() as conn:
+            shown = exposures.read(conn)
+        shown = shown.assign(group=np.where(shown["held_by"].notna(), "holdout", "treated"))
+        base = base_chance(purchases_before(settings, noon), pd.Index(shown[c.PERSON_ID].unique()),
+                           pd.Timestamp(noon), DAYS)  # fmt: skip
+        answers = respond(shown, base, {"treated": TAKE}, load_table(engine, "catalogue"),
+                          load_table(engine, "offers"), DAYS, seed=3)  # fmt: skip
+        ingest(engine, [simulated(answers.events)])
+        night = report.build(engine, settings, noon - timedelta(hours=1),
+                             noon + timedelta(hours=1), None)  # fmt: skip
+    finally:
+        engine.dispose()
+    return settings, answers, night
+
+
+def test_the_report_finds_the_lift_the_customers_gave(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    _, answers, night = campaign
+    groups = {g.name: g for g in night.groups}
+    assert set(groups) == {"treated", "holdout"} and groups["holdout"].held_out
+    truth = answers.truth
+    assert groups["treated"].customers == int(truth["treated"].sum())
+    assert groups["holdout"].customers == int((truth["group"] == "holdout").sum())
+    (lift,) = night.comparisons
+    treated = truth[truth["group"] == "treated"]
+    true_lift = TAKE * float((1 - treated["p_base"]).mean())
+    assert lift.conversion.low <= true_lift <= lift.conversion.high
+    assert lift.conversion.low > 0 and lift.conversion.p_value < 0.05  # found, not guessed
+    assert lift.revenue_per_customer.estimate > 0
+    # The offers' own purchases carried their served_id back: attributed directly.
+    direct = [a for a in night.attributed if a["rule"] == "direct"]
+    assert sum(a["purchases"] for a in direct) == int(treated["took"].sum())
+
+
+def test_the_report_has_the_omnichannel_kpis(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    _, _, night = campaign
+    data = night.as_dict()
+    assert data["groups"][0]["conversion"]["low"] <= data["groups"][0]["conversion"]["estimate"]
+    clv = night.lifetime_value
+    assert clv.customers > 100 and clv.predicted_12m_mean > 0
+    assert len(clv.predicted_12m) > 100 and (clv.predicted_12m >= 0).all()
+    churn = night.churn
+    assert churn.active_before > 0 and 0 <= churn.rate <= 1
+
+
+def test_an_aa_experiment_finds_no_difference_at_the_stated_rate(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    """Two arms treated alike, re-drawn 200 times (new experiment names, new responses):
+    a difference is declared in about 5% of them, not more."""
+    settings, answers, _ = campaign
+    people = answers.truth[c.PERSON_ID].astype(str).tolist()
+    at = settings.now()
+    purchases = purchases_before(settings, at)
+    base = base_chance(purchases, pd.Index(people), pd.Timestamp(at), DAYS)
+    found = 0
+    draws = 200
+    arms = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
+    for seed in range(draws):
+        aa = Experiment.model_validate({"name": f"aa-{seed}", "arms": arms})
+        shown = pd.DataFrame({
+            "served_id": [f"{p}-{seed}" for p in people], c.PERSON_ID: people,
+            c.CUSTOMER_ID: people, c.KIND: "offer", c.CHANNEL: "email", c.OFFER_ID: None,
+            "held_by": None, "served_at": pd.Timestamp(at),
+            "group": [arm_of(aa, p).name for p in people],
+        })  # fmt: skip
+        rng = np.random.default_rng(seed)
+        bought = rng.random(len(people)) < base.to_numpy()
+        purchased = pd.DataFrame({
+            c.EVENT_ID: [f"p{i}" for i in range(int(bought.sum()))],
+            c.PERSON_ID: np.asarray(people)[bought],
+            c.TS: pd.Timestamp(at) + pd.to_timedelta(rng.uniform(0, DAYS, bought.sum()), "D"),
+            "revenue": rng.gamma(2.0, 20.0, bought.sum()),
+        })  # fmt: skip
+        _, firsts = report.outcomes(shown, purchased, pd.DataFrame(), DAYS)
+        if report.compare(firsts, "b", "a").conversion.p_value < 0.05:
+            found += 1
+    assert binomtest(found, draws, 0.05, alternative="greater").pvalue > 0.01, found
+
+
+def test_attribution_follows_one_person_across_channels() -> None:
+    t = pd.Timestamp("2026-10-02T08:00:00Z")
+    shown = pd.DataFrame({
+        "served_id": ["mail-1", "app-1", "held-1"], c.PERSON_ID: ["P1", "P1", "P2"],
+        c.KIND: ["offer", "recommendations", "offer"], c.CHANNEL: ["email", "app", "email"],
+        "held_by": [None, None, "global holdout"],
+        "served_at": [t, t + pd.Timedelta(days=1), t],
+    })  # fmt: skip
+    bought = pd.DataFrame({
+        c.EVENT_ID: ["store-buy", "late-buy", "direct-buy", "held-buy"],
+        c.PERSON_ID: ["P1", "P1", "P1", "P2"],
+        c.TS: [t + pd.Timedelta(hours=6), t + pd.Timedelta(days=20),
+               t + pd.Timedelta(days=2), t + pd.Timedelta(hours=1)],
+        c.CHANNEL: ["store", "web", "web", "store"],
+        c.SERVED_ID: [None, None, "mail-1", None], "revenue": [30.0, 5.0, 12.0, 9.0],
+    })  # fmt: skip
+    last = attribution.last_touch(shown, bought, days=7).set_index(c.EVENT_ID)
+    # The e-mail in the morning gets the store purchase that afternoon (another channel).
+    assert last.loc["store-buy", "served_id"] == "mail-1"
+    assert last.loc["store-buy", "rule"] == "last touch"
+    # A purchase naming the e-mail is the e-mail's, though the app list came later.
+    assert last.loc["direct-buy", "served_id"] == "mail-1"
+    assert last.loc["direct-buy", "rule"] == "direct"
+    # Too late for any answer, and nothing is attributed to an answer held back.
+    assert "late-buy" not in last.index and "held-buy" not in last.index
+    anyway = attribution.any_touch(shown, bought, days=7)
+    assert sorted(anyway.loc[anyway[c.EVENT_ID] == "direct-buy", "served_id"]) == [
+        "app-1",
+        "mail-1",
+    ]
+    table = attribution.summary(pd.concat([last.reset_index(), anyway]))
+    store_mail = table[(table["rule"] == "last touch") & (table["exposure_channel"] == "email")]
+    assert store_mail["cross_channel"].sum() == 1 and store_mail["revenue"].sum() == 30.0
