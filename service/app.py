@@ -33,6 +33,7 @@ from service.routes import (
     offers,
     ops,
     recommendations,
+    reports,
     tracking,
     triggers,
 )
@@ -98,7 +99,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(tablet.TabletRefused, tablet.refused_page)
-    for module in (events, tracking, recommendations, items, customers, offers, triggers, ops):
+    for module in (events, tracking, recommendations, items, customers, offers, triggers,
+                   reports, ops):  # fmt: skip
         app.include_router(module.router)
     app.include_router(tablet.router)
     app.mount("/tablet/static", StaticFiles(directory=TABLET_STATIC), name="tablet-static")

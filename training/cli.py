@@ -24,6 +24,7 @@ from training.cli_common import Bar, DatabaseOption, bars, console, err, setting
 from training.cli_export import export_app
 from training.cli_models import promote_app, recommend, score_churn, train_app
 from training.cli_privacy import privacy_app
+from training.cli_report import report, simulate
 from training.cli_serve import serve
 from training.ingest import IngestRejected
 from training.ingest import ingest as run_ingest
@@ -44,6 +45,8 @@ app.add_typer(score_app, name="score")
 app.command("serve")(serve)
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
+app.command("report")(report)
+app.command("simulate")(simulate)
 
 
 _DEFAULTS = SyntheticConfig()

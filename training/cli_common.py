@@ -44,6 +44,16 @@ DatabaseOption = Annotated[
 ]
 
 
+ReplayOption = Annotated[
+    bool,
+    typer.Option(
+        "--replay",
+        help="Read the store as if it were live: its clock at noon the day after its last "
+        "event (as `omni serve --replay`).",
+    ),
+]
+
+
 class EngineChoice(StrEnum):
     embedded = "embedded"
     spark = "spark"

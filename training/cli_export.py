@@ -15,6 +15,7 @@ from training.cli_common import (
     DatabaseOption,
     EngineOption,
     LakeOption,
+    ReplayOption,
     console,
     engine_errors,
     err,
@@ -38,6 +39,7 @@ def export_offers_command(
     output: Output,
     engine: EngineOption = None,
     lake: LakeOption = None,
+    replay: ReplayOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
     """Each reachable customer's next-best offer (the same decision every channel gets),
@@ -54,17 +56,21 @@ def export_offers_command(
         "offers",
         batch=None if engine is None else engine.value,
         lake=lake,
+        replay=replay,
     )
 
 
 @export_app.command("triggers")
 def export_triggers_command(
-    channel: Channel, output: Output, database_url: DatabaseOption = None
+    channel: Channel,
+    output: Output,
+    replay: ReplayOption = False,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Abandoned carts due a message in the channel, each handed out once, within the caps."""
     from service.decisioning.exports import export_triggers
 
-    _export(export_triggers, channel, output, database_url, "triggers")
+    _export(export_triggers, channel, output, database_url, "triggers", replay=replay)
 
 
 @export_app.command("events")
@@ -113,6 +119,7 @@ def _export(
     *,
     batch: EngineName | None = None,
     lake: Path | None = None,
+    replay: bool = False,
 ) -> None:
     from service.decisioning.contact_policy import UnknownChannel
     from service.decisioning.exports import QuietHours
@@ -121,6 +128,10 @@ def _export(
     from training.cli_answers import refresh_answers
 
     settings = settings_for(database_url)
+    if replay:
+        from training.cli_serve import replay_clock
+
+        settings = settings.model_copy(update={"clock": replay_clock(settings)})
     # Everyone's churn answer is read from the batch answers, not computed from histories:
     # scored first when the served model's are missing or too old (as `omni serve` does).
     with engine_errors():

@@ -7,8 +7,9 @@ POST that records an event and redirects back (so a reload never repeats it).
 
 from __future__ import annotations
 
+import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,6 +25,9 @@ from service.auth import Caller
 from service.availability import Availability, availability, in_words
 from service.decisioning.nbo import HeldOut, OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
+from service.experiments import plots
+from service.experiments.report import build
+from service.experiments.summary import tables
 from service.intake import accept_events
 from service.limits import client_of
 from service.people import Person, find_person
@@ -132,7 +136,57 @@ def _to_sign_in() -> RedirectResponse:
 def home(request: Request, who: TabletDep, conn: ConnDep) -> HTMLResponse:
     if who is None:
         return _page(request, "signin.html", None, None)
-    return _page(request, "search.html", who, conn)
+    return _page(request, "search.html", who, conn, can_report="admin" in who.scopes)
+
+
+@router.get("/report", response_class=HTMLResponse, response_model=None)
+def report_page(
+    request: Request,
+    who: TabletDep,
+    conn: ConnDep,
+    settings: SettingsDep,
+    since: str = "",
+    until: str = "",
+    experiment: str = "",
+) -> HTMLResponse | RedirectResponse:
+    """The report for a tablet signed in with a key that may read it (scope admin): the
+    tables and the plots of a period (default: the last 7 days)."""
+    if who is None:
+        return _to_sign_in()
+    if "admin" not in who.scopes:
+        raise TabletRefused(403, "This tablet's key may not read reports (it needs admin).")
+    try:
+        end = _day(until) + timedelta(days=1) if until else settings.now()
+        start = _day(since) if since else end - timedelta(days=7)
+    except ValueError:
+        raise TabletRefused(400, "Dates are read as YYYY-MM-DD.") from None
+    named = [e.name for e in settings.experiments]
+    chosen = experiment if experiment in named else None
+    made = build(request.app.state.engine, settings, start, end, chosen)
+    images = [
+        (name, "data:image/png;base64," + base64.b64encode(plots.draw(made, name)).decode())
+        for name in plots.PLOTS
+    ]
+    what = f"Experiment {chosen}" if chosen else "Offers and messages against the holdout"
+    return _page(
+        request,
+        "report.html",
+        who,
+        conn,
+        heading=what,
+        period=f"{start:%d %b %Y} to {end:%d %b %Y} (UTC); purchases within "
+        f"{settings.attribution_days:g} days of each customer's first contact",
+        since=f"{start:%Y-%m-%d}",
+        until=f"{end - timedelta(days=1):%Y-%m-%d}",
+        experiment=chosen,
+        experiments=named,
+        tables=tables(made),
+        images=images,
+    )
+
+
+def _day(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
 
 
 @router.post("/sign-in", response_class=HTMLResponse, response_model=None)
