@@ -9,8 +9,11 @@ still a customer at all) with Gamma-Gamma for how much they spend per purchase d
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
-from typing import Self
+from collections.abc import Callable
+from typing import Self, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
+F = TypeVar("F")
 RFM_COLUMNS = ["frequency", "recency", "T", "monetary_value"]
 
 
@@ -54,21 +58,21 @@ def rfm(purchases: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     return out[out["T"] > 0]
 
 
-class CLVModel:
-    """BG/NBD + Gamma-Gamma on purchase days."""
+#: Penalizers tried in turn until a fitter converges (lifetimes' default is 0).
+PENALIZERS = (0.001, 0.01, 0.1, 1.0)
 
-    def __init__(self, penalizer: float = 0.001) -> None:
-        self.penalizer = penalizer
+
+class CLVModel:
+    """BG/NBD + Gamma-Gamma on purchase days. Each is fitted at the smallest penalizer of
+    PENALIZERS at which it converges; `fit` raises ValueError when none does."""
 
     def fit(self, data: pd.DataFrame) -> Self:
+        repeat = data[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
+        self.bgf_ = _first_fit(lambda p: BetaGeoFitter(penalizer_coef=p).fit(
+            data["frequency"], data["recency"], data["T"]))  # fmt: skip
+        self.ggf_ = _first_fit(lambda p: GammaGammaFitter(penalizer_coef=p).fit(
+            repeat["frequency"], repeat["monetary_value"]))  # fmt: skip
         with _quiet():
-            self.bgf_ = BetaGeoFitter(penalizer_coef=self.penalizer).fit(
-                data["frequency"], data["recency"], data["T"]
-            )
-            repeat = data[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
-            self.ggf_ = GammaGammaFitter(penalizer_coef=self.penalizer).fit(
-                repeat["frequency"], repeat["monetary_value"]
-            )
             # A one-off customer is valued at the repeaters' expected spend per day.
             self.spend_ = float(
                 np.mean(self.ggf_.conditional_expected_average_profit(
@@ -113,6 +117,20 @@ class CLVModel:
                     dtype=float,
                 )
         return spend
+
+
+def _first_fit(fit: Callable[[float], F]) -> F:
+    """The first fitter that converges along PENALIZERS."""
+    failed: Exception | None = None
+    for penalizer in PENALIZERS:
+        try:
+            # lifetimes prints the optimiser's state when it fails: not for the user.
+            with _quiet(), contextlib.redirect_stdout(io.StringIO()):
+                return fit(penalizer)
+        # lifetimes' ConvergenceError is a ValueError.
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            failed = exc
+    raise ValueError(f"the value model did not converge at any penalizer: {failed}")
 
 
 class _quiet(warnings.catch_warnings):

@@ -5,18 +5,17 @@ with Gamma-Gamma, checked against what customers then spent)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from features import columns as c
+from features.churn import churn_labels
 from models.clv import CLVModel, rfm
 
 #: What counts as browsing: looking at or handling an item short of buying it.
 BROWSE = (c.EventType.VIEW.value, c.EventType.ADD_TO_CART.value)
-#: Customers who bought in the year before a period and not in it have churned.
-ACTIVE_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,14 @@ class CrossChannel:
 
 @dataclass(frozen=True)
 class Churn:
-    """Customers who bought in the year before the period, and of them, how many did not
-    buy in it."""
+    """Customers who bought in the year before `as_of`, and of them, how many bought
+    nothing in the `horizon_days` after it (the churn model's label)."""
 
     active_before: int
     churned: int
     rate: float
     horizon_days: float
+    as_of: datetime
 
 
 @dataclass(frozen=True)
@@ -92,20 +92,24 @@ def cross_channel(events: pd.DataFrame) -> CrossChannel:
     )
 
 
-def churn_rate(purchases: pd.DataFrame, since: datetime, until: datetime) -> Churn:
-    """Of the customers who bought in the year before `since`, the share who did not buy
-    in [since, until). `purchases`: person_id, ts."""
-    start = pd.Timestamp(since)
-    before = purchases[(purchases[c.TS] >= start - pd.Timedelta(days=ACTIVE_DAYS))
-                       & (purchases[c.TS] < start)]  # fmt: skip
-    during = purchases[(purchases[c.TS] >= start) & (purchases[c.TS] < pd.Timestamp(until))]
-    active = set(before[c.PERSON_ID].dropna().astype(str))
-    churned = len(active - set(during[c.PERSON_ID].dropna().astype(str)))
+def churn_rate(purchases: pd.DataFrame, until: datetime, horizon_days: float = 90) -> Churn:
+    """The churn model's own label, read back: of the customers who bought in the year
+    before `until - horizon_days`, the share who bought nothing in the `horizon_days` to
+    `until` (`purchases`: person_id, ts)."""
+    as_of = pd.Timestamp(until) - pd.Timedelta(days=horizon_days)
+    frame = purchases[[c.PERSON_ID, c.TS, c.CHANNEL]].copy()
+    frame[c.TYPE] = c.EventType.PURCHASE.value
+    frame[c.PRICE] = purchases["revenue"]
+    frame[c.QUANTITY] = 1
+    labels = churn_labels(frame[frame[c.TS] < pd.Timestamp(until)], as_of=as_of,
+                          horizon_days=horizon_days)  # fmt: skip
+    churned = int(labels.sum())
     return Churn(
-        active_before=len(active),
+        active_before=len(labels),
         churned=churned,
-        rate=churned / len(active) if active else float("nan"),
-        horizon_days=(until - since) / timedelta(days=1),
+        rate=churned / len(labels) if len(labels) else float("nan"),
+        horizon_days=horizon_days,
+        as_of=as_of.to_pydatetime(),
     )
 
 
@@ -117,7 +121,10 @@ def lifetime_value(purchases: pd.DataFrame, since: datetime, until: datetime) ->
     end, start = pd.Timestamp(until), pd.Timestamp(since)
     to_date = frame[frame[c.TS] < end].groupby(c.PERSON_ID)["revenue"].sum()
     now = rfm(frame, end)
-    predicted = CLVModel().fit(now).lifetime_value(now) if len(now) > 10 else pd.Series()
+    try:
+        predicted = CLVModel().fit(now).lifetime_value(now) if len(now) > 10 else pd.Series()
+    except ValueError:  # too little or too odd a history to fit: reported as unknown
+        predicted = pd.Series(dtype=float)
     check_n, mae_model, mae_naive = _check(frame, start, end)
     return LifetimeValue(
         customers=len(to_date),
@@ -142,7 +149,10 @@ def _check(
     if len(known) <= 10 or end <= start:
         return 0, None, None
     days = (end - start) / pd.Timedelta(days=1)
-    predicted = CLVModel().fit(known).predict_value(known, days)
+    try:
+        predicted = CLVModel().fit(known).predict_value(known, days)
+    except ValueError:
+        return len(known), None, None
     during = frame[(frame[c.TS] >= start) & (frame[c.TS] < end)]
     seen = during.groupby(c.PERSON_ID)["revenue"].sum().reindex(known.index).fillna(0.0)
     before = frame[(frame[c.TS] >= start - (end - start)) & (frame[c.TS] < start)]

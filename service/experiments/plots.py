@@ -6,6 +6,7 @@ safe in a server's threads)."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -31,6 +32,10 @@ def _title(report: Report) -> str:
     return f"{what}, {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
 
 
+def _titled(ax: Any, what: str, report: Report) -> None:
+    ax.set_title(f"{what}\n{_title(report)}", fontsize=9)
+
+
 def _conversion(report: Report, fig: Figure) -> None:
     ax = fig.subplots()
     groups = report.groups
@@ -44,11 +49,10 @@ def _conversion(report: Report, fig: Figure) -> None:
     ax.bar([g.name for g in groups], rates, yerr=[low, high], capsize=6, color=colours)
     for i, g in enumerate(groups):
         label = f"{g.conversion.estimate:.1%}\n{g.customers:,} customers"
-        ax.annotate(label, (i, rates[i]), textcoords="offset points", xytext=(0, 14),
-                    ha="center", fontsize=8)  # fmt: skip
+        ax.text(i, rates[i] / 2, label, ha="center", va="center", color="white", fontsize=9)
     ax.set_ylabel(f"bought within {report.attribution_days:g} days")
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set_title(f"Conversion with 95% intervals ({_title(report)})", fontsize=9)
+    _titled(ax, "Conversion with 95% intervals", report)
 
 
 def _uplift(report: Report, fig: Figure) -> None:
@@ -71,7 +75,7 @@ def _uplift(report: Report, fig: Figure) -> None:
     ax.set_ylabel("incremental conversion")
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
     ax.legend(fontsize=8)
-    ax.set_title(f"Cumulative uplift with 95% intervals ({_title(report)})", fontsize=9)
+    _titled(ax, "Cumulative uplift against the control, with 95% intervals", report)
 
 
 def _lifetime_value(report: Report, fig: Figure) -> None:

@@ -141,7 +141,7 @@ def build(
             for row in attribution.summary(attributed).to_dict("records")
         ],
         cross_channel=kpis.cross_channel(period),
-        churn=kpis.churn_rate(purchases, since, until),
+        churn=kpis.churn_rate(purchases, until),
         lifetime_value=kpis.lifetime_value(purchases, since, until),
         by_day=_by_day(firsts, days),
     )

@@ -51,9 +51,10 @@ def tables(report: Report) -> list[Table]:
         ["cross-channel buyers (browsed in one channel, bought in another)",
          f"{cc.cross_buyers:,} = {_pct(cc.share_of_buyers)} of {cc.buyers:,} buyers, "
          f"{_pct(cc.rate_of_browsers)} of {cc.browsers:,} browsers"],
-        [f"churn rate over {churn.horizon_days:g} days",
-         f"{_pct(churn.rate)} ({churn.churned:,} of {churn.active_before:,} who bought "
-         "in the year before)"],
+        [f"churn rate over {churn.horizon_days:g} days (the churn model's label)",
+         f"{_pct(churn.rate)}: {churn.churned:,} of the {churn.active_before:,} who bought "
+         f"in the year to {churn.as_of:%Y-%m-%d} bought nothing in the {churn.horizon_days:g} "
+         "days after"],
         ["historic value per customer (revenue to date)",
          f"mean {_money(ltv.historic_mean)}, median {_money(ltv.historic_median)} "
          f"({ltv.customers:,} customers)"],
