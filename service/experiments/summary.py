@@ -94,5 +94,5 @@ def markdown(report: Report, plots: Sequence[str] = ()) -> str:
                   "|" + "---|" * len(columns)]  # fmt: skip
         lines += ["| " + " | ".join(row) + " |" for row in rows] or ["| (none) |"]
     for name in plots:
-        lines += ["", f"![{name}]({name})"]
+        lines += ["", f"![{name.removesuffix('.png')}]({name})"]
     return "\n".join(lines) + "\n"

@@ -4,28 +4,39 @@ draws; attribution on hand-built sequences."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from scipy.stats import binomtest
+from typer.testing import CliRunner
 
 from features import columns as c
 from features.sources.frame import SourceFrame
 from features.synthetic.response import Responses, base_chance, respond
+from service.app import create_app
 from service.decisioning.exports import export_offers
-from service.experiments import attribution, report
+from service.experiments import attribution, plots, report
 from service.experiments.assignment import arm_of
 from service.experiments.design import Experiment
 from service.serving import ModelHolder
-from service.settings import Settings
+from service.settings import ApiKey, Settings, get_settings
 from service.shelf import Shelf
 from service.storage import exposures
 from service.storage.engine import open_engine
 from service.storage.reader import load_table, recent_events
-from tests.conftest import ServedStore, copy_of
+from tests.conftest import ADMIN_KEY, READ_KEY, TABLET_KEY, ServedStore, copy_of
+from training.cli import app as cli
 from training.ingest import ingest
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+READER = {"X-API-Key": READ_KEY}
 
 TAKE = 0.3
 DAYS = 7.0
@@ -175,3 +186,80 @@ def test_attribution_follows_one_person_across_channels() -> None:
     table = attribution.summary(pd.concat([last.reset_index(), anyway]))
     store_mail = table[(table["rule"] == "last touch") & (table["exposure_channel"] == "email")]
     assert store_mail["cross_channel"].sum() == 1 and store_mail["revenue"].sum() == 30.0
+
+
+def test_the_report_over_http_is_for_admin_keys_only(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    settings, _, night = campaign
+    period = {"since": night.since.isoformat(), "until": night.until.isoformat()}
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/v1/reports", params=period, headers=ADMIN).json()
+        assert body == night.as_dict()  # what the command line writes, the same figures
+        assert client.get("/v1/reports", params=period, headers=READER).status_code == 403
+        unknown = client.get("/v1/reports", params={**period, "experiment": "nope"},
+                             headers=ADMIN)  # fmt: skip
+        assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+        backwards = {"since": period["until"], "until": period["since"]}
+        assert client.get("/v1/reports", params=backwards, headers=ADMIN).status_code == 422
+        for name in ("conversion", "uplift", "lifetime_value"):
+            png = client.get(f"/v1/reports/plots/{name}.png", params=period, headers=ADMIN)
+            assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        assert client.get("/v1/reports/plots/pie.png", params=period,
+                          headers=ADMIN).status_code == 404  # fmt: skip
+
+
+def test_omni_report_writes_the_report_and_logs_it_to_mlflow(
+    campaign: tuple[Settings, Responses, report.Report],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _, night = campaign
+    monkeypatch.setenv("OMNI_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("OMNI_MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+    monkeypatch.setenv("OMNI_MLFLOW_ARTIFACT_ROOT", str(settings.mlflow_artifact_root))
+    monkeypatch.setenv("OMNI_HOLDOUT_SHARE", "0.5")
+    get_settings.cache_clear()
+    try:
+        when = "%Y-%m-%dT%H:%M:%S"
+        result = CliRunner().invoke(cli, [
+            "report", "--since", night.since.strftime(when), "--until", night.until.strftime(when),
+            "--out", str(tmp_path)])  # fmt: skip
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "Against the control" in result.output and "holdout" in result.output
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert written["groups"] == night.as_dict()["groups"]
+    text = (tmp_path / "report.md").read_text()
+    assert "## Against the control" in text and "![uplift](uplift.png)" in text
+    assert all((tmp_path / f"{n}.png").read_bytes().startswith(b"\x89PNG") for n in plots.PLOTS)
+    runs = mlflow.search_runs(experiment_names=["omni-reports"])
+    assert len(runs) >= 1
+    logged = runs.iloc[0]
+    lift = night.comparisons[0].conversion.estimate
+    assert logged["metrics.treated_vs_holdout/conversion_estimate"] == pytest.approx(lift)
+
+
+def test_the_tablet_shows_the_report_to_a_manager_key(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    settings, _, night = campaign
+    manager = ApiKey(name="manager", scopes=["recommend", "profile:read", "events:write",
+                                             "admin"], store_id="S001")  # fmt: skip
+    keys = {**settings.api_keys, "manager-key": manager}
+    for key, sees in (("manager-key", True), (TABLET_KEY, False)):
+        with TestClient(create_app(settings.model_copy(update={"api_keys": keys}))) as client:
+            page = client.get("/tablet")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf
+            client.post("/tablet/sign-in", data={"key": key, "csrf": csrf.group(1)})
+            assert ("/tablet/report" in client.get("/tablet").text) is sees
+            days = {"since": f"{night.since:%Y-%m-%d}", "until": f"{night.until:%Y-%m-%d}"}
+            shown = client.get("/tablet/report", params=days)
+            if not sees:
+                assert shown.status_code == 403 and "admin" in shown.text
+                continue
+            assert shown.status_code == 200
+            assert "treated vs holdout" in shown.text and "Omnichannel KPIs" in shown.text
+            assert shown.text.count("data:image/png;base64,") == len(plots.PLOTS)
