@@ -28,8 +28,13 @@ browser:
 		{ $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1; } || \
 		echo "Chromium could not be installed here: the tablet browser tests will skip"; }
 
+# The demo's control group and experiment (the product's defaults have neither).
+DEMO := OMNI_HOLDOUT_SHARE=0.2 OMNI_EXPERIMENTS_FILE=service/experiments/demo.toml
+
 # The main job on the embedded default: synthetic data -> SQLite event store -> both
-# models trained, registered in MLflow and promoted -> the API on localhost:$(PORT).
+# models trained, registered in MLflow and promoted -> tonight's e-mail offers (a fifth of
+# the customers held out, the rest split by offer policy) -> the synthetic customers
+# answer them -> the report of what the offers added -> the API on localhost:$(PORT).
 run: setup
 	$(BIN)/omni generate --customers $(CUSTOMERS) --seed $(SEED) --out $(DATA_DIR)
 	$(BIN)/omni ingest $(DATA_DIR)
@@ -38,7 +43,10 @@ run: setup
 	$(BIN)/omni promote recommender --alias champion
 	$(BIN)/omni train churn
 	$(BIN)/omni promote churn --alias champion --replay
-	$(BIN)/omni serve --demo-keys --replay --port $(PORT)
+	$(DEMO) $(BIN)/omni export offers --channel email --replay --output data/tonight-offers.csv
+	$(DEMO) $(BIN)/omni simulate --replay
+	$(DEMO) $(BIN)/omni report --replay --days 14 --experiment offer-policy --out reports/make-run
+	$(DEMO) $(BIN)/omni serve --demo-keys --replay --port $(PORT)
 
 # Lint and types first, then the suite. PostgreSQL tests run when the server answers;
 # otherwise they skip and say why.

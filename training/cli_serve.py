@@ -127,14 +127,22 @@ def _with_demo_keys(
     item: str,
 ) -> Settings:
     admin, tablet = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    manager = secrets.token_urlsafe(16)
     keys = dict(settings.api_keys)
     keys[admin] = ApiKey(name="demo-admin", scopes=list(SCOPES))
     if store:
         keys[tablet] = ApiKey(name=f"demo-tablet-{store}", scopes=TABLET_SCOPES, store_id=store)
+        keys[manager] = ApiKey(
+            name=f"demo-manager-{store}", scopes=[*TABLET_SCOPES, "admin"], store_id=store
+        )
     base = f"http://{host}:{port}"
     console.print(f"[bold]demo admin key[/bold] (this run only): {admin}")
     if store:
         console.print(f"[bold]demo tablet key[/bold] for store {store}: {tablet}")
+        console.print(
+            f"[bold]demo manager key[/bold] for store {store} (the tablet with the report, "
+            f"{base}/tablet/report): {manager}"
+        )
     event = {
         "event_id": f"demo-{secrets.token_hex(4)}",
         "ts": settings.now().isoformat(timespec="seconds"),
@@ -154,6 +162,9 @@ def _with_demo_keys(
         f"  curl -s {auth} {base}/v1/items/{item}/similar",
         f"  curl -s {auth} '{base}/v1/customers/{customer}/next-best-offer?channel=web'",
         f"  curl -s {auth} '{base}/v1/triggers/abandoned-carts?channel=push&limit=10'",
+        f"  curl -s {auth} '{base}/v1/reports?experiment=offer-policy'"
+        if any(e.name == "offer-policy" for e in settings.experiments)
+        else f"  curl -s {auth} {base}/v1/reports",
         f"  curl -s {auth} -H 'Content-Type: application/json' "
         f"-d '{json.dumps({'events': [event]})}' {base}/v1/events",
         f"  every endpoint, with examples: {base}/docs",

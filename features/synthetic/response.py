@@ -66,6 +66,7 @@ def respond(
     took = given & (rng.random(n) < chance)
     anyway = rng.random(n) < p_base
     t0 = pd.to_datetime(firsts["served_at"], utc=True)
+    served = firsts["served_id"].astype(str).to_numpy()
     customer = firsts[c.CUSTOMER_ID].fillna(firsts[c.PERSON_ID]).astype(str).to_numpy()
     prices = catalogue.set_index(c.ITEM_ID)[c.PRICE].astype(float)
     items = catalogue[c.ITEM_ID].astype(str).to_numpy()
@@ -76,18 +77,28 @@ def respond(
         at = t0.iloc[i] + pd.Timedelta(days=float(rng.uniform(0.01, days - 0.01)))
         item = str(items[rng.integers(len(items))])
         where = str(rng.choice(BUY_CHANNELS))
-        rows.append(_purchase(f"sim-{seed}-base-{i}", customer[i], at, where, item, prices, None))
+        rows.append(
+            _purchase(
+                f"sim-{seed}-{served[i]}-base",
+                customer[i],
+                at,
+                where,
+                item,
+                prices,
+                None,
+            )
+        )
     for i in np.flatnonzero(took):
         served_id, offer_id = str(firsts.at[i, "served_id"]), str(firsts.at[i, c.OFFER_ID])
         at = t0.iloc[i] + pd.Timedelta(days=float(rng.uniform(0.01, days / 2)))
-        rows.append({c.EVENT_ID: f"sim-{seed}-take-{i}", c.TS: at, c.CUSTOMER_ID: customer[i],
+        tag = f"sim-{seed}-{served_id}"
+        rows.append({c.EVENT_ID: f"{tag}-take", c.TS: at, c.CUSTOMER_ID: customer[i],
                      c.CHANNEL: _event_channel(str(firsts.at[i, c.CHANNEL])),
                      c.TYPE: c.EventType.OFFER_ACCEPTED.value, c.OFFER_ID: offer_id,
                      c.SERVED_ID: served_id})  # fmt: skip
         item = _offered_item(offer_rows, offer_id, by_category, items, rng)
         where, later = str(rng.choice(BUY_CHANNELS)), at + pd.Timedelta(hours=2)
-        rows.append(_purchase(f"sim-{seed}-buy-{i}", customer[i], later, where, item, prices,
-                              served_id))  # fmt: skip
+        rows.append(_purchase(f"{tag}-buy", customer[i], later, where, item, prices, served_id))
     events = pd.DataFrame(rows)
     truth = pd.DataFrame(
         {
