@@ -54,14 +54,15 @@ def report(
     attributed purchases; cross-channel conversion, churn rate and customer lifetime
     value. Default period: the 7 days before now (UTC; times without a zone are UTC)."""
     from service.experiments import plots
-    from service.experiments.report import build
+    from service.experiments.report import build, period_problem
     from service.experiments.summary import markdown, tables
 
     settings = _clocked(database_url, replay)
     end = _utc(until) if until else settings.now()
     start = _utc(since) if since else end - timedelta(days=days)
-    if start >= end:
-        raise typer.BadParameter("must be before --until", param_hint="--since")
+    wrong = period_problem(start, end)
+    if wrong is not None:
+        raise typer.BadParameter(wrong[1], param_hint=f"--{wrong[0]}")
     with store(settings.database_url) as engine:
         try:
             made = build(engine, settings, start, end, experiment)

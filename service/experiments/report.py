@@ -147,6 +147,21 @@ def build(
     )
 
 
+#: Reports read the years events can hold (the event log refuses times before 1970).
+FIRST_YEAR, LAST_YEAR = 1970, 2200
+
+
+def period_problem(since: datetime, until: datetime) -> tuple[str, str] | None:
+    """Which bound of a report's period is wrong and why (None: it is fine)."""
+    if since.year < FIRST_YEAR:
+        return "since", f"must not be before {FIRST_YEAR} (the store holds nothing earlier)"
+    if until.year >= LAST_YEAR:
+        return "until", f"must be before {LAST_YEAR}"
+    if since >= until:
+        return "since", "must be before until"
+    return None
+
+
 def _kinds(settings: Settings, experiment: str | None) -> list[str]:
     """The exposures a report reads: those an experiment's arms change; by default the
     offers and triggers the global holdout holds back."""

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 
 from service.auth import Caller, require
 from service.deps import NowDep, SettingsDep, refuse
 from service.experiments import plots
-from service.experiments.report import Report, build
+from service.experiments.report import Report, build, period_problem
 from service.schemas import KEY_ERRORS, Problem
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=KEY_ERRORS)
 Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def _not_a_number(value: object) -> object:
+    """A time is written in ISO 8601: a bare number (read as seconds since 1970 by the
+    parser) is refused rather than guessed."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value):
+        raise ValueError("must be a date and time in ISO 8601, e.g. 2026-11-01T00:00:00Z")
+    return value
+
+
 Since = Annotated[
-    datetime | None, Query(description="Start (ISO 8601; default: 7 days before `until`).")
+    datetime | None,
+    BeforeValidator(_not_a_number),
+    Query(description="Start (ISO 8601; default: 7 days before `until`)."),
 ]
-Until = Annotated[datetime | None, Query(description="End, excluded (default: now).")]
+Until = Annotated[
+    datetime | None,
+    BeforeValidator(_not_a_number),
+    Query(description="End, excluded (ISO 8601; default: now)."),
+]
 ExperimentName = Annotated[
     str | None, Query(description="An experiment's arms (default: the global holdout).")
 ]
@@ -40,8 +58,9 @@ async def made(
     """The report asked for, built in the thread pool (it reads a period of events)."""
     end = _utc(until) if until else now
     start = _utc(since) if since else end - timedelta(days=7)
-    if start >= end:
-        raise refuse("query", "since", "must be before until")
+    wrong = period_problem(start, end)
+    if wrong is not None:
+        raise refuse("query", *wrong)
     try:
         return await run_in_threadpool(build, request.app.state.engine, settings, start, end,
                                        experiment)  # fmt: skip

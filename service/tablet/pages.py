@@ -26,7 +26,7 @@ from service.availability import Availability, availability, in_words
 from service.decisioning.nbo import HeldOut, OfferAsk, Offered, next_best_offer, where_for
 from service.deps import ConnDep, CustomerIdPath, NowDep, ServedDep, SettingsDep, ShelfDep
 from service.experiments import plots
-from service.experiments.report import build
+from service.experiments.report import build, period_problem
 from service.experiments.summary import tables
 from service.intake import accept_events
 from service.limits import client_of
@@ -160,6 +160,9 @@ def report_page(
         start = _day(since) if since else end - timedelta(days=7)
     except ValueError:
         raise TabletRefused(400, "Dates are read as YYYY-MM-DD.") from None
+    wrong = period_problem(start, end)
+    if wrong is not None:
+        raise TabletRefused(400, f"The period's {wrong[0]} {wrong[1]}.")
     named = [e.name for e in settings.experiments]
     chosen = experiment if experiment in named else None
     made = build(request.app.state.engine, settings, start, end, chosen)

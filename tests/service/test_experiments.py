@@ -254,3 +254,43 @@ def test_champion_and_challenger_answer_side_by_side(
     assert {r["channel"] for r in recorded if r["kind"] == "recommendations"} == {"web", "app"}
     assert np.all([json.loads(r["arms"]) == {"recs": answers[ids[0]]["experiments"]["recs"]}
                    for r in recorded])  # fmt: skip
+
+
+def test_a_campaign_holdout_arm_and_an_arm_with_its_own_cart_window(
+    served_store: ServedStore, tmp_path: Any
+) -> None:
+    """`cart-email`: a tenth get no cart message (held, recorded), the others get one after
+    an hour instead of a day, without an incentive."""
+    noon = served_store.clock + timedelta(hours=12)
+    copy = copy_of(served_store, tmp_path, clock=noon)
+    experiment = Experiment.model_validate({"name": "cart-email", "arms": [
+        {"name": "control", "weight": 10, "triggers": False},
+        {"name": "fast", "weight": 90, "cart_windows_minutes": {"email": 60},
+         "incentive": False}]})  # fmt: skip
+    settings = copy.settings.model_copy(update={"experiments": [experiment]})
+    control: list[str] = []
+    fast: list[str] = []
+    i = 0
+    while len(control) < 2 or len(fast) < 2:
+        cid, i = f"CAMPAIGN-{i:03d}", i + 1
+        side = control if arm_of(experiment, cid).name == "control" else fast
+        if len(side) < 2:
+            side.append(add_customer(settings, cid))
+    # The fast arm's carts are 3 hours old (due only with their hour), the control's 30.
+    hours = {**{cid: 30 for cid in control}, **{cid: 3 for cid in fast}}
+    events = [{"event_id": f"{cid}-cart", "ts": (noon - timedelta(hours=h)).isoformat(),
+               "customer_id": cid, "channel": "web", "type": "add_to_cart",
+               "item_id": "I000005"} for cid, h in hours.items()]  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        assert not client.post("/v1/events", json={"events": events},
+                               headers=ADMIN).json()["rejected"]  # fmt: skip
+        body = client.get("/v1/triggers/abandoned-carts", params={"channel": "email"},
+                          headers=ADMIN).json()  # fmt: skip
+    got = {t["customer_id"]: t for t in body["triggers"]}
+    assert set(fast) <= set(got) and not set(control) & set(got)
+    assert all(got[cid]["incentive"] is None for cid in fast)
+    assert all(got[cid]["experiments"] == {"cart-email": "fast"} for cid in fast)
+    for cid in control:
+        (held,) = [r for r in rows(settings, exposures, person_id=cid) if r["kind"] == "trigger"]
+        assert held["held_by"] == "cart-email:control"
+        assert json.loads(held["arms"]) == {"cart-email": "control"}
