@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         yield
         app.state.holder.stop()
         app.state.arm_models.stop()
+        await run_in_threadpool(app.state.list_log.stop)
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.engine = engine
     app.state.holder = ModelHolder(settings)
     app.state.arm_models = ArmModels(settings)
-    app.state.list_log = ListLog()
+    app.state.list_log = ListLog(engine)
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
     app.state.failures = FailureLimit(settings.auth_failures_per_minute)

@@ -71,6 +71,22 @@ class Recommendation(BaseModel):
     in_stock: int | None = Field(None, description="Units in the store, with store_id.")
 
 
+def served_id_field(what: str, events: str) -> Any:
+    """The `served_id` of an answer that can lead to an outcome (service.experiments)."""
+    return Field(
+        default=None,
+        description=f"Send it back on the events this {what} leads to ({events}) so that "
+        "they are attributed to it.",
+    )
+
+
+def experiments_field() -> Any:
+    """The running experiments' arms an answer was served by."""
+    return Field(
+        default_factory=dict, description="The running experiments' arms this person is in."
+    )
+
+
 class Recommendations(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -104,14 +120,8 @@ class Recommendations(BaseModel):
     basis: str
     model_version: str | None
     store_id: str | None = None
-    served_id: str | None = Field(
-        default=None,
-        description="Send it back on the events this list leads to (a view, a cart, a "
-        "purchase) so that they are attributed to it.",
-    )
-    experiments: dict[str, str] = Field(
-        default_factory=dict, description="The running experiments' arms this person is in."
-    )
+    served_id: str | None = served_id_field("list", "a view, a cart, a purchase")
+    experiments: dict[str, str] = experiments_field()
 
 
 class SimilarItem(BaseModel):

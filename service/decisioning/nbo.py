@@ -151,10 +151,7 @@ def hold_back(
     comparison. Raises `NoConsent` where they could not have been contacted anyway."""
     person, now = ask.person, ask.now
     with engine.connect() as conn:
-        if ask.where.channel in CONSENT and person.person_id not in consenting(
-            conn, ask.where.channel, [person.person_id]
-        ):
-            raise NoConsent(f"customer '{ask.customer_id}' does not consent to {ask.where.channel}")
+        _check_consent(conn, ask)
         since = now - timedelta(days=settings.decision_days)
         if exposures.held_since(conn, person.person_id, OFFER, since):
             return
@@ -192,10 +189,7 @@ def standing_offer(
     milliseconds), else None and why the open one ended. Raises `NoConsent`."""
     where, person = ask.where, ask.person
     with engine.connect() as conn:
-        if where.channel in CONSENT and person.person_id not in consenting(
-            conn, where.channel, [person.person_id]
-        ):
-            raise NoConsent(f"customer '{ask.customer_id}' does not consent to {where.channel}")
+        _check_consent(conn, ask)
         current = ledger.open_decision(conn, person.person_id)
         if current is None:
             return None, []
@@ -211,6 +205,13 @@ def standing_offer(
     if closing is None and offer is not None:
         return _offered(current, offer, reused=True), []
     return None, [closing] if closing is not None else []
+
+
+def _check_consent(conn: Connection, ask: OfferAsk) -> None:
+    """Raise `NoConsent` when the person does not consent to the outbound channel asked."""
+    channel, person_id = ask.where.channel, ask.person.person_id
+    if channel in CONSENT and person_id not in consenting(conn, channel, [person_id]):
+        raise NoConsent(f"customer '{ask.customer_id}' does not consent to {channel}")
 
 
 def _nothing_stands(engine: Engine, ask: OfferAsk, max_age_seconds: float) -> bool:

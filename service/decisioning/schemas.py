@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.schemas import experiments_field, served_id_field
+
 
 class Offer(BaseModel):
     offer_id: str
@@ -66,14 +68,8 @@ class NextBestOffer(BaseModel):
         description='Where `probability` came from: "prior" (the models and assumed take '
         "rates) or the learned take rate used.",
     )
-    served_id: str | None = Field(
-        default=None,
-        description="Send it back on the events this offer leads to (offer_accepted, the "
-        "purchase) so that they are attributed to it.",
-    )
-    experiments: dict[str, str] = Field(
-        default_factory=dict, description="The running experiments' arms this customer is in."
-    )
+    served_id: str | None = served_id_field("offer", "offer_accepted, the purchase")
+    experiments: dict[str, str] = experiments_field()
     held_out: bool = Field(
         default=False,
         description="True when the customer is held out of offers (a control group): "
@@ -105,14 +101,8 @@ class Trigger(BaseModel):
     recommendations: list[Suggested] = Field(description="Complementary items in stock.")
     churn_band: str | None
     incentive: Offer | None = Field(description="Depends on the churn band; None when low.")
-    served_id: str | None = Field(
-        default=None,
-        description="Send it back on the events this message leads to (the purchase) so "
-        "that they are attributed to it (the trigger id).",
-    )
-    experiments: dict[str, str] = Field(
-        default_factory=dict, description="The running experiments' arms this customer is in."
-    )
+    served_id: str | None = served_id_field("message", "the purchase; the trigger id")
+    experiments: dict[str, str] = experiments_field()
 
 
 class Triggers(BaseModel):

@@ -3,10 +3,11 @@ and the once-a-day record of the recommendation lists a person was shown."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
@@ -14,6 +15,8 @@ from service.experiments.assignment import Assignment
 from service.serving import LoadOutcome, ModelHolder, Served
 from service.settings import Settings
 from service.storage import exposures
+
+log = logging.getLogger("omni.exposures")
 
 
 class ArmModels:
@@ -69,28 +72,77 @@ class ArmModels:
 
 
 class ListLog:
-    """Records each person's recommendation lists once per channel and day. The ids this
-    process recorded lately are remembered so that the ledger is written once, not once a
-    request (another process writing the same id is a no-op: conflict handling)."""
+    """Records each person's recommendation lists once per channel and day, off the
+    request path: a request adds the exposure to a queue and answers; a background thread
+    writes the queue in one transaction every `flush_seconds` (a read never waits for the
+    database's write lock). Ids this process recorded lately are remembered so that the
+    ledger is written once a day per person, not once a request (another process writing
+    the same id is a no-op: conflict handling). What is queued when the service stops is
+    written then; a write that fails is tried again at the next flush."""
 
-    def __init__(self, remember: int = 200_000) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._remember = remember
-        self._lock = threading.Lock()
-
-    def record(
+    def __init__(
         self,
         engine: Engine,
-        exposure: exposures.Exposure,
-        now: datetime,
+        flush_seconds: float = 1.0,
+        remember: int = 200_000,
+        most_queued: int = 100_000,
     ) -> None:
+        self._engine = engine
+        self._every = flush_seconds
+        self._remember = remember
+        self._most = most_queued
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._queued: dict[str, exposures.Exposure] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def record(self, exposure: exposures.Exposure) -> None:
+        """Queue the exposure (with its `served_at`) unless it was recorded lately."""
         with self._lock:
             if exposure.served_id in self._seen:
                 self._seen.move_to_end(exposure.served_id)
                 return
-        with engine.begin() as conn:
-            exposures.record(conn, [exposure], now)
+            if exposure.served_id in self._queued:
+                return
+            if len(self._queued) >= self._most:
+                log.warning("exposures queue full (%s): a list was not recorded", self._most)
+                return
+            self._queued[exposure.served_id] = exposure
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._run, name="omni-exposures", daemon=True
+                )
+                self._writer.start()
+
+    def flush(self) -> int:
+        """Write what is queued now; how many were new to the ledger."""
         with self._lock:
-            self._seen[exposure.served_id] = None
+            batch, self._queued = self._queued, {}
+        if not batch:
+            return 0
+        try:
+            with self._engine.begin() as conn:
+                written = exposures.record(conn, batch.values(), datetime.now(UTC))
+        except Exception as exc:  # the store may be busy or away: keep them for next time
+            log.warning("writing %s exposures failed (tried again): %s", len(batch), exc)
+            with self._lock:
+                self._queued = {**batch, **self._queued}
+            return 0
+        with self._lock:
+            for served_id in batch:
+                self._seen[served_id] = None
             while len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
+        return written
+
+    def stop(self) -> None:
+        """Stop the writer and write what is left."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -99,15 +100,15 @@ class Shown:
         showing = channel_of(channel, store_id)
         self.served_id = list_id(person_id, showing, now, self.arms)
         self._exposure = Exposure(
-            self.served_id, person_id, customer_id, RECOMMENDATIONS, showing, self.arms, store_id
-        )
-        self._engine, self._log, self._now = state.engine, state.list_log, now
+            self.served_id, person_id, customer_id, RECOMMENDATIONS, showing, self.arms,
+            store_id, served_at=now,
+        )  # fmt: skip
+        self._log: ListLog = state.list_log
 
     def record(self, answer: Answer) -> None:
+        """Queue the list's exposure (written in the background: a read never waits)."""
         if answer.items:
-            log: ListLog = self._log
-            ref = Exposure(**{**vars(self._exposure), "ref": answer.model_version})
-            log.record(self._engine, ref, self._now)
+            self._log.record(replace(self._exposure, ref=answer.model_version))
 
 
 def channel_of(channel: Channel | None, store_id: str | None) -> str:

@@ -44,6 +44,8 @@ class Exposure:
     ref: str | None = None
     offer_id: str | None = None
     held_by: str | None = None
+    #: When it was served (None: when it is recorded).
+    served_at: datetime | None = None
 
 
 def list_id(person_id: str, channel: str, now: datetime, arms: Mapping[str, str]) -> str:
@@ -55,7 +57,8 @@ def list_id(person_id: str, channel: str, now: datetime, arms: Mapping[str, str]
 
 
 def record(conn: Connection, made: Iterable[Exposure], now: datetime) -> int:
-    """Insert the exposures not recorded yet; how many were new."""
+    """Insert the exposures not recorded yet (served at their own `served_at`, else
+    `now`); how many were new."""
     at = micros(now)
     rows = [
         {
@@ -69,7 +72,7 @@ def record(conn: Connection, made: Iterable[Exposure], now: datetime) -> int:
             c.OFFER_ID: x.offer_id,
             "arms": json.dumps(dict(sorted(x.arms.items()))),
             "held_by": x.held_by,
-            "served_at": at,
+            "served_at": at if x.served_at is None else micros(x.served_at),
         }
         for x in made
     ]
