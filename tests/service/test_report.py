@@ -70,8 +70,9 @@ def campaign(
     holder.reload()
     try:
         export_offers(engine, holder.current, Shelf(engine, 30), settings, "email", noon)
-        with engine.connect() as conn:
-            shown = exposures.read(conn)
+        with engine.connect() as conn:  # tonight's e-mail: given or held back
+            shown = exposures.read(conn, noon, noon + timedelta(seconds=1))
+        shown = shown[shown[c.KIND] == exposures.OFFER]
         shown = shown.assign(group=np.where(shown["held_by"].notna(), "holdout", "treated"))
         base = base_chance(purchases_before(settings, noon), pd.Index(shown[c.PERSON_ID].unique()),
                            pd.Timestamp(noon), DAYS)  # fmt: skip
