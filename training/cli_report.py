@@ -109,9 +109,9 @@ def simulate(
 
     from features import columns as c
     from features.sources.frame import SourceFrame
-    from features.synthetic.response import base_chance, respond
+    from features.synthetic.response import HISTORY_DAYS, base_chance, respond
     from service.experiments.attribution import purchases_of
-    from service.experiments.report import EPOCH, HOLDOUT, TREATED
+    from service.experiments.report import HOLDOUT, TREATED
     from service.storage import exposures
     from service.storage.reader import load_table, recent_events
     from training.ingest import ingest
@@ -128,7 +128,8 @@ def simulate(
             raise typer.Exit(0)
         group = np.where(shown["held_by"].notna(), HOLDOUT, TREATED)
         shown = shown.assign(group=group)
-        bought = purchases_of(recent_events(engine, since=EPOCH, until=now, types=["purchase"]))
+        recent = now - timedelta(days=HISTORY_DAYS)
+        bought = purchases_of(recent_events(engine, since=recent, until=now, types=["purchase"]))
         base = base_chance(bought, pd.Index(shown[c.PERSON_ID].unique()), pd.Timestamp(now), days)
         answers = respond(shown, base, {TREATED: take}, load_table(engine, "catalogue"),
                           load_table(engine, "offers"), days, seed)  # fmt: skip

@@ -21,6 +21,8 @@ import pandas as pd
 
 from features import columns as c
 
+#: How far back a customer's own purchase rate is read.
+HISTORY_DAYS = 90.0
 #: Where a customer who takes an offer buys (an e-mail sends many to a store).
 BUY_CHANNELS = (c.Channel.STORE.value, c.Channel.WEB.value, c.Channel.APP.value)
 
@@ -34,7 +36,7 @@ class Responses:
 
 
 def base_chance(purchases: pd.DataFrame, persons: pd.Index, at: pd.Timestamp,
-                days: float, history_days: float = 90.0) -> pd.Series:  # fmt: skip
+                days: float, history_days: float = HISTORY_DAYS) -> pd.Series:  # fmt: skip
     """Each person's chance of buying within `days` after `at`, from their purchase days
     in the `history_days` before it (`purchases`: person_id, ts)."""
     recent = purchases[

@@ -12,7 +12,7 @@ for an experiment with an arm that gives nothing, that arm), with 95% intervals.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from service.experiments import attribution, kpis
 from service.experiments.assignment import GLOBAL
 from service.experiments.stats import Difference, Interval, means, proportions, rate
 from service.settings import Settings
-from service.storage import exposures
+from service.storage import churn_days, exposures
 from service.storage.exposures import OFFER, RECOMMENDATIONS, TRIGGER
 from service.storage.reader import recent_events
 
@@ -34,7 +34,7 @@ TREATED = "treated"
 FOLLOWS = tuple(t.value for t in c.EventType if t.value != c.EventType.PURCHASE.value)
 #: What each thing an experiment changes is measured on.
 KINDS = {"recommender": RECOMMENDATIONS, "offers": OFFER, "triggers": TRIGGER}
-EPOCH = datetime(1970, 1, 1).astimezone()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,13 @@ def build(
     shown = shown[shown[c.KIND].isin(kinds)]
     shown = shown.assign(group=_groups(shown, experiment)).dropna(subset=["group"])
     after = until + timedelta(days=days)
+    # The outcomes: the period's purchases and the window after it, as events. The KPIs'
+    # whole history: the purchase day rows of the online state, not the event log.
     purchases = attribution.purchases_of(
-        recent_events(engine, since=EPOCH, until=after, types=[c.EventType.PURCHASE.value])
+        recent_events(engine, since=since, until=after, types=[c.EventType.PURCHASE.value])
     )
+    with engine.connect() as conn:
+        history = churn_days.purchase_days(conn, until)
     followed = recent_events(engine, since=since, until=after, types=FOLLOWS)
     groups, firsts = outcomes(shown, purchases, followed, days)
     control = _control(groups, settings, experiment)
@@ -141,8 +145,8 @@ def build(
             for row in attribution.summary(attributed).to_dict("records")
         ],
         cross_channel=kpis.cross_channel(period),
-        churn=kpis.churn_rate(purchases, until),
-        lifetime_value=kpis.lifetime_value(purchases, since, until),
+        churn=kpis.churn_rate(history, until),
+        lifetime_value=kpis.lifetime_value(history, since, until),
         by_day=_by_day(firsts, days),
     )
 

@@ -21,10 +21,11 @@ from sqlalchemy import Connection, Float, and_, case, delete, func, literal, or_
 
 from features import columns as c
 from features.churn import COUNT
+from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into
 from service.storage.ids import by_kind, owned_by_kind, owner
-from service.storage.tables import churn_days, events
+from service.storage.tables import churn_days, events, identities
 
 #: The window lengths of the churn features, in days (`features.churn`).
 WINDOWS = (30, 90, 180, 365)
@@ -226,3 +227,45 @@ def _from_days(rows: Sequence[Any]) -> tuple[np.ndarray, ...]:
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def purchase_days(conn: Connection, until: datetime) -> pd.DataFrame:
+    """Everyone's purchases before `until` as the day rows hold them, by person (the
+    identity map in the query, as training resolves ids): per id, day and
+    channel its first purchase (with the day's spend) and, when later, its last (with
+    none). Whether a person bought before or after any moment that cuts a day at most once
+    is read right from these; spend is by day. Columns: person_id, ts (UTC), channel,
+    revenue. What the report's value model and churn rate read instead of the event log:
+    one or two rows per person and purchase day, not one per event."""
+    t, who = churn_days.c, identities.c
+    query = (
+        select(
+            # As training resolves it: a customer id never stitched is its own person, an
+            # anonymous id nobody stitched is nobody's.
+            func.coalesce(who[c.PERSON_ID], case((t[c.ID_TYPE] == CUSTOMER, t[c.ID_VALUE]))),
+            t.first_ts,
+            t.last_ts,
+            t[c.CHANNEL],
+            t.spend,
+        )
+        .outerjoin(
+            identities,
+            and_(who[c.ID_TYPE] == t[c.ID_TYPE], who[c.ID_VALUE] == t[c.ID_VALUE]),
+        )
+        .where(t[c.TYPE] == c.EventType.PURCHASE.value, t.first_ts < micros(until))
+    )
+    rows = [r for r in conn.execute(query).all() if r[0] is not None]
+    if not rows:
+        return pd.DataFrame({c.PERSON_ID: [], c.TS: pd.to_datetime([], utc=True),
+                             c.CHANNEL: [], "revenue": []})  # fmt: skip
+    person, first, last, channel, spend = (np.asarray(x) for x in zip(*rows, strict=True))
+    first, last = first.astype(np.int64), last.astype(np.int64)
+    later = last > first
+    return pd.DataFrame(
+        {
+            c.PERSON_ID: np.concatenate([person, person[later]]).astype(str),
+            c.TS: pd.to_datetime(np.concatenate([first, last[later]]), unit="us", utc=True),
+            c.CHANNEL: np.concatenate([channel, channel[later]]),
+            "revenue": np.concatenate([spend.astype(float), np.zeros(int(later.sum()))]),
+        }
+    )

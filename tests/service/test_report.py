@@ -22,13 +22,13 @@ from features.sources.frame import SourceFrame
 from features.synthetic.response import Responses, base_chance, respond
 from service.app import create_app
 from service.decisioning.exports import export_offers
-from service.experiments import attribution, plots, report
+from service.experiments import attribution, kpis, plots, report
 from service.experiments.assignment import arm_of
 from service.experiments.design import Experiment
 from service.serving import ModelHolder
 from service.settings import ApiKey, Settings, get_settings
 from service.shelf import Shelf
-from service.storage import exposures
+from service.storage import churn_days, exposures
 from service.storage.engine import open_engine
 from service.storage.reader import load_table, recent_events
 from tests.conftest import ADMIN_KEY, READ_KEY, TABLET_KEY, ServedStore, copy_of
@@ -117,6 +117,26 @@ def test_the_report_has_the_omnichannel_kpis(
     assert len(clv.predicted_12m) > 100 and (clv.predicted_12m >= 0).all()
     churn = night.churn
     assert churn.active_before > 0 and 0 <= churn.rate <= 1
+
+
+def test_the_kpis_read_from_the_state_are_those_of_the_event_log(
+    campaign: tuple[Settings, Responses, report.Report],
+) -> None:
+    """The report reads the whole history from the purchase day rows; the event log's
+    purchases give the same churn label and the same value to date."""
+    settings, _, night = campaign
+    from_events = purchases_before(settings, night.until)
+    assert kpis.churn_rate(from_events, night.until) == night.churn
+    events_value = kpis.lifetime_value(from_events, night.since, night.until)
+    assert events_value.customers == night.lifetime_value.customers
+    assert events_value.historic_mean == pytest.approx(night.lifetime_value.historic_mean)
+    engine = open_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            days = churn_days.purchase_days(conn, night.until)
+    finally:
+        engine.dispose()
+    assert len(days) < len(from_events)  # a row or two per purchase day, not per event
 
 
 def test_an_aa_experiment_finds_no_difference_at_the_stated_rate(
