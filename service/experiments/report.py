@@ -249,12 +249,21 @@ def _click_rate(given: pd.DataFrame, clicked: set[str], held_out: bool) -> float
 
 
 def _control(groups: list[Group], settings: Settings, experiment: str | None) -> str | None:
-    names = {g.name: g for g in groups}
+    """What each group is compared with: an experiment's own holdout arm, else the global
+    holdout, else (champion against challenger, where nobody is held out) the
+    experiment's first declared arm."""
+    names = {g.name for g in groups}
     if experiment is not None:
         held = [g.name for g in groups if g.held_out and g.name != HOLDOUT]
         if held:
             return held[0]
-    return HOLDOUT if HOLDOUT in names else None
+    if HOLDOUT in names:
+        return HOLDOUT
+    if experiment is not None:
+        declared = next(e for e in settings.experiments if e.name == experiment)
+        first = declared.arms[0].name
+        return first if first in names else None
+    return None
 
 
 def compare(firsts: pd.DataFrame, group: str, control: str) -> Comparison:

@@ -21,6 +21,7 @@ from service.app import create_app
 from service.decisioning.exports import export_offers
 from service.experiments.assignment import arm_of, assign, in_control_group
 from service.experiments.design import Experiment
+from service.experiments.report import build
 from service.serving import ModelHolder
 from service.settings import Settings
 from service.shelf import Shelf
@@ -238,6 +239,14 @@ def test_champion_and_challenger_answer_side_by_side(
         }
         app_answer = client.get(f"/v1/customers/{ids[0]}/recommendations",
                                 params={"channel": "app"}, headers=ADMIN).json()  # fmt: skip
+        # A third of them buy within the hour (anywhere: a store till).
+        later = (settings.now() + timedelta(hours=1)).isoformat()
+        till = {"channel": "store", "store_id": "S001", "type": "purchase", "item_id": "I000003",
+                "quantity": 1, "price": 10.0}  # fmt: skip
+        buys = [{"event_id": f"recs-buy-{cid}", "ts": later, "customer_id": cid, **till}
+                for cid in ids[::3]]  # fmt: skip
+        assert not client.post("/v1/events", json={"events": buys},
+                               headers=ADMIN).json()["rejected"]  # fmt: skip
     versions = set()
     for cid, body in answers.items():
         arm = assign(cid, settings, settings.now()).labels["recs"]
@@ -253,6 +262,22 @@ def test_champion_and_challenger_answer_side_by_side(
     recorded = [r for r in rows(settings, exposures, person_id=ids[0]) if r["served_id"] in lists]
     assert {r["channel"] for r in recorded} == {"web", "app"}
     assert all(json.loads(r["arms"]) == answers[ids[0]]["experiments"] for r in recorded)
+    # The report compares the challenger with the champion (nobody is held out of lists).
+    engine = open_engine(settings.database_url)
+    try:
+        at = settings.now()
+        made = build(engine, settings, at - timedelta(hours=1), at + timedelta(hours=1), "recs")
+    finally:
+        engine.dispose()
+    groups = {g.name: g for g in made.groups}
+    assert set(groups) == {"champion", "challenger"}
+    assert sum(g.customers for g in groups.values()) == len(ids)
+    bought = set(ids[::3])
+    for name, g in groups.items():
+        in_arm = {cid for cid in ids if answers[cid]["experiments"]["recs"] == name}
+        assert g.customers == len(in_arm) and g.converted == len(in_arm & bought)
+    (versus,) = made.comparisons
+    assert (versus.group, versus.control) == ("challenger", "champion")
 
 
 def test_a_campaign_holdout_arm_and_an_arm_with_its_own_cart_window(
