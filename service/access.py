@@ -23,6 +23,7 @@ from service.storage.tables import (
     customers,
     decisions,
     events,
+    exposures,
     identities,
     triggers,
 )
@@ -31,7 +32,7 @@ from service.storage.tables import (
 TIME_COLUMNS = frozenset(
     {c.TS, "ingested_at", "first_ts", "last_ts", "last_arrival", "last_purchase",
      "decided_at", c.VALID_UNTIL, "closed_at", "sent_at", "due_at", "handed_at",
-     "acked_at", c.CREATED_AT}
+     "acked_at", c.CREATED_AT, "served_at"}
 )  # fmt: skip
 
 
@@ -73,6 +74,8 @@ def person_export(conn: Connection, person: Person, now: datetime) -> dict[str, 
         "decisions": _rows(conn, decisions, mine(decisions), "decided_at"),
         "contacts": _rows(conn, contacts, mine(contacts), "sent_at"),
         "triggers": _rows(conn, triggers, mine(triggers), "handed_at"),
+        # What was shown to them or held back from them, and in which experiments' arms.
+        "exposures": _rows(conn, exposures, mine(exposures), "served_at"),
     }
 
 

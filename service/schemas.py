@@ -376,6 +376,10 @@ class PersonExport(BaseModel):
     decisions: Rows = Field(description="Next-best-offer decisions.")
     contacts: Rows = Field(description="Marketing messages handed out.")
     triggers: Rows = Field(description="Abandoned-cart triggers handed out.")
+    exposures: Rows = Field(
+        description="Answers shown to the person or held back from them (a control group), "
+        "with the experiments' arms they were in."
+    )
 
 
 class ModelStatus(BaseModel):

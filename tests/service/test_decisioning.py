@@ -324,10 +324,12 @@ def test_erasure_removes_what_was_decided_and_sent(client: TestClient, store: Se
     cart(client, store, cid, 30, "I000120")
     assert cid in pulled(pull(client, "email"))
     assert offer(client, cid, "web", ADMIN)["decision_id"]
+    held = client.get(f"/v1/customers/{cid}/export", headers=ADMIN).json()
+    assert {x["kind"] for x in held["exposures"]} == {"trigger", "offer"}  # what was shown
     assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 200
     engine = open_engine(store.settings.database_url)
     with engine.connect() as conn:
-        for table in ("decisions", "contacts", "triggers"):
+        for table in ("decisions", "contacts", "triggers", "exposures"):
             left = conn.exec_driver_sql(
                 f"SELECT count(*) FROM {table} WHERE person_id = ?", (cid,)
             ).scalar()
