@@ -1,7 +1,8 @@
 """Retention: what is older than `settings.retention_days` leaves the store.
 
 Events older than the limit are deleted, with what only they held: anonymous ids no
-event carries any more, and contacts, triggers and closed decisions made before it. The
+event carries any more, and contacts, triggers, exposures and closed decisions made
+before it. The
 online state is then recomputed from the events that remain, in the same transaction,
 so every answer agrees with the log. Customer records stay (the account is not history).
 """
@@ -17,7 +18,14 @@ from features import columns as c
 from features.identity import ANONYMOUS
 from service.storage import state
 from service.storage.codec import micros
-from service.storage.tables import contacts, decisions, events, identities, triggers
+from service.storage.tables import (
+    contacts,
+    decisions,
+    events,
+    exposures,
+    identities,
+    triggers,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Removed:
     contacts: int
     triggers: int
     decisions: int
+    exposures: int
 
 
 def apply_retention(engine: Engine, days: float, now: datetime) -> Removed:
@@ -54,6 +63,7 @@ def apply_retention(engine: Engine, days: float, now: datetime) -> Removed:
                 decisions.c["decided_at"] < cutoff, decisions.c["status"] != "open"
             )
         ).rowcount
+        shown = conn.execute(delete(exposures).where(exposures.c["served_at"] < cutoff)).rowcount
         if gone:
             state.rebuild(conn)
-    return Removed(before, gone, anonymous, sent, handed, closed)
+    return Removed(before, gone, anonymous, sent, handed, closed, shown)

@@ -56,7 +56,8 @@ def retention(
     console.print(
         f"before {removed.before:%Y-%m-%d %H:%M} UTC: {removed.events:,} events, "
         f"{removed.anonymous_ids:,} anonymous ids, {removed.contacts:,} contacts, "
-        f"{removed.triggers:,} triggers, {removed.decisions:,} closed decisions deleted"
+        f"{removed.triggers:,} triggers, {removed.decisions:,} closed decisions, "
+        f"{removed.exposures:,} exposures deleted"
     )
 
 
