@@ -16,7 +16,9 @@ from service.erasure import erase
 from service.intake import accept_events
 from service.people import find_person
 from service.retention import apply_retention
+from service.storage import exposures
 from service.storage import state as online_state
+from service.storage.exposures import Exposure
 from service.storage.tables import customers, events, identities
 from tests.service.test_online_state import state
 from training.ingest import ingest
@@ -106,8 +108,15 @@ def test_retention_deletes_old_events_and_keeps_the_state_true(engine: Engine) -
             ev("r3", "2026-02-01T10:00:00Z", anonymous_id="d5"),
         ],
     )
+    with engine.begin() as conn:  # an e-mail sent before the limit and a list after it
+        exposures.record(conn, [Exposure("old", "C7", "C7", "offer", "email", {})],
+                         datetime(2026, 3, 1, tzinfo=UTC))  # fmt: skip
+        exposures.record(conn, [Exposure("new", "C7", "C7", "recommendations", "web", {})],
+                         datetime(2026, 3, 20, tzinfo=UTC))  # fmt: skip
     removed = apply_retention(engine, 20, datetime(2026, 3, 25, tzinfo=UTC))
     assert removed.before == datetime(2026, 3, 5, tzinfo=UTC)
+    with engine.connect() as conn:
+        assert exposures.read(conn)["served_id"].tolist() == ["new"] and removed.exposures == 1
     assert (removed.events, count(engine)) == (5, 2)
     assert removed.anonymous_ids == 1  # d7's link to C7: no event carries d7 any more
     with engine.connect() as conn:
