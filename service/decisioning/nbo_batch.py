@@ -32,7 +32,7 @@ from service.decisioning.offers import (
     rank_offers,
 )
 from service.experiments.assignment import assign_all, held_out, quiet
-from service.experiments.take_rates import kinds_of, learn, outcome_counts
+from service.experiments.take_rates import read_rates
 from service.loyalty import tiers_of
 from service.recommending import left_out
 from service.serving import Served
@@ -120,7 +120,7 @@ def decide_all(
         tier_of=tier_of,
     )
     with engine.connect() as conn:
-        rates = learn(outcome_counts(conn), kinds_of(shelf.offers()), settings)
+        rates = read_rates(conn, shelf.offers(), settings)
         since = now - timedelta(days=settings.decision_days)
         held_lately = exposures.held_persons_since(conn, OFFER, since) if held_by else set()
     ranked = rank_offers(pairs, persons, _batch_candidates(served, shelf, rest, rank), rates)

@@ -118,9 +118,11 @@ def learn(counts: pd.DataFrame, kind_of: dict[str, str], settings: Settings) -> 
     return TakeRates(rates(c.OFFER_ID), rates("kind"))
 
 
-def kinds_of(book: pd.DataFrame) -> dict[str, str]:
-    """Offer id -> kind, from the offer book."""
-    return dict(zip(book[c.OFFER_ID].astype(str), book[c.KIND].astype(str), strict=True))
+def read_rates(conn: Connection, book: pd.DataFrame, settings: Settings) -> TakeRates:
+    """The rates the decisions ledger gives now, with each offer's kind from `book` (the
+    whole offer book)."""
+    kinds = dict(zip(book[c.OFFER_ID].astype(str), book[c.KIND].astype(str), strict=True))
+    return learn(outcome_counts(conn), kinds, settings)
 
 
 class LearnedRates:
@@ -138,8 +140,7 @@ class LearnedRates:
             if self._read is not None and time.monotonic() - self._read[0] < ttl:
                 return self._read[1]
         with engine.connect() as conn:
-            counts = outcome_counts(conn)
-        rates = learn(counts, kinds_of(book), self.settings)
+            rates = read_rates(conn, book, self.settings)
         with self._lock:
             self._read = (time.monotonic(), rates)
         return rates
