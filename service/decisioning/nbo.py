@@ -163,23 +163,10 @@ def hold_back(
         if top.empty:
             ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
             return
-        exposures.record(
-            conn,
-            [
-                exposures.Exposure(
-                    uuid.uuid4().hex,
-                    person.person_id,
-                    ask.customer_id,
-                    OFFER,
-                    ask.where.channel,
-                    assignment.labels,
-                    store_id=ask.store_id,
-                    offer_id=str(top.iloc[0][c.OFFER_ID]),
-                    held_by=held_by,
-                )
-            ],
-            now,
-        )
+        would = held_offer(person.person_id, ask.customer_id, ask.where.channel,
+                           assignment.labels, str(top.iloc[0][c.OFFER_ID]), held_by,
+                           store_id=ask.store_id)  # fmt: skip
+        exposures.record(conn, [would], now)
 
 
 def standing_offer(
@@ -296,7 +283,8 @@ def decide(
             if made.empty:
                 ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
             else:
-                exposures.record(conn, offer_exposures(made, assignment.labels), now)
+                labels = {person.person_id: assignment.labels}
+                exposures.record(conn, offer_exposures(made, labels), now)
     except IntegrityError:  # another channel decided first: theirs stands
         with engine.connect() as conn:
             theirs = ledger.open_decision(conn, person.person_id)
@@ -316,23 +304,22 @@ def decide(
 
 
 def offer_exposures(
-    made: pd.DataFrame, arms: Mapping[str, str] | Mapping[str, Mapping[str, str]]
+    made: pd.DataFrame, arms: Mapping[str, Mapping[str, str]]
 ) -> list[exposures.Exposure]:
     """The exposures of recorded decisions (their decision ids are their served ids);
-    `arms`: the one person's labels, or labels by person id."""
+    `arms`: each person's experiment labels, by person id."""
     rows = []
     for d in made.to_dict("records"):
         person_id = str(d[c.PERSON_ID])
-        labels = arms.get(person_id, {}) if _by_person(arms) else arms
-        store = d.get(c.STORE_ID)
+        customer, store = d.get(c.CUSTOMER_ID), d.get(c.STORE_ID)
         rows.append(
             exposures.Exposure(
                 str(d["decision_id"]),
                 person_id,
-                _text_or_none(d.get(c.CUSTOMER_ID)),
+                customer if isinstance(customer, str) else None,
                 OFFER,
                 str(d[c.CHANNEL]),
-                labels,  # type: ignore[arg-type]
+                arms.get(person_id, {}),
                 store_id=store if isinstance(store, str) else None,
                 ref=str(d["decision_id"]),
                 offer_id=str(d[c.OFFER_ID]),
@@ -341,12 +328,19 @@ def offer_exposures(
     return rows
 
 
-def _by_person(arms: Mapping[str, object]) -> bool:
-    return any(isinstance(v, Mapping) for v in arms.values())
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def held_offer(
+    person_id: str,
+    customer_id: str | None,
+    channel: str,
+    arms: Mapping[str, str],
+    offer_id: str,
+    held_by: str,
+    store_id: str | None = None,
+) -> exposures.Exposure:
+    """The exposure of an offer a held-out person would have got (it has no decision: a
+    served id of its own)."""
+    return exposures.Exposure(uuid.uuid4().hex, person_id, customer_id, OFFER, channel, arms,
+                              store_id=store_id, offer_id=offer_id, held_by=held_by)  # fmt: skip
 
 
 def _churn_now(

@@ -3,7 +3,6 @@ rules and ledger as one customer's ask (service.decisioning.nbo), in one pass.""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from service.decisioning.nbo import (
     OFFER_FIELDS,
     answers_of,
     churn_frame,
+    held_offer,
     offer_exposures,
     to_decisions,
     verdict,
@@ -138,15 +138,13 @@ def decide_all(
         exposures.record(
             conn,
             [
-                exposures.Exposure(
-                    uuid.uuid4().hex,
+                held_offer(
                     str(p),
                     customer_of.get(str(p)),
-                    OFFER,
                     where.channel,
                     labels.get(str(p), {}),
-                    offer_id=str(o),
-                    held_by=held_by[str(p)],
+                    str(o),
+                    held_by[str(p)],
                 )
                 for p, o in zip(would[c.PERSON_ID], would[c.OFFER_ID], strict=True)
                 if str(p) not in held_lately

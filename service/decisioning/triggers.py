@@ -16,8 +16,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, select, update
@@ -161,22 +163,7 @@ def pull(
             _store(conn, body, now)
             handed.append(body)
         _hold(conn, held[~held["trigger_id"].isin(taken)], channel, held_by, labels, now)
-        exposures.record(
-            conn,
-            [
-                exposures.Exposure(
-                    str(b["trigger_id"]),
-                    str(b["person_id"]),
-                    str(b["customer_id"]),
-                    TRIGGER,
-                    channel,
-                    labels.get(str(b["person_id"]), {}),
-                    ref=str(b["trigger_id"]),
-                )
-                for b in handed
-            ],
-            now,
-        )
+        exposures.record(conn, _exposures(handed, channel, labels, {}), now)
         policy.record(
             conn,
             [
@@ -270,23 +257,33 @@ def _hold(
             "due_at": row["due_at"].to_pydatetime(),
         }
         _store(conn, body, now, status=HELD)
-    exposures.record(
-        conn,
-        [
+    exposures.record(conn, _exposures(held.to_dict("records"), channel, labels, held_by), now)
+
+
+def _exposures(
+    made: Iterable[Mapping[Any, Any]],
+    channel: str,
+    labels: Mapping[str, Mapping[str, str]],
+    held_by: Mapping[str, str],
+) -> list[exposures.Exposure]:
+    """The exposures of triggers (handed out, or held back for the persons in `held_by`):
+    each one's served id is its trigger id."""
+    rows = []
+    for t in made:
+        person = str(t[c.PERSON_ID])
+        rows.append(
             exposures.Exposure(
-                str(row["trigger_id"]),
-                str(row[c.PERSON_ID]),
-                str(row[c.CUSTOMER_ID]),
+                str(t["trigger_id"]),
+                person,
+                str(t[c.CUSTOMER_ID]),
                 TRIGGER,
                 channel,
-                labels.get(str(row[c.PERSON_ID]), {}),
-                ref=str(row["trigger_id"]),
-                held_by=held_by[str(row[c.PERSON_ID])],
+                labels.get(person, {}),
+                ref=str(t["trigger_id"]),
+                held_by=held_by.get(person),
             )
-            for row in held.to_dict("records")
-        ],
-        now,
-    )
+        )
+    return rows
 
 
 def _handed(conn: Connection, ids: list[str]) -> set[str]:
