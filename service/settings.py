@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.experiments.design import Experiment, checked, read_file
+from service.storage.codec import as_utc
 
 #: What an API key may be allowed to do.
 SCOPES = ("events:write", "recommend", "churn:read", "profile:read", "marketing", "admin")
@@ -188,7 +189,7 @@ class Settings(BaseSettings):
         """The service's clock: `clock` when set (read as UTC without an offset), else now."""
         if self.clock is None:
             return datetime.now(UTC)
-        return self.clock if self.clock.tzinfo else self.clock.replace(tzinfo=UTC)
+        return as_utc(self.clock)
 
 
 @lru_cache

@@ -126,12 +126,9 @@ def _export(
     from service.serving import ModelHolder
     from service.shelf import Shelf
     from training.cli_answers import refresh_answers
+    from training.cli_serve import replayed
 
-    settings = settings_for(database_url)
-    if replay:
-        from training.cli_serve import replay_clock
-
-        settings = settings.model_copy(update={"clock": replay_clock(settings)})
+    settings = replayed(settings_for(database_url), replay)
     # Everyone's churn answer is read from the batch answers, not computed from histories:
     # scored first when the served model's are missing or too old (as `omni serve` does).
     with engine_errors():

@@ -329,12 +329,10 @@ def promote_churn(
     quality gate, and every person's churn answer is scored once, now)."""
     from service.registry import CHURN
     from training.cli_answers import refresh_answers
-    from training.cli_serve import replay_clock
+    from training.cli_serve import replayed
     from training.gate import churn_gate
 
-    settings = settings_for(None)
-    if replay:
-        settings = settings.model_copy(update={"clock": replay_clock(settings)})
+    settings = replayed(settings_for(None), replay)
     gated_promote(settings, CHURN, churn_gate, alias, version, force)
     if alias == settings.model_alias:  # the served version: score everyone once now
         refresh_answers(settings)

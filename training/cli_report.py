@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from service.settings import Settings
+from service.storage.codec import as_utc
 from training.cli_common import (
     DatabaseOption,
     ReplayOption,
@@ -58,8 +59,8 @@ def report(
     from service.experiments.summary import markdown, tables
 
     settings = _clocked(database_url, replay)
-    end = _utc(until) if until else settings.now()
-    start = _utc(since) if since else end - timedelta(days=days)
+    end = as_utc(until) if until else settings.now()
+    start = as_utc(since) if since else end - timedelta(days=days)
     wrong = period_problem(start, end)
     if wrong is not None:
         raise typer.BadParameter(wrong[1], param_hint=f"--{wrong[0]}")
@@ -118,7 +119,7 @@ def simulate(
 
     settings = _clocked(database_url, replay)
     now = settings.now()
-    start = _utc(since) if since else now - timedelta(days=1)
+    start = as_utc(since) if since else now - timedelta(days=1)
     with store(settings.database_url) as engine:
         with engine.connect() as conn:
             shown = exposures.read(conn, start, now + timedelta(seconds=1))
@@ -146,16 +147,9 @@ def simulate(
 
 
 def _clocked(database_url: str | None, replay: bool) -> Settings:
-    settings = settings_for(database_url)
-    if replay:
-        from training.cli_serve import replay_clock
+    from training.cli_serve import replayed
 
-        settings = settings.model_copy(update={"clock": replay_clock(settings)})
-    return settings
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return replayed(settings_for(database_url), replay)
 
 
 def _name(start: datetime, end: datetime, experiment: str | None) -> str:

@@ -46,9 +46,8 @@ def serve(
     from service.app import create_app
     from service.lifecycle import SUPERVISOR_ENV
 
-    settings = settings_for(database_url)
+    settings = replayed(settings_for(database_url), replay)
     if replay:
-        settings = settings.model_copy(update={"clock": replay_clock(settings)})
         console.print(f"[bold]replaying[/bold]: the service's clock reads {settings.clock}")
     if demo_keys:
         customer, item, first_store = _examples(settings)
@@ -86,6 +85,11 @@ def _ensure_state(settings: Settings) -> None:
         built = state.ensure(conn)
     if built is not None:
         console.print(f"online state built from the event log: {built:,} ids")
+
+
+def replayed(settings: Settings, replay: bool) -> Settings:
+    """The settings with the clock at `replay_clock` when asked to replay."""
+    return settings.model_copy(update={"clock": replay_clock(settings)}) if replay else settings
 
 
 def replay_clock(settings: Settings) -> datetime:

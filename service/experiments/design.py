@@ -25,6 +25,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
+from service.storage.codec import as_utc
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OfferPolicy = Literal["expected_value", "probability", "none"]
 
@@ -55,14 +57,14 @@ class Experiment(BaseModel):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"experiment '{self.name}': arm names repeat ({names})")
-        if self.start and self.end and _utc(self.end) <= _utc(self.start):
+        if self.start and self.end and as_utc(self.end) <= as_utc(self.start):
             raise ValueError(f"experiment '{self.name}': end is not after start")
         return self
 
     def running(self, now: datetime) -> bool:
-        at = _utc(now)
-        return (self.start is None or _utc(self.start) <= at) and (
-            self.end is None or at < _utc(self.end)
+        at = as_utc(now)
+        return (self.start is None or as_utc(self.start) <= at) and (
+            self.end is None or at < as_utc(self.end)
         )
 
     def knobs(self) -> set[str]:
@@ -109,12 +111,8 @@ def checked(experiments: list[Experiment]) -> list[Experiment]:
 
 
 def _overlap(a: Experiment, b: Experiment) -> bool:
-    lo = max(_utc(a.start) if a.start else datetime.min.replace(tzinfo=UTC),
-             _utc(b.start) if b.start else datetime.min.replace(tzinfo=UTC))  # fmt: skip
-    hi = min(_utc(a.end) if a.end else datetime.max.replace(tzinfo=UTC),
-             _utc(b.end) if b.end else datetime.max.replace(tzinfo=UTC))  # fmt: skip
+    lo = max(as_utc(a.start) if a.start else datetime.min.replace(tzinfo=UTC),
+             as_utc(b.start) if b.start else datetime.min.replace(tzinfo=UTC))  # fmt: skip
+    hi = min(as_utc(a.end) if a.end else datetime.max.replace(tzinfo=UTC),
+             as_utc(b.end) if b.end else datetime.max.replace(tzinfo=UTC))  # fmt: skip
     return lo < hi
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ for an experiment with an arm that gives nothing, that arm), with 95% intervals.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,6 @@ TREATED = "treated"
 FOLLOWS = tuple(t.value for t in c.EventType if t.value != c.EventType.PURCHASE.value)
 #: What each thing an experiment changes is measured on.
 KINDS = {"recommender": RECOMMENDATIONS, "offers": OFFER, "triggers": TRIGGER}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -16,6 +16,7 @@ from service.deps import NowDep, SettingsDep, refuse
 from service.experiments import plots
 from service.experiments.report import Report, build, period_problem
 from service.schemas import KEY_ERRORS, Problem
+from service.storage.codec import as_utc
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=KEY_ERRORS)
 Admin = Annotated[Caller, Depends(require("admin"))]
@@ -56,8 +57,8 @@ async def made(
     experiment: ExperimentName = None,
 ) -> Report:
     """The report asked for, built in the thread pool (it reads a period of events)."""
-    end = _utc(until) if until else now
-    start = _utc(since) if since else end - timedelta(days=7)
+    end = as_utc(until) if until else now
+    start = as_utc(since) if since else end - timedelta(days=7)
     wrong = period_problem(start, end)
     if wrong is not None:
         raise refuse("query", *wrong)
@@ -91,7 +92,3 @@ async def get_plot(name: str, _: Admin, report: ReportDep) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no plot is named '{name}'")
     png = await run_in_threadpool(plots.draw, report, name)
     return Response(png, media_type="image/png")
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -26,6 +26,11 @@ MICROSECOND = timedelta(microseconds=1)
 DAY = 86_400_000_000
 
 
+def as_utc(at: datetime) -> datetime:
+    """A time as given, or, given without an offset, read as UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def micros(moment: datetime) -> int:
     """One aware datetime -> integer microseconds since the epoch, exactly."""
     if moment.tzinfo is None:

@@ -29,6 +29,7 @@ from service.serving import ModelHolder
 from service.settings import ApiKey, Settings, get_settings
 from service.shelf import Shelf
 from service.storage import churn_days, exposures
+from service.storage.codec import EPOCH
 from service.storage.engine import open_engine
 from service.storage.reader import load_table, recent_events
 from tests.conftest import ADMIN_KEY, READ_KEY, TABLET_KEY, ServedStore, copy_of
@@ -50,7 +51,7 @@ def simulated(frame: pd.DataFrame) -> SourceFrame:
 def purchases_before(settings: Settings, until: datetime) -> pd.DataFrame:
     engine = open_engine(settings.database_url)
     try:
-        events = recent_events(engine, since=report.EPOCH, until=until, types=["purchase"])
+        events = recent_events(engine, since=EPOCH, until=until, types=["purchase"])
     finally:
         engine.dispose()
     return attribution.purchases_of(events)
