@@ -30,8 +30,6 @@ from service.storage.reader import recent_events
 
 HOLDOUT = "holdout"
 TREATED = "treated"
-#: Events that show an answer was followed (a click): they carry its served_id.
-FOLLOWS = tuple(t.value for t in c.EventType if t.value != c.EventType.PURCHASE.value)
 #: What each thing an experiment changes is measured on.
 KINDS = {"recommender": RECOMMENDATIONS, "offers": OFFER, "triggers": TRIGGER}
 
@@ -108,14 +106,17 @@ def build(
     shown = shown[shown[c.KIND].isin(kinds)]
     shown = shown.assign(group=_groups(shown, experiment)).dropna(subset=["group"])
     after = until + timedelta(days=days)
-    # The outcomes: the period's purchases and the window after it, as events. The KPIs'
-    # whole history: the purchase day rows of the online state, not the event log.
-    purchases = attribution.purchases_of(
-        recent_events(engine, since=since, until=after, types=[c.EventType.PURCHASE.value])
-    )
+    # The period and the outcome window after it, read once as events: purchases, the
+    # events that followed an answer, and (in the period) browsing for the KPIs. The
+    # KPIs' whole history: the purchase day rows of the online state, not the event log.
+    window = recent_events(engine, since=since, until=after, types=[t.value for t in c.EventType])
+    bought = window[c.TYPE] == c.EventType.PURCHASE.value
+    purchases = attribution.purchases_of(window[bought])
+    followed = window[~bought]
+    period = window[window[c.TYPE].isin([*kpis.BROWSE, c.EventType.PURCHASE.value])
+                    & (window[c.TS] < pd.Timestamp(until))]  # fmt: skip
     with engine.connect() as conn:
         history = churn_days.purchase_days(conn, until)
-    followed = recent_events(engine, since=since, until=after, types=FOLLOWS)
     groups, firsts = outcomes(shown, purchases, followed, days)
     control = _control(groups, settings, experiment)
     comparisons = [
@@ -127,9 +128,6 @@ def build(
             attribution.any_touch(shown, purchases, days),
         ],
         ignore_index=True,
-    )
-    period = recent_events(
-        engine, since=since, until=until, types=[*kpis.BROWSE, c.EventType.PURCHASE.value]
     )
     return Report(
         since=since,
