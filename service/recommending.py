@@ -11,6 +11,7 @@ Three paths, cheapest first:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -127,13 +128,24 @@ def left_out(served: Served, bought: pd.DataFrame, now: datetime) -> pd.DataFram
     of a model with no learned chances."""
     age = pd.Timestamp(now) - pd.to_datetime(bought[c.TS], utc=True)
     days = age.dt.total_seconds().to_numpy(dtype=np.float64) / 86_400
-    model = served.recommender
-    items = bought[c.ITEM_ID].astype(str).tolist()
-    if model is None:
-        mask = repeat_left_out(None, np.full(len(items), -1), days)
-    else:
-        mask = model.left_out(model.items_.positions(items, missing="skip"), days)
+    mask = _left_out(served, bought[c.ITEM_ID].astype(str).tolist(), days)
     return bought.loc[mask, [c.PERSON_ID, c.ITEM_ID]].reset_index(drop=True)
+
+
+def left_out_items(served: Served, last: Mapping[str, int], now: datetime) -> frozenset[str]:
+    """`left_out` for one person: the items of `last` (item id -> last purchase,
+    microseconds) that the repeat policy leaves out of a list for `now`."""
+    items = list(last)
+    days = (micros(now) - np.fromiter(last.values(), np.int64, len(items))) / 1e6 / 86_400
+    mask = _left_out(served, items, days)
+    return frozenset(item for item, out in zip(items, mask.tolist(), strict=True) if out)
+
+
+def _left_out(served: Served, items: list[str], days: np.ndarray) -> np.ndarray:
+    model = served.recommender
+    if model is None:
+        return repeat_left_out(None, np.full(len(items), -1), days)
+    return model.left_out(model.items_.positions(items, missing="skip"), days)
 
 
 def is_fresh(served: Served, conn: Connection, person: Person) -> bool:

@@ -65,6 +65,8 @@ class Shelf:
         self._refreshing: set[tuple[object, ...]] = set()
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omni-shelf")
         self._rates: LearnedRates | None = None
+        #: The offer book and its rows (made again when the book is read again).
+        self._offer_rows: tuple[pd.DataFrame, list[dict[Any, Any]]] | None = None
 
     def _cached(
         self,
@@ -170,13 +172,18 @@ class Shelf:
             rates = self._rates
         return rates.now(self.engine, self.offers())
 
+    def offer_rows(self) -> list[dict[Any, Any]]:
+        """The offer book as rows (what one person's decision reads), with `offers`."""
+        book = self.offers()
+        held = self._offer_rows
+        if held is None or held[0] is not book:
+            held = (book, book.to_dict("records"))
+            self._offer_rows = held
+        return held[1]
+
     def offer(self, offer_id: object) -> dict[Any, Any] | None:
         """One offer of the book (a row of the offers table), None when there is none."""
-
-        def read() -> dict[str, dict[Any, Any]]:
-            return {str(o[c.OFFER_ID]): o for o in self.offers().to_dict("records")}
-
-        return self._cached(("offer records",), self.ttl, read).get(str(offer_id))
+        return next((o for o in self.offer_rows() if str(o[c.OFFER_ID]) == str(offer_id)), None)
 
     def places(self) -> dict[str, Place]:
         """Every store and where it is, by id (refreshed every ten TTLs)."""

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -19,23 +18,18 @@ from sqlalchemy.exc import IntegrityError
 from features import columns as c
 from service.churn_scoring import ChurnAnswer, churn_now, churn_now_many
 from service.decisioning import decisions as ledger
+from service.decisioning import one_person
 from service.decisioning.contact_policy import CONSENT, consenting
 from service.decisioning.offers import (
-    CANDIDATE_COLUMNS,
     Where,
-    best,
-    eligible,
-    has_tiers,
     offer_fields,
-    offers_now,
     open_in,
-    rank_offers,
     still_open,
 )
 from service.experiments.assignment import Assignment, assign
 from service.loyalty import loyalty_of
 from service.people import Person, person_moves
-from service.recommending import Ask, left_out, recommend
+from service.recommending import Ask, left_out_items, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
@@ -46,6 +40,9 @@ from service.storage.exposures import OFFER
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
 BUY = c.EventType.PURCHASE.value
+#: What a decision takes from the chosen offer's row (`to_decisions` adds the rest).
+DECIDED = [c.PERSON_ID, c.OFFER_ID, c.VALID_UNTIL, "probability", "expected_value", "reason",
+           "prior", "source"]  # fmt: skip
 OFFER_FIELDS = [c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE, c.DESCRIPTION]
 
 
@@ -160,11 +157,11 @@ def hold_back(
     made_at = _wall_micros()
     top, _ = choose(engine, served, shelf, settings, ask, assignment)
     with engine.begin() as conn:
-        if top.empty:
+        if top is None:
             ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
             return
         would = held_offer(person.person_id, ask.customer_id, ask.where.channel,
-                           assignment.labels, str(top.iloc[0][c.OFFER_ID]), held_by,
+                           assignment.labels, str(top[c.OFFER_ID]), held_by,
                            store_id=ask.store_id)  # fmt: skip
         exposures.record(conn, [would], now)
 
@@ -220,13 +217,15 @@ def choose(
     settings: Settings,
     ask: OfferAsk,
     assignment: Assignment,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The person's best offer where asked (a row of `rank_offers`, none when no offer is
+) -> tuple[dict[str, Any] | None, list[dict[Any, Any]]]:
+    """The person's best offer where asked (a row of `rank_offers`, None when no offer is
     open to them) and the offer book it came from; reads their online state (churn now,
     what they bought lately, the offers they answered) and their suggestions, never their
-    history."""
+    history. The rules of the frame functions, for one person (`one_person`)."""
     person, where, now = ask.person, ask.where, ask.now
-    book = offers_now(shelf.offers(), where.channel, now)
+    at = micros(now)
+    book = [offer for offer in shelf.offer_rows() if open_in(offer, where.channel, at)]
+    tiered = any(one_person.tiers_of(offer) for offer in book)
     with engine.connect() as conn:
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
         last = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
@@ -234,29 +233,21 @@ def choose(
         complaining = settings.hold_offers_during_complaint and cases.has_open_complaint(
             conn, person.customer_ids, person.anonymous_ids
         )
-        tier = loyalty_of(conn, person, now, settings).tier if has_tiers(book) else None
-    bought = pd.DataFrame(
-        {
-            c.PERSON_ID: person.person_id,
-            c.ITEM_ID: list(last),
-            c.TS: pd.to_datetime(list(last.values()), unit="us", utc=True),
-        }
+        tier = loyalty_of(conn, person, now, settings).tier if tiered else None
+        suggested = _suggested(served, shelf, conn, person, now)
+    terms = one_person.Terms(
+        person.person_id,
+        churn=None if churn is None else churn.probability,
+        band=None if churn is None else churn.band,
+        driver=churn.drivers[0] if churn is not None and churn.drivers else None,
+        bought=left_out_items(served, last, now),
+        answered=frozenset(answered),
+        held=bool(complaining),
+        tier=tier,
     )
-    persons = _churn_columns([person.person_id], {person.person_id: churn} if churn else None)
-    pairs = eligible(
-        book,
-        persons,
-        where,
-        bought=left_out(served, bought, now),
-        answered=pd.DataFrame({c.PERSON_ID: person.person_id, c.OFFER_ID: sorted(answered)}),
-        retention_bands=settings.retention_bands,
-        held={person.person_id} if complaining else (),
-        tier_of=None if tier is None else {person.person_id: tier},
-    )
-    candidates = _candidates_for(served, shelf, engine, person, now)
-    ranked = rank_offers(pairs, persons, candidates, shelf.take_rates(settings))
-    likely = [person.person_id] if assignment.offer_policy == "probability" else []
-    return best(ranked, likely), book
+    pairs = one_person.eligible_one(book, terms, where, settings.retention_bands)
+    ranked = one_person.rank_one(pairs, terms, suggested, shelf.take_rates(settings))
+    return one_person.best_one(ranked, assignment.offer_policy == "probability"), book
 
 
 def decide(
@@ -274,7 +265,12 @@ def decide(
     made_at = _wall_micros()  # what arrives from now on is not in this decision
     top, book = choose(engine, served, shelf, settings, ask, assignment)
     made = to_decisions(
-        top, {person.person_id: ask.customer_id}, where, ask.store_id, now, settings
+        pd.DataFrame([top] if top else [], columns=DECIDED),
+        {person.person_id: ask.customer_id},
+        where,
+        ask.store_id,
+        now,
+        settings,
     )
     try:
         with engine.begin() as conn:
@@ -366,9 +362,8 @@ def _wall_micros() -> int:
     return int(time.time() * 1_000_000)
 
 
-def _offer_in(book: pd.DataFrame, offer_id: object) -> dict[Any, Any] | None:
-    found = book[book[c.OFFER_ID] == offer_id]
-    return found.iloc[0].to_dict() if len(found) else None
+def _offer_in(book: list[dict[Any, Any]], offer_id: object) -> dict[Any, Any] | None:
+    return next((offer for offer in book if offer[c.OFFER_ID] == offer_id), None)
 
 
 def verdict(
@@ -420,26 +415,15 @@ def _churn_columns(ids: list[str], answers: Mapping[str, ChurnAnswer] | None) ->
     )
 
 
-def _candidates_for(
-    served: Served, shelf: Shelf, engine: Engine, person: Person, now: datetime
-) -> pd.DataFrame:
+def _suggested(
+    served: Served, shelf: Shelf, conn: Connection, person: Person, now: datetime
+) -> list[one_person.Suggested]:
     """The person's suggestions as the API gives them (fold-in, reasons and all)."""
     try:
-        with engine.connect() as conn:
-            answer = recommend(served, shelf, conn, person, Ask(k=CANDIDATES), now)
+        answer = recommend(served, shelf, conn, person, Ask(k=CANDIDATES), now)
     except ModelUnavailable:
-        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
-    return pd.DataFrame(
-        {
-            c.PERSON_ID: person.person_id,
-            c.ITEM_ID: [s.item_id for s in answer.items],
-            c.CATEGORY: [s.category for s in answer.items],
-            "rank": np.arange(1, len(answer.items) + 1),
-            "reason": [s.reason for s in answer.items],
-            c.NAME: [s.name for s in answer.items],
-        },
-        columns=CANDIDATE_COLUMNS,
-    )
+        return []
+    return [one_person.Suggested(s.item_id, s.category, s.reason, s.name) for s in answer.items]
 
 
 def to_decisions(

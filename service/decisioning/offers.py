@@ -203,7 +203,7 @@ def rank_offers(
     )
     probability, source = (rates or TakeRates()).correct(x[c.OFFER_ID], x[c.KIND], prior)
     reasons = [
-        _reason(*row)
+        reason_for(*row)
         for row in zip(
             retention,
             has_item,
@@ -263,7 +263,7 @@ def best(ranked: pd.DataFrame, most_likely: Collection[str] = ()) -> pd.DataFram
     return ranked.drop_duplicates(c.PERSON_ID).reset_index(drop=True)
 
 
-def _reason(
+def reason_for(
     retention: bool,
     has_item: bool,
     has_category: bool,
@@ -276,6 +276,7 @@ def _reason(
     suggested: int,
     category: object,
 ) -> str:
+    """Why an offer is made, in words (the `rank_offers` reason)."""
     if retention:
         because = f" ({driver})" if isinstance(driver, str) and driver else ""
         return f"churn risk {band}{because}"

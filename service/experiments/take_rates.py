@@ -74,6 +74,22 @@ class TakeRates:
                 )
         return out, sources
 
+    def correct_one(self, offer_id: str, kind: str, prior: float) -> tuple[float, str]:
+        """`correct` for one offer: P(take) and its source."""
+        out, source = prior, PRIOR
+        for key, rate, what in (
+            (kind, self.by_kind.get(kind), "kind"),
+            (offer_id, self.by_offer.get(offer_id), "offer"),
+        ):
+            if rate is None or rate.prior_mean <= 0:
+                continue
+            out = min(prior * rate.learned / rate.prior_mean, 1.0)
+            source = (
+                f"learned from {what} {key}: {rate.accepted} of {rate.outcomes} taken "
+                f"({rate.learned:.1%})"
+            )
+        return out, source
+
 
 def outcome_counts(conn: Connection) -> pd.DataFrame:
     """offer_id, status, n, prior_sum over the decisions that ended with an outcome (a
