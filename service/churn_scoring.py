@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from features import columns as c
 from features.churn import churn_features, churn_features_one
+from service.answer_cache import person_key
 from service.people import Person, persons_by_id
 from service.serving import Served
 from service.storage import activity, answers, churn_days
@@ -39,17 +40,25 @@ def churn_now(
 ) -> ChurnAnswer:
     """The person's churn answer: the batch answer of the served version while it is
     recent and nothing of theirs arrived after it was made (a few rows read), else
-    computed now from their day rows in the online state (`churn_days`: a row per day,
-    channel and type they were active, never their events one by one)."""
+    computed from their day rows in the online state (`churn_days`: a row per day,
+    channel and type they were active, never their events one by one), once per new
+    activity of theirs (`answer_cache`)."""
     served.need_churn()
     stored = _standing_set(conn, served, now, max_age_hours)
-    if stored is not None:
-        seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
-        if seen is None or seen.last_arrival <= stored.made_at:
-            row = answers.churn_row(conn, person.person_id, stored.model_version)
-            if row is not None:
-                return _stored_answer(served, stored, row)
-    return _from_days(conn, served, person, now)
+    seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+    if stored is not None and (seen is None or seen.last_arrival <= stored.made_at):
+        row = answers.churn_row(conn, person.person_id, stored.model_version)
+        if row is not None:
+            return _stored_answer(served, stored, row)
+    if seen is None:
+        return _from_days(conn, served, person, now)
+    # Made once per new activity of theirs, and no longer than a batch answer is served.
+    answer: ChurnAnswer = served.churn_folded.get_or_make(
+        person_key(served.churn_version, person, seen),
+        lambda: _from_days(conn, served, person, now),
+        fresh=lambda made: abs(micros(now) - micros(made.as_of)) <= max_age_hours * 3_600e6,
+    )
+    return answer
 
 
 def churn_now_many(

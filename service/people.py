@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, or_, select, union
+from sqlalchemy import Connection, bindparam, or_, select, union
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
@@ -42,22 +42,27 @@ def find_person(
     One query: the id's person and every id of that person.
     """
     kind, value = (CUSTOMER, customer_id) if customer_id is not None else (ANONYMOUS, anonymous_id)
-    theirs = (
-        select(identities.c[c.PERSON_ID])
-        .where(identities.c[c.ID_TYPE] == kind, identities.c[c.ID_VALUE] == value)
-        .scalar_subquery()
-    )
-    rows = conn.execute(
-        select(identities.c[c.ID_TYPE], identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
-            identities.c[c.PERSON_ID] == theirs
-        )
-    ).all()
+    rows = conn.execute(_PERSON_OF_ID, {"kind": kind, "value": value}).all()
     if not rows:
         return None
     ids: dict[str, list[str]] = {CUSTOMER: [], ANONYMOUS: []}
     for id_type, id_value, _ in rows:
         ids.setdefault(id_type, []).append(id_value)
     return Person(str(rows[0][2]), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
+
+
+#: Built once (a per-request lookup: building the statement cost more than running it).
+_PERSON_OF_ID = select(
+    identities.c[c.ID_TYPE], identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]
+).where(
+    identities.c[c.PERSON_ID]
+    == select(identities.c[c.PERSON_ID])
+    .where(
+        identities.c[c.ID_TYPE] == bindparam("kind"),
+        identities.c[c.ID_VALUE] == bindparam("value"),
+    )
+    .scalar_subquery()
+)
 
 
 def persons_by_id(conn: Connection, person_ids: list[str]) -> list[Person]:

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from features import columns as c
 from models.base import Filters, Recommender, repeat_left_out
+from service.answer_cache import person_key
 from service.fold_in import history_now
 from service.people import Person
 from service.serving import Served
@@ -87,27 +88,31 @@ def recommend(
         row = row if use_training else -1
         # Someone the model never saw and who did nothing since has no usable history
         # (the model saw every item event before its cutoff): no need to read it.
-        if not use_training or is_fresh(served, conn, person):
-            history = history_now(conn, person, model.items_, now)
-            if history is not None:
-                view = model.recommend_history(history, ask.k, filters)
-                positions = model.items_.positions(view["item_id"].astype(str))
-                reasons = _reasons(
-                    served,
-                    shelf,
-                    positions,
-                    history.weights[0],
-                    history.purchase_age_days[0],
-                    sales,
+        seen = fresh_seen(served, conn, person) if use_training else None
+        if seen is not None or not use_training:
+            folded = (
+                fold(served, conn, person, now)
+                if seen is None
+                else served.folded.get_or_make(
+                    person_key(served.recommender_version, person, seen),
+                    lambda: fold(served, conn, person, now),
                 )
+            )
+            if folded is not None:
+                view = folded.view
+                positions, scores = _passing(view, 0, (folded.positions, folded.scores), ask.k,
+                                             filters)  # fmt: skip
+                since_fold = max((pd.Timestamp(now) - view.as_of_).total_seconds() / 86_400, 0)
+                reasons = _reasons(served, shelf, positions, view.history_[0],
+                                   view.purchase_age_[0], sales, since_fold)  # fmt: skip
                 basis = "history and recent activity" if row >= 0 else "recent activity"
-                return _answer(
-                    served, shelf, ask, positions, view["score"], reasons, row < 0, basis
-                )
+                return _answer(served, shelf, ask, positions, scores, reasons, row < 0, basis)
         if row >= 0:
             # Purchase ages in the trained history count from its end, not from now.
             since_training = max((pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400, 0)
-            positions, scores = _known(served, model, row, ask.k, filters)
+            warm = served.warm
+            top = (warm.positions[row], warm.scores[row]) if warm is not None else None
+            positions, scores = _passing(model, row, top, ask.k, filters)
             reasons = _reasons(
                 served,
                 shelf,
@@ -148,18 +153,48 @@ def _left_out(served: Served, items: list[str], days: np.ndarray) -> np.ndarray:
     return model.left_out(model.items_.positions(items, missing="skip"), days)
 
 
-def is_fresh(served: Served, conn: Connection, person: Person) -> bool:
-    """Whether the person has events the served recommender has not seen: any at or after
-    its cutoff, or any stored after its training read the log (late ones included). Their
-    answer then needs their events folded in (the slow path). One primary-key read of the
-    online state per kind of id, whatever the length of their history."""
+@dataclass(frozen=True)
+class Folded:
+    """A person's history now folded into the served recommender: the model seen through
+    it (`view`, one customer, its `as_of_` the moment folded) and their best items by
+    score, before any filter (the batch's warm top for someone the batch has not seen)."""
+
+    view: Recommender
+    positions: np.ndarray
+    scores: np.ndarray
+
+
+#: Items folded per person when no warm top says how many (the default `warm_top_n`).
+FOLDED_TOP = 128
+
+
+def fold(served: Served, conn: Connection, person: Person, now: datetime) -> Folded | None:
+    """The person's history now (their online state) folded in; None when they have none
+    on the model's items."""
+    model = served.need_recommender()
+    history = history_now(conn, person, model.items_, now)
+    if history is None:
+        return None
+    view = model.recommend_view(history)
+    n = served.warm.positions.shape[1] if served.warm is not None else FOLDED_TOP
+    positions, scores = view.rank(np.array([0]), max(min(n, len(model.items_)), 1))
+    return Folded(view, positions[0], scores[0])
+
+
+def fresh_seen(served: Served, conn: Connection, person: Person) -> activity.Seen | None:
+    """The person's activity when they have events the served recommender has not seen:
+    any at or after its cutoff, or any stored after its training read the log (late ones
+    included), else None. Their answer then needs their events folded in (the slow path,
+    once per new activity: see `answer_cache`). One primary-key read of the online state
+    per kind of id, whatever the length of their history."""
     model = served.need_recommender()
     seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
     if seen is None:
-        return False
+        return None
     if seen.last_ts >= micros(model.as_of_.to_pydatetime()):
-        return True
-    return served.recommender_read_at is not None and seen.last_arrival > served.recommender_read_at
+        return seen
+    read_at = served.recommender_read_at
+    return seen if read_at is not None and seen.last_arrival > read_at else None
 
 
 def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
@@ -172,13 +207,17 @@ def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
     return mask
 
 
-def _known(
-    served: Served, model: Recommender, row: int, k: int, filters: Filters
+def _passing(
+    model: Recommender,
+    row: int,
+    top: tuple[np.ndarray, np.ndarray] | None,
+    k: int,
+    filters: Filters,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The precomputed top items that pass the filters; scored afresh when too few pass."""
-    warm = served.warm
-    if warm is not None and row < len(warm.positions):
-        positions, scores = warm.positions[row], warm.scores[row]
+    """The first `k` of the customer's precomputed best items (`top`: positions, scores,
+    unfiltered) that pass the filters; scored afresh when too few pass."""
+    if top is not None:
+        positions, scores = top
         ok = positions >= 0
         if filters.allowed is not None:
             ok &= filters.allowed[np.maximum(positions, 0)]
@@ -188,9 +227,9 @@ def _known(
             ok &= ~model.unlikely_again(cols, age, filters.at)
         if ok.sum() >= k or ok.sum() == len(model.items_):
             return positions[ok][:k].astype(np.int64), scores[ok][:k]
-    top, values = model.rank(np.array([row]), k, filters)
-    keep = top[0] >= 0
-    return top[0][keep], values[0][keep]
+    ranked, values = model.rank(np.array([row]), k, filters)
+    keep = ranked[0] >= 0
+    return ranked[0][keep], values[0][keep]
 
 
 def _cold(

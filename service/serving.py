@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from scipy.sparse import csc_matrix
 
 from models.base import Recommender
 from models.churn import ChurnModel
+from service.answer_cache import AnswerCache
 from service.model_checks import churn_misfit, recommender_misfit
 from service.registry import (
     CHURN,
@@ -71,6 +73,10 @@ class Served:
     neighbours: np.ndarray | None = None
     churn: ChurnModel | None = None
     churn_version: str | None = None
+    #: Answers folded in for persons active since the batch answers, until their next
+    #: event (`answer_cache`): one cache per loaded model.
+    folded: AnswerCache[Any] = field(default_factory=lambda: AnswerCache(0))
+    churn_folded: AnswerCache[Any] = field(default_factory=lambda: AnswerCache(0))
     loaded_at: float = field(default_factory=time.time)
     #: Per model served by an earlier version than its alias names (the aliased one was
     #: refused): why, in words.
@@ -263,6 +269,7 @@ class ModelHolder:
                 recommender_version=version,
                 recommender_read_at=read_at,
                 warm=warm(model, self.settings.warm_top_n),
+                folded=AnswerCache(self.settings.folded_answers),
                 history_by_item=by_item,
                 item_norms=norms.astype(np.float32),
                 neighbours=item_neighbours(by_item, norms),
@@ -273,7 +280,12 @@ class ModelHolder:
             misfit = churn_misfit(churn)
             if misfit is not None:
                 raise ValueError(f"the churn model is unfit to serve: {misfit}")
-            served = replace(served, churn=churn, churn_version=version)
+            served = replace(
+                served,
+                churn=churn,
+                churn_version=version,
+                churn_folded=AnswerCache(self.settings.folded_answers),
+            )
         log.info("loaded %s version %s in %.1f s", name, version, time.perf_counter() - started)
         return served
 

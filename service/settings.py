@@ -94,7 +94,12 @@ class Settings(BaseSettings):
     #: Seconds between checks of the registry for a new version (0: only on reload).
     reload_poll_seconds: float = 0
     #: Items precomputed per known customer when a recommender loads (0: score on demand).
-    warm_top_n: int = 100
+    #: Above the offers' 100 candidates so that items the repeat policy leaves out still
+    #: leave 100 (at 100, a third of the demo's customers were scored afresh per offer).
+    warm_top_n: int = Field(default=128, ge=0)
+    #: Answers (recommendations, churn) kept per model and process for persons with events
+    #: since the batch answers, until their next event arrives (0: made on every ask).
+    folded_answers: int = Field(default=20_000, ge=0)
     #: The service's clock for churn and fold-in ("now" when unset); set it to replay a
     #: historical data set as if it were live.
     clock: datetime | None = None

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, literal, select, union_all
+from sqlalchemy import Connection, bindparam, delete, func, literal, select, union_all
 
 from features import columns as c
+from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import greatest_least, insert_into
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of
 from service.storage.tables import activity, events, id_channels, identities
@@ -119,15 +120,10 @@ def last_seen(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> Seen | None:
     """The activity of the person with these ids, summed over them (None: no event)."""
-    parts = [
-        select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
-            activity.c[c.ID_TYPE] == kind, activity.c[c.ID_VALUE].in_(list(ids))
-        )
-        for kind, ids in by_kind(customer_ids, anonymous_ids)
-    ]
-    if not parts:
+    customers, anonymous = list(customer_ids), list(anonymous_ids)
+    if not customers and not anonymous:
         return None
-    rows = conn.execute(parts[0] if len(parts) == 1 else union_all(*parts)).all()
+    rows = conn.execute(_SEEN, {"customers": customers, "anonymous": anonymous}).all()
     if not rows:
         return None
     return Seen(
@@ -135,6 +131,18 @@ def last_seen(
         last_ts=max(int(r[1]) for r in rows),
         last_arrival=max(int(r[2]) for r in rows),
     )
+
+
+#: Built once (a per-request lookup: building the statement cost more than running it).
+_SEEN = union_all(
+    *(
+        select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
+            activity.c[c.ID_TYPE] == kind,
+            activity.c[c.ID_VALUE].in_(bindparam(name, expanding=True)),
+        )
+        for kind, name in ((CUSTOMER, "customers"), (ANONYMOUS, "anonymous"))
+    )
+)
 
 
 def last_arrivals(conn: Connection) -> dict[str, int]:
