@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, or_, select, union
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.codec import micros, moment
-from service.storage.engine import insert_into
+from service.storage.engine import insert_into, once
 from service.storage.reader import decode_events
 from service.storage.tables import (
     events,
@@ -186,26 +186,25 @@ def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
     new_people = [
         {c.ID_TYPE: CUSTOMER, c.ID_VALUE: cid, c.PERSON_ID: cid, "conflict": False} for cid in known
     ]
-    conn.execute(_insert_new(conn), new_people)
+    conn.execute(once(conn, _insert_new), new_people)
     first_seen: dict[str, str] = {}
     pairs = [r for r in stored if r[c.CUSTOMER_ID] is not None and r[c.ANONYMOUS_ID] is not None]
     for row in sorted(pairs, key=lambda r: r[c.TS]):
         first_seen.setdefault(str(row[c.ANONYMOUS_ID]), str(row[c.CUSTOMER_ID]))
     if not first_seen:
         return
-    owners = dict(
-        conn.execute(
-            select(identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
-                identities.c[c.ID_TYPE] == CUSTOMER,
-                identities.c[c.ID_VALUE].in_(sorted(set(first_seen.values()))),
-            )
-        ).all()
-    )
+    owners = dict(conn.execute(_OWNERS, {"ids": sorted(set(first_seen.values()))}).all())
     links = [
         {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: anon, c.PERSON_ID: owners[cid], "conflict": False}
         for anon, cid in sorted(first_seen.items())
     ]
-    conn.execute(_insert_new(conn), links)
+    conn.execute(once(conn, _insert_new), links)
+
+
+_OWNERS = select(identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(
+    identities.c[c.ID_TYPE] == CUSTOMER,
+    identities.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
+)
 
 
 def _insert_new(conn: Connection) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, func, literal, select, uni
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
-from service.storage.engine import greatest_least, insert_into
+from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of
 from service.storage.tables import activity, events, id_channels, identities
 
@@ -51,7 +51,7 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
         {(kind, value, row[c.CHANNEL]) for row in stored for kind, value in ids_of(row)}
     )
     conn.execute(
-        insert_into(conn, id_channels).on_conflict_do_nothing(),
+        once(conn, _add_channels),
         [{c.ID_TYPE: k, c.ID_VALUE: v, c.CHANNEL: ch} for k, v, ch in seen_in],
     )
     rows = [
@@ -65,7 +65,11 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
         }
         for (kind, value), (n, first, last, arrival) in sorted(totals.items())
     ]
-    conn.execute(_upsert(conn), rows)
+    conn.execute(once(conn, _upsert), rows)
+
+
+def _add_channels(conn: Connection) -> Any:
+    return insert_into(conn, id_channels).on_conflict_do_nothing()
 
 
 def _upsert(conn: Connection) -> Any:

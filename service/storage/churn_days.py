@@ -23,7 +23,7 @@ from features import columns as c
 from features.churn import COUNT
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
-from service.storage.engine import greatest_least, insert_into
+from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import by_kind, owned_by_kind, owner
 from service.storage.tables import churn_days, events, identities
 
@@ -51,10 +51,18 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             seen[3] += spend
     if not days:
         return
+    conn.execute(once(conn, _upsert), [
+        {c.ID_TYPE: k, c.ID_VALUE: v, "day": d, c.CHANNEL: ch, c.TYPE: t, "events": n,
+         "first_ts": first, "last_ts": last, "spend": spend}
+        for (k, v, d, ch, t), (n, first, last, spend) in sorted(days.items())
+    ])  # fmt: skip
+
+
+def _upsert(conn: Connection) -> Any:
     insert = insert_into(conn, churn_days)
     new, old = insert.excluded, churn_days.c
     greatest, least = greatest_least(conn)
-    upsert = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=_KEY,
         set_={
             "events": old.events + new.events,
@@ -63,11 +71,6 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             "spend": old.spend + new.spend,
         },
     )
-    conn.execute(upsert, [
-        {c.ID_TYPE: k, c.ID_VALUE: v, "day": d, c.CHANNEL: ch, c.TYPE: t, "events": n,
-         "first_ts": first, "last_ts": last, "spend": spend}
-        for (k, v, d, ch, t), (n, first, last, spend) in sorted(days.items())
-    ])  # fmt: skip
 
 
 def _spend(row: Mapping[str, Any]) -> float:

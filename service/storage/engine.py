@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+T = TypeVar("T")
 #: The databases Omni runs on.
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -82,6 +83,22 @@ def insert_into(conn: Connection, table: Table) -> postgresql.Insert | sqlite.In
     if dialect_of(conn) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+#: Statements built once per dialect (`once`).
+_BUILT: dict[tuple[str, Callable[[Connection], Any]], Any] = {}
+
+
+def once(conn: Connection, build: Callable[[Connection], T]) -> T:
+    """The statement `build(conn)` makes, built once per dialect and kept: what runs per
+    request or per event batch, whose building (an upsert's `excluded` columns, its cache
+    key) cost several times what running it did. `build` must be a module-level function
+    whose statement depends on nothing but the dialect (values go in as parameters)."""
+    key = (dialect_of(conn), build)
+    found = _BUILT.get(key)
+    if found is None:
+        found = _BUILT[key] = build(conn)
+    return cast(T, found)
 
 
 def greatest_least(conn: Connection) -> tuple[Any, Any]:

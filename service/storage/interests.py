@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Float, case, cast, delete, func, literal, sel
 from features import columns as c
 from features.interactions import InteractionWeights
 from service.storage.codec import DAY, micros
-from service.storage.engine import greatest_least, insert_into
+from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import by_kind, owned_by_kind, owner
 from service.storage.tables import events, interests, store_weights
 
@@ -84,13 +84,13 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             key = (*who, str(row[c.STORE_ID]))
             places[key] = places.get(key, 0.0) + weight
     if items:
-        conn.execute(_upsert_items(conn), [
+        conn.execute(once(conn, _upsert_items), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "weight": w, "last_ts": int(ts),
              "units": u, "last_purchase": bought}
             for (k, v, i), (w, ts, u, bought) in sorted(items.items())
         ])  # fmt: skip
     if places:
-        conn.execute(_upsert_places(conn), [
+        conn.execute(once(conn, _upsert_places), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.STORE_ID: s, "weight": w}
             for (k, v, s), w in sorted(places.items())
         ])  # fmt: skip

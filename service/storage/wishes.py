@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
-from service.storage.engine import greatest_least, insert_into
+from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import by_kind, ids_of
 from service.storage.replay import replay
 from service.storage.tables import bought, wishes
@@ -50,7 +50,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             elif (ts, str(row[c.CHANNEL])) > (got["wished_at"], str(got[c.CHANNEL] or "")):
                 got["wished_at"], got[c.CHANNEL] = ts, str(row[c.CHANNEL])
     if rows:
-        conn.execute(_upsert(conn), [
+        conn.execute(once(conn, _upsert), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, **got}
             for (k, v, i), got in sorted(rows.items())
         ])  # fmt: skip

@@ -15,7 +15,7 @@ from features.schema import TableSchema
 from features.validation import ValidBatch
 from service.storage.bulk import insert_new
 from service.storage.codec import to_micros, to_rows
-from service.storage.engine import insert_into
+from service.storage.engine import insert_into, once
 from service.storage.tables import BY_SCHEMA
 
 
@@ -74,13 +74,16 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     The database says which rows it inserted (`ON CONFLICT DO NOTHING ... RETURNING`), so
     two requests carrying the same event at once store it once and count it once.
     """
-    table = BY_SCHEMA["events"]
-    insert = insert_into(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
-    statement = insert.returning(table.c[c.EVENT_ID])
     if not rows:
         return set()
-    # One cached statement, run by SQLAlchemy's "insertmanyvalues" in batches.
-    return set(conn.execute(statement, list(rows)).scalars())
+    # One statement built once, run by SQLAlchemy's "insertmanyvalues" in batches.
+    return set(conn.execute(once(conn, _insert_new_events), list(rows)).scalars())
+
+
+def _insert_new_events(conn: Connection) -> Any:
+    table = BY_SCHEMA["events"]
+    insert = insert_into(conn, table).on_conflict_do_nothing(index_elements=[c.EVENT_ID])
+    return insert.returning(table.c[c.EVENT_ID])
 
 
 def _encode(frame: pd.DataFrame) -> pd.DataFrame:
