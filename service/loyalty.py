@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from features import columns as c
 from features.identity import CUSTOMER
 from service.people import Person
 from service.settings import Settings
 from service.storage.codec import DAY, micros
-from service.storage.ids import by_kind
+from service.storage.ids import of_kind, read_by_kind
 from service.storage.tables import churn_days, customers, identities
 
 
@@ -53,22 +53,21 @@ def _counted(now: datetime, settings: Settings) -> list[Any]:
 
 def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
     """The person's points and tier now."""
-    spent = 0.0
-    t = churn_days.c
-    for kind, ids in by_kind(person.customer_ids, person.anonymous_ids):
-        spent += float(
-            conn.execute(
-                select(func.coalesce(func.sum(t.spend), 0.0)).where(
-                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), *_counted(now, settings)
-                )
-            ).scalar_one()
-        )
-    carried = conn.execute(
-        select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
-            customers.c[c.CUSTOMER_ID].in_(person.customer_ids)
-        )
-    ).scalar_one()
+    since = micros(now) // DAY - settings.loyalty_window_days
+    rows = read_by_kind(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
+    spent = sum((float(total) for (total,) in rows), 0.0)
+    carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
     return _loyalty(int(spent * settings.loyalty_points_per_unit) + int(carried), settings)
+
+
+_SPENT = select(func.coalesce(func.sum(churn_days.c.spend), 0.0)).where(
+    *of_kind(churn_days),
+    churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
+    churn_days.c.day > bindparam("since"),
+)
+_CARRIED = select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
+    customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True))
+)
 
 
 def _loyalty(points: int, settings: Settings) -> Loyalty:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, bindparam, or_, select, union
+from sqlalchemy import Connection, Integer, bindparam, or_, select, union
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
@@ -122,23 +122,28 @@ def recent_events(
     """The person's latest `limit` events of `types`, newest first, as records (`ts` a UTC
     datetime): at most `limit` rows per kind of id read through the (id, ts) indexes,
     whatever the length of the history."""
-    columns = [events.c[name] for name in c.EVENT_COLUMNS]
-    order = (events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
-    parts = [
-        select(*columns)
-        .where(events.c[column].in_(ids), events.c[c.TYPE].in_(list(types)))
-        .order_by(*order)
-        .limit(limit)
-        for column, ids in _id_columns(person)
-    ]
     rows: list[Any] = []
-    for part in parts:
-        rows.extend(tuple(r) for r in conn.execute(part).all())
+    for column, ids in _id_columns(person):
+        params = {"ids": list(ids), "types": list(types), "limit": limit}
+        rows.extend(tuple(r) for r in conn.execute(_LATEST[column], params).all())
     unique = sorted(set(rows), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
     records = [dict(zip(c.EVENT_COLUMNS, row, strict=True)) for row in unique]
     for record in records:
         record[c.TS] = moment(int(record[c.TS]))
     return records
+
+
+#: Per event column of an id: its latest events of some types (built once).
+_LATEST = {
+    column: select(*(events.c[name] for name in c.EVENT_COLUMNS))
+    .where(
+        events.c[column].in_(bindparam("ids", expanding=True)),
+        events.c[c.TYPE].in_(bindparam("types", expanding=True)),
+    )
+    .order_by(events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
+    .limit(bindparam("limit", type_=Integer))
+    for column in (c.CUSTOMER_ID, c.ANONYMOUS_ID)
+}
 
 
 def person_moves(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from features import columns as c
 from service.churn_scoring import churn_now
@@ -168,12 +168,11 @@ def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:
 
 def _record(conn: Connection, person: Person) -> dict[str, object]:
     """The customer record of the person (the first of their customer ids that has one)."""
-    rows = (
-        conn.execute(select(customers).where(customers.c[c.CUSTOMER_ID].in_(person.customer_ids)))
-        .mappings()
-        .all()
-    )
+    rows = conn.execute(_RECORDS, {"ids": list(person.customer_ids)}).mappings().all()
     return dict(rows[0]) if rows else {}
+
+
+_RECORDS = select(customers).where(customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True)))
 
 
 def _text(value: object) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, func, literal, select, uni
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import ID_COLUMNS, by_kind, ids_of
+from service.storage.ids import ID_COLUMNS, ids_of, of_kind, read_by_kind
 from service.storage.tables import activity, events, id_channels, identities
 
 
@@ -168,13 +168,7 @@ def channels(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> list[str]:
     """The channels the person with these ids was seen in, sorted."""
-    found: set[str] = set()
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        found.update(
-            conn.execute(
-                select(id_channels.c[c.CHANNEL]).where(
-                    id_channels.c[c.ID_TYPE] == kind, id_channels.c[c.ID_VALUE].in_(ids)
-                )
-            ).scalars()
-        )
-    return sorted(found)
+    return sorted({str(r[0]) for r in read_by_kind(conn, _CHANNELS, customer_ids, anonymous_ids)})
+
+
+_CHANNELS = select(id_channels.c[c.CHANNEL]).where(*of_kind(id_channels))

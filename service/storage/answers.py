@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from features import columns as c
 from service.storage.tables import answer_sets, churn_answers
@@ -38,12 +38,13 @@ class ChurnRow:
 
 def answer_set(conn: Connection, kind: str, version: str) -> AnswerSet | None:
     """The set of `kind` answers written for `version`, if any."""
-    row = conn.execute(
-        select(answer_sets).where(
-            answer_sets.c[c.KIND] == kind, answer_sets.c.model_version == version
-        )
-    ).first()
+    row = conn.execute(_SET, {"kind": kind, "version": version}).first()
     return None if row is None else AnswerSet(*row)
+
+
+_SET = select(answer_sets).where(
+    answer_sets.c[c.KIND] == bindparam("kind"), answer_sets.c.model_version == bindparam("version")
+)
 
 
 def write_churn(
@@ -75,14 +76,18 @@ def write_churn(
 
 def churn_row(conn: Connection, person_id: str, version: str) -> ChurnRow | None:
     """The person's churn answer from `version`'s set (None: not in it)."""
-    row = conn.execute(
-        select(churn_answers.c.probability, churn_answers.c.band, churn_answers.c.drivers).where(
-            churn_answers.c[c.PERSON_ID] == person_id, churn_answers.c.model_version == version
-        )
-    ).first()
+    row = conn.execute(_CHURN_ROW, {"person": person_id, "version": version}).first()
     if row is None:
         return None
     return ChurnRow(None if row[0] is None else float(row[0]), str(row[1]), json.loads(row[2]))
+
+
+_CHURN_ROW = select(
+    churn_answers.c.probability, churn_answers.c.band, churn_answers.c.drivers
+).where(
+    churn_answers.c[c.PERSON_ID] == bindparam("person"),
+    churn_answers.c.model_version == bindparam("version"),
+)
 
 
 def churn_rows(conn: Connection, version: str) -> dict[str, ChurnRow]:

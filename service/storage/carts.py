@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, literal, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import ID_COLUMNS, by_kind, ids_of
+from service.storage.ids import ID_COLUMNS, by_kind, ids_of, of_kind, read_by_kind
 from service.storage.tables import bought, cart_moves, events, identities
 
 _SIGN = {c.EventType.ADD_TO_CART.value: 1.0, c.EventType.REMOVE_FROM_CART.value: -1.0}
@@ -95,13 +95,7 @@ def _bought(
     for kind in {k for k, _, _ in keys}:
         values = sorted({v for k, v, _ in keys if k == kind})
         items = sorted({i for k, _, i in keys if k == kind})
-        found = conn.execute(
-            select(bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts).where(
-                bought.c[c.ID_TYPE] == kind,
-                bought.c[c.ID_VALUE].in_(values),
-                bought.c[c.ITEM_ID].in_(items),
-            )
-        ).all()
+        found = conn.execute(_BOUGHT_OF, {"kind": kind, "ids": values, "items": items}).all()
         out.extend(
             ((kind, str(v), str(i)), int(ts)) for v, i, ts in found if (kind, v, i) in wanted
         )
@@ -114,15 +108,15 @@ def last_bought(
     """When the person with these ids last bought each item they ever bought, by item
     (microseconds): a row per item and id, never their events."""
     found: dict[str, int] = {}
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        rows = conn.execute(
-            select(bought.c[c.ITEM_ID], bought.c.last_ts).where(
-                bought.c[c.ID_TYPE] == kind, bought.c[c.ID_VALUE].in_(ids)
-            )
-        ).all()
-        for item, ts in rows:
-            found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
+    for item, ts in read_by_kind(conn, _BOUGHT, customer_ids, anonymous_ids):
+        found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
     return found
+
+
+_BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(*of_kind(bought))
+_BOUGHT_OF = select(bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts).where(
+    *of_kind(bought), bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
+)
 
 
 def last_bought_by_person(conn: Connection) -> list[tuple[str, str, int]]:
@@ -182,6 +176,19 @@ def rebuild(conn: Connection) -> None:
         )
 
 
+_ADDED = select(cart_moves.c[c.ITEM_ID]).where(
+    *of_kind(cart_moves),
+    cart_moves.c[c.TS] >= bindparam("since"),
+    cart_moves.c[c.TS] <= bindparam("until"),
+    cart_moves.c.units > 0,
+)
+_MOVES = select(
+    cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS], cart_moves.c.units,
+    cart_moves.c[c.CHANNEL],
+).where(*of_kind(cart_moves), cart_moves.c[c.TS] <= bindparam("until"))  # fmt: skip
+_MOVES_OF = _MOVES.where(cart_moves.c[c.ITEM_ID].in_(bindparam("items", expanding=True)))
+
+
 def _sign_of(kind: Any) -> Any:
     from sqlalchemy import case
 
@@ -199,38 +206,22 @@ def open_lines(
     """The open cart of the person with these ids from events up to `until` (inclusive),
     most recently added first; with `since`, only the lines added to at or after it (read
     from the moves of those items alone, not from every line the person ever left)."""
-    groups = by_kind(customer_ids, anonymous_ids)
-    moves = cart_moves.c
     recent: list[str] | None = None
     if since is not None:
-        recent = sorted({
-            str(item)
-            for kind, values in groups
-            for (item,) in conn.execute(
-                select(moves[c.ITEM_ID]).where(
-                    moves[c.ID_TYPE] == kind, moves[c.ID_VALUE].in_(values),
-                    moves[c.TS] >= since, moves[c.TS] <= until, moves.units > 0,
-                )
-            ).all()
-        })  # fmt: skip
+        added = read_by_kind(conn, _ADDED, customer_ids, anonymous_ids, since=since, until=until)
+        recent = sorted({str(item) for (item,) in added})
         if not recent:
             return []
-    rows: list[tuple[Any, ...]] = []
-    for kind, values in groups:
-        only = [] if recent is None else [moves[c.ITEM_ID].in_(recent)]
-        rows.extend(
-            tuple(r)
-            for r in conn.execute(
-                select(moves[c.ITEM_ID], moves[c.EVENT_ID], moves[c.TS], moves.units,
-                       moves[c.CHANNEL])
-                .where(moves[c.ID_TYPE] == kind, moves[c.ID_VALUE].in_(values),
-                       moves[c.TS] <= until, *only)
-            ).all()
-        )  # fmt: skip
+    rows = (
+        read_by_kind(conn, _MOVES, customer_ids, anonymous_ids, until=until)
+        if recent is None
+        else read_by_kind(conn, _MOVES_OF, customer_ids, anonymous_ids, until=until, items=recent)
+    )
     if not rows:
         return []
     items = sorted({str(r[0]) for r in rows})
     last_buy: dict[str, int] = {}
+    groups = by_kind(customer_ids, anonymous_ids)
     keys = [(kind, v, i) for kind, values in groups for v in values for i in items]
     for (_, _, item), ts in _bought(conn, keys):
         last_buy[item] = max(last_buy.get(item, ts), ts)

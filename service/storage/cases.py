@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, ids_of
+from service.storage.ids import by_kind, ids_of, of_kind
 from service.storage.replay import replay
 from service.storage.tables import cases, identities
 
@@ -144,11 +144,8 @@ def cases_of(
     """The person's service cases, open ones first (the longest open first), then the
     others, latest first: a row per case and id, never their events."""
     merged: dict[str, dict[str, Any]] = {}
-    cols = [cases.c[n] for n in (c.CASE_ID, *_STATE)]
     for kind, ids in by_kind(customer_ids, anonymous_ids):
-        for row in conn.execute(
-            select(*cols).where(cases.c[c.ID_TYPE] == kind, cases.c[c.ID_VALUE].in_(ids))
-        ).mappings():
+        for row in conn.execute(_CASES, {"kind": kind, "ids": ids}).mappings():
             state = {k: row[k] for k in _STATE}
             key = str(row[c.CASE_ID])
             merged[key] = _merged(merged[key], state) if key in merged else state
@@ -158,3 +155,6 @@ def cases_of(
     return sorted(is_open, key=lambda x: (x.opened_at, x.case_id)) + sorted(
         closed, key=lambda x: (-x.updated_at, x.case_id)
     )
+
+
+_CASES = select(*(cases.c[n] for n in (c.CASE_ID, *_STATE))).where(*of_kind(cases))

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Float, and_, case, delete, func, literal, or_, select
+from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, literal, or_, select
 
 from features import columns as c
 from features.churn import COUNT
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, owned_by_kind, owner
+from service.storage.ids import by_kind, of_kind, owned_by_kind, owner, read_by_kind
 from service.storage.tables import churn_days, events, identities
 
 #: The window lengths of the churn features, in days (`features.churn`).
@@ -110,18 +110,13 @@ def spans(
 ) -> list[tuple[int, int]]:
     """(first, last) event time of each day the person with these ids had events of
     `types`: where to read those events without reading the rest of the history."""
-    t = churn_days.c
-    found: list[tuple[int, int]] = []
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        found.extend(
-            (int(first), int(last))
-            for first, last in conn.execute(
-                select(t.first_ts, t.last_ts).where(
-                    t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t[c.TYPE].in_(types)
-                )
-            ).all()
-        )
-    return sorted(found)
+    rows = read_by_kind(conn, _SPANS, customer_ids, anonymous_ids, types=list(types))
+    return sorted((int(first), int(last)) for first, last in rows)
+
+
+_SPANS = select(churn_days.c.first_ts, churn_days.c.last_ts).where(
+    *of_kind(churn_days), churn_days.c[c.TYPE].in_(bindparam("types", expanding=True))
+)
 
 
 def per_channel(
@@ -133,18 +128,22 @@ def per_channel(
 ) -> dict[str, int]:
     """The days per channel the person had events of `types` from `since_day` (days since
     1970, UTC) on: a few day rows a channel, never their events."""
-    t = churn_days.c
     out: dict[str, int] = {}
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        rows = conn.execute(
-            select(t[c.CHANNEL], func.count(func.distinct(t.day)))
-            .where(t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t[c.TYPE].in_(list(types)),
-                   t.day >= since_day)
-            .group_by(t[c.CHANNEL])
-        ).all()  # fmt: skip
-        for channel, days in rows:
-            out[str(channel)] = out.get(str(channel), 0) + int(days)
+    params = {"types": list(types), "since_day": since_day}
+    for channel, days in read_by_kind(conn, _PER_CHANNEL, customer_ids, anonymous_ids, **params):
+        out[str(channel)] = out.get(str(channel), 0) + int(days)
     return out
+
+
+_PER_CHANNEL = (
+    select(churn_days.c[c.CHANNEL], func.count(func.distinct(churn_days.c.day)))
+    .where(
+        *of_kind(churn_days),
+        churn_days.c[c.TYPE].in_(bindparam("types", expanding=True)),
+        churn_days.c.day >= bindparam("since_day"),
+    )
+    .group_by(churn_days.c[c.CHANNEL])
+)
 
 
 def edge_days(at: int) -> set[int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.sql.elements import ColumnElement
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
@@ -45,4 +46,29 @@ def owned_by_kind(events: Table) -> list[tuple[str, Any, Any]]:
     return [
         (CUSTOMER, customer, customer.is_not(None)),
         (ANONYMOUS, anonymous, customer.is_(None) & anonymous.is_not(None)),
+    ]
+
+
+def of_kind(table: Table) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The condition "the rows of one kind of id, these values" on a state table, with
+    bound parameters `kind` and `ids` (`read_by_kind` fills them): for statements built
+    once at import, since building one per request cost more than running it."""
+    return (
+        table.c[c.ID_TYPE] == bindparam("kind"),
+        table.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
+    )
+
+
+def read_by_kind(
+    conn: Connection,
+    statement: Any,
+    customer_ids: Iterable[str],
+    anonymous_ids: Iterable[str],
+    **params: Any,
+) -> list[tuple[Any, ...]]:
+    """The rows of `statement` (built with `of_kind`) for each kind of the person's ids."""
+    return [
+        tuple(row)
+        for kind, ids in by_kind(customer_ids, anonymous_ids)
+        for row in conn.execute(statement, {"kind": kind, "ids": ids, **params}).all()
     ]

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, ids_of
+from service.storage.ids import by_kind, ids_of, of_kind
 from service.storage.replay import replay
 from service.storage.tables import bought, wishes
 
@@ -88,11 +88,7 @@ def wish_list(
     wished: dict[str, tuple[int, str]] = {}  # latest (time, channel) of a wish per item
     gone: dict[str, int] = {}
     for kind, ids in by_kind(customer_ids, anonymous_ids):
-        rows = conn.execute(
-            select(wishes.c[c.ITEM_ID], wishes.c.wished_at, wishes.c.removed_at,
-                   wishes.c[c.CHANNEL])
-            .where(wishes.c[c.ID_TYPE] == kind, wishes.c[c.ID_VALUE].in_(ids))
-        ).all()  # fmt: skip
+        rows = conn.execute(_WISHES, {"kind": kind, "ids": ids}).all()
         for item, at, removed, channel in rows:
             if at:
                 wished[item] = max(wished.get(item, (0, "")), (int(at), str(channel or "")))
@@ -112,3 +108,8 @@ def wish_list(
         if at > gone.get(item, 0)
     ]
     return sorted(on, key=lambda w: (-w.wished_at, w.item_id))
+
+
+_WISHES = select(
+    wishes.c[c.ITEM_ID], wishes.c.wished_at, wishes.c.removed_at, wishes.c[c.CHANNEL]
+).where(*of_kind(wishes))
