@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from features import columns as c
 from service.storage.codec import from_micros, micros, moment
@@ -73,21 +73,18 @@ def open_decisions(conn: Connection, persons: list[str] | None = None) -> pd.Dat
 
 def open_decision(conn: Connection, person_id: str) -> dict[str, Any] | None:
     """The person's open decision (times as UTC timestamps), or None."""
-    row = (
-        conn.execute(
-            select(*[decisions.c[name] for name in DECISION_COLUMNS]).where(
-                decisions.c[c.PERSON_ID] == person_id, decisions.c.status == "open"
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_OPEN, {"person": person_id}).mappings().first()
     if row is None:
         return None
     found = dict(row)
     for col in ("decided_at", c.VALID_UNTIL):
         found[col] = pd.Timestamp(moment(int(found[col])))
     return found
+
+
+_OPEN = select(*[decisions.c[name] for name in DECISION_COLUMNS]).where(
+    decisions.c[c.PERSON_ID] == bindparam("person"), decisions.c.status == "open"
+)
 
 
 def ending(
@@ -138,6 +135,21 @@ def record(conn: Connection, made: pd.DataFrame, now: datetime) -> pd.DataFrame:
         ]
         conn.execute(insert(decisions), rows)
     return made
+
+
+def record_one(conn: Connection, made: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """`record` for one decision (a dict of DECISION_COLUMNS but the id and time, its
+    `valid_until` in microseconds): inserted, and returned with its id and time (times as
+    UTC timestamps, as `open_decision` gives them). Raises IntegrityError when the person
+    already has an open decision."""
+    until = int(made[c.VALID_UNTIL])
+    row = {k: made.get(k) for k in DECISION_COLUMNS if k not in ("decision_id", "decided_at")}
+    row.update(decision_id=uuid.uuid4().hex, decided_at=micros(now), status="open")
+    conn.execute(_INSERT, row)
+    return {**row, "decided_at": pd.Timestamp(now), c.VALID_UNTIL: pd.Timestamp(moment(until))}
+
+
+_INSERT = insert(decisions)
 
 
 def nothing_since(conn: Connection, person_id: str, asked: str) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,13 +34,13 @@ from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
 from service.storage import activity, carts, cases, churn_days, exposures
-from service.storage.codec import micros
+from service.storage.codec import DAY, micros
 from service.storage.exposures import OFFER
 
 #: Suggested items the offers are weighed against.
 CANDIDATES = 100
 BUY = c.EventType.PURCHASE.value
-#: What a decision takes from the chosen offer's row (`to_decisions` adds the rest).
+#: What a decision takes from the chosen offer's row (`one_decision` adds the rest).
 DECIDED = [c.PERSON_ID, c.OFFER_ID, c.VALID_UNTIL, "probability", "expected_value", "reason",
            "prior", "source"]  # fmt: skip
 OFFER_FIELDS = [c.NAME, c.KIND, c.ITEM_ID, c.CATEGORY, c.VALUE, c.DESCRIPTION]
@@ -261,26 +261,19 @@ def decide(
 ) -> Offered | None:
     """A new decision for the person (closing `ended` in the same transaction), recorded
     with its exposure; None when no offer is open to them."""
-    person, where, now = ask.person, ask.where, ask.now
+    person, now = ask.person, ask.now
     made_at = _wall_micros()  # what arrives from now on is not in this decision
     top, book = choose(engine, served, shelf, settings, ask, assignment)
-    made = to_decisions(
-        pd.DataFrame([top] if top else [], columns=DECIDED),
-        {person.person_id: ask.customer_id},
-        where,
-        ask.store_id,
-        now,
-        settings,
-    )
+    made = None if top is None else one_decision(top, ask, settings)
     try:
         with engine.begin() as conn:
             ledger.close(conn, ended, now)
-            made = ledger.record(conn, made, now)
-            if made.empty:
+            if made is None:
                 ledger.remember_nothing(conn, person.person_id, ask.asked, made_at)
             else:
+                made = ledger.record_one(conn, made, now)
                 labels = {person.person_id: assignment.labels}
-                exposures.record(conn, offer_exposures(made, labels), now)
+                exposures.record(conn, offer_exposures([made], labels), now)
     except IntegrityError:  # another channel decided first: theirs stands
         with engine.connect() as conn:
             theirs = ledger.open_decision(conn, person.person_id)
@@ -290,22 +283,35 @@ def decide(
         if offer is None:
             return None
         return replace(_offered(theirs, offer, reused=True), arms=assignment.labels)
-    if made.empty:
+    if made is None:
         return None
-    row = made.iloc[0].to_dict()
+    row = made
     offer = _offer_in(book, row[c.OFFER_ID])
     if offer is None:
         return None
     return replace(_offered(row, offer, reused=False), arms=assignment.labels)
 
 
+def one_decision(top: Mapping[str, Any], ask: OfferAsk, settings: Settings) -> dict[str, Any]:
+    """The decision to record for one ask's chosen offer (`to_decisions` for one person):
+    it stands until its offer ends or the decision period passes (microseconds)."""
+    cap = micros(ask.now) + settings.decision_days * DAY
+    return {
+        **{k: top[k] for k in DECIDED if k != c.VALID_UNTIL},
+        c.CUSTOMER_ID: ask.customer_id,
+        c.CHANNEL: ask.where.channel,
+        c.STORE_ID: ask.store_id,
+        c.VALID_UNTIL: min(int(top[c.VALID_UNTIL]), cap),
+    }
+
+
 def offer_exposures(
-    made: pd.DataFrame, arms: Mapping[str, Mapping[str, str]]
+    made: Iterable[Mapping[Any, Any]], arms: Mapping[str, Mapping[str, str]]
 ) -> list[exposures.Exposure]:
     """The exposures of recorded decisions (their decision ids are their served ids);
     `arms`: each person's experiment labels, by person id."""
     rows = []
-    for d in made.to_dict("records"):
+    for d in made:
         person_id = str(d[c.PERSON_ID])
         customer, store = d.get(c.CUSTOMER_ID), d.get(c.STORE_ID)
         rows.append(

@@ -134,7 +134,7 @@ def decide_all(
     with engine.begin() as conn:
         ledger.close(conn, ended, now)
         made = ledger.record(conn, made, now)
-        exposures.record(conn, offer_exposures(made, labels), now)
+        exposures.record(conn, offer_exposures(made.to_dict("records"), labels), now)
         exposures.record(
             conn,
             [
