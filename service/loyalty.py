@@ -20,7 +20,7 @@ from features.identity import CUSTOMER
 from service.people import Person
 from service.settings import Settings
 from service.storage.codec import DAY, micros
-from service.storage.ids import of_kind, read_by_kind
+from service.storage.ids import of_ids, read_ids
 from service.storage.tables import churn_days, customers, identities
 
 
@@ -54,16 +54,20 @@ def _counted(now: datetime, settings: Settings) -> list[Any]:
 def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
     """The person's points and tier now."""
     since = micros(now) // DAY - settings.loyalty_window_days
-    rows = read_by_kind(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
+    rows = read_ids(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
     spent = sum((float(total) for (total,) in rows), 0.0)
     carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
     return _loyalty(int(spent * settings.loyalty_points_per_unit) + int(carried), settings)
 
 
-_SPENT = select(func.coalesce(func.sum(churn_days.c.spend), 0.0)).where(
-    *of_kind(churn_days),
-    churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
-    churn_days.c.day > bindparam("since"),
+_SPENT = (
+    select(func.sum(churn_days.c.spend))
+    .where(
+        of_ids(churn_days),
+        churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
+        churn_days.c.day > bindparam("since"),
+    )
+    .group_by(churn_days.c[c.ID_TYPE])
 )
 _CARRIED = select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
     customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True))

@@ -12,12 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, union_all
+from sqlalchemy import Connection, delete, func, literal, select
 
 from features import columns as c
-from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import ID_COLUMNS, ids_of, of_kind, read_by_kind
+from service.storage.ids import ID_COLUMNS, ids_of, of_ids, read_ids
 from service.storage.tables import activity, events, id_channels, identities
 
 
@@ -124,10 +123,7 @@ def last_seen(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> Seen | None:
     """The activity of the person with these ids, summed over them (None: no event)."""
-    customers, anonymous = list(customer_ids), list(anonymous_ids)
-    if not customers and not anonymous:
-        return None
-    rows = conn.execute(_SEEN, {"customers": customers, "anonymous": anonymous}).all()
+    rows = read_ids(conn, _SEEN, customer_ids, anonymous_ids)
     if not rows:
         return None
     return Seen(
@@ -138,14 +134,8 @@ def last_seen(
 
 
 #: Built once (a per-request lookup: building the statement cost more than running it).
-_SEEN = union_all(
-    *(
-        select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
-            activity.c[c.ID_TYPE] == kind,
-            activity.c[c.ID_VALUE].in_(bindparam(name, expanding=True)),
-        )
-        for kind, name in ((CUSTOMER, "customers"), (ANONYMOUS, "anonymous"))
-    )
+_SEEN = select(activity.c.events, activity.c.last_ts, activity.c.last_arrival).where(
+    of_ids(activity)
 )
 
 
@@ -168,7 +158,7 @@ def channels(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> list[str]:
     """The channels the person with these ids was seen in, sorted."""
-    return sorted({str(r[0]) for r in read_by_kind(conn, _CHANNELS, customer_ids, anonymous_ids)})
+    return sorted({str(r[0]) for r in read_ids(conn, _CHANNELS, customer_ids, anonymous_ids)})
 
 
-_CHANNELS = select(id_channels.c[c.CHANNEL]).where(*of_kind(id_channels))
+_CHANNELS = select(id_channels.c[c.CHANNEL]).where(of_ids(id_channels))

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, 
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import ID_COLUMNS, by_kind, ids_of, of_kind, read_by_kind
+from service.storage.ids import ID_COLUMNS, by_kind, ids_of, of_ids, of_kind, read_ids
 from service.storage.tables import bought, cart_moves, events, identities
 
 _SIGN = {c.EventType.ADD_TO_CART.value: 1.0, c.EventType.REMOVE_FROM_CART.value: -1.0}
@@ -108,12 +108,12 @@ def last_bought(
     """When the person with these ids last bought each item they ever bought, by item
     (microseconds): a row per item and id, never their events."""
     found: dict[str, int] = {}
-    for item, ts in read_by_kind(conn, _BOUGHT, customer_ids, anonymous_ids):
+    for item, ts in read_ids(conn, _BOUGHT, customer_ids, anonymous_ids):
         found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
     return found
 
 
-_BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(*of_kind(bought))
+_BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(of_ids(bought))
 _BOUGHT_OF = select(bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts).where(
     *of_kind(bought), bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
 )
@@ -177,7 +177,7 @@ def rebuild(conn: Connection) -> None:
 
 
 _ADDED = select(cart_moves.c[c.ITEM_ID]).where(
-    *of_kind(cart_moves),
+    of_ids(cart_moves),
     cart_moves.c[c.TS] >= bindparam("since"),
     cart_moves.c[c.TS] <= bindparam("until"),
     cart_moves.c.units > 0,
@@ -185,7 +185,7 @@ _ADDED = select(cart_moves.c[c.ITEM_ID]).where(
 _MOVES = select(
     cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS], cart_moves.c.units,
     cart_moves.c[c.CHANNEL],
-).where(*of_kind(cart_moves), cart_moves.c[c.TS] <= bindparam("until"))  # fmt: skip
+).where(of_ids(cart_moves), cart_moves.c[c.TS] <= bindparam("until"))  # fmt: skip
 _MOVES_OF = _MOVES.where(cart_moves.c[c.ITEM_ID].in_(bindparam("items", expanding=True)))
 
 
@@ -208,14 +208,14 @@ def open_lines(
     from the moves of those items alone, not from every line the person ever left)."""
     recent: list[str] | None = None
     if since is not None:
-        added = read_by_kind(conn, _ADDED, customer_ids, anonymous_ids, since=since, until=until)
+        added = read_ids(conn, _ADDED, customer_ids, anonymous_ids, since=since, until=until)
         recent = sorted({str(item) for (item,) in added})
         if not recent:
             return []
     rows = (
-        read_by_kind(conn, _MOVES, customer_ids, anonymous_ids, until=until)
+        read_ids(conn, _MOVES, customer_ids, anonymous_ids, until=until)
         if recent is None
-        else read_by_kind(conn, _MOVES_OF, customer_ids, anonymous_ids, until=until, items=recent)
+        else read_ids(conn, _MOVES_OF, customer_ids, anonymous_ids, until=until, items=recent)
     )
     if not rows:
         return []

@@ -24,7 +24,7 @@ from features.churn import COUNT
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, of_kind, owned_by_kind, owner, read_by_kind
+from service.storage.ids import by_kind, of_ids, owned_by_kind, owner, read_ids
 from service.storage.tables import churn_days, events, identities
 
 #: The window lengths of the churn features, in days (`features.churn`).
@@ -110,12 +110,12 @@ def spans(
 ) -> list[tuple[int, int]]:
     """(first, last) event time of each day the person with these ids had events of
     `types`: where to read those events without reading the rest of the history."""
-    rows = read_by_kind(conn, _SPANS, customer_ids, anonymous_ids, types=list(types))
+    rows = read_ids(conn, _SPANS, customer_ids, anonymous_ids, types=list(types))
     return sorted((int(first), int(last)) for first, last in rows)
 
 
 _SPANS = select(churn_days.c.first_ts, churn_days.c.last_ts).where(
-    *of_kind(churn_days), churn_days.c[c.TYPE].in_(bindparam("types", expanding=True))
+    of_ids(churn_days), churn_days.c[c.TYPE].in_(bindparam("types", expanding=True))
 )
 
 
@@ -130,7 +130,7 @@ def per_channel(
     1970, UTC) on: a few day rows a channel, never their events."""
     out: dict[str, int] = {}
     params = {"types": list(types), "since_day": since_day}
-    for channel, days in read_by_kind(conn, _PER_CHANNEL, customer_ids, anonymous_ids, **params):
+    for channel, days in read_ids(conn, _PER_CHANNEL, customer_ids, anonymous_ids, **params):
         out[str(channel)] = out.get(str(channel), 0) + int(days)
     return out
 
@@ -138,11 +138,11 @@ def per_channel(
 _PER_CHANNEL = (
     select(churn_days.c[c.CHANNEL], func.count(func.distinct(churn_days.c.day)))
     .where(
-        *of_kind(churn_days),
+        of_ids(churn_days),
         churn_days.c[c.TYPE].in_(bindparam("types", expanding=True)),
         churn_days.c.day >= bindparam("since_day"),
     )
-    .group_by(churn_days.c[c.CHANNEL])
+    .group_by(churn_days.c[c.CHANNEL], churn_days.c[c.ID_TYPE])
 )
 
 

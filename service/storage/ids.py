@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Connection, Table, and_, bindparam, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from features import columns as c
@@ -51,24 +51,40 @@ def owned_by_kind(events: Table) -> list[tuple[str, Any, Any]]:
 
 def of_kind(table: Table) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """The condition "the rows of one kind of id, these values" on a state table, with
-    bound parameters `kind` and `ids` (`read_by_kind` fills them): for statements built
-    once at import, since building one per request cost more than running it."""
+    bound parameters `kind` and `ids`: for statements built once at import, since
+    building one per request cost more than running it (`of_ids`: both kinds at once)."""
     return (
         table.c[c.ID_TYPE] == bindparam("kind"),
         table.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
     )
 
 
-def read_by_kind(
+def of_ids(table: Table) -> ColumnElement[bool]:
+    """The condition "the rows of these customer ids and these anonymous ids" on a state
+    table, with bound parameters `customers` and `anonymous` (`read_ids` fills them): one
+    statement for both kinds, each read through the table's key."""
+    return or_(
+        and_(
+            table.c[c.ID_TYPE] == CUSTOMER,
+            table.c[c.ID_VALUE].in_(bindparam("customers", expanding=True)),
+        ),
+        and_(
+            table.c[c.ID_TYPE] == ANONYMOUS,
+            table.c[c.ID_VALUE].in_(bindparam("anonymous", expanding=True)),
+        ),
+    )
+
+
+def read_ids(
     conn: Connection,
     statement: Any,
     customer_ids: Iterable[str],
     anonymous_ids: Iterable[str],
     **params: Any,
 ) -> list[tuple[Any, ...]]:
-    """The rows of `statement` (built with `of_kind`) for each kind of the person's ids."""
-    return [
-        tuple(row)
-        for kind, ids in by_kind(customer_ids, anonymous_ids)
-        for row in conn.execute(statement, {"kind": kind, "ids": ids, **params}).all()
-    ]
+    """The rows of `statement` (built with `of_ids`) for the person with these ids."""
+    customers, anonymous = list(customer_ids), list(anonymous_ids)
+    if not customers and not anonymous:
+        return []
+    found = conn.execute(statement, {"customers": customers, "anonymous": anonymous, **params})
+    return [tuple(row) for row in found.all()]

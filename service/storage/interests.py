@@ -27,7 +27,7 @@ from features import columns as c
 from features.interactions import InteractionWeights
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import of_kind, owned_by_kind, owner, read_by_kind
+from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
 from service.storage.tables import events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
@@ -164,8 +164,8 @@ def of_person(
     to `at` (microseconds): one indexed read per table and kind of id, summed in numpy."""
     factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
     per_store: dict[str, float] = {}
-    rows = read_by_kind(conn, _ITEMS, customer_ids, anonymous_ids)
-    for store, weight in read_by_kind(conn, _STORES, customer_ids, anonymous_ids):
+    rows = read_ids(conn, _ITEMS, customer_ids, anonymous_ids)
+    for store, weight in read_ids(conn, _STORES, customer_ids, anonymous_ids):
         per_store[str(store)] = per_store.get(str(store), 0.0) + float(weight) * factor
     return _summed(rows, factor), per_store
 
@@ -173,8 +173,8 @@ def of_person(
 _ITEMS = select(
     interests.c[c.ITEM_ID], interests.c.weight, interests.c.last_ts, interests.c.units,
     interests.c.last_purchase,
-).where(*of_kind(interests))  # fmt: skip
-_STORES = select(store_weights.c[c.STORE_ID], store_weights.c.weight).where(*of_kind(store_weights))
+).where(of_ids(interests))  # fmt: skip
+_STORES = select(store_weights.c[c.STORE_ID], store_weights.c.weight).where(of_ids(store_weights))
 
 
 def _summed(rows: list[Any], factor: float) -> Interests:
