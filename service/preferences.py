@@ -54,17 +54,9 @@ class Preferences:
 
 def preferences(conn: Connection, shelf: Shelf, person: Person, now: datetime) -> Preferences:
     at = micros(now)
-    mine, per_store = interests.of_person(conn, person.customer_ids, person.anonymous_ids, at)
-    catalogue = shelf.items()
-    by_category: dict[str, float] = {}
-    by_brand: dict[str, float] = {}
-    for item, weight in zip(mine.item_ids, mine.weight, strict=True):
-        known = catalogue.get(str(item))
-        if known is None or weight <= 0:
-            continue
-        by_category[known.category] = by_category.get(known.category, 0.0) + float(weight)
-        if known.brand:
-            by_brand[known.brand] = by_brand.get(known.brand, 0.0) + float(weight)
+    ids = (person.customer_ids, person.anonymous_ids)
+    by_category, by_brand = interests.weight_by_kind_of_item(conn, *ids)
+    per_store = interests.store_weights_of(conn, *ids, at)
     bought = churn_days.per_channel(
         conn, person.customer_ids, person.anonymous_ids, [c.EventType.PURCHASE.value],
         at // DAY - CHANNEL_DAYS,

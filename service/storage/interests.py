@@ -28,7 +28,7 @@ from features.interactions import InteractionWeights
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
-from service.storage.tables import events, interests, store_weights
+from service.storage.tables import catalogue, events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
 WEIGHTS = InteractionWeights()
@@ -163,11 +163,19 @@ def of_person(
     """The person's interest in each item they touched and their weight per store, decayed
     to `at` (microseconds): one indexed read per table and kind of id, summed in numpy."""
     factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
-    per_store: dict[str, float] = {}
     rows = read_ids(conn, _ITEMS, customer_ids, anonymous_ids)
+    return _summed(rows, factor), store_weights_of(conn, customer_ids, anonymous_ids, at)
+
+
+def store_weights_of(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], at: int
+) -> dict[str, float]:
+    """The person's weight per store, decayed to `at` (microseconds)."""
+    factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
+    per_store: dict[str, float] = {}
     for store, weight in read_ids(conn, _STORES, customer_ids, anonymous_ids):
         per_store[str(store)] = per_store.get(str(store), 0.0) + float(weight) * factor
-    return _summed(rows, factor), per_store
+    return per_store
 
 
 _ITEMS = select(
@@ -175,6 +183,30 @@ _ITEMS = select(
     interests.c.last_purchase,
 ).where(of_ids(interests))  # fmt: skip
 _STORES = select(store_weights.c[c.STORE_ID], store_weights.c.weight).where(of_ids(store_weights))
+
+
+def weight_by_kind_of_item(
+    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The person's interest summed per category and per brand of the catalogue (items
+    they touched with a positive weight; weights scaled to the epoch, so only their
+    shares mean anything): grouped in the database, a row per category or brand, however
+    many items they touched."""
+    by_category: dict[str, float] = {}
+    by_brand: dict[str, float] = {}
+    for category, brand, weight in read_ids(conn, _BY_KIND_OF_ITEM, customer_ids, anonymous_ids):
+        by_category[str(category)] = by_category.get(str(category), 0.0) + float(weight)
+        if brand:
+            by_brand[str(brand)] = by_brand.get(str(brand), 0.0) + float(weight)
+    return by_category, by_brand
+
+
+_BY_KIND_OF_ITEM = (
+    select(catalogue.c[c.CATEGORY], catalogue.c[c.BRAND], func.sum(interests.c.weight))
+    .join(catalogue, catalogue.c[c.ITEM_ID] == interests.c[c.ITEM_ID])
+    .where(of_ids(interests), interests.c.weight > 0)
+    .group_by(catalogue.c[c.CATEGORY], catalogue.c[c.BRAND])
+)
 
 
 def _summed(rows: list[Any], factor: float) -> Interests:
