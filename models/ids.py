@@ -35,6 +35,14 @@ class UnknownItem(UnknownId):
 SMALL = 32
 
 
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _get(index: pd.Index, value: str) -> int:
     try:
         position = index.get_loc(value)
@@ -48,21 +56,36 @@ class IdMapping:
 
     def __init__(self, ids: Iterable[str], error: type[UnknownId] = UnknownId) -> None:
         self.ids = np.asarray(list(ids), dtype=object)
+        self._error = error
+        # A handful of ids (one customer's fold-in): a dict, not a pandas Index, whose
+        # building cost more than the whole lookup.
+        self._small: dict[object, int] | None = None
+        if len(self.ids) <= SMALL:
+            self._small = {value: i for i, value in enumerate(self.ids.tolist())}
+            if len(self._small) != len(self.ids):
+                raise ValueError("ids must be unique")
+            return
         self._index = pd.Index(self.ids)
         if not self._index.is_unique:
             raise ValueError("ids must be unique")
-        self._error = error
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __contains__(self, value: object) -> bool:
+        if self._small is not None:
+            return _hashable(value) and value in self._small
         return value in self._index
 
     def positions(self, values: Iterable[str], *, missing: str = "raise") -> np.ndarray:
         """Matrix positions of `values`. Unknown ids raise (`missing="raise"`) or map to -1."""
         values = list(values)
-        if len(values) <= SMALL:
+        if self._small is not None:
+            small = self._small
+            found = np.array(
+                [small.get(v, -1) if _hashable(v) else -1 for v in values], dtype=np.int64
+            )
+        elif len(values) <= SMALL:
             # A request asks for a handful of ids: the hash table pandas keeps answers
             # these one by one far faster than building an Index to look them up.
             engine = self._index
