@@ -367,13 +367,19 @@ class Recommender(HyperParams, ABC):
             scores[age.row[hidden], age.col[hidden]] = -np.inf
 
     def unlikely_again(
-        self, cols: np.ndarray, purchase_age: np.ndarray, at: pd.Timestamp | None = None
+        self,
+        cols: np.ndarray,
+        purchase_age: np.ndarray,
+        at: pd.Timestamp | None = None,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> np.ndarray:
         """The repeat policy for items `cols` with `purchase_age` (as stored: 1 + days
-        from the last purchase to the model's `as_of`; 0 = never bought) on a list for `at`:
-        True where the item is left out."""
+        from the last purchase to `as_of`, by default the model's; 0 = never bought) on a
+        list for `at`: True where the item is left out."""
         bought = np.asarray(purchase_age) > 0
-        since = 0.0 if at is None else (pd.Timestamp(at) - self.as_of_).total_seconds() / 86_400
+        since_of = self.as_of_ if as_of is None else pd.Timestamp(as_of)
+        since = 0.0 if at is None else (pd.Timestamp(at) - since_of).total_seconds() / 86_400
         days = np.asarray(purchase_age, dtype=np.float64) - 1.0 + max(since, 0.0)
         hidden: np.ndarray = bought & self.left_out(np.asarray(cols, dtype=np.int64), days)
         return hidden

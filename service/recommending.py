@@ -11,7 +11,7 @@ Three paths, cheapest first:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,20 +99,26 @@ def recommend(
                 )
             )
             if folded is not None:
-                view = folded.view
-                positions, scores = _passing(view, 0, (folded.positions, folded.scores), ask.k,
-                                             filters)  # fmt: skip
-                since_fold = max((pd.Timestamp(now) - view.as_of_).total_seconds() / 86_400, 0)
-                reasons = _reasons(served, shelf, positions, view.history_[0],
-                                   view.purchase_age_[0], sales, since_fold)  # fmt: skip
+                positions, scores = _passing(
+                    model, folded.purchase_age, folded.as_of,
+                    (folded.positions, folded.scores), ask.k, filters,
+                    lambda: _rescored(served, conn, person, now, ask.k, filters),
+                )  # fmt: skip
+                since_fold = max((pd.Timestamp(now) - folded.as_of).total_seconds() / 86_400, 0)
+                reasons = _reasons(served, shelf, positions, folded.history,
+                                   folded.purchase_age, sales, since_fold)  # fmt: skip
                 basis = "history and recent activity" if row >= 0 else "recent activity"
                 return _answer(served, shelf, ask, positions, scores, reasons, row < 0, basis)
         if row >= 0:
             # Purchase ages in the trained history count from its end, not from now.
             since_training = max((pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400, 0)
             warm = served.warm
-            top = (warm.positions[row], warm.scores[row]) if warm is not None else None
-            positions, scores = _passing(model, row, top, ask.k, filters)
+            positions, scores = _passing(
+                model, model.purchase_age_[row], model.as_of_,
+                (warm.positions[row], warm.scores[row]) if warm is not None else None,
+                ask.k, filters,
+                lambda: _ranked(model, row, ask.k, filters),
+            )  # fmt: skip
             reasons = _reasons(
                 served,
                 shelf,
@@ -155,13 +161,17 @@ def _left_out(served: Served, items: list[str], days: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Folded:
-    """A person's history now folded into the served recommender: the model seen through
-    it (`view`, one customer, its `as_of_` the moment folded) and their best items by
-    score, before any filter (the batch's warm top for someone the batch has not seen)."""
+    """A person's history now folded into the served recommender: their best items by
+    score before any filter (what the batch's warm top is for someone it has seen), and
+    the history rows their filters and reasons read, as of `as_of` (the moment folded).
+    Only the person's own rows: what is kept per person stays small whatever the
+    catalogue."""
 
-    view: Recommender
     positions: np.ndarray
     scores: np.ndarray
+    history: csr_matrix  # 1 x items: interaction weights
+    purchase_age: csr_matrix  # 1 x items: 1 + days since the last purchase (0: never)
+    as_of: pd.Timestamp
 
 
 #: Items folded per person when no warm top says how many (the default `warm_top_n`).
@@ -171,14 +181,41 @@ FOLDED_TOP = 128
 def fold(served: Served, conn: Connection, person: Person, now: datetime) -> Folded | None:
     """The person's history now (their online state) folded in; None when they have none
     on the model's items."""
-    model = served.need_recommender()
-    history = history_now(conn, person, model.items_, now)
-    if history is None:
+    view = _view_now(served, conn, person, now)
+    if view is None:
         return None
-    view = model.recommend_view(history)
+    model = served.need_recommender()
     n = served.warm.positions.shape[1] if served.warm is not None else FOLDED_TOP
     positions, scores = view.rank(np.array([0]), max(min(n, len(model.items_)), 1))
-    return Folded(view, positions[0], scores[0])
+    return Folded(positions[0], scores[0], view.history_, view.purchase_age_, view.as_of_)
+
+
+def _view_now(
+    served: Served, conn: Connection, person: Person, now: datetime
+) -> Recommender | None:
+    """The served recommender seen through the person's history now (one customer)."""
+    model = served.need_recommender()
+    history = history_now(conn, person, model.items_, now)
+    return None if history is None else model.recommend_view(history)
+
+
+def _rescored(
+    served: Served, conn: Connection, person: Person, now: datetime, k: int, filters: Filters
+) -> tuple[np.ndarray, np.ndarray]:
+    """The person's top `k` under `filters` from their history now, every item scored (when
+    too few of the folded best pass the filters)."""
+    view = _view_now(served, conn, person, now)
+    if view is None:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.float32)
+    return _ranked(view, 0, k, filters)
+
+
+def _ranked(
+    model: Recommender, row: int, k: int, filters: Filters
+) -> tuple[np.ndarray, np.ndarray]:
+    ranked, values = model.rank(np.array([row]), k, filters)
+    keep = ranked[0] >= 0
+    return ranked[0][keep], values[0][keep]
 
 
 def fresh_seen(served: Served, conn: Connection, person: Person) -> activity.Seen | None:
@@ -209,13 +246,16 @@ def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
 
 def _passing(
     model: Recommender,
-    row: int,
+    purchase_age: csr_matrix,
+    as_of: pd.Timestamp,
     top: tuple[np.ndarray, np.ndarray] | None,
     k: int,
     filters: Filters,
+    rescore: Callable[[], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first `k` of the customer's precomputed best items (`top`: positions, scores,
-    unfiltered) that pass the filters; scored afresh when too few pass."""
+    unfiltered; `purchase_age`: their row, as of `as_of`) that pass the filters; scored
+    afresh (`rescore`) when too few pass."""
     if top is not None:
         positions, scores = top
         ok = positions >= 0
@@ -223,13 +263,11 @@ def _passing(
             ok &= filters.allowed[np.maximum(positions, 0)]
         if filters.repeat_policy:
             cols = np.maximum(positions, 0)
-            age = np.asarray(model.purchase_age_[row, cols].todense()).ravel()
-            ok &= ~model.unlikely_again(cols, age, filters.at)
+            age = np.asarray(purchase_age[:, cols].todense()).ravel()
+            ok &= ~model.unlikely_again(cols, age, filters.at, as_of=as_of)
         if ok.sum() >= k or ok.sum() == len(model.items_):
             return positions[ok][:k].astype(np.int64), scores[ok][:k]
-    ranked, values = model.rank(np.array([row]), k, filters)
-    keep = ranked[0] >= 0
-    return ranked[0][keep], values[0][keep]
+    return rescore()
 
 
 def _cold(

@@ -7,11 +7,18 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from models import Filters
 from service.answer_cache import AnswerCache
 from service.app import create_app
+from service.fold_in import history_now
+from service.people import find_person
+from service.serving import ModelHolder
+from service.shelf import Shelf
+from service.storage.engine import open_engine
 from tests.conftest import ADMIN_KEY, ServedStore
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -95,3 +102,49 @@ def test_the_cache_is_bounded_and_drops_what_no_longer_holds() -> None:
     none: AnswerCache[int] = AnswerCache(0)
     none.get_or_make("a", lambda: make("a"))
     assert len(none) == 0
+
+
+@pytest.mark.parametrize(
+    ("store_id", "category", "k"), [(None, None, 10), ("S001", None, 10), (None, "Books", 50)]
+)
+def test_a_folded_answer_is_the_full_ranking_of_the_history_now(
+    two: tuple[TestClient, TestClient],
+    own_store: ServedStore,
+    store_id: str | None,
+    category: str | None,
+    k: int,
+) -> None:
+    """Kept as the person's best items before any filter, a folded answer still equals
+    every item scored from their history now under the request's filters (a store's
+    shelf, a category, the repeat policy), as the batch's warm answers do for everyone
+    else; when too few of the kept ones pass (50 of one category), all are scored."""
+    keeping, _ = two
+    cid = "C0000042"
+    for n, item in enumerate(["I000320", "I000321", "I000322"]):
+        _post(keeping, own_store, f"5-{n}", customer_id=cid, type="purchase", item_id=item)
+    query = f"?k={k}" + (f"&store_id={store_id}" if store_id else "")
+    url = f"/v1/customers/{cid}/recommendations{query}" + (
+        f"&category={category}" if category else ""
+    )
+    got = [i["item_id"] for i in keeping.get(url, headers=ADMIN).json()["items"]]
+
+    settings = own_store.settings
+    holder = ModelHolder(settings)
+    holder.reload()
+    model = holder.current.need_recommender()
+    engine = open_engine(settings.database_url)
+    try:
+        shelf = Shelf(engine, settings.stock_ttl_seconds)
+        allowed = shelf.stock_mask(store_id, model) if store_id else None
+        if category is not None:
+            allowed = shelf.category_mask(category, model)
+        with engine.connect() as conn:
+            person = find_person(conn, customer_id=cid)
+            assert person is not None
+            history = history_now(conn, person, model.items_, settings.now())
+    finally:
+        engine.dispose()
+    assert history is not None
+    filters = Filters.default_answer(pd.Timestamp(settings.now()), allowed=allowed)
+    expected = model.recommend_history(history, k, filters)["item_id"].tolist()
+    assert got == expected and len(got) >= 10
