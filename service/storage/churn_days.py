@@ -167,7 +167,7 @@ def history(
     parts: list[tuple[np.ndarray, ...]] = []
     ev, t = events.c, churn_days.c
     theirs = dict(by_kind(customer_ids, anonymous_ids))
-    for kind, who, only in owned_by_kind(events):
+    for kind, who, _ in owned_by_kind(events):
         ids = theirs.get(kind)
         if not ids:
             continue
@@ -179,11 +179,15 @@ def history(
         if rows:
             parts.append(_from_days(rows))
         within = or_(*(and_(ev[c.TS] >= d * DAY, ev[c.TS] < (d + 1) * DAY) for d in edges))
-        raw = conn.execute(
-            select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY]).where(
-                who.in_(ids), only, within
-            )
-        ).all()
+        # Which events count under the id (`only`: an anonymous id's only when they carry
+        # no customer id) is checked here, not in SQL: given `customer_id IS NULL`, SQLite
+        # read every anonymous event of those days in the store through the customer
+        # index (1.6 s a request at 100,000 customers) instead of the id's own.
+        found = conn.execute(
+            select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY],
+                   ev[c.CUSTOMER_ID]).where(who.in_(ids), within)
+        ).all()  # fmt: skip
+        raw = [r[:5] for r in found if kind == CUSTOMER or r[5] is None]
         if raw:
             ts, type_, channel, price, quantity = zip(*raw, strict=True)
             parts.append(

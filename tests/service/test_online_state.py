@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from features import columns as c
 from features.cart import open_cart
-from features.churn import churn_features_one
+from features.churn import COUNT, churn_features_one
 from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
@@ -402,5 +402,32 @@ def test_churn_features_from_day_rows_hold_at_every_window_edge(engine: Engine) 
     as_of = pd.Timestamp(NOW)
     assert len(days) < len(every)  # fewer rows than events...
     pd.testing.assert_frame_equal(  # ...the same features
+        churn_features_one(days, as_of=as_of), churn_features_one(every, as_of=as_of)
+    )
+
+
+def test_churn_features_count_a_device_once_at_the_edges(engine: Engine) -> None:
+    """On the edge days a person's events are read one by one: an event of their device
+    carrying their customer id too counts once (under the customer id), one of the device
+    alone counts under the device, and a stranger's device events of the same days never
+    count."""
+    rows = []
+    for day in DAYS:
+        for hour, who in ((8, {"customer_id": "C1"}), (12, {"anonymous_id": "A1"}),
+                          (15, {"customer_id": "C1", "anonymous_id": "A1"}),
+                          (17, {"anonymous_id": "STRANGER"})):  # fmt: skip
+            if f"{day}T{hour:02d}" < "2026-04-01T13":
+                rows.append({"event_id": f"dev-{day}-{hour}", "ts": f"{day}T{hour:02d}:00:00Z",
+                             "channel": "web", "type": "purchase", "item_id": "I1",
+                             "price": 4.0, **who})  # fmt: skip
+    accept_events(engine, rows)
+    with engine.connect() as conn:
+        person = find_person(conn, customer_id="C1")
+        assert person is not None and person.anonymous_ids == ("A1",)
+        days = churn_days.history(conn, "C1", person.customer_ids, person.anonymous_ids, NOW)
+        every = owned_events(conn, person)
+    as_of = pd.Timestamp(NOW)
+    assert int(days[COUNT].sum()) == len(every) == 3 * len(DAYS)
+    pd.testing.assert_frame_equal(
         churn_features_one(days, as_of=as_of), churn_features_one(every, as_of=as_of)
     )
