@@ -99,36 +99,20 @@ def recommend(
                 )
             )
             if folded is not None:
-                positions, scores = _passing(
-                    model, folded.purchase_age, folded.as_of,
-                    (folded.positions, folded.scores), ask.k, filters,
+                return _listed(
+                    served, shelf, ask, filters, sales, (folded.positions, folded.scores),
+                    folded.history, folded.purchase_age, folded.as_of, now,
                     lambda: _rescored(served, conn, person, now, ask.k, filters),
+                    row < 0, "history and recent activity" if row >= 0 else "recent activity",
                 )  # fmt: skip
-                since_fold = max((pd.Timestamp(now) - folded.as_of).total_seconds() / 86_400, 0)
-                reasons = _reasons(served, shelf, positions, folded.history,
-                                   folded.purchase_age, sales, since_fold)  # fmt: skip
-                basis = "history and recent activity" if row >= 0 else "recent activity"
-                return _answer(served, shelf, ask, positions, scores, reasons, row < 0, basis)
         if row >= 0:
             # Purchase ages in the trained history count from its end, not from now.
-            since_training = max((pd.Timestamp(now) - model.as_of_).total_seconds() / 86_400, 0)
             warm = served.warm
-            positions, scores = _passing(
-                model, model.purchase_age_[row], model.as_of_,
-                (warm.positions[row], warm.scores[row]) if warm is not None else None,
-                ask.k, filters,
-                lambda: _ranked(model, row, ask.k, filters),
-            )  # fmt: skip
-            reasons = _reasons(
-                served,
-                shelf,
-                positions,
-                model.history_[row],
-                model.purchase_age_[row],
-                sales,
-                since_training,
-            )
-            return _answer(served, shelf, ask, positions, scores, reasons, False, "history")
+            best = (warm.positions[row], warm.scores[row]) if warm is not None else None
+            return _listed(served, shelf, ask, filters, sales, best, model.history_[row],
+                           model.purchase_age_[row], model.as_of_, now,
+                           lambda: _ranked(model, row, ask.k, filters), False,
+                           "history")  # fmt: skip
     return _cold(served, shelf, model, ask, allowed, sales)
 
 
@@ -242,6 +226,30 @@ def _allowed(shelf: Shelf, model: Recommender, ask: Ask) -> np.ndarray | None:
         in_category = shelf.category_mask(ask.category, model)
         mask = in_category if mask is None else mask & in_category
     return mask
+
+
+def _listed(
+    served: Served,
+    shelf: Shelf,
+    ask: Ask,
+    filters: Filters,
+    sales: np.ndarray | None,
+    top: tuple[np.ndarray, np.ndarray] | None,
+    history: csr_matrix,
+    purchase_age: csr_matrix,
+    as_of: pd.Timestamp,
+    now: datetime,
+    rescore: Callable[[], tuple[np.ndarray, np.ndarray]],
+    cold: bool,
+    basis: str,
+) -> Answer:
+    """The answer from a person's best items before filters (`top`) and their history
+    rows as of `as_of` (the training's end, or the moment they were folded in)."""
+    model = served.need_recommender()
+    positions, scores = _passing(model, purchase_age, as_of, top, ask.k, filters, rescore)
+    since = max((pd.Timestamp(now) - as_of).total_seconds() / 86_400, 0)
+    reasons = _reasons(served, shelf, positions, history, purchase_age, sales, since)
+    return _answer(served, shelf, ask, positions, scores, reasons, cold, basis)
 
 
 def _passing(
