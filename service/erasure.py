@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.people import Person
 from service.storage import answers, state
 from service.storage.codec import micros, to_micros
-from service.storage.ids import ID_COLUMNS, ids_of
+from service.storage.ids import ID_COLUMNS, ids_of, of_kind
 from service.storage.tables import (
     contacts,
     customers,
@@ -46,18 +46,12 @@ def was_erased(conn: Connection, person: Person) -> bool:
     through any replica counts at once in every other."""
     if not person.customer_ids:
         return False
-    return conn.execute(_ERASED, {"ids": list(person.customer_ids)}).first() is not None
+    ids = {"kind": CUSTOMER, "ids": list(person.customer_ids)}
+    return conn.execute(_ERASED, ids).first() is not None
 
 
 #: Built once (a per-request lookup: building the statement cost more than running it).
-_ERASED = (
-    select(erasures.c[c.ID_VALUE])
-    .where(
-        erasures.c[c.ID_TYPE] == CUSTOMER,
-        erasures.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
-    )
-    .limit(1)
-)
+_ERASED = select(erasures.c[c.ID_VALUE]).where(*of_kind(erasures)).limit(1)
 
 
 #: An erased id: its kind (customer or anonymous) and value.
@@ -77,15 +71,14 @@ def erased_ids(conn: Connection, ids: Iterable[ErasedId] | None = None) -> dict[
         rows = [
             row
             for kind, values in wanted.items()
-            for row in conn.execute(_ERASED_OF, {"kind": kind, "values": sorted(values)}).all()
+            for row in conn.execute(_ERASED_OF, {"kind": kind, "ids": sorted(values)}).all()
         ]
     return {(str(kind), str(value)): int(at) for kind, value, at in rows}
 
 
 #: Built once (run with every batch of events).
 _ERASED_OF = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["erased_at"]).where(
-    erasures.c[c.ID_TYPE] == bindparam("kind"),
-    erasures.c[c.ID_VALUE].in_(bindparam("values", expanding=True)),
+    *of_kind(erasures)
 )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
@@ -44,16 +43,22 @@ def tier_of(points: float, settings: Settings) -> tuple[str, str | None, int | N
     return tier, above[0][0], round(above[0][1] - points)
 
 
-def _counted(now: datetime, settings: Settings) -> list[Any]:
-    """The purchase day rows that earn points now: those of the window."""
-    t = churn_days.c
-    since = micros(now) // DAY - settings.loyalty_window_days
-    return [t[c.TYPE] == c.EventType.PURCHASE.value, t.day > since]
+#: The purchase day rows that earn points: those after the bound day `since`
+#: (`_window_start`).
+_COUNTED = (
+    churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
+    churn_days.c.day > bindparam("since"),
+)
+
+
+def _window_start(now: datetime, settings: Settings) -> int:
+    """The last day (days since 1970) before the window of purchases that earn points now."""
+    return micros(now) // DAY - settings.loyalty_window_days
 
 
 def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
     """The person's points and tier now."""
-    since = micros(now) // DAY - settings.loyalty_window_days
+    since = _window_start(now, settings)
     rows = read_ids(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
     spent = sum((float(total) for (total,) in rows), 0.0)
     carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
@@ -62,11 +67,7 @@ def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settin
 
 _SPENT = (
     select(func.sum(churn_days.c.spend))
-    .where(
-        of_ids(churn_days),
-        churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
-        churn_days.c.day > bindparam("since"),
-    )
+    .where(of_ids(churn_days), *_COUNTED)
     .group_by(churn_days.c[c.ID_TYPE])
 )
 _CARRIED = select(func.coalesce(func.sum(customers.c[c.LOYALTY_POINTS]), 0)).where(
@@ -93,8 +94,9 @@ def tiers_of(
         select(identities.c[c.PERSON_ID], func.sum(t.spend))
         .join(identities, (identities.c[c.ID_TYPE] == t[c.ID_TYPE])
               & (identities.c[c.ID_VALUE] == t[c.ID_VALUE]))
-        .where(*_counted(now, settings))
-        .group_by(identities.c[c.PERSON_ID])
+        .where(*_COUNTED)
+        .group_by(identities.c[c.PERSON_ID]),
+        {"since": _window_start(now, settings)},
     ).all():  # fmt: skip
         points[str(person)] = float(spent or 0) * settings.loyalty_points_per_unit
     for person, carried in conn.execute(

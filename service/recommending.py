@@ -206,8 +206,8 @@ def fresh_seen(served: Served, conn: Connection, person: Person) -> activity.See
     """The person's activity when they have events the served recommender has not seen:
     any at or after its cutoff, or any stored after its training read the log (late ones
     included), else None. Their answer then needs their events folded in (the slow path,
-    once per new activity: see `answer_cache`). One primary-key read of the online state
-    per kind of id, whatever the length of their history."""
+    once per new activity: see `answer_cache`). One read of the online state by its key,
+    whatever the length of their history."""
     model = served.need_recommender()
     seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
     if seen is None:

@@ -285,11 +285,10 @@ def decide(
         return replace(_offered(theirs, offer, reused=True), arms=assignment.labels)
     if made is None:
         return None
-    row = made
-    offer = _offer_in(book, row[c.OFFER_ID])
+    offer = _offer_in(book, made[c.OFFER_ID])
     if offer is None:
         return None
-    return replace(_offered(row, offer, reused=False), arms=assignment.labels)
+    return replace(_offered(made, offer, reused=False), arms=assignment.labels)
 
 
 def one_decision(top: Mapping[str, Any], ask: OfferAsk, settings: Settings) -> dict[str, Any]:

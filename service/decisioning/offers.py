@@ -239,14 +239,15 @@ def offer_fields(offer: Mapping[Any, Any]) -> dict[str, object]:
         c.OFFER_ID: str(offer[c.OFFER_ID]),
         c.NAME: str(offer[c.NAME]),
         c.KIND: str(offer[c.KIND]),
-        c.ITEM_ID: _text(offer[c.ITEM_ID]),
-        c.CATEGORY: _text(offer[c.CATEGORY]),
+        c.ITEM_ID: text_or_none(offer[c.ITEM_ID]),
+        c.CATEGORY: text_or_none(offer[c.CATEGORY]),
         c.VALUE: float(offer[c.VALUE]),
-        c.DESCRIPTION: _text(offer[c.DESCRIPTION]),
+        c.DESCRIPTION: text_or_none(offer[c.DESCRIPTION]),
     }
 
 
-def _text(value: object) -> str | None:
+def text_or_none(value: object) -> str | None:
+    """A text field of an offer row as text, None when missing (None or NaN)."""
     return value if isinstance(value, str) else None
 
 

@@ -21,6 +21,7 @@ from service.decisioning.offers import (
     UNKNOWN_BUY_RATE,
     Where,
     reason_for,
+    text_or_none,
 )
 from service.experiments.take_rates import TakeRates
 
@@ -64,7 +65,7 @@ def eligible_one(
     tiered = any(tiers_of(offer) for offer in book)
     out = []
     for offer in book:
-        item, category = _text(offer[c.ITEM_ID]), _text(offer[c.CATEGORY])
+        item, category = text_or_none(offer[c.ITEM_ID]), text_or_none(offer[c.CATEGORY])
         retention = offer[c.KIND] == "retention"
         if item is not None and where.stock_items is not None and item not in where.stock_items:
             continue
@@ -112,7 +113,7 @@ def rank_one(
     rates = rates or TakeRates()
     ranked = []
     for offer in pairs:
-        item, category = _text(offer[c.ITEM_ID]), _text(offer[c.CATEGORY])
+        item, category = text_or_none(offer[c.ITEM_ID]), text_or_none(offer[c.CATEGORY])
         retention = offer[c.KIND] == "retention"
         has_item = item is not None
         has_category = category is not None and not has_item
@@ -164,7 +165,3 @@ def tiers_of(offer: Mapping[Any, Any]) -> str:
     """The offer's tier list when it is kept for some loyalty tiers, else ""."""
     listed = offer.get(c.TIERS)
     return listed if isinstance(listed, str) and listed.strip() else ""
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -3,7 +3,7 @@
 Written in the transaction that stores the events (`apply`), from the events newly stored
 only (a re-sent event changes nothing); rebuilt from the event log whole (`rebuild`).
 A request asks "anything new for this person since the answer was made?" with
-`last_seen`: one primary-key read per id kind, whatever the length of their history.
+`last_seen`: one read by the table's key, whatever the length of their history.
 """
 
 from __future__ import annotations

@@ -161,21 +161,25 @@ def of_person(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], at: int
 ) -> tuple[Interests, dict[str, float]]:
     """The person's interest in each item they touched and their weight per store, decayed
-    to `at` (microseconds): one indexed read per table and kind of id, summed in numpy."""
-    factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
+    to `at` (microseconds): one indexed read per table, summed in numpy."""
     rows = read_ids(conn, _ITEMS, customer_ids, anonymous_ids)
-    return _summed(rows, factor), store_weights_of(conn, customer_ids, anonymous_ids, at)
+    return _summed(rows, _decay(at)), store_weights_of(conn, customer_ids, anonymous_ids, at)
 
 
 def store_weights_of(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str], at: int
 ) -> dict[str, float]:
     """The person's weight per store, decayed to `at` (microseconds)."""
-    factor = 2.0 ** -((at - EPOCH) / HALF_LIFE)
+    factor = _decay(at)
     per_store: dict[str, float] = {}
     for store, weight in read_ids(conn, _STORES, customer_ids, anonymous_ids):
         per_store[str(store)] = per_store.get(str(store), 0.0) + float(weight) * factor
     return per_store
+
+
+def _decay(at: int) -> float:
+    """What a weight stored scaled to the epoch is worth at `at` (microseconds)."""
+    return float(2.0 ** -((at - EPOCH) / HALF_LIFE))
 
 
 _ITEMS = select(
