@@ -8,8 +8,9 @@
 Reads the store and registry from the OMNI_* settings (data/omni.db and mlruns/ by
 default). A SQLite store is copied first, so that the offers decided and the events
 posted under load do not stay in it. Starts `omni serve --replay` on a free local port
-with a benchmark key and drives it with benchmarks/loadgen.py: 8 connections, each
-sending its next request when the last answers. Cases: recommendations, one event per
+with a benchmark key and drives it with benchmarks/loadgen.py: 8 connections (or
+--connections), each sending its next request when the last answers (--cases picks
+some by name). Cases: recommendations, one event per
 request, 100 events per request, churn, profile, next-best offer asked again (the
 decision stands) and asked first (each request a customer not asked before). Results:
 benchmarks/results/online_load.md (appended, one table per run).
@@ -138,6 +139,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--label", default="", help="Named in the results (e.g. the store).")
     parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="WORD",
+        help="Only the cases whose name holds one of these words (e.g. churn profile).",
+    )
+    parser.add_argument("--connections", type=int, default=8, help="Kept open by the generator.")
+    parser.add_argument(
         "--build",
         type=Path,
         help="Build (or reuse) a synthetic store in this folder, as benchmarks/api_load.py does, "
@@ -172,13 +180,16 @@ def main() -> None:
             cases = _cases(people, items, store_id, rng)
             # Unmeasured: the service reads the stores' stock in the background at start.
             closed_loop(host, port, cases["recommendations k=10"], seconds=5, conns=8)
+            if args.cases:
+                cases = {n: m for n, m in cases.items() if any(w in n for w in args.cases)}
             for name, make in cases.items():
                 if name == "next-best offer, decision standing":  # decide them first
-                    first_rate = rows[f"{label}: next-best offer, first ask"]["requests/s"]
+                    first = rows.get(f"{label}: next-best offer, first ask", {"requests/s": 50.0})
+                    first_rate = first["requests/s"]
                     standing = STANDING(people[: len(people) - max(len(people) // 10, 1)])
                     seconds = 1.5 * len(standing) / max(first_rate, 1.0)
                     closed_loop(host, port, _nbo(standing), seconds=seconds)
-                result = closed_loop(host, port, make, seconds=args.seconds, conns=8)
+                result = closed_loop(host, port, make, seconds=args.seconds, conns=args.connections)
                 row = result.row()
                 if name.startswith("events, 100"):
                     row["events/s"] = round(result.rate * 100, 1)
@@ -193,7 +204,7 @@ def main() -> None:
         for workers in args.workers:
             label = f"mlflow models serve, {workers} worker{'s' if workers > 1 else ''}"
             rows[f"{label}: recommendations k=10"] = _mlflow_serve(
-                settings, work, workers, quiet, rng, args.seconds
+                settings, work, workers, quiet, rng, args.seconds, args.connections
             )
             print(f"{label}: {rows[f'{label}: recommendations k=10']}", flush=True)
     _write(rows, args, settings, len(people))
@@ -225,6 +236,7 @@ def _mlflow_serve(
     people: list[str],
     rng: random.Random,
     seconds: float,
+    connections: int,
 ) -> dict[str, float]:
     """The champion recommender under `mlflow models serve` (its pyfunc, the same
     artifact), one customer per request as the API is asked: requests/s and latency."""
@@ -246,7 +258,7 @@ def _mlflow_serve(
             body = {"dataframe_records": [{"customer_id": who}], "params": {"k": 10}}
             return post("/invocations", body, {})
 
-        return closed_loop("127.0.0.1", port, ask, seconds=seconds, conns=8).row()
+        return closed_loop("127.0.0.1", port, ask, seconds=seconds, conns=connections).row()
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -263,7 +275,7 @@ def _write(
         f"`.venv/bin/python benchmarks/online_load.py --workers {' '.join(map(str, args.workers))}"
         f" --seconds {args.seconds:g}`: {os.cpu_count()} cores shared by server and load "
         "generator, "
-        f"Python {platform.python_version()}; 8 connections, closed loop.\n\n"
+        f"Python {platform.python_version()}; {args.connections} connections, closed loop.\n\n"
         "| case | requests/s | p50 ms | p99 ms | errors | events/s |\n"
         "| --- | --- | --- | --- | --- | --- |\n"
     )

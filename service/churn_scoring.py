@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 from features import columns as c
 from features.churn import churn_features, churn_features_one
 from service.answer_cache import person_key
-from service.people import Person, persons_by_id
+from service.people import Person, persons_by_id, seen_of
 from service.serving import Served
 from service.storage import activity, answers, churn_days
 from service.storage.codec import micros, moment
@@ -45,7 +45,7 @@ def churn_now(
     activity of theirs (`answer_cache`)."""
     served.need_churn()
     stored = _standing_set(conn, served, now, max_age_hours)
-    seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+    seen = seen_of(conn, person)
     if stored is not None and (seen is None or seen.last_arrival <= stored.made_at):
         row = answers.churn_row(conn, person.person_id, stored.model_version)
         if row is not None:

@@ -12,14 +12,17 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Integer, bindparam, or_, select, union
+from sqlalchemy import Connection, Integer, and_, bindparam, or_, select, union
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.activity import Seen, last_seen
 from service.storage.codec import micros, moment
 from service.storage.engine import insert_into, once
 from service.storage.reader import decode_events
 from service.storage.tables import (
+    activity,
+    erasures,
     events,
     identities,
 )
@@ -34,34 +37,87 @@ class Person:
     anonymous_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Known(Person):
+    """A person as this request found them, in the one read that found them: their ids,
+    their activity summed over those ids (`seen`, None: no event) and whether any of their
+    customer ids was erased. Passed down, so that a request reads them once; what needs
+    their activity or erasure takes it from here (`seen_of`), or reads it for a `Person`
+    found otherwise."""
+
+    seen: Seen | None = None
+    erased: bool = False
+
+
 def find_person(
     conn: Connection, *, customer_id: str | None = None, anonymous_id: str | None = None
-) -> Person | None:
+) -> Known | None:
     """The person behind a customer id (or an anonymous id); None when no such id is known.
 
-    One query: the id's person and every id of that person.
+    One query through the tables' keys: the id's person, every id of that person, each
+    id's activity and erasure.
     """
     kind, value = (CUSTOMER, customer_id) if customer_id is not None else (ANONYMOUS, anonymous_id)
     rows = conn.execute(_PERSON_OF_ID, {"kind": kind, "value": value}).all()
     if not rows:
         return None
     ids: dict[str, list[str]] = {CUSTOMER: [], ANONYMOUS: []}
-    for id_type, id_value, _ in rows:
+    active = [row for row in rows if row[3] is not None]
+    seen = None
+    if active:
+        seen = Seen(
+            events=sum(int(row[3]) for row in active),
+            last_ts=max(int(row[4]) for row in active),
+            last_arrival=max(int(row[5]) for row in active),
+        )
+    for id_type, id_value, *_ in rows:
         ids.setdefault(id_type, []).append(id_value)
-    return Person(str(rows[0][2]), tuple(sorted(ids[CUSTOMER])), tuple(sorted(ids[ANONYMOUS])))
+    return Known(
+        str(rows[0][2]),
+        tuple(sorted(ids[CUSTOMER])),
+        tuple(sorted(ids[ANONYMOUS])),
+        seen=seen,
+        erased=any(row[0] == CUSTOMER and row[6] is not None for row in rows),
+    )
+
+
+def seen_of(conn: Connection, person: Person) -> Seen | None:
+    """The person's activity: as read with them for this request (`Known`), else read now."""
+    if isinstance(person, Known):
+        return person.seen
+    return last_seen(conn, person.customer_ids, person.anonymous_ids)
+
+
+def _same_id(table: Any, mine: Any) -> Any:
+    return and_(table.c[c.ID_TYPE] == mine.c[c.ID_TYPE], table.c[c.ID_VALUE] == mine.c[c.ID_VALUE])
 
 
 #: Built once (a per-request lookup: building the statement cost more than running it).
-_PERSON_OF_ID = select(
-    identities.c[c.ID_TYPE], identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]
-).where(
-    identities.c[c.PERSON_ID]
-    == select(identities.c[c.PERSON_ID])
-    .where(
-        identities.c[c.ID_TYPE] == bindparam("kind"),
-        identities.c[c.ID_VALUE] == bindparam("value"),
+_MINE = identities.alias("mine")
+_PERSON_OF_ID = (
+    select(
+        _MINE.c[c.ID_TYPE],
+        _MINE.c[c.ID_VALUE],
+        _MINE.c[c.PERSON_ID],
+        activity.c.events,
+        activity.c.last_ts,
+        activity.c.last_arrival,
+        erasures.c.erased_at,
     )
-    .scalar_subquery()
+    .select_from(
+        _MINE.outerjoin(activity, _same_id(activity, _MINE)).outerjoin(
+            erasures, _same_id(erasures, _MINE)
+        )
+    )
+    .where(
+        _MINE.c[c.PERSON_ID]
+        == select(identities.c[c.PERSON_ID])
+        .where(
+            identities.c[c.ID_TYPE] == bindparam("kind"),
+            identities.c[c.ID_VALUE] == bindparam("value"),
+        )
+        .scalar_subquery()
+    )
 )
 
 

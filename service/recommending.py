@@ -23,8 +23,9 @@ from sqlalchemy import Connection
 from features import columns as c
 from models.base import Filters, Recommender, repeat_left_out
 from service.answer_cache import person_key
+from service.erasure import was_erased
 from service.fold_in import history_now
-from service.people import Person
+from service.people import Person, seen_of
 from service.serving import Served
 from service.shelf import Shelf
 from service.storage import activity
@@ -69,13 +70,11 @@ def recommend(
     person: Person | None,
     ask: Ask,
     now: datetime,
-    *,
-    use_training: bool = True,
 ) -> Answer:
     """The top `ask.k` items for `person` (None: a stranger) under `ask`'s filters.
 
-    `use_training=False` ignores what the model learned about the person (they were
-    erased since it was trained): only events stored now count.
+    What the model learned of a person erased since it was trained is ignored: only
+    their events stored now count (whoever asks: the API, the offers, the tablet).
     """
     model = served.need_recommender()
     allowed = _allowed(shelf, model, ask)
@@ -84,6 +83,7 @@ def recommend(
     )
     sales = shelf.store_sales(ask.store_id, model) if ask.store_id else None
     if person is not None:
+        use_training = not was_erased(conn, person)
         row = int(model.users_.positions([person.person_id], missing="skip")[0])
         row = row if use_training else -1
         # Someone the model never saw and who did nothing since has no usable history
@@ -109,8 +109,8 @@ def recommend(
             # Purchase ages in the trained history count from its end, not from now.
             warm = served.warm
             best = (warm.positions[row], warm.scores[row]) if warm is not None else None
-            return _listed(served, shelf, ask, filters, sales, best, model.history_[row],
-                           model.purchase_age_[row], model.as_of_, now,
+            return _listed(served, shelf, ask, filters, sales, best, Row.of(model.history_, row),
+                           Row.of(model.purchase_age_, row), model.as_of_, now,
                            lambda: _ranked(model, row, ask.k, filters), False,
                            "history")  # fmt: skip
     return _cold(served, shelf, model, ask, allowed, sales)
@@ -144,6 +144,32 @@ def _left_out(served: Served, items: list[str], days: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One person's row of a sparse items matrix (history weights, purchase ages): the
+    columns they have a value in, sorted, and those values. Reading it costs a few
+    microseconds where indexing a scipy matrix costs tens."""
+
+    columns: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, matrix: csr_matrix, row: int) -> Row:
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        columns, values = matrix.indices[start:end], matrix.data[start:end]
+        if len(columns) > 1 and not bool(np.all(columns[1:] > columns[:-1])):
+            order = np.argsort(columns, kind="stable")
+            columns, values = columns[order], values[order]
+        return cls(columns, values)
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """The values at `positions` (0 where the row has none)."""
+        if len(self.columns) == 0:
+            return np.zeros(len(positions), dtype=self.values.dtype)
+        where = np.minimum(np.searchsorted(self.columns, positions), len(self.columns) - 1)
+        return np.where(self.columns[where] == positions, self.values[where], 0)
+
+
+@dataclass(frozen=True)
 class Folded:
     """A person's history now folded into the served recommender: their best items by
     score before any filter (what the batch's warm top is for someone it has seen), and
@@ -153,8 +179,8 @@ class Folded:
 
     positions: np.ndarray
     scores: np.ndarray
-    history: csr_matrix  # 1 x items: interaction weights
-    purchase_age: csr_matrix  # 1 x items: 1 + days since the last purchase (0: never)
+    history: Row  # interaction weights
+    purchase_age: Row  # 1 + days since the last purchase (0: never)
     as_of: pd.Timestamp
 
 
@@ -171,7 +197,8 @@ def fold(served: Served, conn: Connection, person: Person, now: datetime) -> Fol
     model = served.need_recommender()
     n = served.warm.positions.shape[1] if served.warm is not None else FOLDED_TOP
     positions, scores = view.rank(np.array([0]), max(min(n, len(model.items_)), 1))
-    return Folded(positions[0], scores[0], view.history_, view.purchase_age_, view.as_of_)
+    history, purchase_age = Row.of(view.history_, 0), Row.of(view.purchase_age_, 0)
+    return Folded(positions[0], scores[0], history, purchase_age, view.as_of_)
 
 
 def _view_now(
@@ -209,7 +236,7 @@ def fresh_seen(served: Served, conn: Connection, person: Person) -> activity.See
     once per new activity: see `answer_cache`). One read of the online state by its key,
     whatever the length of their history."""
     model = served.need_recommender()
-    seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+    seen = seen_of(conn, person)
     if seen is None:
         return None
     if seen.last_ts >= micros(model.as_of_.to_pydatetime()):
@@ -235,8 +262,8 @@ def _listed(
     filters: Filters,
     sales: np.ndarray | None,
     top: tuple[np.ndarray, np.ndarray] | None,
-    history: csr_matrix,
-    purchase_age: csr_matrix,
+    history: Row,
+    purchase_age: Row,
     as_of: pd.Timestamp,
     now: datetime,
     rescore: Callable[[], tuple[np.ndarray, np.ndarray]],
@@ -254,7 +281,7 @@ def _listed(
 
 def _passing(
     model: Recommender,
-    purchase_age: csr_matrix,
+    purchase_age: Row,
     as_of: pd.Timestamp,
     top: tuple[np.ndarray, np.ndarray] | None,
     k: int,
@@ -271,7 +298,7 @@ def _passing(
             ok &= filters.allowed[np.maximum(positions, 0)]
         if filters.repeat_policy:
             cols = np.maximum(positions, 0)
-            age = np.asarray(purchase_age[:, cols].todense()).ravel()
+            age = purchase_age.at(cols)
             ok &= ~model.unlikely_again(cols, age, filters.at, as_of=as_of)
         if ok.sum() >= k or ok.sum() == len(model.items_):
             return positions[ok][:k].astype(np.int64), scores[ok][:k]
@@ -309,8 +336,8 @@ def _reasons(
     served: Served,
     shelf: Shelf,
     positions: np.ndarray,
-    weights: csr_matrix,
-    purchase_age: csr_matrix,
+    weights: Row,
+    purchase_age: Row,
     sales: np.ndarray | None,
     days_since_history: float = 0.0,
 ) -> list[str]:
@@ -322,9 +349,9 @@ def _reasons(
         return []
     model = served.need_recommender()
     catalogue = shelf.items()
-    age = np.asarray(purchase_age[:, positions].todense()).ravel()
+    age = purchase_age.at(positions)
     with_item: list[str | None] = [None] * len(positions)
-    mine = weights.tocsr().indices
+    mine = weights.columns
     if len(mine) and served.neighbours is not None:
         near = served.neighbours[positions]
         hit = np.isin(near, mine)

@@ -28,12 +28,12 @@ from service.decisioning.offers import (
 )
 from service.experiments.assignment import Assignment, assign
 from service.loyalty import loyalty_of
-from service.people import Person, person_moves
+from service.people import Person, person_moves, seen_of
 from service.recommending import Ask, left_out_items, recommend
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Shelf
-from service.storage import activity, carts, cases, churn_days, exposures
+from service.storage import carts, cases, churn_days, exposures
 from service.storage.codec import DAY, micros
 from service.storage.exposures import OFFER
 
@@ -206,7 +206,7 @@ def _nothing_stands(engine: Engine, ask: OfferAsk, max_age_seconds: float) -> bo
         made = ledger.nothing_since(conn, person.person_id, ask.asked)
         if made is None or _wall_micros() - made >= max_age_seconds * 1e6:
             return False
-        seen = activity.last_seen(conn, person.customer_ids, person.anonymous_ids)
+        seen = seen_of(conn, person)
     return seen is None or seen.last_arrival < made
 
 

@@ -19,7 +19,6 @@ from service.deps import (
     id_query,
     store_of,
 )
-from service.erasure import was_erased
 from service.experiments.arms import ArmModels, ListLog
 from service.experiments.assignment import assign
 from service.people import Person, find_person
@@ -148,10 +147,9 @@ async def customer_recommendations(
     def answer() -> tuple[Answer, Shown]:
         with request.app.state.engine.connect() as conn:
             person = find_person(conn, customer_id=customer_id)
-            forget = person is not None and was_erased(conn, person)
             who = (person.person_id if person else customer_id, customer_id)
             shown = Shown(request, served, who, channel, ask.store_id)
-            found = recommend(shown.served, shelf, conn, person, ask, now, use_training=not forget)
+            found = recommend(shown.served, shelf, conn, person, ask, now)
         shown.record(found)
         return found, shown
 

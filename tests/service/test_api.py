@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.app import create_app
+from service.people import find_person
+from service.recommending import Ask, recommend
 from service.storage.engine import open_engine
 from service.storage.tables import events as events_table
 from tests.conftest import ADMIN_KEY, READ_KEY, TABLET_KEY, ServedStore
@@ -284,6 +286,30 @@ def test_erasure(client: TestClient, served_store: ServedStore) -> None:
     assert recs["cold_start"] is True
     assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 404
     assert client.delete("/v1/customers/C0000041", headers=READER).status_code == 403
+
+
+def test_an_erased_customer_who_returns_is_new_to_every_list(
+    client: TestClient, served_store: ServedStore
+) -> None:
+    """Erased, then back with one view: the recommendations, and the suggestions the
+    offers and the tablet weigh, come from that view alone, not from what the model
+    learned of them before the erasure."""
+    cid = "C0000042"
+    assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 200
+    back = event("back-1", served_store, customer_id=cid, type="view", item_id="I000020")
+    back["ts"] = (served_store.clock + timedelta(seconds=1)).isoformat()  # after the erasure
+    assert client.post("/v1/events", json={"events": [back]}, headers=ADMIN).status_code == 200
+    listed = client.get(f"/v1/customers/{cid}/recommendations?k=10", headers=ADMIN).json()
+    assert listed["basis"] == "recent activity" and listed["cold_start"] is True
+    state = client.app.state  # type: ignore[attr-defined]
+    with state.engine.connect() as conn:
+        person = find_person(conn, customer_id=cid)
+        assert person is not None
+        answer = recommend(
+            state.holder.current, state.shelf, conn, person, Ask(k=10), served_store.clock
+        )
+    assert answer.basis == "recent activity"
+    assert [s.item_id for s in answer.items] == [i["item_id"] for i in listed["items"]]
 
 
 # -- operations --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
 from models.ids import IdMapping
 from service.decisioning.nbo import answered_offers, answers_of
-from service.erasure import erase
+from service.erasure import erase, was_erased
 from service.fold_in import history_now
 from service.intake import accept_events
 from service.people import Person, find_person, person_events
@@ -203,6 +203,11 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 assert activity.last_arrivals(conn).get(person.person_id) == (
                     seen.last_arrival if seen else None
                 )
+                # Read with the person in the one query that found them: the same.
+                assert person.seen == seen and seen is not None
+                assert seen.last_ts == micros(everything[c.TS].max().to_pydatetime())
+                plain = Person(person.person_id, person.customer_ids, person.anonymous_ids)
+                assert person.erased is was_erased(conn, plain) is False
                 assert answered_offers(conn, person) == set(
                     answers_of(owned_events(conn, person))[c.OFFER_ID]
                 )
