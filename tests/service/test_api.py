@@ -289,24 +289,24 @@ def test_erasure(client: TestClient, served_store: ServedStore) -> None:
 
 
 def test_an_erased_customer_who_returns_is_new_to_every_list(
-    client: TestClient, served_store: ServedStore
+    own_client: TestClient, own_store: ServedStore
 ) -> None:
     """Erased, then back with one view: the recommendations, and the suggestions the
     offers and the tablet weigh, come from that view alone, not from what the model
     learned of them before the erasure."""
     cid = "C0000042"
-    assert client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 200
-    back = event("back-1", served_store, customer_id=cid, type="view", item_id="I000020")
-    back["ts"] = (served_store.clock + timedelta(seconds=1)).isoformat()  # after the erasure
-    assert client.post("/v1/events", json={"events": [back]}, headers=ADMIN).status_code == 200
-    listed = client.get(f"/v1/customers/{cid}/recommendations?k=10", headers=ADMIN).json()
+    assert own_client.delete(f"/v1/customers/{cid}", headers=ADMIN).status_code == 200
+    back = event("back-1", own_store, customer_id=cid, type="view", item_id="I000020")
+    back["ts"] = (own_store.clock + timedelta(seconds=1)).isoformat()  # after the erasure
+    assert own_client.post("/v1/events", json={"events": [back]}, headers=ADMIN).status_code == 200
+    listed = own_client.get(f"/v1/customers/{cid}/recommendations?k=10", headers=ADMIN).json()
     assert listed["basis"] == "recent activity" and listed["cold_start"] is True
-    state = client.app.state  # type: ignore[attr-defined]
+    state = own_client.app.state  # type: ignore[attr-defined]
     with state.engine.connect() as conn:
         person = find_person(conn, customer_id=cid)
         assert person is not None
         answer = recommend(
-            state.holder.current, state.shelf, conn, person, Ask(k=10), served_store.clock
+            state.holder.current, state.shelf, conn, person, Ask(k=10), own_store.clock
         )
     assert answer.basis == "recent activity"
     assert [s.item_id for s in answer.items] == [i["item_id"] for i in listed["items"]]
