@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from features import columns as c
 from service.people import Person
 from service.shelf import Shelf
-from service.storage import churn_days, interests
+from service.storage import churn_days, interests, kind_weights
 from service.storage.codec import DAY, micros
 
 #: Shares below this are not a preference.
@@ -55,7 +55,7 @@ class Preferences:
 def preferences(conn: Connection, shelf: Shelf, person: Person, now: datetime) -> Preferences:
     at = micros(now)
     ids = (person.customer_ids, person.anonymous_ids)
-    by_category, by_brand = interests.weight_by_kind_of_item(conn, *ids)
+    by_category, by_brand = kind_weights.of_person(conn, *ids)
     per_store = interests.store_weights_of(conn, *ids, at)
     bought = churn_days.per_channel(
         conn, person.customer_ids, person.anonymous_ids, [c.EventType.PURCHASE.value],

@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Float, case, cast, delete, func, literal, select
+from sqlalchemy import Connection, Float, bindparam, case, cast, delete, func, literal, select
 
 from features import columns as c
 from features.interactions import InteractionWeights
+from service.storage import kind_weights
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
-from service.storage.tables import catalogue, events, interests, store_weights
+from service.storage.ids import of_ids, of_kind, owned_by_kind, owner, read_ids
+from service.storage.tables import events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
 WEIGHTS = InteractionWeights()
@@ -84,16 +85,45 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             key = (*who, str(row[c.STORE_ID]))
             places[key] = places.get(key, 0.0) + weight
     if items:
+        before = _weights_of(conn, list(items))
         conn.execute(once(conn, _upsert_items), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "weight": w, "last_ts": int(ts),
              "units": u, "last_purchase": bought}
             for (k, v, i), (w, ts, u, bought) in sorted(items.items())
         ])  # fmt: skip
+        kind_weights.apply(conn, {
+            key: (before.get(key, 0.0), before.get(key, 0.0) + added[0])
+            for key, added in items.items()
+        })  # fmt: skip
     if places:
         conn.execute(once(conn, _upsert_places), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.STORE_ID: s, "weight": w}
             for (k, v, s), w in sorted(places.items())
         ])  # fmt: skip
+
+
+Key = tuple[str, str, str]
+
+
+def _weights_of(conn: Connection, keys: list[Key]) -> dict[Key, float]:
+    """The stored weight of these (id kind, id, item) keys that have a row: read by
+    primary-key prefix per kind of id."""
+    wanted = set(keys)
+    found: dict[Key, float] = {}
+    for kind in sorted({k for k, _, _ in keys}):
+        values = sorted({v for k, v, _ in keys if k == kind})
+        items = sorted({i for k, _, i in keys if k == kind})
+        for value, item, weight in conn.execute(
+            _WEIGHTS_OF, {"kind": kind, "ids": values, "items": items}
+        ):
+            if (kind, value, item) in wanted:
+                found[(kind, str(value), str(item))] = float(weight)
+    return found
+
+
+_WEIGHTS_OF = select(interests.c[c.ID_VALUE], interests.c[c.ITEM_ID], interests.c.weight).where(
+    *of_kind(interests), interests.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
+)
 
 
 def _upsert_items(conn: Connection) -> Any:
@@ -187,30 +217,6 @@ _ITEMS = select(
     interests.c.last_purchase,
 ).where(of_ids(interests))  # fmt: skip
 _STORES = select(store_weights.c[c.STORE_ID], store_weights.c.weight).where(of_ids(store_weights))
-
-
-def weight_by_kind_of_item(
-    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """The person's interest summed per category and per brand of the catalogue (items
-    they touched with a positive weight; weights scaled to the epoch, so only their
-    shares mean anything): grouped in the database, a row per category or brand, however
-    many items they touched."""
-    by_category: dict[str, float] = {}
-    by_brand: dict[str, float] = {}
-    for category, brand, weight in read_ids(conn, _BY_KIND_OF_ITEM, customer_ids, anonymous_ids):
-        by_category[str(category)] = by_category.get(str(category), 0.0) + float(weight)
-        if brand:
-            by_brand[str(brand)] = by_brand.get(str(brand), 0.0) + float(weight)
-    return by_category, by_brand
-
-
-_BY_KIND_OF_ITEM = (
-    select(catalogue.c[c.CATEGORY], catalogue.c[c.BRAND], func.sum(interests.c.weight))
-    .join(catalogue, catalogue.c[c.ITEM_ID] == interests.c[c.ITEM_ID])
-    .where(of_ids(interests), interests.c.weight > 0)
-    .group_by(catalogue.c[c.CATEGORY], catalogue.c[c.BRAND])
-)
 
 
 def _summed(rows: list[Any], factor: float) -> Interests:

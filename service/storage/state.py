@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from features import columns as c
-from service.storage import activity, carts, cases, churn_days, interests, wishes
+from service.storage import activity, carts, cases, churn_days, interests, kind_weights, wishes
 from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import (
@@ -22,6 +22,7 @@ from service.storage.tables import (
 from service.storage.tables import cases as cases_table
 from service.storage.tables import churn_days as churn_days_table
 from service.storage.tables import interests as interests_table
+from service.storage.tables import kind_weights as kind_weights_table
 from service.storage.tables import wishes as wishes_table
 
 #: Every table of the online state (what `forget` clears for an erased person).
@@ -31,6 +32,7 @@ STATE_TABLES = (
     bought,
     cart_moves,
     interests_table,
+    kind_weights_table,
     store_weights,
     churn_days_table,
     wishes_table,
@@ -52,6 +54,7 @@ def rebuild(conn: Connection) -> int:
     """Recompute the whole state from the event log; returns the number of ids."""
     carts.rebuild(conn)
     interests.rebuild(conn)
+    kind_weights.rebuild(conn)
     churn_days.rebuild(conn)
     wishes.rebuild(conn)
     cases.rebuild(conn)
@@ -80,6 +83,7 @@ def ensure(conn: Connection) -> int | None:
     if (
         empty(churn_days_table)
         or (empty(interests_table) and not empty(events, events.c[c.ITEM_ID].is_not(None)))
+        or kind_weights.missing(conn)
         or (empty(wishes_table) and not empty(events, events.c[c.TYPE] == wishes.WISH))
         or (empty(cases_table) and not empty(events, events.c[c.TYPE].in_(cases.SERVICE)))
     ):

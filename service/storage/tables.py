@@ -46,9 +46,6 @@ events = Table(
     # (id, ts): "anything since?" probes read the index alone (service.people).
     Index("ix_events_anonymous_ts", c.ANONYMOUS_ID, c.TS),
     Index("ix_events_store_ts", c.STORE_ID, c.TS),
-    # (id, arrival): "stored since?" reads a person's new events by when they arrived.
-    Index("ix_events_customer_arrival", c.CUSTOMER_ID, "ingested_at"),
-    Index("ix_events_anonymous_arrival", c.ANONYMOUS_ID, "ingested_at"),
 )
 
 # -- online state: per id, written in the transaction that stores the events -------------
@@ -220,6 +217,20 @@ interests = Table(
     Column("last_purchase", BigInteger),
 )
 
+#: Per id, category and brand of the catalogue: the sum of the id's positive `interests`
+#: weights over the items of that category and brand, and how many such items
+#: (service.storage.kind_weights); an item without a brand counts under brand ''.
+kind_weights = Table(
+    "kind_weights",
+    metadata,
+    Column(c.ID_TYPE, String(16), primary_key=True),
+    Column(c.ID_VALUE, String(256), primary_key=True),
+    Column(c.CATEGORY, String(256), primary_key=True),
+    Column(c.BRAND, String(256), primary_key=True),
+    Column("weight", Float, nullable=False),
+    Column("item_count", BigInteger, nullable=False),
+)
+
 #: Per id and store: the weight of the id's item events there (scaled as `interests`),
 #: for a person's main store and in-store share.
 store_weights = Table(
@@ -263,6 +274,8 @@ cart_moves = Table(
     #: Units added (positive) or removed (negative).
     Column("units", Float, nullable=False),
     Column(c.CHANNEL, String(16), nullable=False),
+    # (id, time): the lines added to within the open-cart window, a range of this index.
+    Index("ix_cart_moves_id_ts", c.ID_TYPE, c.ID_VALUE, c.TS),
 )
 
 # -- batch answers: scored once per model version, read per request -------------------

@@ -14,7 +14,15 @@ from service.settings import get_settings
 from service.storage import wishes
 from service.storage.engine import open_engine
 from service.storage.migrate import FIRST, SchemaOutdated, config, head, revision_of
-from service.storage.tables import activity, customers, decisions, events, stores
+from service.storage.tables import (
+    activity,
+    catalogue,
+    customers,
+    decisions,
+    events,
+    kind_weights,
+    stores,
+)
 from training.cli import app
 
 
@@ -31,6 +39,10 @@ def first_release_store(url: str, *, with_revision: bool) -> None:
             [{c.CUSTOMER_ID: "C1", c.EMAIL: "ana@x.eu", c.CONSENT_EMAIL: True,
               c.CONSENT_SMS: False, c.CONSENT_PUSH: True}],
         )  # fmt: skip
+        conn.execute(
+            catalogue.insert(),
+            [{c.ITEM_ID: "I1", c.CATEGORY: "shoes", c.BRAND: "Acme", c.ACTIVE: True}],
+        )
         conn.execute(
             events.insert(),
             [{c.EVENT_ID: f"e{i}", c.TS: 1_700_000_000_000_000 + i, c.CUSTOMER_ID: "C1",
@@ -54,12 +66,16 @@ def test_a_first_release_store_is_upgraded_with_its_data(db_url: str, with_revis
         # The online state the first release never had, rebuilt from its events.
         assert conn.execute(select(activity.c.events)).scalar() == 2
         assert [w.item_id for w in wishes.wish_list(conn, ["C1"], [])] == ["I1"]  # r0006
+        # r0010: the person's interest, summed by the item's category and brand.
+        kinds = conn.execute(select(kind_weights.c.category, kind_weights.c.brand)).all()
+        assert [tuple(k) for k in kinds] == [("shoes", "Acme")]
         assert conn.execute(select(stores.c[c.LATITUDE])).all() == []  # r0005's column
         assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
         indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
         columns = {col["name"] for col in inspect(conn).get_columns("customers")}
     assert "timezone" in columns  # r0003
-    assert "ix_events_customer_arrival" in indexes and "ix_events_anonymous" not in indexes
+    assert "ix_events_customer_ts" in indexes and "ix_events_anonymous" not in indexes
+    assert "ix_events_customer_arrival" not in indexes  # r0010: no query read it
     engine.dispose()
     again = open_engine(db_url)  # at the newest revision: nothing to do
     with again.connect() as conn:
