@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Float, bindparam, case, cast, delete, func, literal, select
+from sqlalchemy import Connection, Float, case, cast, delete, func, literal, select
 
 from features import columns as c
 from features.interactions import InteractionWeights
 from service.storage import kind_weights
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import of_ids, of_kind, owned_by_kind, owner, read_ids
+from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
 from service.storage.tables import events, interests, store_weights
 
 #: The rule the batch layer trains with (the one `features.interactions` defaults to).
@@ -85,45 +85,24 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             key = (*who, str(row[c.STORE_ID]))
             places[key] = places.get(key, 0.0) + weight
     if items:
-        before = _weights_of(conn, list(items))
-        conn.execute(once(conn, _upsert_items), [
+        # The upsert returns each row's weight after the addition: its weight before is
+        # that less what was added (no read of the rows first).
+        after = conn.execute(once(conn, _upsert_items), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "weight": w, "last_ts": int(ts),
              "units": u, "last_purchase": bought}
             for (k, v, i), (w, ts, u, bought) in sorted(items.items())
-        ])  # fmt: skip
+        ]).all()  # fmt: skip
         kind_weights.apply(conn, {
-            key: (before.get(key, 0.0), before.get(key, 0.0) + added[0])
-            for key, added in items.items()
+            (str(kind), str(value), str(item)): (
+                float(weight) - items[(kind, value, item)][0], float(weight)
+            )
+            for kind, value, item, weight in after
         })  # fmt: skip
     if places:
         conn.execute(once(conn, _upsert_places), [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.STORE_ID: s, "weight": w}
             for (k, v, s), w in sorted(places.items())
         ])  # fmt: skip
-
-
-Key = tuple[str, str, str]
-
-
-def _weights_of(conn: Connection, keys: list[Key]) -> dict[Key, float]:
-    """The stored weight of these (id kind, id, item) keys that have a row: read by
-    primary-key prefix per kind of id."""
-    wanted = set(keys)
-    found: dict[Key, float] = {}
-    for kind in sorted({k for k, _, _ in keys}):
-        values = sorted({v for k, v, _ in keys if k == kind})
-        items = sorted({i for k, _, i in keys if k == kind})
-        for value, item, weight in conn.execute(
-            _WEIGHTS_OF, {"kind": kind, "ids": values, "items": items}
-        ):
-            if (kind, value, item) in wanted:
-                found[(kind, str(value), str(item))] = float(weight)
-    return found
-
-
-_WEIGHTS_OF = select(interests.c[c.ID_VALUE], interests.c[c.ITEM_ID], interests.c.weight).where(
-    *of_kind(interests), interests.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
-)
 
 
 def _upsert_items(conn: Connection) -> Any:
@@ -141,7 +120,7 @@ def _upsert_items(conn: Connection) -> Any:
                 greatest(old.last_purchase, new.last_purchase), old.last_purchase, new.last_purchase
             ),
         },
-    )
+    ).returning(old[c.ID_TYPE], old[c.ID_VALUE], old[c.ITEM_ID], old.weight)
 
 
 def _upsert_places(conn: Connection) -> Any:
