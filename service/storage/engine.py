@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -99,6 +99,46 @@ def once(conn: Connection, build: Callable[[Connection], T]) -> T:
     if found is None:
         found = _BUILT[key] = build(conn)
     return cast(T, found)
+
+
+#: One-row SQL of statements run by `many_returning` on PostgreSQL, per statement and keys.
+_ONE_ROW: dict[tuple[Callable[[Connection], Any], tuple[str, ...]], str] = {}
+
+
+def many_returning(
+    conn: Connection, build: Callable[[Connection], Any], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """What the INSERT ... RETURNING that `build(conn)` makes (see `once`) returns when
+    run for each of `rows` (all with the same keys), inside the caller's transaction.
+
+    On PostgreSQL the rows go through psycopg's `executemany` in pipeline mode, a
+    statement of one row parsed once, rather than SQLAlchemy's one statement of many rows:
+    psycopg parses a statement's placeholders again on every run once it is longer than
+    4 KB or has more than 50 of them (100 events: 1.1 ms on the server, 6-8 ms in all;
+    by `executemany`, 1.8 ms). Elsewhere SQLAlchemy runs it ("insertmanyvalues").
+    """
+    if not rows:
+        return []
+    statement = once(conn, build)
+    if dialect_of(conn) != "postgresql":
+        return [tuple(row) for row in conn.execute(statement, list(rows))]
+    keys = tuple(rows[0])
+    sql = _ONE_ROW.get((build, keys))
+    if sql is None:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        if set(compiled.params) != set(keys):  # a statement with parameters of its own
+            return [tuple(row) for row in conn.execute(statement, list(rows))]
+        sql = _ONE_ROW[(build, keys)] = str(compiled)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows, returning=True)
+        found: list[tuple[Any, ...]] = []
+        while True:
+            found.extend(tuple(row) for row in cursor.fetchall())
+            if not cursor.nextset():
+                return found
+    finally:
+        cursor.close()
 
 
 def greatest_least(conn: Connection) -> tuple[Any, Any]:

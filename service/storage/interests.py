@@ -27,7 +27,7 @@ from features import columns as c
 from features.interactions import InteractionWeights
 from service.storage import kind_weights
 from service.storage.codec import DAY, micros
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, many_returning, once
 from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
 from service.storage.tables import events, interests, store_weights
 
@@ -87,11 +87,11 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
     if items:
         # The upsert returns each row's weight after the addition: its weight before is
         # that less what was added (no read of the rows first).
-        after = conn.execute(once(conn, _upsert_items), [
+        after = many_returning(conn, _upsert_items, [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "weight": w, "last_ts": int(ts),
              "units": u, "last_purchase": bought}
             for (k, v, i), (w, ts, u, bought) in sorted(items.items())
-        ]).all()  # fmt: skip
+        ])  # fmt: skip
         kind_weights.apply(conn, {
             (str(kind), str(value), str(item)): (
                 float(weight) - items[(kind, value, item)][0], float(weight)

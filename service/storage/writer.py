@@ -15,7 +15,7 @@ from features.schema import TableSchema
 from features.validation import ValidBatch
 from service.storage.bulk import insert_new
 from service.storage.codec import to_micros, to_rows
-from service.storage.engine import insert_into, once
+from service.storage.engine import insert_into, many_returning
 from service.storage.tables import BY_SCHEMA
 
 
@@ -76,8 +76,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     """
     if not rows:
         return set()
-    # One statement built once, run by SQLAlchemy's "insertmanyvalues" in batches.
-    return set(conn.execute(once(conn, _insert_new_events), list(rows)).scalars())
+    return {str(event_id) for (event_id,) in many_returning(conn, _insert_new_events, rows)}
 
 
 def _insert_new_events(conn: Connection) -> Any:

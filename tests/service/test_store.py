@@ -12,10 +12,12 @@ from sqlalchemy import Engine, func, select
 
 from features.progress import reporting
 from features.sources.frame import SourceFrame, label_rows
+from service.intake import accept_events
 from service.storage import columnar
 from service.storage.reader import iter_events, load_events
 from service.storage.stats import summarize
-from service.storage.tables import catalogue, events
+from service.storage.tables import activity, catalogue, events
+from service.storage.writer import insert_events
 from training.ingest import IngestRejected, ingest
 
 
@@ -208,3 +210,33 @@ def test_the_bulk_reader_never_puts_the_store_url_on_a_command_line(tmp_path: Pa
     read = columnar.stream(f"sqlite://{db}", "SELECT a FROM t", 10)
     assert "secret-name" not in " ".join(str(arg) for arg in read._proc.args)
     assert [batch.column(0).to_pylist() for batch in read] == [[7]]
+
+
+def test_the_intake_stores_only_new_events_and_says_which(engine: Engine) -> None:
+    # The service's intake (one transaction; on PostgreSQL the rows go by psycopg's
+    # pipelined executemany): a batch half re-sent stores and counts the new half.
+    first = accept_events(engine, [ev(f"n{i}", "2026-01-01T10:00:00Z") for i in range(5)])
+    again = accept_events(engine, [ev(f"n{i}", "2026-01-01T10:00:00Z") for i in range(3, 8)])
+    assert (first.stored, first.duplicates) == (5, 0)
+    assert (again.received, again.stored, again.duplicates) == (5, 3, 2)
+    assert count(engine) == 8
+    with engine.connect() as conn:
+        assert conn.execute(select(activity.c.events)).scalar_one() == 8
+
+
+def test_an_intake_that_fails_after_the_events_are_written_leaves_nothing(
+    engine: Engine,
+) -> None:
+    class Broken(Exception):
+        pass
+
+    with pytest.raises(Broken), engine.begin() as conn:
+        assert insert_events(conn, [_as_stored(ev("lost", "2026-01-01T10:00:00Z"))]) == {"lost"}
+        raise Broken
+    assert count(engine) == 0
+    assert accept_events(engine, [ev("lost", "2026-01-01T10:00:00Z")]).stored == 1
+
+
+def _as_stored(row: dict[str, object]) -> dict[str, object]:
+    stamp = int(pd.Timestamp(str(row["ts"])).value // 1000)
+    return {**{col.name: None for col in events.columns}, **row, "ts": stamp, "ingested_at": 1}
