@@ -56,12 +56,20 @@ def _window_start(now: datetime, settings: Settings) -> int:
     return micros(now) // DAY - settings.loyalty_window_days
 
 
-def loyalty_of(conn: Connection, person: Person, now: datetime, settings: Settings) -> Loyalty:
-    """The person's points and tier now."""
+def loyalty_of(
+    conn: Connection,
+    person: Person,
+    now: datetime,
+    settings: Settings,
+    carried: int | None = None,
+) -> Loyalty:
+    """The person's points and tier now; `carried`: the points their customer records
+    carry, when the caller has read those records (else read here)."""
     since = _window_start(now, settings)
     rows = read_ids(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
     spent = sum((float(total) for (total,) in rows), 0.0)
-    carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
+    if carried is None:
+        carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
     return _loyalty(int(spent * settings.loyalty_points_per_unit) + int(carried), settings)
 
 

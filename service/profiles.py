@@ -63,7 +63,7 @@ def build_profile(
     # A few rows per part, never the person's whole history: the latest activity, the
     # cart and channels from the online state, churn from the batch answer.
     shown = recent_events(conn, person, SHOWN_TYPES, RECENT)
-    record = _record(conn, person)
+    record, carried = _record(conn, person)
     recent = [
         Activity(
             ts=row[c.TS],
@@ -135,7 +135,7 @@ def build_profile(
         cart=cart,
         wishlist=wishlist,
         service=service,
-        loyalty=LoyaltyStatus(**vars(loyalty_of(conn, person, now, settings))),
+        loyalty=LoyaltyStatus(**vars(loyalty_of(conn, person, now, settings, carried))),
         preferences=Preferences.model_validate(
             vars(preferences(conn, shelf, person, now)), from_attributes=True
         ),
@@ -166,10 +166,12 @@ def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:
     return known.name if known else None
 
 
-def _record(conn: Connection, person: Person) -> dict[str, object]:
-    """The customer record of the person (the first of their customer ids that has one)."""
+def _record(conn: Connection, person: Person) -> tuple[dict[str, object], int]:
+    """The customer record of the person (the first of their customer ids that has one),
+    and the loyalty points all their records carry."""
     rows = conn.execute(_RECORDS, {"ids": list(person.customer_ids)}).mappings().all()
-    return dict(rows[0]) if rows else {}
+    carried = sum(int(row[c.LOYALTY_POINTS] or 0) for row in rows)
+    return (dict(rows[0]) if rows else {}), carried
 
 
 _RECORDS = select(customers).where(customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True)))
