@@ -97,15 +97,14 @@ def churn_scores(
 
 
 @router.get("/customers/{customer_id}/profile", response_model=Profile, responses=NOT_FOUND)
-def profile(
+async def profile(
     customer_id: CustomerIdPath,
     who: Annotated[Caller, Depends(require("profile:read"))],
-    person: CustomerDep,
     served: ServedDep,
     shelf: ShelfDep,
-    conn: ConnDep,
     now: NowDep,
     settings: SettingsDep,
+    request: Request,
     store_id: Annotated[
         str | None,
         id_query(
@@ -117,9 +116,21 @@ def profile(
     """The 360 view: identities, channels, recent activity everywhere, open cart,
     wish-list, churn."""
     store = store_id or who.store_id
-    if store is not None and not shelf.store_exists(store):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"store_id: no store has the id '{store}'")
-    return build_profile(conn, served, shelf, customer_id, person, now, settings, store)
+
+    def answer() -> Profile:  # every read in one trip to the thread pool
+        with request.app.state.engine.connect() as conn:
+            person = find_person(conn, customer_id=customer_id)
+            if person is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'"
+                )
+            if store is not None and not shelf.store_exists(store):
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, f"store_id: no store has the id '{store}'"
+                )
+            return build_profile(conn, served, shelf, customer_id, person, now, settings, store)
+
+    return await run_in_threadpool(answer)
 
 
 @router.get("/customers/{customer_id}/export", response_model=PersonExport, responses=NOT_FOUND)

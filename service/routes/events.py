@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from features.validation import BatchRejected
@@ -41,7 +42,7 @@ router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS)
         **BODY_ERRORS,
     },
 )
-def post_events(
+async def post_events(
     batch: EventBatch, request: Request, who: Annotated[Caller, Depends(require("events:write"))]
 ) -> EventsAccepted | JSONResponse:
     """Store a batch of up to 1,000 events; re-sent events (same event_id) count once.
@@ -51,6 +52,12 @@ def post_events(
     is committed before the answer. A store's key (a tablet's) writes only `store` events
     of its store, about known customers, answering offers that exist: else 403, listed.
     """
+    # Every read and the write in one trip to the thread pool: a slow write never stalls
+    # other requests, and an event costs one thread hand-off.
+    return await run_in_threadpool(_store, batch, request, who)
+
+
+def _store(batch: EventBatch, request: Request, who: Caller) -> EventsAccepted | JSONResponse:
     metrics = request.app.state.metrics
     if not batch.events:
         return EventsAccepted(accepted=0, duplicates=0, rejected=[])

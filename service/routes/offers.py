@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
 from service.auth import Caller, require
@@ -23,6 +25,9 @@ from service.deps import (
 )
 from service.people import find_person
 from service.schemas import KEY_ERRORS, Problem
+from service.serving import Served
+from service.settings import Settings
+from service.shelf import Shelf
 from service.storage import cases
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=KEY_ERRORS)
@@ -35,7 +40,7 @@ CHANNELS = (*[ch.value for ch in c.Channel], *[o for o in OUTBOUND if o not in s
     response_model=NextBestOffer,
     responses={404: {"model": Problem, "description": "No customer (or store) has this id."}},
 )
-def customer_next_best_offer(
+async def customer_next_best_offer(
     customer_id: CustomerIdPath,
     who: Annotated[Caller, Depends(require("recommend"))],
     served: ServedDep,
@@ -58,14 +63,30 @@ def customer_next_best_offer(
     When no offer is open to them, asking again gives the same empty answer until an
     event of theirs arrives or `no_offer_seconds` pass.
     """
+    # Every read and write in one trip to the thread pool: a standing decision is a few
+    # indexed rows; deciding anew reads the person's online state, churn and suggestions.
+    return await run_in_threadpool(
+        _decide, customer_id, who, served, shelf, settings, request, now, channel, store_id
+    )
+
+
+def _decide(
+    customer_id: str,
+    who: Caller,
+    served: Served,
+    shelf: Shelf,
+    settings: Settings,
+    request: Request,
+    now: datetime,
+    channel: str,
+    store_id: str | None,
+) -> NextBestOffer:
     if channel not in CHANNELS:
         raise refuse("query", "channel", f"must be one of {', '.join(CHANNELS)}, not '{channel}'")
     store = store_of(who, shelf, store_id)
     if channel == c.Channel.STORE and store is None:
         raise refuse("query", "store_id", "a store asking must say which")
     engine = request.app.state.engine
-    # In the thread pool: a standing decision is a few indexed rows; deciding anew reads
-    # the person's online state, churn and suggestions.
     with engine.connect() as conn:
         person = find_person(conn, customer_id=customer_id)
     if person is None:
