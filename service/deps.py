@@ -76,14 +76,19 @@ CustomerIdPath = Annotated[
 ]
 
 
-def customer(
-    customer_id: CustomerIdPath, conn: Annotated[Connection, Depends(connection)]
-) -> Person:
-    """The stitched person behind the path's customer id; 404 when nobody has it."""
+def person_or_404(conn: Connection, customer_id: str) -> Person:
+    """The stitched person behind a customer id; 404 when nobody has it."""
     person = find_person(conn, customer_id=customer_id)
     if person is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
     return person
+
+
+def customer(
+    customer_id: CustomerIdPath, conn: Annotated[Connection, Depends(connection)]
+) -> Person:
+    """The stitched person behind the path's customer id; 404 when nobody has it."""
+    return person_or_404(conn, customer_id)
 
 
 ServedDep = Annotated[Served, Depends(served)]

@@ -19,6 +19,7 @@ from service.deps import (
     SettingsDep,
     ShelfDep,
     id_query,
+    person_or_404,
 )
 from service.erasure import erase
 from service.people import Person, find_person
@@ -57,11 +58,7 @@ async def customer_churn(
 
     def answer() -> ChurnAnswer:  # every read in one trip to the thread pool
         with request.app.state.engine.connect() as conn:
-            person = find_person(conn, customer_id=customer_id)
-            if person is None:
-                raise HTTPException(
-                    status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'"
-                )
+            person = person_or_404(conn, customer_id)
             return churn_now(conn, served, person, now, settings.answer_max_age_hours)
 
     return ChurnScore(customer_id=customer_id, **vars(await run_in_threadpool(answer)))
@@ -119,11 +116,7 @@ async def profile(
 
     def answer() -> Profile:  # every read in one trip to the thread pool
         with request.app.state.engine.connect() as conn:
-            person = find_person(conn, customer_id=customer_id)
-            if person is None:
-                raise HTTPException(
-                    status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'"
-                )
+            person = person_or_404(conn, customer_id)
             if store is not None and not shelf.store_exists(store):
                 raise HTTPException(
                     status.HTTP_404_NOT_FOUND, f"store_id: no store has the id '{store}'"

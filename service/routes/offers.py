@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
@@ -20,10 +20,10 @@ from service.deps import (
     SettingsDep,
     ShelfDep,
     id_query,
+    person_or_404,
     refuse,
     store_of,
 )
-from service.people import find_person
 from service.schemas import KEY_ERRORS, Problem
 from service.serving import Served
 from service.settings import Settings
@@ -88,9 +88,7 @@ def _decide(
         raise refuse("query", "store_id", "a store asking must say which")
     engine = request.app.state.engine
     with engine.connect() as conn:
-        person = find_person(conn, customer_id=customer_id)
-    if person is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer has the id '{customer_id}'")
+        person = person_or_404(conn, customer_id)
     ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)
     arms: dict[str, str] = {}
     held_out = False
