@@ -52,14 +52,19 @@ def apply(conn: Connection, changed: Mapping[tuple[str, str, str], tuple[float, 
     if not moves:
         return
     conn.execute(once(conn, _upsert), moves)
-    for kind, value in sorted(emptied):
-        conn.execute(
-            delete(kind_weights).where(
-                kind_weights.c[c.ID_TYPE] == kind,
-                kind_weights.c[c.ID_VALUE] == value,
-                kind_weights.c.item_count <= 0,
-            )
-        )
+    if emptied:
+        emptied_ids = [{"kind": kind, "value": value} for kind, value in sorted(emptied)]
+        conn.execute(once(conn, _delete_emptied), emptied_ids)
+
+
+def _delete_emptied(conn: Connection) -> Any:
+    """Delete an id's rows whose count of positive items fell to zero."""
+    row = kind_weights.c
+    return delete(kind_weights).where(
+        row[c.ID_TYPE] == bindparam("kind"),
+        row[c.ID_VALUE] == bindparam("value"),
+        row.item_count <= 0,
+    )
 
 
 def _upsert(conn: Connection) -> Any:
