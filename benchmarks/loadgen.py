@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MakeRequest = Callable[[int], bytes]
+#: Between one connection opening and the next (closed loop).
+RAMP_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -78,23 +80,27 @@ async def _closed(
     latencies: list[float] = []
     errors = 0
     counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
+    # The connections open one by one, each sending as soon as it is open, as clients
+    # arrive: a burst of connects is taken by whichever server process wakes first (it
+    # accepts every pending one), and several workers would not share the load.
+    measured_from = time.perf_counter() + conns * RAMP_SECONDS
+    deadline = measured_from + seconds
 
-    async def worker() -> None:
+    async def worker(i: int) -> None:
         nonlocal errors
+        await asyncio.sleep(i * RAMP_SECONDS)
         reader, writer = await asyncio.open_connection(host, port)
         while time.perf_counter() < deadline:
             request = make(next(counter))
             started = time.perf_counter()
             status = await _exchange(reader, writer, request)
-            latencies.append(time.perf_counter() - started)
-            errors += status >= 400
+            if started >= measured_from:
+                latencies.append(time.perf_counter() - started)
+                errors += status >= 400
         writer.close()
 
-    started = time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(conns)])
-    elapsed = time.perf_counter() - started
-    return LoadResult(len(latencies), errors, elapsed, np.array(latencies))
+    await asyncio.gather(*[worker(i) for i in range(conns)])
+    return LoadResult(len(latencies), errors, seconds, np.array(latencies))
 
 
 async def _open(
