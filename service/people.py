@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Integer, and_, bindparam, or_, select, union
+from sqlalchemy import Connection, Integer, and_, bindparam, or_, select, union, union_all
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
@@ -176,29 +176,44 @@ def recent_events(
     conn: Connection, person: Person, types: Sequence[str], limit: int
 ) -> list[dict[str, Any]]:
     """The person's latest `limit` events of `types`, newest first, as records (`ts` a UTC
-    datetime): at most `limit` rows per kind of id read through the (id, ts) indexes,
-    whatever the length of the history."""
-    rows: list[Any] = []
-    for column, ids in _id_columns(person):
-        params = {"ids": list(ids), "types": list(types), "limit": limit}
-        rows.extend(tuple(r) for r in conn.execute(_LATEST[column], params).all())
-    unique = sorted(set(rows), key=lambda r: (r[1], r[0]), reverse=True)[:limit]
+    datetime): in one read, at most `limit` rows per kind of id through the (id, ts)
+    indexes, whatever the length of the history."""
+    columns = tuple(column for column, _ in _id_columns(person))
+    if not columns:
+        return []
+    params = {"customers": list(person.customer_ids), "anonymous": list(person.anonymous_ids),
+              "types": list(types), "limit": limit}  # fmt: skip
+    rows = {tuple(r) for r in conn.execute(_LATEST[columns], params).all()}
+    unique = sorted(rows, key=lambda r: (r[1], r[0]), reverse=True)[:limit]
     records = [dict(zip(c.EVENT_COLUMNS, row, strict=True)) for row in unique]
     for record in records:
         record[c.TS] = moment(int(record[c.TS]))
     return records
 
 
-#: Per event column of an id: its latest events of some types (built once).
-_LATEST = {
-    column: select(*(events.c[name] for name in c.EVENT_COLUMNS))
-    .where(
-        events.c[column].in_(bindparam("ids", expanding=True)),
-        events.c[c.TYPE].in_(bindparam("types", expanding=True)),
+def _latest(column: str, ids: str) -> Any:
+    """The latest events of some types under one event column of ids (`ids`: its
+    parameter)."""
+    return (
+        select(*(events.c[name] for name in c.EVENT_COLUMNS))
+        .where(
+            events.c[column].in_(bindparam(ids, expanding=True)),
+            events.c[c.TYPE].in_(bindparam("types", expanding=True)),
+        )
+        .order_by(events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
+        .limit(bindparam("limit", type_=Integer))
     )
-    .order_by(events.c[c.TS].desc(), events.c[c.EVENT_ID].desc())
-    .limit(bindparam("limit", type_=Integer))
-    for column in (c.CUSTOMER_ID, c.ANONYMOUS_ID)
+
+
+#: By the event columns that hold a person's ids: their latest events of some types, each
+#: column's read limited on its own (built once).
+_LATEST = {
+    (c.CUSTOMER_ID,): _latest(c.CUSTOMER_ID, "customers"),
+    (c.ANONYMOUS_ID,): _latest(c.ANONYMOUS_ID, "anonymous"),
+    (c.CUSTOMER_ID, c.ANONYMOUS_ID): union_all(
+        _latest(c.CUSTOMER_ID, "customers").subquery().select(),
+        _latest(c.ANONYMOUS_ID, "anonymous").subquery().select(),
+    ),
 }
 
 

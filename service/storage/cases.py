@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, ids_of, of_kind
+from service.storage.ids import ids_of, of_ids, read_ids
 from service.storage.replay import replay
 from service.storage.tables import cases, identities
 
@@ -144,11 +144,10 @@ def cases_of(
     """The person's service cases, open ones first (the longest open first), then the
     others, latest first: a row per case and id, never their events."""
     merged: dict[str, dict[str, Any]] = {}
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        for row in conn.execute(_CASES, {"kind": kind, "ids": ids}).mappings():
-            state = {k: row[k] for k in _STATE}
-            key = str(row[c.CASE_ID])
-            merged[key] = _merged(merged[key], state) if key in merged else state
+    for row in read_ids(conn, _CASES, customer_ids, anonymous_ids):  # all their ids at once
+        state = dict(zip(_STATE, row[1:], strict=True))
+        key = str(row[0])
+        merged[key] = _merged(merged[key], state) if key in merged else state
     found = [Case(case_id=k, **v) for k, v in merged.items()]
     is_open = [x for x in found if x.status == c.CaseStatus.OPEN]
     closed = [x for x in found if x.status != c.CaseStatus.OPEN]
@@ -157,4 +156,4 @@ def cases_of(
     )
 
 
-_CASES = select(*(cases.c[n] for n in (c.CASE_ID, *_STATE))).where(*of_kind(cases))
+_CASES = select(*(cases.c[n] for n in (c.CASE_ID, *_STATE))).where(of_ids(cases))

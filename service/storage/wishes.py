@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, select
+from sqlalchemy import Connection, bindparam, case, delete, select
 
 from features import columns as c
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, ids_of, of_kind
+from service.storage.ids import ids_of, of_ids, read_ids
 from service.storage.replay import replay
 from service.storage.tables import bought, wishes
 
@@ -84,24 +84,17 @@ def wish_list(
     conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
 ) -> list[Wish]:
     """The person's wish-list now, latest wish first: a row per item and id, never their
-    events."""
+    events (one read for all their ids; the purchases of the wished items, a second)."""
     wished: dict[str, tuple[int, str]] = {}  # latest (time, channel) of a wish per item
     gone: dict[str, int] = {}
-    for kind, ids in by_kind(customer_ids, anonymous_ids):
-        rows = conn.execute(_WISHES, {"kind": kind, "ids": ids}).all()
-        for item, at, removed, channel in rows:
-            if at:
-                wished[item] = max(wished.get(item, (0, "")), (int(at), str(channel or "")))
-            gone[item] = max(gone.get(item, 0), int(removed))
-        if wished:
-            for item, ts in conn.execute(
-                select(bought.c[c.ITEM_ID], bought.c.last_ts).where(
-                    bought.c[c.ID_TYPE] == kind,
-                    bought.c[c.ID_VALUE].in_(ids),
-                    bought.c[c.ITEM_ID].in_(sorted(wished)),
-                )
-            ).all():
-                gone[item] = max(gone.get(item, 0), int(ts))
+    for item, at, removed, channel in read_ids(conn, _WISHES, customer_ids, anonymous_ids):
+        if at:
+            wished[item] = max(wished.get(item, (0, "")), (int(at), str(channel or "")))
+        gone[item] = max(gone.get(item, 0), int(removed))
+    if wished:
+        params = {"items": sorted(wished)}
+        for item, ts in read_ids(conn, _BOUGHT, customer_ids, anonymous_ids, **params):
+            gone[item] = max(gone.get(item, 0), int(ts))
     on = [
         Wish(item, at, channel or None)
         for item, (at, channel) in wished.items()
@@ -110,6 +103,10 @@ def wish_list(
     return sorted(on, key=lambda w: (-w.wished_at, w.item_id))
 
 
+#: Built once (run with every profile).
 _WISHES = select(
     wishes.c[c.ITEM_ID], wishes.c.wished_at, wishes.c.removed_at, wishes.c[c.CHANNEL]
-).where(*of_kind(wishes))
+).where(of_ids(wishes))
+_BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(
+    of_ids(bought), bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
+)

@@ -65,6 +65,12 @@ def test_the_wishlist_follows_every_channel(
     later = own_client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
     # The purchase on the 2nd is before the wish on the 3rd: the wish stands.
     assert [w["item_id"] for w in later["wishlist"]] == [removed, other, on_shelf]
+    # Wished under the device id before signing in, bought under the customer id: gone.
+    paid = event(10, "10", "purchase", on_shelf, customer_id="WISHER", channel="store",
+                 store_id="S001", price=4.0)  # fmt: skip
+    assert own_client.post("/v1/events", json={"events": [paid]}, headers=ADMIN).status_code == 200
+    final = own_client.get("/v1/customers/WISHER/profile", headers=ADMIN).json()
+    assert [w["item_id"] for w in final["wishlist"]] == [removed, other]
     unknown = own_client.get("/v1/customers/WISHER/profile", params={"store_id": "S999"},
                          headers=ADMIN)  # fmt: skip
     assert unknown.status_code == 404 and "S999" in unknown.text
