@@ -34,11 +34,12 @@ from typing import IO
 
 from api_load import build, free_port, wait_for
 from loadgen import MakeRequest, closed_loop, get, post
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from service.registry import RECOMMENDER
 from service.settings import SCOPES, ApiKey, Settings
+from service.storage.codec import moment
 from service.storage.engine import open_engine
 from service.storage.tables import catalogue, customers, events
 
@@ -60,18 +61,19 @@ def _copy_if_sqlite(url: str, into: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def _population(url: str) -> tuple[list[str], list[str], int, str]:
+def _population(url: str) -> tuple[list[str], list[str], str, str]:
+    """The customers, the items, the time of the last stored event (ISO) and a store."""
     engine = open_engine(url)
     with engine.connect() as conn:
         people = sorted(conn.execute(select(customers.c.customer_id)).scalars())
         items = sorted(conn.execute(select(catalogue.c.item_id)).scalars())
-        count = conn.execute(select(events.c.event_id).limit(1)).first()
+        last = moment(int(conn.execute(select(func.max(events.c.ts))).scalar_one()))
         store = conn.execute(
             select(events.c.store_id).where(events.c.store_id.is_not(None)).limit(1)
         )
         store_id = str(store.scalar_one())
     engine.dispose()
-    return people, items, 0 if count is None else 1, store_id
+    return people, items, last.isoformat(), store_id
 
 
 def STANDING(people: list[str]) -> list[str]:
@@ -88,15 +90,17 @@ def _nbo(persons: list[str], rng: random.Random | None = None) -> MakeRequest:
 
 
 def _cases(
-    people: list[str], items: list[str], store_id: str, rng: random.Random
+    people: list[str], items: list[str], store_id: str, ts: str, rng: random.Random
 ) -> dict[str, MakeRequest]:
     """Each case's request maker (request i of the case), in the order they run.
 
     The customers are split: the events posted under load go to the last tenth ("active
     now"); the read cases before them ask the others, whose batch answers stand; the cases
-    after them ask the active ones, whose answers must fold in what they just did.
+    after them ask the active ones, whose answers must fold in what they just did. The
+    events carry the time of the store's last event (`ts`: they arrive late), so that the
+    clock a replayed store is served at stays where it was for the next run on a store
+    that keeps them (PostgreSQL), and the batch answers stay recent enough to serve.
     """
-    ts = datetime.now(UTC).isoformat()
     run = uuid.uuid4().hex[:8]
     active = people[-max(len(people) // 10, 1) :]
     quiet = people[: len(people) - len(active)]
@@ -168,7 +172,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="omni-online-"))
     host = "127.0.0.1"
     rows: dict[str, dict[str, float]] = {}
-    people, items, _, store_id = _population(settings.database_url)
+    people, items, last_ts, store_id = _population(settings.database_url)
     rng = random.Random(7)
     for workers in args.workers:
         url = _copy_if_sqlite(settings.database_url, work)
@@ -177,7 +181,7 @@ def main() -> None:
         label = f"{workers} worker{'s' if workers > 1 else ''}"
         try:
             wait_for(f"http://{host}:{port}/ready", server)
-            cases = _cases(people, items, store_id, rng)
+            cases = _cases(people, items, store_id, last_ts, rng)
             # Unmeasured: the service reads the stores' stock in the background at start.
             closed_loop(host, port, cases["recommendations k=10"], seconds=5, conns=8)
             if args.cases:
