@@ -15,6 +15,7 @@ from features.schema import EVENTS
 from service.erasure import before_erasure
 from service.people import link_identities
 from service.storage import state
+from service.storage.engine import begin_write
 from service.storage.writer import Applied, insert_events
 
 
@@ -35,7 +36,7 @@ def accept_events(
     valid = validate_records(records, EVENTS).rows if records else []
     arrival = int(time.time() * 1_000_000)
     rows = [_stored(row, arrival) for row in valid]
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         if also is not None:
             also(conn)
         forgotten = before_erasure(conn, rows)

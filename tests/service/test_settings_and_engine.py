@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from service.settings import Settings, get_settings
-from service.storage.engine import open_engine
+from service.storage.engine import begin_write, open_engine
 
 
 def test_environment_overrides_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,3 +34,36 @@ def test_sqlite_store_uses_wal_and_creates_its_folder(tmp_path: Path) -> None:
         assert path.exists()
     finally:
         engine.dispose()
+
+
+def test_sqlite_writers_wait_their_turn_on_the_lock_file(tmp_path: Path) -> None:
+    # The intake's writers (any thread, any process) queue before the transaction
+    # begins, and the next one goes in as soon as the one before has committed.
+    engine = open_engine(f"sqlite:///{tmp_path / 'omni.db'}")
+    order: list[str] = []
+    holding = threading.Event()
+
+    def first() -> None:
+        with begin_write(engine) as conn:
+            holding.set()
+            time.sleep(0.3)
+            conn.execute(text("CREATE TABLE marks (who TEXT)"))
+            conn.execute(text("INSERT INTO marks VALUES ('first')"))
+            order.append("first committed")
+
+    writer = threading.Thread(target=first)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        asked = time.perf_counter()
+        with begin_write(engine) as conn:
+            waited = time.perf_counter() - asked
+            order.append("second in")
+            conn.execute(text("INSERT INTO marks VALUES ('second')"))
+    finally:
+        writer.join()
+    with engine.connect() as conn:
+        marks = conn.execute(text("SELECT who FROM marks")).scalars().all()
+    engine.dispose()
+    assert order == ["first committed", "second in"] and waited >= 0.2
+    assert marks == ["first", "second"]
