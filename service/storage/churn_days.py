@@ -17,7 +17,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Float, and_, bindparam, case, delete, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Float,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    union_all,
+)
 
 from features import columns as c
 from features.churn import COUNT
@@ -151,6 +162,40 @@ def edge_days(at: int) -> set[int]:
     return {(at - w * DAY) // DAY for w in WINDOWS} | {at // DAY}
 
 
+#: Built once (run for every churn answer computed from the state): a kind of id's day
+#: rows but the edge days', up to today.
+_DAYS = select(
+    churn_days.c[c.CHANNEL], churn_days.c[c.TYPE], churn_days.c.events,
+    churn_days.c.first_ts, churn_days.c.last_ts, churn_days.c.spend,
+).where(
+    churn_days.c[c.ID_TYPE] == bindparam("kind"),
+    churn_days.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
+    churn_days.c.day.not_in(bindparam("edges", expanding=True)),
+    churn_days.c.day <= bindparam("today"),
+)  # fmt: skip
+
+
+def _edge_events(who: Any, days: int) -> Any:
+    """The events of `days` edge days (bounds `from_i`, `to_i`) under one column of ids:
+    a read per day through the (id, ts) index, so only those days' events are read."""
+    ts = events.c[c.TS]
+    cols = [events.c[n] for n in (c.TS, c.TYPE, c.CHANNEL, c.PRICE, c.QUANTITY, c.CUSTOMER_ID)]
+    ids = who.in_(bindparam("ids", expanding=True))
+    each = [
+        select(*cols).where(ids, ts >= bindparam(f"from_{i}"), ts < bindparam(f"to_{i}"))
+        for i in range(days)
+    ]
+    return each[0] if days == 1 else union_all(*each)
+
+
+#: By kind of id and number of edge days (the windows' edges and today: `edge_days`).
+_EDGE_EVENTS = {
+    (kind, days): _edge_events(who, days)
+    for kind, who, _ in owned_by_kind(events)
+    for days in range(1, len(WINDOWS) + 2)
+}
+
+
 def history(
     conn: Connection,
     person_id: str,
@@ -164,29 +209,19 @@ def history(
     count and person_id."""
     at = micros(now)
     edges = sorted(edge_days(at))
+    bounds = {f"from_{i}": day * DAY for i, day in enumerate(edges)}
+    bounds.update({f"to_{i}": (day + 1) * DAY for i, day in enumerate(edges)})
     parts: list[tuple[np.ndarray, ...]] = []
-    ev, t = events.c, churn_days.c
-    theirs = dict(by_kind(customer_ids, anonymous_ids))
-    for kind, who, _ in owned_by_kind(events):
-        ids = theirs.get(kind)
-        if not ids:
-            continue
-        rows = conn.execute(
-            select(t[c.CHANNEL], t[c.TYPE], t.events, t.first_ts, t.last_ts, t.spend)
-            .where(t[c.ID_TYPE] == kind, t[c.ID_VALUE].in_(ids), t.day.not_in(edges),
-                   t.day <= at // DAY)
-        ).all()  # fmt: skip
+    for kind, ids in by_kind(customer_ids, anonymous_ids):
+        days = {"kind": kind, "ids": ids, "edges": edges, "today": at // DAY}
+        rows = conn.execute(_DAYS, days).all()
         if rows:
             parts.append(_from_days(rows))
-        within = or_(*(and_(ev[c.TS] >= d * DAY, ev[c.TS] < (d + 1) * DAY) for d in edges))
         # Which events count under the id (`only`: an anonymous id's only when they carry
         # no customer id) is checked here, not in SQL: given `customer_id IS NULL`, SQLite
         # read every anonymous event of those days in the store through the customer
         # index (1.6 s a request at 100,000 customers) instead of the id's own.
-        found = conn.execute(
-            select(ev[c.TS], ev[c.TYPE], ev[c.CHANNEL], ev[c.PRICE], ev[c.QUANTITY],
-                   ev[c.CUSTOMER_ID]).where(who.in_(ids), within)
-        ).all()  # fmt: skip
+        found = conn.execute(_EDGE_EVENTS[kind, len(edges)], {"ids": ids, **bounds}).all()
         raw = [r[:5] for r in found if kind == CUSTOMER or r[5] is None]
         if raw:
             ts, type_, channel, price, quantity = zip(*raw, strict=True)
