@@ -13,6 +13,9 @@ from features.matrix import InteractionMatrix
 from models.base import Recommender
 from models.confidence import confidence, single_threaded_blas
 
+#: Up to this many customers folded in at once are solved on the calling thread.
+_FEW = 64
+
 
 class _Factors(Recommender):
     """Scores are user factors . item factors; subclasses learn the factors."""
@@ -71,20 +74,34 @@ class ALS(_Factors):
         what a customer's events since training change, in milliseconds.
         """
         self._check_fitted()
+        rows = np.arange(user_items.shape[0])
         with single_threaded_blas():
-            model = self._implicit()
-            model.item_factors = self.item_factors_
-            model.user_factors = np.zeros((user_items.shape[0], self.factors), np.float32)
-            rows = np.arange(user_items.shape[0])
-            solved = model.recalculate_user(rows, confidence(user_items, self.alpha))
+            solved = self._solver(len(rows)).recalculate_user(
+                rows, confidence(user_items, self.alpha)
+            )
         return np.asarray(solved, dtype=np.float32)
 
-    def _implicit(self) -> AlternatingLeastSquares:
+    def _solver(self, users: int) -> AlternatingLeastSquares:
+        """implicit's solver over the trained item factors, made once per set of factors
+        and kept: its item Gram matrix (factors x factors from every item, 1.3 ms at
+        20,000 items) is computed on the first fold-in, not on each. A few customers are
+        solved on the calling thread; many, on every core."""
+        few = users <= _FEW
+        kept: dict[bool, AlternatingLeastSquares] = self.__dict__.setdefault("_solvers", {})
+        solver = kept.get(few)
+        if solver is None or solver.item_factors is not self.item_factors_:  # refit, restored
+            solver = self._implicit(num_threads=1 if few else 0)
+            solver.item_factors = self.item_factors_
+            kept[few] = solver
+        return solver
+
+    def _implicit(self, num_threads: int = 0) -> AlternatingLeastSquares:
         return AlternatingLeastSquares(
             factors=self.factors,
             regularization=self.regularization,
             iterations=self.iterations,
             random_state=self.random_state,
+            num_threads=num_threads,
         )
 
 

@@ -310,6 +310,19 @@ class TestALS(ContractMixin):
         best = model.items_.ids[np.argsort(-scores[0])[:4]]
         assert set(best) == set(B)
 
+    def test_fold_in_follows_the_factors_the_model_holds_now(self) -> None:
+        # The solver made on the first fold-in is kept, but never past new factors.
+        data, _ = known_answer()
+        model = self.make().fit(data)
+        newcomer = np.zeros((1, len(model.items_)), dtype=np.float32)
+        newcomer[0, model.items_.positions(["a0"])] = 2.0
+        first = model.fold_in(csr_matrix(newcomer))
+        other = ALS(factors=2, iterations=2, regularization=0.01, random_state=7).fit(data)
+        model._restore(other._state())
+        again = model.fold_in(csr_matrix(newcomer))
+        assert np.allclose(again, other.fold_in(csr_matrix(newcomer)))
+        assert not np.allclose(again, first)
+
 
 class TestBPR(ContractMixin):
     def make(self) -> Recommender:
