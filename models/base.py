@@ -156,8 +156,10 @@ class Recommender(HyperParams, ABC):
         Raises ValueError when `history` is not on the model's item axis.
         """
         self._check_fitted()
-        if len(history.items) != len(self.items_) or not np.array_equal(
-            np.asarray(history.items, dtype=object), self.items_.ids
+        same = history.items is self.items_.ids  # built on this model's axis (a fold-in)
+        if not same and (
+            len(history.items) != len(self.items_)
+            or not np.array_equal(np.asarray(history.items, dtype=object), self.items_.ids)
         ):
             raise ValueError("history must be built on the model's items (items=model.items_.ids)")
         view = copy.copy(self)

@@ -47,10 +47,11 @@ def history_now(
     n = len(items)
 
     def row(values: np.ndarray, where: np.ndarray | None = None) -> csr_matrix:
+        # One row, its columns sorted and each item once (`of_person` sums per item).
         data = values.astype(np.float32)
         at_cols = col if where is None else col[where]
         data = data if where is None else data[where]
-        return csr_matrix((data, (np.zeros(len(at_cols), dtype=np.int64), at_cols)), shape=(1, n))
+        return csr_matrix((data, at_cols, np.array([0, len(at_cols)])), shape=(1, n))
 
     weights = row(kept(touched.weight))
     last_purchase = kept(touched.last_purchase)
