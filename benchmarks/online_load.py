@@ -9,10 +9,11 @@ Reads the store and registry from the OMNI_* settings (data/omni.db and mlruns/ 
 default). A SQLite store is copied first, so that the offers decided and the events
 posted under load do not stay in it. Starts `omni serve --replay` on a free local port
 with a benchmark key and drives it with benchmarks/loadgen.py: 8 connections (or
---connections), opened 20 ms apart so that every worker process takes some, each sending
-its next request when the last answers (--cases picks some by name). Cases: recommendations, one event per
-request, 100 events per request, churn, profile, next-best offer asked again (the
-decision stands) and asked first (each request a customer not asked before). Results:
+--connections), opened 20 ms apart so that every worker process takes some, each
+sending its next request when the last answers (--cases picks some by name). Cases:
+recommendations, one event per request, 100 events per request, churn, profile,
+next-best offer asked again (the decision stands) and asked first (each request a
+customer not asked before). Results:
 benchmarks/results/online_load.md (appended, one table per run).
 """
 
