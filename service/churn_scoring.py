@@ -44,12 +44,18 @@ def churn_now(
     channel and type they were active, never their events one by one), once per new
     activity of theirs (`answer_cache`)."""
     served.need_churn()
-    stored = _standing_set(conn, served, now, max_age_hours)
+    version = served.churn_version
+    stored, row = (
+        answers.set_and_churn_row(conn, version, person.person_id) if version else (None, None)
+    )
     seen = seen_of(conn, person)
-    if stored is not None and (seen is None or seen.last_arrival <= stored.made_at):
-        row = answers.churn_row(conn, person.person_id, stored.model_version)
-        if row is not None:
-            return _stored_answer(served, stored, row)
+    if (
+        stored is not None
+        and row is not None
+        and _recent(stored, now, max_age_hours)
+        and (seen is None or seen.last_arrival <= stored.made_at)
+    ):
+        return _stored_answer(served, stored, row)
     if seen is None:
         return _from_days(conn, served, person, now)
     # Made once per new activity of theirs, and no longer than a batch answer is served.
@@ -101,9 +107,12 @@ def _standing_set(
     """The served version's batch answer set while it is recent enough for `now`."""
     version = served.churn_version
     stored = answers.answer_set(conn, answers.CHURN, version) if version else None
-    if stored is None or abs(micros(now) - stored.as_of) > max_age_hours * 3_600e6:
-        return None
-    return stored
+    return stored if stored is not None and _recent(stored, now, max_age_hours) else None
+
+
+def _recent(stored: answers.AnswerSet, now: datetime, max_age_hours: float) -> bool:
+    """Whether a set of batch answers is recent enough to serve at `now`."""
+    return abs(micros(now) - stored.as_of) <= max_age_hours * 3_600e6
 
 
 def _stored_answer(served: Served, stored: answers.AnswerSet, row: answers.ChurnRow) -> ChurnAnswer:

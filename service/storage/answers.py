@@ -1,7 +1,7 @@
 """Batch answers in the store: written whole per model version, read one row per request.
 
 The batch layer (`training.answers`) scores every person once and writes the set in one
-transaction; a request reads its person's row (`churn_row`) and the set's times, and
+transaction; a request reads its person's row with the set's times (`set_and_churn_row`), and
 uses it only while nothing of the person arrived after the set was made.
 """
 
@@ -74,20 +74,33 @@ def write_churn(
     return len(rows)
 
 
-def churn_row(conn: Connection, person_id: str, version: str) -> ChurnRow | None:
-    """The person's churn answer from `version`'s set (None: not in it)."""
-    row = conn.execute(_CHURN_ROW, {"person": person_id, "version": version}).first()
+def set_and_churn_row(
+    conn: Connection, version: str, person_id: str
+) -> tuple[AnswerSet | None, ChurnRow | None]:
+    """`version`'s set of churn answers and the person's row in it, in one read (a
+    request's: one round trip, not two)."""
+    row = conn.execute(_SET_AND_ROW, {"version": version, "person": person_id}).first()
     if row is None:
-        return None
-    return ChurnRow(None if row[0] is None else float(row[0]), str(row[1]), json.loads(row[2]))
+        return None, None
+    stored = AnswerSet(*row[:5])
+    if row[6] is None:  # no row of theirs (the band is never null)
+        return stored, None
+    return stored, ChurnRow(None if row[5] is None else float(row[5]), str(row[6]),
+                            json.loads(row[7]))  # fmt: skip
 
 
-_CHURN_ROW = select(
-    churn_answers.c.probability, churn_answers.c.band, churn_answers.c.drivers
-).where(
-    churn_answers.c[c.PERSON_ID] == bindparam("person"),
-    churn_answers.c.model_version == bindparam("version"),
-)
+_SET_AND_ROW = (
+    select(answer_sets, churn_answers.c.probability, churn_answers.c.band,
+           churn_answers.c.drivers)
+    .select_from(
+        answer_sets.outerjoin(
+            churn_answers,
+            (churn_answers.c[c.PERSON_ID] == bindparam("person"))
+            & (churn_answers.c.model_version == answer_sets.c.model_version),
+        )
+    )
+    .where(answer_sets.c[c.KIND] == CHURN, answer_sets.c.model_version == bindparam("version"))
+)  # fmt: skip
 
 
 def churn_rows(conn: Connection, version: str) -> dict[str, ChurnRow]:
