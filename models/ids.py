@@ -90,8 +90,8 @@ class IdMapping:
                 [small.get(v, -1) if _hashable(v) else -1 for v in values], dtype=np.int64
             )
         elif len(values) <= ONE_BY_ONE:
-            # A request asks for a handful of ids: the hash table pandas keeps answers
-            # these one by one far faster than building an Index to look them up.
+            # A request asks for a person's ids (up to a few thousand): the hash table
+            # pandas keeps answers them one by one far faster than `get_indexer`.
             engine = self._index
             found = np.array([_get(engine, v) for v in values], dtype=np.int64)
         else:

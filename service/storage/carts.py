@@ -103,17 +103,25 @@ def _bought(
 
 
 def last_bought(
-    conn: Connection, customer_ids: Iterable[str], anonymous_ids: Iterable[str]
+    conn: Connection,
+    customer_ids: Iterable[str],
+    anonymous_ids: Iterable[str],
+    items: Iterable[str] | None = None,
 ) -> dict[str, int]:
-    """When the person with these ids last bought each item they ever bought, by item
-    (microseconds): a row per item and id, never their events."""
+    """When the person with these ids last bought each item they ever bought (of `items`
+    only, when given), by item (microseconds): a row per item and id, never their events."""
     found: dict[str, int] = {}
-    for item, ts in read_ids(conn, _BOUGHT, customer_ids, anonymous_ids):
+    if items is None:
+        rows = read_ids(conn, _BOUGHT, customer_ids, anonymous_ids)
+    else:
+        rows = read_ids(conn, _BOUGHT_ITEMS, customer_ids, anonymous_ids, items=sorted(items))
+    for item, ts in rows:
         found[str(item)] = max(int(ts), found.get(str(item), int(ts)))
     return found
 
 
 _BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(of_ids(bought))
+_BOUGHT_ITEMS = _BOUGHT.where(bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True)))
 _BOUGHT_OF = select(bought.c[c.ID_VALUE], bought.c[c.ITEM_ID], bought.c.last_ts).where(
     *of_kind(bought), bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
 )

@@ -35,7 +35,7 @@ from features.churn import COUNT
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
 from service.storage.engine import greatest_least, insert_into, once
-from service.storage.ids import by_kind, of_ids, owned_by_kind, owner, read_ids
+from service.storage.ids import by_kind, of_ids, of_kind, owned_by_kind, owner, read_ids
 from service.storage.tables import churn_days, events, identities
 
 #: The window lengths of the churn features, in days (`features.churn`).
@@ -168,8 +168,7 @@ _DAYS = select(
     churn_days.c[c.CHANNEL], churn_days.c[c.TYPE], churn_days.c.events,
     churn_days.c.first_ts, churn_days.c.last_ts, churn_days.c.spend,
 ).where(
-    churn_days.c[c.ID_TYPE] == bindparam("kind"),
-    churn_days.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)),
+    *of_kind(churn_days),
     churn_days.c.day.not_in(bindparam("edges", expanding=True)),
     churn_days.c.day <= bindparam("today"),
 )  # fmt: skip

@@ -14,13 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, select
+from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
+from service.storage import carts
 from service.storage.engine import greatest_least, insert_into, once
 from service.storage.ids import ids_of, of_ids, read_ids
 from service.storage.replay import replay
-from service.storage.tables import bought, wishes
+from service.storage.tables import wishes
 
 WISH, UNWISH = c.EventType.WISHLIST.value, c.EventType.WISHLIST_REMOVE.value
 
@@ -92,9 +93,8 @@ def wish_list(
             wished[item] = max(wished.get(item, (0, "")), (int(at), str(channel or "")))
         gone[item] = max(gone.get(item, 0), int(removed))
     if wished:
-        params = {"items": sorted(wished)}
-        for item, ts in read_ids(conn, _BOUGHT, customer_ids, anonymous_ids, **params):
-            gone[item] = max(gone.get(item, 0), int(ts))
+        for item, ts in carts.last_bought(conn, customer_ids, anonymous_ids, wished).items():
+            gone[item] = max(gone.get(item, 0), ts)
     on = [
         Wish(item, at, channel or None)
         for item, (at, channel) in wished.items()
@@ -107,6 +107,3 @@ def wish_list(
 _WISHES = select(
     wishes.c[c.ITEM_ID], wishes.c.wished_at, wishes.c.removed_at, wishes.c[c.CHANNEL]
 ).where(of_ids(wishes))
-_BOUGHT = select(bought.c[c.ITEM_ID], bought.c.last_ts).where(
-    of_ids(bought), bought.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
-)
