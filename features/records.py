@@ -230,10 +230,11 @@ def _timestamps(
     values: list[pd.Timestamp | None] = [None] * len(raw)
     messages: list[str | None] = [None] * len(raw)
     rest = []
+    until = happened_until() if field.happened else None  # once a batch: it reads the clock
     for i, (value, here) in enumerate(zip(raw, present, strict=True)):
         if not here:
             continue
-        parsed = _plain_time(value, field.happened)
+        parsed = _plain_time(value, until)
         if parsed is None:
             rest.append(i)
         else:
@@ -249,9 +250,10 @@ def _timestamps(
     return values, messages
 
 
-def _plain_time(value: Any, happened: bool) -> pd.Timestamp | None:
-    """The time, parsed in Python, when it is plain and inside its bounds; else None (the
-    frame path's parser reads it and words the message)."""
+def _plain_time(value: Any, until: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The time, parsed in Python, when it is plain and inside its bounds (with `until`,
+    a time that has happened: between `HAPPENED_FROM` and `until`); else None (the frame
+    path's parser reads it and words the message)."""
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -262,7 +264,7 @@ def _plain_time(value: Any, happened: bool) -> pd.Timestamp | None:
     except ValueError:
         return None  # e.g. month 13: pandas words the message
     stamp = pd.Timestamp(moment.astimezone(UTC))
-    if happened and not HAPPENED_FROM <= stamp <= happened_until():
+    if until is not None and not HAPPENED_FROM <= stamp <= until:
         return None
     return stamp if EARLIEST <= stamp <= LATEST else None
 

@@ -18,7 +18,7 @@ from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.activity import Seen, last_seen
 from service.storage.codec import micros, moment
-from service.storage.engine import insert_into, once
+from service.storage.engine import insert_into, run_many
 from service.storage.reader import decode_events
 from service.storage.tables import (
     activity,
@@ -262,7 +262,7 @@ def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
     new_people = [
         {c.ID_TYPE: CUSTOMER, c.ID_VALUE: cid, c.PERSON_ID: cid, "conflict": False} for cid in known
     ]
-    conn.execute(once(conn, _insert_new), new_people)
+    run_many(conn, _insert_new, new_people)
     first_seen: dict[str, str] = {}
     pairs = [r for r in stored if r[c.CUSTOMER_ID] is not None and r[c.ANONYMOUS_ID] is not None]
     for row in sorted(pairs, key=lambda r: r[c.TS]):
@@ -274,7 +274,7 @@ def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
         {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: anon, c.PERSON_ID: owners[cid], "conflict": False}
         for anon, cid in sorted(first_seen.items())
     ]
-    conn.execute(once(conn, _insert_new), links)
+    run_many(conn, _insert_new, links)
 
 
 _OWNERS = select(identities.c[c.ID_VALUE], identities.c[c.PERSON_ID]).where(

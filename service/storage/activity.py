@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, literal, select
 
 from features import columns as c
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, run_many
 from service.storage.ids import ID_COLUMNS, ids_of, of_ids, read_ids
 from service.storage.tables import activity, events, id_channels, identities
 
@@ -49,8 +49,9 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     seen_in = sorted(
         {(kind, value, row[c.CHANNEL]) for row in stored for kind, value in ids_of(row)}
     )
-    conn.execute(
-        once(conn, _add_channels),
+    run_many(
+        conn,
+        _add_channels,
         [{c.ID_TYPE: k, c.ID_VALUE: v, c.CHANNEL: ch} for k, v, ch in seen_in],
     )
     rows = [
@@ -64,7 +65,7 @@ def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
         }
         for (kind, value), (n, first, last, arrival) in sorted(totals.items())
     ]
-    conn.execute(once(conn, _upsert), rows)
+    run_many(conn, _upsert, rows)
 
 
 def _add_channels(conn: Connection) -> Any:

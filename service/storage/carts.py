@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select
 
 from features import columns as c
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, run_many
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of, of_ids, of_kind, read_ids
 from service.storage.tables import bought, cart_moves, events, identities
 
@@ -46,7 +46,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
                 key = (kind, value, row[c.ITEM_ID])
                 purchases[key] = max(purchases.get(key, row[c.TS]), row[c.TS])
     if purchases:
-        conn.execute(once(conn, _upsert_bought), [
+        run_many(conn, _upsert_bought, [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, "last_ts": ts}
             for (k, v, i), ts in sorted(purchases.items())
         ])  # fmt: skip

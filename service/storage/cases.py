@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, run_many
 from service.storage.ids import ids_of, of_ids, read_ids
 from service.storage.replay import replay
 from service.storage.tables import cases, identities
@@ -68,7 +68,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             state = _of(row)
             found[key] = _merged(found[key], state) if key in found else state
     if found:
-        conn.execute(once(conn, _upsert), [
+        run_many(conn, _upsert, [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.CASE_ID: i, **state}
             for (k, v, i), state in sorted(found.items())
         ])  # fmt: skip

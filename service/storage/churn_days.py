@@ -34,7 +34,7 @@ from features import columns as c
 from features.churn import COUNT
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, run_many
 from service.storage.ids import by_kind, of_ids, of_kind, owned_by_kind, owner, read_ids
 from service.storage.tables import churn_days, events, identities
 
@@ -62,7 +62,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             seen[3] += spend
     if not days:
         return
-    conn.execute(once(conn, _upsert), [
+    run_many(conn, _upsert, [
         {c.ID_TYPE: k, c.ID_VALUE: v, "day": d, c.CHANNEL: ch, c.TYPE: t, "events": n,
          "first_ts": first, "last_ts": last, "spend": spend}
         for (k, v, d, ch, t), (n, first, last, spend) in sorted(days.items())

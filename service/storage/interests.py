@@ -27,7 +27,7 @@ from features import columns as c
 from features.interactions import InteractionWeights
 from service.storage import kind_weights
 from service.storage.codec import DAY, micros
-from service.storage.engine import greatest_least, insert_into, many_returning, once
+from service.storage.engine import greatest_least, insert_into, many_returning, run_many
 from service.storage.ids import of_ids, owned_by_kind, owner, read_ids
 from service.storage.tables import events, interests, store_weights
 
@@ -99,7 +99,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             for kind, value, item, weight in after
         })  # fmt: skip
     if places:
-        conn.execute(once(conn, _upsert_places), [
+        run_many(conn, _upsert_places, [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.STORE_ID: s, "weight": w}
             for (k, v, s), w in sorted(places.items())
         ])  # fmt: skip

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from features import columns as c
-from service.storage.engine import insert_into, once
+from service.storage.engine import insert_into, run_many
 from service.storage.ids import of_ids, read_ids
 from service.storage.tables import catalogue, interests, kind_weights
 
@@ -51,10 +51,10 @@ def apply(conn: Connection, changed: Mapping[tuple[str, str, str], tuple[float, 
             emptied.add((kind, value))
     if not moves:
         return
-    conn.execute(once(conn, _upsert), moves)
+    run_many(conn, _upsert, moves)
     if emptied:
         emptied_ids = [{"kind": kind, "value": value} for kind, value in sorted(emptied)]
-        conn.execute(once(conn, _delete_emptied), emptied_ids)
+        run_many(conn, _delete_emptied, emptied_ids)
 
 
 def _delete_emptied(conn: Connection) -> Any:

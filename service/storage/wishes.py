@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, delete, select
 
 from features import columns as c
 from service.storage import carts
-from service.storage.engine import greatest_least, insert_into, once
+from service.storage.engine import greatest_least, insert_into, run_many
 from service.storage.ids import ids_of, of_ids, read_ids
 from service.storage.replay import replay
 from service.storage.tables import wishes
@@ -51,7 +51,7 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             elif (ts, str(row[c.CHANNEL])) > (got["wished_at"], str(got[c.CHANNEL] or "")):
                 got["wished_at"], got[c.CHANNEL] = ts, str(row[c.CHANNEL])
     if rows:
-        conn.execute(once(conn, _upsert), [
+        run_many(conn, _upsert, [
             {c.ID_TYPE: k, c.ID_VALUE: v, c.ITEM_ID: i, **got}
             for (k, v, i), got in sorted(rows.items())
         ])  # fmt: skip

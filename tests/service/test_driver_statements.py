@@ -1,0 +1,72 @@
+"""Statements run for many rows through the driver (`service.storage.engine.run_many` and
+`many_returning`): what they store and return equals what SQLAlchemy would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, select
+
+from features import columns as c
+from service.storage import engine as engines
+from service.storage.engine import insert_into, many_returning, run_many
+from service.storage.tables import identities, interests
+
+
+def _new_links(conn: Connection) -> Any:
+    return insert_into(conn, identities).on_conflict_do_nothing()
+
+
+def _returning_ids(conn: Connection) -> Any:
+    insert = insert_into(conn, identities).on_conflict_do_nothing()
+    return insert.returning(identities.c[c.ID_VALUE])
+
+
+def _add_weight(conn: Connection) -> Any:
+    insert = insert_into(conn, interests)
+    added = {"weight": interests.c.weight + insert.excluded.weight}
+    return insert.on_conflict_do_update(
+        index_elements=[c.ID_TYPE, c.ID_VALUE, c.ITEM_ID], set_=added
+    ).returning(interests.c[c.ITEM_ID], interests.c.weight)
+
+
+def _link(i: int) -> dict[str, Any]:
+    return {
+        c.ID_TYPE: "customer",
+        c.ID_VALUE: f"c{i}",
+        c.PERSON_ID: f"c{i}",
+        "conflict": i % 2 == 0,
+    }
+
+
+def test_run_many_stores_every_row_with_its_types(engine: Engine) -> None:
+    with engine.begin() as conn:
+        run_many(conn, _new_links, [_link(i) for i in range(5)])
+        run_many(conn, _new_links, [_link(3), _link(7)])  # c3 is there: only c7 is new
+    with engine.connect() as conn:
+        rows = conn.execute(select(identities.c[c.ID_VALUE], identities.c.conflict)).all()
+    assert sorted(rows) == sorted((f"c{i}", i % 2 == 0) for i in [0, 1, 2, 3, 4, 7])
+
+
+def test_many_returning_names_only_the_rows_it_inserted(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small statements on SQLite: the rows are split over several INSERTs of many rows.
+    monkeypatch.setattr(engines, "_MOST_PARAMETERS", 9)
+    with engine.begin() as conn:
+        first = many_returning(conn, _returning_ids, [_link(i) for i in range(7)])
+        again = many_returning(conn, _returning_ids, [_link(i) for i in range(5, 10)])
+    assert sorted(v for (v,) in first) == [f"c{i}" for i in range(7)]
+    assert sorted(v for (v,) in again) == ["c7", "c8", "c9"]  # c5 and c6 were stored
+
+
+def test_many_returning_gives_each_upserted_row_after_the_change(engine: Engine) -> None:
+    def row(item: str, weight: float) -> dict[str, Any]:
+        return {c.ID_TYPE: "customer", c.ID_VALUE: "c1", c.ITEM_ID: item, "weight": weight,
+                "last_ts": 1, "units": 0.0, "last_purchase": None}  # fmt: skip
+
+    with engine.begin() as conn:
+        many_returning(conn, _add_weight, [row("a", 1.5), row("b", 2)])
+        after = many_returning(conn, _add_weight, [row("a", 1), row("c", 0.25)])
+    assert sorted(after) == [("a", 2.5), ("c", 0.25)]
