@@ -126,38 +126,63 @@ def _present(value: Any) -> bool:
 
 
 def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
-    """One column: canonical values and a message (or None) per record."""
-    messages: list[str | None] = [None] * len(raw)
-    present = [_present(v) for v in raw]
+    """One column: canonical values and a message (or None) per record. A later check's
+    message replaces an earlier one's: single value, the kind's own checks, required,
+    then what no field may hold (an unpaired surrogate, a NaN literal)."""
+    if field.kind == "timestamp":
+        return _times(raw, field)
+    coerce = {"str": _text, "int": _number, "float": _number, "bool": _truth}[field.kind]
+    missing = _missing(field)
+    values: list[Any] = []
+    messages: list[str | None] = []
+    for value in raw:
+        message: str | None = None
+        if isinstance(value, _NESTED):
+            here, message = False, "is not a single value"
+        else:
+            here = _present(value)
+        if here:
+            canonical, problem = coerce(value, field)
+            if problem is not None:
+                message = problem
+        else:
+            canonical = missing
+            if field.required:
+                message = "is required"
+        values.append(canonical)
+        messages.append(_never_stored(value) or message)
+    return values, messages
+
+
+def _times(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
+    """A timestamp column (`_coerce`): the times are parsed together (`_timestamps`)."""
+    present = [not isinstance(v, _NESTED) and _present(v) for v in raw]
+    values, messages = _timestamps(raw, present, field)
     for i, value in enumerate(raw):
         if isinstance(value, _NESTED):
-            messages[i], present[i] = "is not a single value", False
-    if field.kind == "timestamp":
-        values, times = _timestamps(raw, present, field)
-        messages = [t if t is not None else m for m, t in zip(messages, times, strict=True)]
-    else:
-        coerce = {"str": _text, "int": _number, "float": _number, "bool": _truth}[field.kind]
-        values = []
-        for i, value in enumerate(raw):
-            canonical, message = coerce(value, field) if present[i] else (_missing(field), None)
-            values.append(canonical)
-            if message is not None:
-                messages[i] = message
-    if field.required:
-        messages = ["is required" if not p else m for m, p in zip(messages, present, strict=True)]
-    for i, value in enumerate(raw):  # whatever the field:
-        if isinstance(value, str) and UNPAIRED.search(value):  # no text encoding stores it
-            messages[i] = UNPRINTABLE_MESSAGE
-        elif isinstance(value, float) and math.isnan(value):  # a NaN literal, not null
-            messages[i] = "is not a finite number"
+            messages[i] = "is not a single value"
+        if field.required and not present[i]:
+            messages[i] = "is required"
+        messages[i] = _never_stored(value) or messages[i]
     return values, messages
+
+
+def _never_stored(value: Any) -> str | None:
+    """What no field may hold, whatever its kind: a text with an unpaired surrogate (no
+    text encoding stores it) or a NaN literal (not null)."""
+    if isinstance(value, str):
+        return UNPRINTABLE_MESSAGE if not value.isascii() and UNPAIRED.search(value) else None
+    if isinstance(value, float) and math.isnan(value):
+        return "is not a finite number"
+    return None
 
 
 def _text(value: Any, field: Field) -> tuple[Any, str | None]:
     if is_not_text(value):
         return None, NOT_TEXT
     text = str(value).strip()
-    message = UNPRINTABLE_MESSAGE if UNPRINTABLE.search(text) else None
+    plain = text.isascii() and text.isprintable()  # no control character, no surrogate
+    message = None if plain or not UNPRINTABLE.search(text) else UNPRINTABLE_MESSAGE
     if len(text) > field.max_length:
         message = f"is longer than {field.max_length} characters"
     if field.choices is not None and text not in field.choices:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from features.validation import BatchRejected
 from service.auth import Caller, require
 from service.intake import accept_events
+from service.json_body import FastJSONRoute
 from service.schemas import (
     BODY_ERRORS,
     KEY_ERRORS,
@@ -22,7 +23,7 @@ from service.schemas import (
 )
 from service.store_keys import store_key_problems
 
-router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS)
+router = APIRouter(prefix="/v1", tags=["events"], responses=KEY_ERRORS, route_class=FastJSONRoute)
 
 
 @router.post(

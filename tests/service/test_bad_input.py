@@ -120,3 +120,9 @@ def test_a_batch_over_the_cap_is_refused_without_echoing_it(client: TestClient) 
     assert answer.status_code == 422
     assert "many-" not in answer.text and len(answer.text) < 1_000
     assert answer.json()["detail"][0]["loc"] == ["body", "events"]
+
+
+def test_a_body_that_is_no_json_is_a_422_saying_so(client: TestClient) -> None:
+    answer = _post(client, '{"events": [{"event_id": "e1",')
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["type"] == "json_invalid"
