@@ -26,6 +26,7 @@ from features.identity import ANONYMOUS, CUSTOMER
 from service.people import Known, Person
 from service.storage import answers, state
 from service.storage.codec import micros, to_micros
+from service.storage.engine import fetch_all
 from service.storage.ids import ID_COLUMNS, ids_of, of_kind
 from service.storage.tables import (
     contacts,
@@ -65,8 +66,9 @@ def erased_ids(conn: Connection, ids: Iterable[ErasedId] | None = None) -> dict[
     """Erased ids (of `ids` only, when given: one lookup of the ledger's key per kind) and
     when each was erased (microseconds since the epoch)."""
     query = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["erased_at"])
+    rows: list[Any]
     if ids is None:
-        rows = conn.execute(query).all()
+        rows = list(conn.execute(query).all())
     else:
         wanted: dict[str, set[str]] = {}
         for kind, value in ids:
@@ -74,7 +76,7 @@ def erased_ids(conn: Connection, ids: Iterable[ErasedId] | None = None) -> dict[
         rows = [
             row
             for kind, values in wanted.items()
-            for row in conn.execute(_ERASED_OF, {"kind": kind, "ids": sorted(values)}).all()
+            for row in fetch_all(conn, _ERASED_OF, {"kind": kind, "ids": sorted(values)})
         ]
     return {(str(kind), str(value)): int(at) for kind, value, at in rows}
 
