@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import operator
 import os
 import re
 import uuid
@@ -162,9 +163,15 @@ class _DriverStatement:
         by position (SQLite checks each named parameter against all before it when it
         prepares a statement, which for a thousand of them costs milliseconds)."""
         assert self.values is not None
-        names = _PLACEHOLDER.findall(self.values.group(1))
-        flat = [row[name[1:]] for row in rows for name in names]
+        names = _group_names(self.values.group(1))
+        take = operator.itemgetter(*names)
+        flat = [v for row in rows for v in take(row)] if len(names) > 1 else [take(r) for r in rows]
         return _many_rows(self.sql, len(names), len(rows)), flat
+
+
+@functools.lru_cache(maxsize=256)
+def _group_names(group: str) -> tuple[str, ...]:
+    return tuple(name[1:] for name in _PLACEHOLDER.findall(group))
 
 
 @functools.lru_cache(maxsize=256)
