@@ -285,7 +285,7 @@ def many_returning(
         cursor.close()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _DriverQuery:
     """A SELECT as the driver runs it for one shape of parameters (each list parameter's
     length): its SQL and where each placeholder's value comes from."""
@@ -294,7 +294,10 @@ class _DriverQuery:
     sources: tuple[tuple[str, str, int | None], ...]  # placeholder, parameter, list index
     positional: bool
     defaults: Mapping[str, Any]  # the statement's own values (a LIMIT)
-    results: tuple[Callable[[Any], Any] | None, ...]  # the columns' types on the way back
+    types: tuple[Any, ...]  # the columns' types
+    #: What each column's type does to its values on the way back, known once the driver
+    #: has said what it returns (PostgreSQL's numbers: the column's type code).
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
     def parameters(self, given: Mapping[str, Any]) -> Any:
         values = [
@@ -308,8 +311,13 @@ class _DriverQuery:
         return {placeholder: v for (placeholder, _, _), v in zip(self.sources, values, strict=True)}
 
 
-#: Driver-level SELECTs per statement, dialect and lengths of its list parameters.
-_QUERIES: dict[tuple[Any, str, tuple[tuple[str, int], ...]], _DriverQuery] = {}
+#: Driver-level SELECTs per statement, dialect and lengths of its list parameters (at
+#: most `_MOST_QUERIES` kept).
+_QUERIES: dict[tuple[Any, str, tuple[tuple[str, int], ...]], _DriverQuery | None] = {}
+
+
+_MOST_QUERIES = 4096
+_UNKNOWN: Any = object()
 
 
 def fetch_all(conn: Connection, statement: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -322,13 +330,22 @@ def fetch_all(conn: Connection, statement: Any, params: Mapping[str, Any]) -> li
     """
     shape = tuple(sorted((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple)))
     key = (statement, dialect_of(conn), shape)
-    query = _QUERIES.get(key)
-    if query is None:
+    query = _QUERIES.get(key, _UNKNOWN)
+    if query is _UNKNOWN:
+        if len(_QUERIES) >= _MOST_QUERIES:  # many lengths of list parameters: start over
+            _QUERIES.clear()
         query = _QUERIES[key] = _driver_query(conn, statement, params)
+    if query is None:  # a type the driver does not take as it is: SQLAlchemy runs it
+        return [tuple(row) for row in conn.execute(statement, dict(params)).all()]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(query.sql, query.parameters(params))
         rows = cursor.fetchall()
+        if query.results is None:
+            query.results = tuple(
+                kind._cached_result_processor(conn.dialect, column[1])
+                for kind, column in zip(query.types, cursor.description, strict=True)
+            )
     finally:
         cursor.close()
     if not any(query.results):
@@ -339,8 +356,13 @@ def fetch_all(conn: Connection, statement: Any, params: Mapping[str, Any]) -> li
     ]
 
 
-def _driver_query(conn: Connection, statement: Any, params: Mapping[str, Any]) -> _DriverQuery:
+def _driver_query(
+    conn: Connection, statement: Any, params: Mapping[str, Any]
+) -> _DriverQuery | None:
     compiled = statement.compile(dialect=conn.dialect)
+    for bind in compiled.binds.values():
+        if bind.type._cached_bind_processor(conn.dialect) is not None:
+            return None
     expanded = compiled.construct_expanded_state(dict(params))
     origin = {
         placeholder: (name, i)
@@ -349,15 +371,9 @@ def _driver_query(conn: Connection, statement: Any, params: Mapping[str, Any]) -
     }
     names = expanded.positiontup if compiled.positional else list(expanded.parameters)
     sources = tuple((p, *origin[p]) if p in origin else (p, p, None) for p in names or ())
-    for bind in compiled.binds.values():
-        if bind.type._cached_bind_processor(conn.dialect) is not None:
-            raise TypeError(f"{bind.key}: a type the driver does not take as it is")
-    results = tuple(
-        column.type._cached_result_processor(conn.dialect, None)
-        for column in compiled._result_columns
-    )
+    types = tuple(column.type for column in compiled._result_columns)
     defaults = {k: v for k, v in compiled.params.items() if k not in params}
-    return _DriverQuery(expanded.statement, sources, compiled.positional, defaults, results)
+    return _DriverQuery(expanded.statement, sources, compiled.positional, defaults, types)
 
 
 def greatest_least(conn: Connection) -> tuple[Any, Any]:

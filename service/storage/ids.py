@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
+from service.storage.engine import fetch_all
 
 #: The event column that holds each kind of id.
 ID_COLUMNS = {CUSTOMER: c.CUSTOMER_ID, ANONYMOUS: c.ANONYMOUS_ID}
@@ -86,5 +87,4 @@ def read_ids(
     customers, anonymous = list(customer_ids), list(anonymous_ids)
     if not customers and not anonymous:
         return []
-    found = conn.execute(statement, {"customers": customers, "anonymous": anonymous, **params})
-    return [tuple(row) for row in found.all()]
+    return fetch_all(conn, statement, {"customers": customers, "anonymous": anonymous, **params})

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from features import columns as c
 from service.storage import engine as engines
-from service.storage.engine import insert_into, many_returning, run_many
+from service.storage.engine import fetch_all, insert_into, many_returning, run_many
 from service.storage.tables import identities, interests
 
 
@@ -70,3 +70,31 @@ def test_many_returning_gives_each_upserted_row_after_the_change(engine: Engine)
         many_returning(conn, _add_weight, [row("a", 1.5), row("b", 2)])
         after = many_returning(conn, _add_weight, [row("a", 1), row("c", 0.25)])
     assert sorted(after) == [("a", 2.5), ("c", 0.25)]
+
+
+_LINKS = (
+    select(identities.c[c.ID_VALUE], identities.c.conflict)
+    .where(identities.c[c.ID_VALUE].in_(bindparam("ids", expanding=True)))
+    .order_by(identities.c[c.ID_VALUE])
+    .limit(3)
+)
+_WEIGHTS = select(func.sum(interests.c.weight), func.count()).where(
+    interests.c[c.ID_VALUE] == bindparam("who")
+)
+
+
+def test_fetch_all_reads_what_sqlalchemy_reads(engine: Engine) -> None:
+    with engine.begin() as conn:
+        run_many(conn, _new_links, [_link(i) for i in range(5)])
+        conn.execute(_add_weight(conn), [
+            {c.ID_TYPE: "customer", c.ID_VALUE: "c1", c.ITEM_ID: item, "weight": 1.25,
+             "last_ts": 1, "units": 0.0, "last_purchase": None}
+            for item in ("a", "b")
+        ])  # fmt: skip
+    with engine.connect() as conn:
+        for ids in (["c0", "c3", "nobody"], ["c4"], [], ["c0", "c1", "c2", "c3", "c4"]):
+            found = fetch_all(conn, _LINKS, {"ids": ids})
+            assert found == [tuple(r) for r in conn.execute(_LINKS, {"ids": ids}).all()]
+        assert fetch_all(conn, _LINKS, {"ids": ["c0", "c1"]}) == [("c0", True), ("c1", False)]
+        total, n = fetch_all(conn, _WEIGHTS, {"who": "c1"})[0]
+        assert (total, n) == (2.5, 2) and isinstance(total, float)
