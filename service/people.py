@@ -18,7 +18,7 @@ from features import columns as c
 from features.identity import ANONYMOUS, CUSTOMER
 from service.storage.activity import Seen, last_seen
 from service.storage.codec import micros, moment
-from service.storage.engine import insert_into, run_many
+from service.storage.engine import fetch_all, insert_into, run_many
 from service.storage.reader import decode_events
 from service.storage.tables import (
     activity,
@@ -58,7 +58,7 @@ def find_person(
     id's activity and erasure.
     """
     kind, value = (CUSTOMER, customer_id) if customer_id is not None else (ANONYMOUS, anonymous_id)
-    rows = conn.execute(_PERSON_OF_ID, {"kind": kind, "value": value}).all()
+    rows = fetch_all(conn, _PERSON_OF_ID, {"kind": kind, "value": value})
     if not rows:
         return None
     ids: dict[str, list[str]] = {CUSTOMER: [], ANONYMOUS: []}
@@ -183,7 +183,7 @@ def recent_events(
         return []
     params = {"customers": list(person.customer_ids), "anonymous": list(person.anonymous_ids),
               "types": list(types), "limit": limit}  # fmt: skip
-    rows = {tuple(r) for r in conn.execute(_LATEST[columns], params).all()}
+    rows = set(fetch_all(conn, _LATEST[columns], params))
     unique = sorted(rows, key=lambda r: (r[1], r[0]), reverse=True)[:limit]
     records = [dict(zip(c.EVENT_COLUMNS, row, strict=True)) for row in unique]
     for record in records:

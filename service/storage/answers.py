@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from features import columns as c
+from service.storage.engine import fetch_all
 from service.storage.tables import answer_sets, churn_answers
 
 CHURN = "churn"
@@ -38,8 +39,8 @@ class ChurnRow:
 
 def answer_set(conn: Connection, kind: str, version: str) -> AnswerSet | None:
     """The set of `kind` answers written for `version`, if any."""
-    row = conn.execute(_SET, {"kind": kind, "version": version}).first()
-    return None if row is None else AnswerSet(*row)
+    rows = fetch_all(conn, _SET, {"kind": kind, "version": version})
+    return AnswerSet(*rows[0]) if rows else None
 
 
 _SET = select(answer_sets).where(
@@ -79,9 +80,10 @@ def set_and_churn_row(
 ) -> tuple[AnswerSet | None, ChurnRow | None]:
     """`version`'s set of churn answers and the person's row in it, in one read (a
     request's: one round trip, not two)."""
-    row = conn.execute(_SET_AND_ROW, {"version": version, "person": person_id}).first()
-    if row is None:
+    rows = fetch_all(conn, _SET_AND_ROW, {"version": version, "person": person_id})
+    if not rows:
         return None, None
+    row = rows[0]
     stored = AnswerSet(*row[:5])
     if row[6] is None:  # no row of theirs (the band is never null)
         return stored, None
