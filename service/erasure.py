@@ -66,9 +66,9 @@ def erased_ids(conn: Connection, ids: Iterable[ErasedId] | None = None) -> dict[
     """Erased ids (of `ids` only, when given: one lookup of the ledger's key per kind) and
     when each was erased (microseconds since the epoch)."""
     query = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["erased_at"])
-    rows: list[Any]
+    rows: Sequence[Any]
     if ids is None:
-        rows = list(conn.execute(query).all())
+        rows = conn.execute(query).all()
     else:
         wanted: dict[str, set[str]] = {}
         for kind, value in ids:

@@ -144,7 +144,7 @@ class _DriverStatement:
     sql: str
     defaults: Mapping[str, Any]  # the statement's own values (a literal in its WHERE)
     processors: Mapping[str, Callable[[Any], Any]]  # types that convert values on the way
-    values: re.Match[str] | None  # the VALUES group of an INSERT, to repeat for many rows
+    many: _ManyRows | None  # an INSERT of one row, as one of many rows (SQLite)
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
         if not self.defaults and not self.processors:
@@ -162,24 +162,39 @@ class _DriverStatement:
         """The INSERT with its VALUES group repeated for each of `rows`, and its parameters:
         by position (SQLite checks each named parameter against all before it when it
         prepares a statement, which for a thousand of them costs milliseconds)."""
-        assert self.values is not None
-        names = _group_names(self.values.group(1))
-        take = operator.itemgetter(*names)
-        flat = [v for row in rows for v in take(row)] if len(names) > 1 else [take(r) for r in rows]
-        return _many_rows(self.sql, len(names), len(rows)), flat
+        assert self.many is not None
+        take = operator.itemgetter(*self.many.names)
+        if len(self.many.names) == 1:  # itemgetter of one name gives the value itself
+            return self.many.sql(len(rows)), [take(row) for row in rows]
+        return self.many.sql(len(rows)), [v for row in rows for v in take(row)]
+
+
+@dataclass(frozen=True)
+class _ManyRows:
+    """An INSERT of one row split around its VALUES group, with the group's parameter
+    names in order: what repeating the group for many rows needs."""
+
+    head: str
+    names: tuple[str, ...]
+    tail: str
+
+    @classmethod
+    def of(cls, sql: str) -> _ManyRows | None:
+        found = _VALUES.search(sql)
+        if found is None:
+            return None
+        names = tuple(name[1:] for name in _PLACEHOLDER.findall(found.group(1)))
+        return cls(sql[: found.start(1)], names, sql[found.end(1) :])
+
+    def sql(self, n: int) -> str:
+        """The INSERT of `n` rows, with positional parameters."""
+        return _repeated(self, n)
 
 
 @functools.lru_cache(maxsize=256)
-def _group_names(group: str) -> tuple[str, ...]:
-    return tuple(name[1:] for name in _PLACEHOLDER.findall(group))
-
-
-@functools.lru_cache(maxsize=256)
-def _many_rows(sql: str, width: int, n: int) -> str:
-    values = _VALUES.search(sql)
-    assert values is not None
-    group = f"({', '.join('?' * width)})"
-    return f"{sql[: values.start(1)]}{', '.join([group] * n)}{sql[values.end(1) :]}"
+def _repeated(many: _ManyRows, n: int) -> str:
+    group = f"({', '.join('?' * len(many.names))})"
+    return f"{many.head}{', '.join([group] * n)}{many.tail}"
 
 
 _PLACEHOLDER = re.compile(r":\w+")
@@ -215,8 +230,8 @@ def _driver_statement(
             if process is not None and bind.key in compiled.params:
                 processors[bind.key] = process
         sql = str(compiled)
-        values = _VALUES.search(sql) if key[1] == "sqlite" and not own else None
-        found = _DriverStatement(sql, own, processors, values)
+        many = _ManyRows.of(sql) if key[1] == "sqlite" and not own else None
+        found = _DriverStatement(sql, own, processors, many)
     _DRIVER[key] = found
     return found
 
@@ -272,7 +287,7 @@ def many_returning(
                 found.extend(tuple(row) for row in cursor.fetchall())
                 if not cursor.nextset():
                     return found
-        if statement.values is None:
+        if statement.many is None:
             for one in parameters:
                 found.extend(tuple(row) for row in cursor.execute(statement.sql, one))
             return found
@@ -314,8 +329,6 @@ class _DriverQuery:
 #: Driver-level SELECTs per statement, dialect and lengths of its list parameters (at
 #: most `_MOST_QUERIES` kept).
 _QUERIES: dict[tuple[Any, str, tuple[tuple[str, int], ...]], _DriverQuery | None] = {}
-
-
 _MOST_QUERIES = 4096
 _UNKNOWN: Any = object()
 
