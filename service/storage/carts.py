@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select
 
 from features import columns as c
-from service.storage.engine import greatest_least, insert_into, run_many
+from service.storage.engine import fetch_all, greatest_least, insert_into, run_many
 from service.storage.ids import ID_COLUMNS, by_kind, ids_of, of_ids, of_kind, read_ids
 from service.storage.tables import bought, cart_moves, events, identities
 
@@ -95,7 +95,7 @@ def _bought(
     for kind in {k for k, _, _ in keys}:
         values = sorted({v for k, v, _ in keys if k == kind})
         items = sorted({i for k, _, i in keys if k == kind})
-        found = conn.execute(_BOUGHT_OF, {"kind": kind, "ids": values, "items": items}).all()
+        found = fetch_all(conn, _BOUGHT_OF, {"kind": kind, "ids": values, "items": items})
         out.extend(
             ((kind, str(v), str(i)), int(ts)) for v, i, ts in found if (kind, v, i) in wanted
         )
@@ -190,11 +190,17 @@ _ADDED = select(cart_moves.c[c.ITEM_ID]).where(
     cart_moves.c[c.TS] <= bindparam("until"),
     cart_moves.c.units > 0,
 )
-_MOVES = select(
+_MOVE_COLUMNS = (
     cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS], cart_moves.c.units,
     cart_moves.c[c.CHANNEL],
-).where(of_ids(cart_moves), cart_moves.c[c.TS] <= bindparam("until"))  # fmt: skip
-_MOVES_OF = _MOVES.where(cart_moves.c[c.ITEM_ID].in_(bindparam("items", expanding=True)))
+)  # fmt: skip
+_MOVES = select(*_MOVE_COLUMNS).where(of_ids(cart_moves), cart_moves.c[c.TS] <= bindparam("until"))
+#: The moves of a few items, read by the key (id, item): with no bound on the time in the
+#: query (the caller drops the moves after `until`), SQLite cannot choose the (id, time)
+#: index instead and walk every move the person has left.
+_MOVES_OF = select(*_MOVE_COLUMNS).where(
+    of_ids(cart_moves), cart_moves.c[c.ITEM_ID].in_(bindparam("items", expanding=True))
+)
 
 
 def _sign_of(kind: Any) -> Any:
@@ -223,16 +229,24 @@ def open_lines(
     rows = (
         read_ids(conn, _MOVES, customer_ids, anonymous_ids, until=until)
         if recent is None
-        else read_ids(conn, _MOVES_OF, customer_ids, anonymous_ids, until=until, items=recent)
+        else [
+            row
+            for row in read_ids(conn, _MOVES_OF, customer_ids, anonymous_ids, items=recent)
+            if row[2] <= until
+        ]
     )
     if not rows:
         return []
-    items = sorted({str(r[0]) for r in rows})
     last_buy: dict[str, int] = {}
     groups = by_kind(customer_ids, anonymous_ids)
-    keys = [(kind, v, i) for kind, values in groups for v in values for i in items]
-    for (_, _, item), ts in _bought(conn, keys):
-        last_buy[item] = max(last_buy.get(item, ts), ts)
+    if sum(len(values) for _, values in groups) > 1:
+        # An id keeps only the moves after its own last purchase of the item (`apply`,
+        # `rebuild`): a person of one id needs no more; one of several drops the moves
+        # of an id from before another id's last purchase.
+        items = sorted({str(r[0]) for r in rows})
+        keys = [(kind, v, i) for kind, values in groups for v in values for i in items]
+        for (_, _, item), ts in _bought(conn, keys):
+            last_buy[item] = max(last_buy.get(item, ts), ts)
     lines: dict[str, dict[str, Any]] = {}
     for item, _event, ts, units, channel in sorted(set(rows), key=lambda r: (r[2], r[1])):
         if ts <= last_buy.get(item, -(2**62)):

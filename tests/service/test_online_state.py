@@ -38,6 +38,8 @@ from service.storage.tables import interests as interests_table
 from service.storage.tables import kind_weights as kind_weights_table
 
 #: Times on both sides of each churn window's edge as of NOW (30, 90, 180, 365 days back).
+#: A moment between the events of one day (cart moves after it are not yet made).
+SOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
 DAYS = ("2025-04-01", "2025-10-03", "2026-01-01", "2026-03-01", "2026-03-02", "2026-03-09")
 STAMPS = [f"{day}T{hour:02d}:00:00Z" for day in DAYS for hour in (8, 15, 17)]
 EVENT = (
@@ -192,6 +194,17 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
             assert sorted(got) == sorted(
                 (r.item_id, r.quantity, r.added_at.value // 1000, r.channel)
                 for r in expected.itertuples()
+            )
+            # The profile's read: the lines added to in a window, as of its end.
+            since, until = micros(datetime(2026, 1, 1, tzinfo=UTC)), micros(SOON)
+            window = carts.open_lines(
+                conn, person.customer_ids, person.anonymous_ids, until=until, since=since
+            )
+            as_of = open_cart(history, as_of=pd.Timestamp(SOON))
+            assert sorted((x.item_id, x.quantity, x.added_at) for x in window) == sorted(
+                (r.item_id, r.quantity, r.added_at.value // 1000)
+                for r in as_of.itertuples()
+                if r.added_at.value // 1000 >= since
             )
         # The history folded in, read from the state, is the one built from every event.
         for ids in ({"customer_id": "C1"}, {"customer_id": "C2"}, {"anonymous_id": "a1"}):
@@ -446,7 +459,11 @@ def test_a_store_purchase_closes_the_web_cart_of_the_same_person(engine: Engine)
     accept_events(engine, [till])
     with engine.connect() as conn:
         lines = carts.open_lines(conn, ["C7"], ["dev"], until=2**62)
+        # The profile's read of the lines added to in a window: the same cart.
+        since = micros(datetime(2026, 3, 1, tzinfo=UTC))
+        recent = carts.open_lines(conn, ["C7"], ["dev"], until=2**62, since=since)
     assert [x.item_id for x in lines] == ["I2"]
+    assert recent == lines
 
 
 def test_a_store_made_before_the_item_interests_gets_them_at_start(engine: Engine) -> None:
