@@ -38,10 +38,10 @@ from service.storage.tables import interests as interests_table
 from service.storage.tables import kind_weights as kind_weights_table
 
 #: Times on both sides of each churn window's edge as of NOW (30, 90, 180, 365 days back).
-#: A moment between the events of one day (cart moves after it are not yet made).
-SOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
 DAYS = ("2025-04-01", "2025-10-03", "2026-01-01", "2026-03-01", "2026-03-02", "2026-03-09")
 STAMPS = [f"{day}T{hour:02d}:00:00Z" for day in DAYS for hour in (8, 15, 17)]
+#: A moment between the events of one day (cart moves after it are not yet made).
+SOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
 EVENT = (
     st.fixed_dictionaries(
         {
