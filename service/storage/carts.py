@@ -239,7 +239,8 @@ def open_lines(
         return []
     last_buy: dict[str, int] = {}
     groups = by_kind(customer_ids, anonymous_ids)
-    if sum(len(values) for _, values in groups) > 1:
+    several = sum(len(values) for _, values in groups) > 1
+    if several:
         # An id keeps only the moves after its own last purchase of the item (`apply`,
         # `rebuild`): a person of one id needs no more; one of several drops the moves
         # of an id from before another id's last purchase.
@@ -247,20 +248,29 @@ def open_lines(
         keys = [(kind, v, i) for kind, values in groups for v in values for i in items]
         for (_, _, item), ts in _bought(conn, keys):
             last_buy[item] = max(last_buy.get(item, ts), ts)
-    lines: dict[str, dict[str, Any]] = {}
-    for item, _event, ts, units, channel in sorted(set(rows), key=lambda r: (r[2], r[1])):
-        if ts <= last_buy.get(item, -(2**62)):
-            continue
-        line = lines.setdefault(item, {"units": 0.0, "adds": []})
-        line["units"] += units
+    # Per item: units (a sum: any order), the first add, the latest add by (time, event
+    # id) and its channel. An event kept under two ids of the person counts once.
+    lines: dict[str, list[Any]] = {}
+    seen: set[tuple[str, str]] = set()
+    for item, event, ts, units, channel in rows:
+        if several:
+            if ts <= last_buy.get(item, -(2**62)) or (item, event) in seen:
+                continue
+            seen.add((item, event))
+        line = lines.get(item)
+        if line is None:
+            line = lines[item] = [0.0, None, None, None]
+        line[0] += units
         if units > 0:
-            line["adds"].append((ts, channel))
+            if line[1] is None or ts < line[1]:
+                line[1] = ts
+            if line[2] is None or (ts, event) > line[2]:
+                line[2], line[3] = (ts, event), channel
     out = [
-        Line(item, round(max(line["units"], 0.0)), line["adds"][-1][0], line["adds"][0][0],
-             line["adds"][-1][1])
-        for item, line in lines.items()
-        if line["adds"] and line["units"] > 0
-    ]  # fmt: skip
+        Line(item, round(units), latest[0], first, channel)
+        for item, (units, first, latest, channel) in lines.items()
+        if first is not None and units > 0
+    ]
     if since is not None:
         out = [line for line in out if line.added_at >= since]
     return sorted(out, key=lambda line: -line.added_at)

@@ -201,8 +201,8 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 conn, person.customer_ids, person.anonymous_ids, until=until, since=since
             )
             as_of = open_cart(history, as_of=pd.Timestamp(SOON))
-            assert sorted((x.item_id, x.quantity, x.added_at) for x in window) == sorted(
-                (r.item_id, r.quantity, r.added_at.value // 1000)
+            assert sorted((x.item_id, x.quantity, x.added_at, x.channel) for x in window) == sorted(
+                (r.item_id, r.quantity, r.added_at.value // 1000, r.channel)
                 for r in as_of.itertuples()
                 if r.added_at.value // 1000 >= since
             )
@@ -464,6 +464,34 @@ def test_a_store_purchase_closes_the_web_cart_of_the_same_person(engine: Engine)
         recent = carts.open_lines(conn, ["C7"], ["dev"], until=2**62, since=since)
     assert [x.item_id for x in lines] == ["I2"]
     assert recent == lines
+
+
+def test_the_cart_of_one_id_as_of_a_moment(engine: Engine) -> None:
+    def ev(n: str, ts: str, kind: str, item: str = "I1", **more: Any) -> dict[str, Any]:
+        return {"event_id": n, "ts": f"2026-03-01T{ts}:00Z", "customer_id": "C5",
+                "channel": "web", "type": kind, "item_id": item, **more}  # fmt: skip
+
+    accept_events(engine, [
+        ev("a1", "08:00", "add_to_cart"),
+        ev("a2", "10:00", "add_to_cart", quantity=2),
+        ev("a3", "10:00", "add_to_cart", channel="app"),  # the same time: a3 is later
+        ev("r1", "12:00", "remove_from_cart"),
+        ev("a4", "14:00", "add_to_cart"),
+        ev("b1", "07:00", "add_to_cart", item="I2"),
+        ev("c1", "09:00", "add_to_cart", item="I3"),
+        ev("c2", "09:30", "remove_from_cart", item="I3"),
+    ])  # fmt: skip
+    at = micros(datetime(2026, 3, 1, 13, tzinfo=UTC))
+    since = micros(datetime(2026, 3, 1, 9, tzinfo=UTC))
+    with engine.connect() as conn:
+        window = carts.open_lines(conn, ["C5"], [], until=at, since=since)
+        every = carts.open_lines(conn, ["C5"], [], until=at)
+        later = carts.open_lines(conn, ["C5"], [], until=2**62, since=since)
+    ten = micros(datetime(2026, 3, 1, 10, tzinfo=UTC))
+    # As of 13:00: the 14:00 add is not made yet; the remove at 12:00 is.
+    assert window == [carts.Line("I1", 3, ten, ten - 2 * 3_600_000_000, "app")]
+    assert [line for line in every if line.added_at >= since] == window
+    assert [(x.item_id, x.quantity, x.channel) for x in later] == [("I1", 4, "web")]
 
 
 def test_a_store_made_before_the_item_interests_gets_them_at_start(engine: Engine) -> None:
