@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from service.settings import Settings, get_settings
-from service.storage.engine import begin_write, open_engine
+from service.storage.engine import begin_write, open_engine, temporary_schema
+from tests.conftest import POSTGRES_ENV, _postgres_url
 
 
 def test_environment_overrides_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +68,32 @@ def test_sqlite_writers_wait_their_turn_on_the_lock_file(tmp_path: Path) -> None
     engine.dispose()
     assert order == ["first committed", "second in"] and waited >= 0.2
     assert marks == ["first", "second"]
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_dropped_while_idle_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that dropped an idle connection (a restart, a firewall's timeout): the
+    next request gets a fresh one, not an error. A connection back from work a moment
+    ago is handed out without a ping."""
+    base = _postgres_url()
+    if not base:
+        pytest.skip(f"PostgreSQL not available: {POSTGRES_ENV} is not set")
+    with temporary_schema(base, prefix="omni_test") as db_url:
+        engine = open_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with engine.connect() as conn:  # just back: the same connection, no ping
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+            admin = open_engine(db_url, create=False)  # another client drops that session
+            with admin.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            admin.dispose()
+            monkeypatch.setattr("service.storage.engine.PING_IDLE_SECONDS", 0.0)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar_one() == 1
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+        finally:
+            engine.dispose()
