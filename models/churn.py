@@ -125,7 +125,7 @@ class ChurnModel(HyperParams):
         (`pred_contrib`)."""
         self._check()
         # One column per feature, then the bias: keep the features.
-        contrib = np.asarray(self.booster_.predict(X[self.features_], pred_contrib=True))[:, :-1]
+        contrib = np.asarray(self.booster_.predict(self._matrix(X), pred_contrib=True))[:, :-1]
         holding = np.zeros(len(X), dtype=bool) if bands is None else np.asarray(bands) == "low"
         signed = np.where(holding[:, None], contrib, -contrib)  # most negative = strongest
         strongest = np.argsort(signed, axis=1)[:, : top * 2]
@@ -187,8 +187,15 @@ class ChurnModel(HyperParams):
         missing = [f for f in self.features_ if f not in X.columns]
         if missing:
             raise ValueError(f"features missing: {missing}")
-        raw: np.ndarray = np.asarray(self.booster_.predict(X[self.features_]), dtype=np.float64)
+        raw: np.ndarray = np.asarray(self.booster_.predict(self._matrix(X)), dtype=np.float64)
         return raw
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The features as the booster reads them: numbers in its column order (no feature
+        is categorical). LightGBM's check of a frame cost ten times the prediction of one
+        row (0.2 against 0.02 ms)."""
+        matrix: np.ndarray = X[self.features_].to_numpy(dtype=np.float64, na_value=np.nan)
+        return matrix
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if self.calibration_ == "isotonic":
