@@ -57,7 +57,7 @@ async def customer_churn(
     unless trained otherwise: `horizon_days` in the answer), band, and reasons."""
 
     def answer() -> ChurnAnswer:  # every read in one trip to the thread pool
-        with request.app.state.engine.connect() as conn:
+        with request.app.state.reads.connect() as conn:
             person = person_or_404(conn, customer_id)
             return churn_now(conn, served, person, now, settings.answer_max_age_hours)
 
@@ -115,7 +115,7 @@ async def profile(
     store = store_id or who.store_id
 
     def answer() -> Profile:  # every read in one trip to the thread pool
-        with request.app.state.engine.connect() as conn:
+        with request.app.state.reads.connect() as conn:
             person = person_or_404(conn, customer_id)
             if store is not None and not shelf.store_exists(store):
                 raise HTTPException(

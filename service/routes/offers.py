@@ -86,8 +86,8 @@ def _decide(
     store = store_of(who, shelf, store_id)
     if channel == c.Channel.STORE and store is None:
         raise refuse("query", "store_id", "a store asking must say which")
-    engine = request.app.state.engine
-    with engine.connect() as conn:
+    engine, reads = request.app.state.engine, request.app.state.reads
+    with reads.connect() as conn:
         person = person_or_404(conn, customer_id)
     ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)
     arms: dict[str, str] = {}
@@ -101,7 +101,7 @@ def _decide(
     else:
         why_not = "no offer is open to this customer here now"
         if offered is None and settings.hold_offers_during_complaint:
-            with engine.connect() as conn:
+            with reads.connect() as conn:
                 if cases.has_open_complaint(conn, person.customer_ids, person.anonymous_ids):
                     why_not = "sales offers are held while a complaint of theirs is open"
     if offered is None:

@@ -145,7 +145,7 @@ async def customer_recommendations(
     # Every read in one trip to the thread pool: a slow read never stalls the event loop,
     # and the common case (nothing new: a few rows) pays for one thread hand-off only.
     def answer() -> tuple[Answer, Shown]:
-        with request.app.state.engine.connect() as conn:
+        with request.app.state.reads.connect() as conn:
             person = find_person(conn, customer_id=customer_id)
             who = (person.person_id if person else customer_id, customer_id)
             shown = Shown(request, served, who, channel, ask.store_id)
