@@ -35,6 +35,7 @@ from service.settings import Settings
 from service.shelf import Shelf
 from service.storage import carts, cases, churn_days, exposures
 from service.storage.codec import DAY, micros
+from service.storage.engine import for_reads
 from service.storage.exposures import OFFER
 
 #: Suggested items the offers are weighed against.
@@ -147,7 +148,7 @@ def hold_back(
     (`settings.decision_days`): the moment they would have been contacted, for a fair
     comparison. Raises `NoConsent` where they could not have been contacted anyway."""
     person, now = ask.person, ask.now
-    with engine.connect() as conn:
+    with for_reads(engine).connect() as conn:
         _check_consent(conn, ask)
         since = now - timedelta(days=settings.decision_days)
         if exposures.held_since(conn, person.person_id, OFFER, since):
@@ -172,7 +173,7 @@ def standing_offer(
     """The open decision when it still stands where asked (a few indexed rows, no model:
     milliseconds), else None and why the open one ended. Raises `NoConsent`."""
     where, person = ask.where, ask.person
-    with engine.connect() as conn:
+    with for_reads(engine).connect() as conn:
         _check_consent(conn, ask)
         current = ledger.open_decision(conn, person.person_id)
         if current is None:
@@ -202,7 +203,7 @@ def _nothing_stands(engine: Engine, ask: OfferAsk, max_age_seconds: float) -> bo
     """Whether an ask of the person where they are asked found no offer open, recently
     enough and with nothing of theirs arrived since."""
     person = ask.person
-    with engine.connect() as conn:
+    with for_reads(engine).connect() as conn:
         made = ledger.nothing_since(conn, person.person_id, ask.asked)
         if made is None or _wall_micros() - made >= max_age_seconds * 1e6:
             return False
@@ -226,7 +227,7 @@ def choose(
     at = micros(now)
     book = [offer for offer in shelf.offer_rows() if open_in(offer, where.channel, at)]
     tiered = any(one_person.tiers_of(offer) for offer in book)
-    with engine.connect() as conn:
+    with for_reads(engine).connect() as conn:
         churn = _churn_now(conn, served, person, now, settings.answer_max_age_hours)
         last = carts.last_bought(conn, person.customer_ids, person.anonymous_ids)
         answered = answered_offers(conn, person)
@@ -275,7 +276,7 @@ def decide(
                 labels = {person.person_id: assignment.labels}
                 exposures.record(conn, offer_exposures([made], labels), now)
     except IntegrityError:  # another channel decided first: theirs stands
-        with engine.connect() as conn:
+        with for_reads(engine).connect() as conn:
             theirs = ledger.open_decision(conn, person.person_id)
         if theirs is None:
             raise

@@ -69,11 +69,13 @@ def open_engine(url: str, *, create: bool = True, migrate: bool = True) -> Engin
     return engine
 
 
+@functools.lru_cache(maxsize=16)
 def for_reads(engine: Engine) -> Engine:
     """The engine of a request that only reads. On PostgreSQL its connections run each
     statement on its own (autocommit): under READ COMMITTED a statement in a transaction
     sees its own snapshot anyway, so the answer is the same, without a BEGIN and a
-    ROLLBACK round trip around every request. SQLite's engine as it is (no round trips)."""
+    ROLLBACK round trip around every request. SQLite's engine as it is (no round trips).
+    One per engine (kept: a request asks for it often)."""
     if engine.dialect.name != "postgresql":
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
