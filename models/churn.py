@@ -19,6 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from models import boosters
 from models.base import ModelNotFitted
 from models.churn_words import describe
 from models.params import HyperParams
@@ -125,7 +126,7 @@ class ChurnModel(HyperParams):
         (`pred_contrib`)."""
         self._check()
         # One column per feature, then the bias: keep the features.
-        contrib = np.asarray(self.booster_.predict(self._matrix(X), pred_contrib=True))[:, :-1]
+        contrib = boosters.predict(self.booster_, self._matrix(X), pred_contrib=True)[:, :-1]
         holding = np.zeros(len(X), dtype=bool) if bands is None else np.asarray(bands) == "low"
         signed = np.where(holding[:, None], contrib, -contrib)  # most negative = strongest
         strongest = np.argsort(signed, axis=1)[:, : top * 2]
@@ -187,7 +188,7 @@ class ChurnModel(HyperParams):
         missing = [f for f in self.features_ if f not in X.columns]
         if missing:
             raise ValueError(f"features missing: {missing}")
-        raw: np.ndarray = np.asarray(self.booster_.predict(self._matrix(X)), dtype=np.float64)
+        raw = boosters.predict(self.booster_, self._matrix(X)).astype(np.float64, copy=False)
         return raw
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:

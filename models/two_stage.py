@@ -18,6 +18,7 @@ import numpy as np
 
 from features.matrix import Holdout, InteractionMatrix
 from features.repurchase import RepeatChance
+from models import boosters
 from models.base import Recommender, block_rows, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
@@ -162,7 +163,7 @@ class TwoStage(Recommender):
         )
         # A ranker saved before the repeat-chance feature knows the columns before it.
         feats = feats[:, : self.ranker_.num_feature()]
-        ranked = self.ranker_.predict(feats)
+        ranked = boosters.predict(self.ranker_, feats)
         # Everything else after the candidates, in popularity order.
         pop = self.context_.popularity
         scores = np.tile(pop / max(pop.max(), 1e-12) - 2.0, (len(rows), 1))
