@@ -163,14 +163,17 @@ def churn_for_many(
     if len(persons) == 1:
         theirs = events[events[c.PERSON_ID] == persons[0]]
         features = churn_features_one(theirs, as_of=pd.Timestamp(now), lookback_days=lookback)
+        bought = theirs[c.TYPE].to_numpy(dtype=object) == c.EventType.PURCHASE.value
+        buyers = {persons[0]} if bought.any() else set()
     else:
         features = churn_features(events, as_of=pd.Timestamp(now), lookback_days=lookback)
+        buying = events[c.TYPE] == c.EventType.PURCHASE
+        buyers = set(events.loc[buying, c.PERSON_ID].astype(str))
     version, horizon = served.churn_version, model.horizon_days_
     lapsed = ChurnAnswer(
         None, "lapsed", [f"no purchase in the last {lookback:g} days"], version, now, horizon
     )
     answers = dict.fromkeys(persons, lapsed)
-    buyers = set(events.loc[events[c.TYPE] == c.EventType.PURCHASE, c.PERSON_ID].astype(str))
     new = ChurnAnswer(None, "new", ["no purchase yet"], version, now, horizon)
     answers.update({p: new for p in persons if p not in buyers})
     if features.empty:
