@@ -41,7 +41,7 @@ from service.serving import ModelHolder, ModelUnavailable
 from service.settings import Settings, get_settings
 from service.shelf import Shelf
 from service.storage import state
-from service.storage.engine import for_reads, open_engine
+from service.storage.engine import open_engine
 
 log = logging.getLogger("omni.service")
 TABLET_STATIC = Path(tablet.__file__).with_name("static")
@@ -90,7 +90,6 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     engine = open_engine(settings.database_url, migrate=settings.auto_migrate)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.reads = for_reads(engine)  # for the routes that only read
     app.state.holder = ModelHolder(settings)
     app.state.arm_models = ArmModels(settings)
     app.state.list_log = ListLog(engine)

@@ -35,6 +35,7 @@ from service.schemas import (
     Problem,
     Profile,
 )
+from service.storage.engine import for_reads
 
 router = APIRouter(prefix="/v1", tags=["customers"], responses=KEY_ERRORS)
 NOT_FOUND: dict[int | str, dict[str, object]] = {
@@ -57,7 +58,7 @@ async def customer_churn(
     unless trained otherwise: `horizon_days` in the answer), band, and reasons."""
 
     def answer() -> ChurnAnswer:  # every read in one trip to the thread pool
-        with request.app.state.reads.connect() as conn:
+        with for_reads(request.app.state.engine).connect() as conn:
             person = person_or_404(conn, customer_id)
             return churn_now(conn, served, person, now, settings.answer_max_age_hours)
 
@@ -115,7 +116,7 @@ async def profile(
     store = store_id or who.store_id
 
     def answer() -> Profile:  # every read in one trip to the thread pool
-        with request.app.state.reads.connect() as conn:
+        with for_reads(request.app.state.engine).connect() as conn:
             person = person_or_404(conn, customer_id)
             if store is not None and not shelf.store_exists(store):
                 raise HTTPException(

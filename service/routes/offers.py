@@ -29,6 +29,7 @@ from service.serving import Served
 from service.settings import Settings
 from service.shelf import Shelf
 from service.storage import cases
+from service.storage.engine import for_reads
 
 router = APIRouter(prefix="/v1", tags=["offers"], responses=KEY_ERRORS)
 #: Where an offer can be made: the event channels, plus push and sms messages.
@@ -86,7 +87,8 @@ def _decide(
     store = store_of(who, shelf, store_id)
     if channel == c.Channel.STORE and store is None:
         raise refuse("query", "store_id", "a store asking must say which")
-    engine, reads = request.app.state.engine, request.app.state.reads
+    engine = request.app.state.engine
+    reads = for_reads(engine)
     with reads.connect() as conn:
         person = person_or_404(conn, customer_id)
     ask = OfferAsk(person, customer_id, where_for(shelf, channel, store), store, now)

@@ -34,6 +34,7 @@ from service.schemas import (
 )
 from service.serving import Served
 from service.shelf import Shelf
+from service.storage.engine import for_reads
 from service.storage.exposures import RECOMMENDATIONS, Exposure, list_id
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=KEY_ERRORS)
@@ -145,7 +146,7 @@ async def customer_recommendations(
     # Every read in one trip to the thread pool: a slow read never stalls the event loop,
     # and the common case (nothing new: a few rows) pays for one thread hand-off only.
     def answer() -> tuple[Answer, Shown]:
-        with request.app.state.reads.connect() as conn:
+        with for_reads(request.app.state.engine).connect() as conn:
             person = find_person(conn, customer_id=customer_id)
             who = (person.person_id if person else customer_id, customer_id)
             shown = Shown(request, served, who, channel, ask.store_id)
