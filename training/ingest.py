@@ -17,7 +17,9 @@ from features.sources.frame import SourceFrame
 from features.validation import BatchRejected, RecordError, ValidBatch, validate
 from service.erasure import drop_before_erasure
 from service.storage import state
+from service.storage.engine import refresh_statistics
 from service.storage.identities import rebuild_identities
+from service.storage.tables import BY_SCHEMA
 from service.storage.writer import Applied, write_batch
 
 #: How many problems a rejection lists before it says "and N more".
@@ -90,7 +92,8 @@ def ingest(
         identity_map = rebuild_identities(conn)
         report.advance(1)
         report.start("online state", 1)
-        state.rebuild(conn)
+        state.rebuild(conn)  # refreshes the statistics of the events and the state
+        refresh_statistics(conn, (BY_SCHEMA[source.table] for source, _ in checked))
         report.advance(1)
     notes = [note for source in sources for note in source.notes]
     return IngestReport(

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, select
 
 from features import columns as c
 from service.storage import activity, carts, cases, churn_days, interests, kind_weights, wishes
+from service.storage.engine import refresh_statistics
 from service.storage.ids import by_kind
 from service.storage.tables import activity as activity_table
 from service.storage.tables import (
@@ -17,6 +18,7 @@ from service.storage.tables import (
     cart_moves,
     events,
     id_channels,
+    identities,
     store_weights,
 )
 from service.storage.tables import cases as cases_table
@@ -58,7 +60,9 @@ def rebuild(conn: Connection) -> int:
     churn_days.rebuild(conn)
     wishes.rebuild(conn)
     cases.rebuild(conn)
-    return activity.rebuild(conn)
+    ids = activity.rebuild(conn)
+    refresh_statistics(conn, (events, identities, *STATE_TABLES))
+    return ids
 
 
 def forget(conn: Connection, customer_ids: Sequence[str], anonymous_ids: Sequence[str]) -> None:

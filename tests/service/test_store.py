@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from features.progress import reporting
 from features.sources.frame import SourceFrame, label_rows
 from service.intake import accept_events
 from service.storage import columnar
+from service.storage.engine import open_engine, temporary_schema
 from service.storage.reader import iter_events, load_events
 from service.storage.stats import summarize
 from service.storage.tables import activity, catalogue, events
 from service.storage.writer import insert_events
+from tests.conftest import POSTGRES_ENV, _postgres_url
 from training.ingest import IngestRejected, ingest
 
 
@@ -240,3 +242,35 @@ def test_an_intake_that_fails_after_the_events_are_written_leaves_nothing(
 def _as_stored(row: dict[str, object]) -> dict[str, object]:
     stamp = int(pd.Timestamp(str(row["ts"])).value // 1000)
     return {**{col.name: None for col in events.columns}, **row, "ts": stamp, "ingested_at": 1}
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_with_the_row_counts_of_an_ingest() -> None:
+    """A store loaded in bulk is planned as it is, not as the empty tables it was
+    (a server with autovacuum off or behind never learns them otherwise)."""
+    base = _postgres_url()
+    if not base:
+        pytest.skip(f"PostgreSQL not available: {POSTGRES_ENV} is not set")
+    rows = [ev(f"e{i}", f"2026-01-0{1 + i % 9}T10:00:00Z", customer_id=f"C{i % 40}",
+               type="add_to_cart" if i % 2 else "view") for i in range(400)]  # fmt: skip
+    catalogue_rows = [{"item_id": f"I{i}", "category": "Shoes", "price": "10"} for i in range(30)]
+    with temporary_schema(base, prefix="omni_test") as url:
+        engine = open_engine(url)
+        try:
+            ingest(engine, [source("catalogue", catalogue_rows), source("events", rows)])
+            with engine.connect() as conn:
+                known = dict(
+                    conn.execute(
+                        text(
+                            "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' "
+                            "AND relnamespace = current_schema()::regnamespace"
+                        )
+                    ).all()
+                )
+                counted = {
+                    name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                    for name in ("events", "catalogue", "identities", "activity", "cart_moves")
+                }
+        finally:
+            engine.dispose()
+    assert {name: known[name] for name in counted} == counted
