@@ -15,7 +15,7 @@ from features.schema import EVENTS
 from service.erasure import before_erasure
 from service.people import link_identities
 from service.storage import state
-from service.storage.engine import begin_write
+from service.storage.engine import begin_write, pipelined
 from service.storage.writer import Applied, insert_events
 
 
@@ -39,13 +39,14 @@ def accept_events(
     with begin_write(engine) as conn:
         if also is not None:
             also(conn)
-        forgotten = before_erasure(conn, rows)
-        if forgotten:
-            rows = [row for row in rows if row[c.EVENT_ID] not in forgotten]
-        new = insert_events(conn, rows)
-        fresh = [row for row in rows if row[c.EVENT_ID] in new]
-        link_identities(conn, rows)
-        state.apply(conn, fresh)
+        with pipelined(conn):  # waits for the erasure check and the stored ids only
+            forgotten = before_erasure(conn, rows)
+            if forgotten:
+                rows = [row for row in rows if row[c.EVENT_ID] not in forgotten]
+            new = insert_events(conn, rows)
+            fresh = [row for row in rows if row[c.EVENT_ID] in new]
+            link_identities(conn, rows)
+            state.apply(conn, fresh)
     received = len(records)
     erased = len(forgotten)
     return Applied("events", received, len(fresh), received - len(fresh) - erased, erased)

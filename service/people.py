@@ -269,7 +269,7 @@ def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:
         first_seen.setdefault(str(row[c.ANONYMOUS_ID]), str(row[c.CUSTOMER_ID]))
     if not first_seen:
         return
-    owners = dict(conn.execute(_OWNERS, {"ids": sorted(set(first_seen.values()))}).all())
+    owners = dict(fetch_all(conn, _OWNERS, {"ids": sorted(set(first_seen.values()))}))
     links = [
         {c.ID_TYPE: ANONYMOUS, c.ID_VALUE: anon, c.PERSON_ID: owners[cid], "conflict": False}
         for anon, cid in sorted(first_seen.items())
