@@ -17,7 +17,7 @@ from tests.conftest import ServedStore
 def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
     engine = open_engine(served_store.settings.database_url)
     now = served_store.clock
-    checked_carts = checked_recent = left_out = 0
+    checked_carts = checked_recent = left_out = two_customer_ids = 0
     with engine.connect() as conn:
         for i in range(100, 160):
             person = find_person(conn, customer_id=f"C{i:07d}")
@@ -26,6 +26,7 @@ def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
             shown = history[history[c.TYPE].isin(SHOWN_TYPES)].tail(RECENT).iloc[::-1]
             latest = recent_events(conn, person, SHOWN_TYPES, RECENT)
             assert [e[c.EVENT_ID] for e in latest] == shown[c.EVENT_ID].tolist()
+            two_customer_ids += len(person.customer_ids) > 1  # each id read on its own
             ids = (person.customer_ids, person.anonymous_ids)
             assert activity.channels(conn, *ids) == sorted(history[c.CHANNEL].unique())
             expected = open_cart(history, as_of=pd.Timestamp(now) + pd.Timedelta(microseconds=1))
@@ -44,4 +45,4 @@ def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
             checked_recent += len(recent)
             left_out += len(lines) - len(recent)
     engine.dispose()
-    assert checked_carts > 0 and checked_recent > 0 and left_out > 0
+    assert checked_carts > 0 and checked_recent > 0 and left_out > 0 and two_customer_ids > 0
