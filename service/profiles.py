@@ -30,6 +30,7 @@ from service.settings import Settings
 from service.shelf import Item, Shelf
 from service.storage import activity, carts, cases, wishes
 from service.storage.codec import DAY, micros, moment
+from service.storage.engine import fetch_all
 from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
@@ -58,8 +59,6 @@ def build_profile(
     """The person's profile now (churn is None while no churn model is loaded); wished
     items with their quantity on `store_id`'s shelf when a store is given."""
     catalogue = shelf.items()
-    book = shelf.offers()
-    offer_names = dict(zip(book[c.OFFER_ID], book[c.NAME], strict=True))
     # A few rows per part, never the person's whole history: the latest activity, the
     # cart and channels from the online state, churn from the batch answer.
     shown = recent_events(conn, person, SHOWN_TYPES, RECENT)
@@ -70,7 +69,7 @@ def build_profile(
             channel=row[c.CHANNEL],
             type=row[c.TYPE],
             item_id=row[c.ITEM_ID],
-            name=item_name(catalogue, row[c.ITEM_ID]) or offer_names.get(row[c.OFFER_ID]),
+            name=item_name(catalogue, row[c.ITEM_ID]) or _offer_name(shelf, row[c.OFFER_ID]),
             store_id=row[c.STORE_ID],
             offer_id=row[c.OFFER_ID],
         )
@@ -166,12 +165,19 @@ def item_name(catalogue: dict[str, Item], item_id: str | None) -> str | None:
     return known.name if known else None
 
 
+def _offer_name(shelf: Shelf, offer_id: str | None) -> str | None:
+    offer = shelf.offer(offer_id) if offer_id else None
+    return None if offer is None else str(offer[c.NAME])
+
+
 def _record(conn: Connection, person: Person) -> tuple[dict[str, object], int]:
     """The customer record of the person (the first of their customer ids that has one),
     and the loyalty points all their records carry."""
-    rows = conn.execute(_RECORDS, {"ids": list(person.customer_ids)}).mappings().all()
+    names = [column.name for column in customers.columns]
+    found = fetch_all(conn, _RECORDS, {"ids": list(person.customer_ids)})
+    rows = [dict(zip(names, row, strict=True)) for row in found]
     carried = sum(int(row[c.LOYALTY_POINTS] or 0) for row in rows)
-    return (dict(rows[0]) if rows else {}), carried
+    return (rows[0] if rows else {}), carried
 
 
 _RECORDS = select(customers).where(customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True)))

@@ -262,6 +262,12 @@ def test_profile_shows_every_channel_and_the_open_cart(
     assert {line["item_id"] for line in profile["cart"]} >= {"I000200", "I000201"}
     assert "app" in profile["channels"] and cid in profile["customer_ids"]
     assert profile["recent"][0]["type"] == "add_to_cart"
+    # An offer shown (no item): named by the offer book.
+    shown = event("shown-1", served_store, customer_id=cid, type="offer_shown", item_id=None,
+                  offer_id="O-CC")  # fmt: skip
+    assert client.post("/v1/events", json={"events": [shown]}, headers=ADMIN).status_code == 200
+    latest = client.get(f"/v1/customers/{cid}/profile", headers=ADMIN).json()["recent"][0]
+    assert (latest["offer_id"], latest["name"]) == ("O-CC", "Free click & collect")
     # Bought at a store till: it leaves the cart, whatever channel it was carted in.
     till = event(
         "cart-3", served_store, customer_id=cid, type="purchase", item_id="I000200",
