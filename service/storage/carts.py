@@ -64,16 +64,27 @@ def apply(conn: Connection, stored: Iterable[Mapping[str, Any]]) -> None:
             if row[c.TS] > last.get((k, v, row[c.ITEM_ID]), -(2**62))
         ]  # fmt: skip
         if new:
-            conn.execute(cart_moves.insert(), new)
-    for (kind, value, item), ts in purchases.items():
-        conn.execute(
-            delete(cart_moves).where(
-                cart_moves.c[c.ID_TYPE] == kind,
-                cart_moves.c[c.ID_VALUE] == value,
-                cart_moves.c[c.ITEM_ID] == item,
-                cart_moves.c[c.TS] <= ts,
-            )
-        )
+            run_many(conn, _insert_moves, new)
+    if purchases:  # a purchase closes the item's line: its moves up to then are gone
+        run_many(conn, _delete_bought_moves, [
+            {"kind": k, "value": v, "item": i, "until": ts}
+            for (k, v, i), ts in sorted(purchases.items())
+        ])  # fmt: skip
+
+
+def _insert_moves(conn: Connection) -> Any:
+    return insert_into(conn, cart_moves)
+
+
+def _delete_bought_moves(conn: Connection) -> Any:
+    """Delete an id's moves of an item at or before a purchase of it."""
+    move = cart_moves.c
+    return delete(cart_moves).where(
+        move[c.ID_TYPE] == bindparam("kind"),
+        move[c.ID_VALUE] == bindparam("value"),
+        move[c.ITEM_ID] == bindparam("item"),
+        move[c.TS] <= bindparam("until"),
+    )
 
 
 def _upsert_bought(conn: Connection) -> Any:
