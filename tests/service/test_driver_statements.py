@@ -70,6 +70,9 @@ def test_many_returning_gives_each_upserted_row_after_the_change(engine: Engine)
         many_returning(conn, _add_weight, [row("a", 1.5), row("b", 2)])
         after = many_returning(conn, _add_weight, [row("a", 1), row("c", 0.25)])
     assert sorted(after) == [("a", 2.5), ("c", 0.25)]
+    with engine.begin() as conn:  # one key twice in a batch: both changes count
+        twice = many_returning(conn, _add_weight, [row("d", 1), row("d", 0.5), row("e", 1)])
+    assert sorted(twice) == [("d", 1.0), ("d", 1.5), ("e", 1.0)]
 
 
 _LINKS = (
