@@ -293,9 +293,9 @@ class _Arrays:
         if any(name not in binds for name in names):
             return None
         kinds = [binds[name].type for name in names]
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         cast = [
-            "text" if isinstance(kind, String) else kind.compile(dialect=postgresql.dialect())
-            for kind in kinds
+            "text" if isinstance(kind, String) else kind.compile(dialect=dialect) for kind in kinds
         ]  # text: a cast to VARCHAR(n) would cut a longer value where the INSERT refuses it
         arrays = ", ".join(f"%({n})s::{t}[]" for n, t in zip(names, cast, strict=True))
         update = _PG_CONFLICT.search(sql)
