@@ -218,6 +218,11 @@ class _DriverStatement:
     many: _ManyRows | None  # an INSERT of one row, as one of many rows (SQLite)
     arrays: _Arrays | None = None  # an INSERT of one row, as arrays of many (PostgreSQL)
 
+    def as_arrays(self, rows: Sequence[Mapping[str, Any]]) -> _Arrays | None:
+        """The statement for `rows` as one of arrays, when it has one that takes them."""
+        arrays = self.arrays
+        return arrays if arrays is not None and len(rows) > 1 and arrays.unique(rows) else None
+
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
         if not self.defaults and not self.processors:
             return rows
@@ -285,7 +290,7 @@ class _Arrays:
     key: tuple[str, ...] | None  # the DO UPDATE's conflict columns (None: DO NOTHING, none)
 
     @classmethod
-    def of(cls, sql: str, binds: Mapping[str, Any]) -> _Arrays | None:
+    def of(cls, sql: str, binds: Mapping[str, Any], dialect: Any) -> _Arrays | None:
         found = _PG_VALUES.search(sql)
         if found is None:
             return None
@@ -293,7 +298,6 @@ class _Arrays:
         if any(name not in binds for name in names):
             return None
         kinds = [binds[name].type for name in names]
-        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         cast = [
             "text" if isinstance(kind, String) else kind.compile(dialect=dialect) for kind in kinds
         ]  # text: a cast to VARCHAR(n) would cut a longer value where the INSERT refuses it
@@ -361,7 +365,8 @@ def _driver_statement(
                 processors[bind.key] = process
         sql = str(compiled)
         many = _ManyRows.of(sql) if key[1] == "sqlite" and not own else None
-        arrays = _Arrays.of(sql, compiled.binds) if key[1] == "postgresql" and not own else None
+        pg = key[1] == "postgresql" and not own
+        arrays = _Arrays.of(sql, compiled.binds, dialect) if pg else None
         found = _DriverStatement(sql, own, processors, many, arrays)
     _DRIVER[key] = found
     return found
@@ -386,8 +391,8 @@ def run_many(
         return
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        arrays = statement.arrays
-        if arrays is not None and len(rows) > 1 and arrays.unique(rows):
+        arrays = statement.as_arrays(rows)
+        if arrays is not None:
             cursor.execute(arrays.sql, arrays.parameters(statement.parameters(rows)))
         else:
             cursor.executemany(statement.sql, statement.parameters(rows))
@@ -416,8 +421,8 @@ def many_returning(
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     found: list[tuple[Any, ...]] = []
     try:
-        arrays = statement.arrays
-        if arrays is not None and len(rows) > 1 and arrays.unique(rows):
+        arrays = statement.as_arrays(rows)
+        if arrays is not None:
             cursor.execute(arrays.sql, arrays.parameters(parameters))
             return [tuple(row) for row in cursor.fetchall()]
         if dialect_of(conn) == "postgresql":
