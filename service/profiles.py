@@ -173,14 +173,14 @@ def _offer_name(shelf: Shelf, offer_id: str | None) -> str | None:
 def _record(conn: Connection, person: Person) -> tuple[dict[str, object], int]:
     """The customer record of the person (the first of their customer ids that has one),
     and the loyalty points all their records carry."""
-    names = [column.name for column in customers.columns]
     found = fetch_all(conn, _RECORDS, {"ids": list(person.customer_ids)})
-    rows = [dict(zip(names, row, strict=True)) for row in found]
+    rows = [dict(zip(_RECORD_COLUMNS, row, strict=True)) for row in found]
     carried = sum(int(row[c.LOYALTY_POINTS] or 0) for row in rows)
     return (rows[0] if rows else {}), carried
 
 
 _RECORDS = select(customers).where(customers.c[c.CUSTOMER_ID].in_(bindparam("ids", expanding=True)))
+_RECORD_COLUMNS = tuple(column.name for column in customers.columns)
 
 
 def _text(value: object) -> str | None:
