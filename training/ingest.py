@@ -93,7 +93,8 @@ def ingest(
         report.advance(1)
         report.start("online state", 1)
         state.rebuild(conn)  # refreshes the statistics of the events and the state
-        refresh_statistics(conn, (BY_SCHEMA[source.table] for source, _ in checked))
+        written = (BY_SCHEMA[source.table] for source, _ in checked)
+        refresh_statistics(conn, (t for t in written if t not in state.REFRESHED))
         report.advance(1)
     notes = [note for source in sources for note in source.notes]
     return IngestReport(

@@ -42,6 +42,10 @@ STATE_TABLES = (
 )
 
 
+#: The tables whose statistics `rebuild` refreshes (on PostgreSQL).
+REFRESHED = (events, identities, *STATE_TABLES)
+
+
 def apply(conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
     """Fold newly stored events into every part of the state (caller's transaction)."""
     activity.apply(conn, stored)
@@ -61,7 +65,7 @@ def rebuild(conn: Connection) -> int:
     wishes.rebuild(conn)
     cases.rebuild(conn)
     ids = activity.rebuild(conn)
-    refresh_statistics(conn, (events, identities, *STATE_TABLES))
+    refresh_statistics(conn, REFRESHED)
     return ids
 
 
