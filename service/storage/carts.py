@@ -228,9 +228,14 @@ def open_lines(
     until: int,
     since: int | None = None,
 ) -> list[Line]:
-    """The open cart of the person with these ids from events up to `until` (inclusive),
+    """The open cart of the person with these ids from the moves up to `until` (inclusive),
     most recently added first; with `since`, only the lines added to at or after it (read
-    from the moves of those items alone, not from every line the person ever left)."""
+    from the moves of those items alone, not from every line the person ever left).
+
+    The state is the cart now: a stored purchase closes the item's line whatever its time,
+    also one stamped after `until` (a till's clock ahead of the service's; the item is
+    bought). `features.cart.open_cart(as_of=...)` is the rule as of a past moment, for
+    training: it leaves out purchases after that moment."""
     recent: list[str] | None = None
     if since is not None:
         added = read_ids(conn, _ADDED, customer_ids, anonymous_ids, since=since, until=until)

@@ -195,12 +195,17 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 (r.item_id, r.quantity, r.added_at.value // 1000, r.channel)
                 for r in expected.itertuples()
             )
-            # The profile's read: the lines added to in a window, as of its end.
+            # The profile's read: the lines added to in a window, as of its end. A stored
+            # purchase closes the item's line even when stamped after that end (a till's
+            # clock ahead of the service's): moves after the end are not made yet.
             since, until = micros(datetime(2026, 1, 1, tzinfo=UTC)), micros(SOON)
             window = carts.open_lines(
                 conn, person.customer_ids, person.anonymous_ids, until=until, since=since
             )
-            as_of = open_cart(history, as_of=pd.Timestamp(SOON))
+            made = history[
+                (history[c.TS] <= pd.Timestamp(SOON)) | (history[c.TYPE] == c.EventType.PURCHASE)
+            ]
+            as_of = open_cart(made, as_of=pd.Timestamp("2100-01-01T00:00Z"))
             assert sorted((x.item_id, x.quantity, x.added_at, x.channel) for x in window) == sorted(
                 (r.item_id, r.quantity, r.added_at.value // 1000, r.channel)
                 for r in as_of.itertuples()
@@ -464,6 +469,28 @@ def test_a_store_purchase_closes_the_web_cart_of_the_same_person(engine: Engine)
         recent = carts.open_lines(conn, ["C7"], ["dev"], until=2**62, since=since)
     assert [x.item_id for x in lines] == ["I2"]
     assert recent == lines
+
+
+def test_a_purchase_stamped_after_the_read_still_closes_the_line(engine: Engine) -> None:
+    """A till whose clock runs ahead of the service's: the item bought is not shown in the
+    cart on the tablet, although the purchase's own time is after the moment read."""
+    accept_events(engine, [{"event_id": "a", "ts": "2026-03-01T08:00:00Z", "customer_id": "C1",
+                            "channel": "web", "type": "add_to_cart", "item_id": "I1"},
+                           {"event_id": "b", "ts": "2026-03-01T08:30:00Z", "customer_id": "C1",
+                            "channel": "web", "type": "add_to_cart", "item_id": "I2"}])  # fmt: skip
+    at = micros(datetime(2026, 3, 2, 12, tzinfo=UTC))
+    since = micros(datetime(2026, 1, 1, tzinfo=UTC))
+    with engine.connect() as conn:
+        before = carts.open_lines(conn, ["C1"], [], until=at, since=since)
+    accept_events(engine, [{"event_id": "p", "ts": "2026-03-02T12:05:00Z", "customer_id": "C1",
+                            "channel": "store", "store_id": "S1", "type": "purchase",
+                            "item_id": "I1"}])  # fmt: skip
+    with engine.connect() as conn:
+        after = carts.open_lines(conn, ["C1"], [], until=at, since=since)
+        every = carts.open_lines(conn, ["C1"], [], until=at)
+    assert [x.item_id for x in before] == ["I2", "I1"]
+    assert [x.item_id for x in after] == ["I2"]
+    assert every == after
 
 
 def test_the_cart_of_one_id_as_of_a_moment(engine: Engine) -> None:
