@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Self
 
 
 class HyperParams:
@@ -16,3 +16,7 @@ class HyperParams:
         return {
             p.name: getattr(self, p.name) for p in params if p.kind in named and p.name != "self"
         }
+
+    def unfitted(self) -> Self:
+        """A new, unfitted model of the same class with the same hyper-parameters."""
+        return type(self)(**self.get_params())

@@ -6,8 +6,10 @@ The candidate's figure is the one its training logged (fitted on the events befo
 cutoff, scored on the window after it). The current version is scored on that same window
 from the same store: the recommender folds in each customer's history at the cutoff, the
 churn model scores the features at the test cutoff against the labels of the horizon after
-it. A current version trained past the cutoff has seen part of that window, so the
-comparison leans its way: the gate errs on the side of keeping what serves now.
+it. A current recommender fitted on events past the cutoff has seen the window it would be
+judged on (a retrain every week tests on weeks the current version learnt from): its own
+configuration is then fitted on the candidate's training window and scored as the
+candidate was, so the two compare on equal terms.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from service.registry import CHURN, RECOMMENDER, NoSuchModelVersion, load_churn,
 from service.registry import version_of as aliased
 from service.storage.reader import load_events, load_table
 from training.churn_metrics import churn_metrics
-from training.evaluate import TemporalSplit, evaluate_folded
+from training.evaluate import TemporalSplit, compare, evaluate_folded
 from training.train_churn import dataset
 
 NOTHING_TO_COMPARE = "no version to compare with on the same holdout"
@@ -59,8 +61,15 @@ def recommender_gate(
         split.cutoff,
         load_table(engine, "customers"),
     )
-    theirs = evaluate_folded(served, events, split, catalogue=load_table(engine, "catalogue"))
-    return _weighed(refusals, "NDCG@10", ours, theirs["all/ndcg@10"], current, alias, margin)
+    catalogue = load_table(engine, "catalogue")
+    if served.as_of_ > split.cutoff:  # it has seen the window: its configuration is judged
+        table, _ = compare({"current": served.unfitted()}, events, split, catalogue=catalogue)
+        theirs = float(table["all/ndcg@10"].iloc[0])
+        refit = f"version {current} saw the test window: its {served.name} refitted at the cutoff"
+        verdict = _weighed(refusals, "NDCG@10", ours, theirs, current, alias, margin)
+        return Verdict(verdict.refusals, [*verdict.notes, refit])
+    theirs = evaluate_folded(served, events, split, catalogue=catalogue)["all/ndcg@10"]
+    return _weighed(refusals, "NDCG@10", ours, theirs, current, alias, margin)
 
 
 def churn_gate(
