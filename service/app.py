@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
 from service.experiments.arms import ArmModels, ListLog
+from service.handoff import Handoff
 from service.lifecycle import die_with_supervisor
 from service.limits import BodyLimit, FailureLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         app.state.holder.stop()
         app.state.arm_models.stop()
         await run_in_threadpool(app.state.list_log.stop)
+        await run_in_threadpool(app.state.handoff.close)
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.shelf = Shelf(engine, settings.stock_ttl_seconds)
     app.state.metrics = Metrics()
     app.state.failures = FailureLimit(settings.auth_failures_per_minute)
+    app.state.handoff = Handoff(settings.request_threads, _grace_ms(settings, engine) / 1000)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -120,6 +123,13 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     return app
+
+
+def _grace_ms(settings: Settings, engine: Engine) -> float:
+    """How long the loop waits for a request's thread (`Settings.request_grace_ms`)."""
+    if settings.request_grace_ms is not None:
+        return settings.request_grace_ms
+    return 2.0 if engine.dialect.name == "sqlite" else 0.0
 
 
 def _ensure_state(engine: Engine) -> int | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -12,10 +12,13 @@ from sqlalchemy import Connection
 
 from features.validation import CONTROL
 from service.auth import Caller, store_for
+from service.handoff import Handoff
 from service.people import Person, find_person
 from service.serving import ModelHolder, Served
 from service.settings import Settings
 from service.shelf import Shelf
+
+T = TypeVar("T")
 
 
 async def settings(request: Request) -> Settings:
@@ -97,3 +100,10 @@ ConnDep = Annotated[Connection, Depends(connection)]
 NowDep = Annotated[datetime, Depends(now)]
 CustomerDep = Annotated[Person, Depends(customer)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+async def off_loop(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` in the service's request threads, off the event loop
+    (`service.handoff`): what a route runs that reads or writes the database."""
+    handoff: Handoff = request.app.state.handoff
+    return await handoff.run(work, *args)

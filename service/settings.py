@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     #: 1 worker, recommendations 359 req/s with 40 threads, 561 with 2). Scale with
     #: `--workers`, one process per core.
     request_threads: int = Field(default=2, ge=1)
+    #: Milliseconds the event loop waits for a request's thread before going on with other
+    #: requests (`service/handoff.py`): a request done by then pays no contention for the
+    #: interpreter lock; a slower one holds the loop this long at most. 0: never waits.
+    #: Default by database: 2 on SQLite (a request's reads take microseconds each), 0 on
+    #: PostgreSQL (its round trips would hold the loop while other requests could run).
+    request_grace_ms: float | None = Field(default=None, ge=0, le=50)
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
 

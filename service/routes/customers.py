@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 
 from service.access import person_export
 from service.auth import Caller, require
@@ -19,6 +18,7 @@ from service.deps import (
     SettingsDep,
     ShelfDep,
     id_query,
+    off_loop,
     person_or_404,
 )
 from service.erasure import erase
@@ -62,7 +62,7 @@ async def customer_churn(
             person = person_or_404(conn, customer_id)
             return churn_now(conn, served, person, now, settings.answer_max_age_hours)
 
-    return ChurnScore(customer_id=customer_id, **vars(await run_in_threadpool(answer)))
+    return ChurnScore(customer_id=customer_id, **vars(await off_loop(request, answer)))
 
 
 @router.post("/churn/scores", response_model=ChurnScores, responses=BODY_ERRORS)
@@ -124,7 +124,7 @@ async def profile(
                 )
             return build_profile(conn, served, shelf, customer_id, person, now, settings, store)
 
-    return await run_in_threadpool(answer)
+    return await off_loop(request, answer)
 
 
 @router.get("/customers/{customer_id}/export", response_model=PersonExport, responses=NOT_FOUND)

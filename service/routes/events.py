@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from features.validation import BatchRejected
 from service.auth import Caller, require
+from service.deps import off_loop
 from service.intake import accept_events
 from service.json_body import FastJSONRoute
 from service.schemas import (
@@ -55,7 +55,7 @@ async def post_events(
     """
     # Every read and the write in one trip to the thread pool: a slow write never stalls
     # other requests, and an event costs one thread hand-off.
-    return await run_in_threadpool(_store, batch, request, who)
+    return await off_loop(request, _store, batch, request, who)
 
 
 def _store(batch: EventBatch, request: Request, who: Caller) -> EventsAccepted | JSONResponse:

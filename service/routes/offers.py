@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from features import columns as c
 from service.auth import Caller, require
@@ -20,6 +19,7 @@ from service.deps import (
     SettingsDep,
     ShelfDep,
     id_query,
+    off_loop,
     person_or_404,
     refuse,
     store_of,
@@ -66,8 +66,8 @@ async def customer_next_best_offer(
     """
     # Every read and write in one trip to the thread pool: a standing decision is a few
     # indexed rows; deciding anew reads the person's online state, churn and suggestions.
-    return await run_in_threadpool(
-        _decide, customer_id, who, served, shelf, settings, request, now, channel, store_id
+    return await off_loop(
+        request, _decide, customer_id, who, served, shelf, settings, request, now, channel, store_id
     )
 
 

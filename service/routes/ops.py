@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.auth import Caller, require
-from service.deps import ServedDep
+from service.deps import ServedDep, off_loop
 from service.registry import CHURN, RECOMMENDER
 from service.schemas import KEY_ERRORS, ModelStatus, Ready
 
@@ -56,7 +55,7 @@ async def reload(
     """Load the versions the registry alias points at now. Requests keep being answered by
     the old versions until the new ones are loaded and checked; a version that fails is
     refused (status "refused") and the old one keeps serving."""
-    outcomes = await run_in_threadpool(request.app.state.holder.reload)
-    outcomes += await run_in_threadpool(request.app.state.arm_models.reload)
+    outcomes = await off_loop(request, request.app.state.holder.reload)
+    outcomes += await off_loop(request, request.app.state.arm_models.reload)
     request.app.state.shelf.warm_for(request.app.state.holder.current.recommender)
     return [ModelStatus(**vars(o)) for o in outcomes]

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 
 from features.columns import Channel
 from service.auth import Caller, require
@@ -17,6 +16,7 @@ from service.deps import (
     ServedDep,
     ShelfDep,
     id_query,
+    off_loop,
     store_of,
 )
 from service.experiments.arms import ArmModels, ListLog
@@ -154,7 +154,7 @@ async def customer_recommendations(
         shown.record(found)
         return found, shown
 
-    found, shown = await run_in_threadpool(answer)
+    found, shown = await off_loop(request, answer)
     return _body(found, ask, shown, customer_id=customer_id)
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BeforeValidator
 
 from service.auth import Caller, require
-from service.deps import NowDep, SettingsDep, refuse
+from service.deps import NowDep, SettingsDep, off_loop, refuse
 from service.experiments import plots
 from service.experiments.report import Report, build, period_problem
 from service.schemas import KEY_ERRORS, Problem
@@ -63,7 +63,7 @@ async def made(
     if wrong is not None:
         raise refuse("query", *wrong)
     try:
-        return await run_in_threadpool(build, request.app.state.engine, settings, start, end,
+        return await off_loop(request, build, request.app.state.engine, settings, start, end,
                                        experiment)  # fmt: skip
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Security, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -23,6 +22,7 @@ from sqlalchemy import Connection
 
 from features.validation import BatchRejected
 from service.auth import caller_of_key
+from service.deps import off_loop
 from service.intake import accept_events
 from service.schemas import Problem
 from service.tracking import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, BadMessage, save_traits, to_omni
@@ -207,7 +207,7 @@ async def _take(
         )
 
     try:
-        return await run_in_threadpool(store)
+        return await off_loop(request, store)
     except BatchRejected as rejected:
         first = rejected.errors[0]
         return _failed(
