@@ -62,14 +62,15 @@ def recommender_gate(
         load_table(engine, "customers"),
     )
     catalogue = load_table(engine, "catalogue")
+    notes = []
     if served.as_of_ > split.cutoff:  # it has seen the window: its configuration is judged
         table, _ = compare({"current": served.unfitted()}, events, split, catalogue=catalogue)
         theirs = float(table["all/ndcg@10"].iloc[0])
-        refit = f"version {current} saw the test window: its {served.name} refitted at the cutoff"
-        verdict = _weighed(refusals, "NDCG@10", ours, theirs, current, alias, margin)
-        return Verdict(verdict.refusals, [*verdict.notes, refit])
-    theirs = evaluate_folded(served, events, split, catalogue=catalogue)["all/ndcg@10"]
-    return _weighed(refusals, "NDCG@10", ours, theirs, current, alias, margin)
+        notes = [f"version {current} saw the test window: its {served.name} refitted at the cutoff"]
+    else:
+        theirs = evaluate_folded(served, events, split, catalogue=catalogue)["all/ndcg@10"]
+    verdict = _weighed(refusals, "NDCG@10", ours, theirs, current, alias, margin)
+    return Verdict(verdict.refusals, [*verdict.notes, *notes])
 
 
 def churn_gate(
