@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -23,7 +24,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service import tablet
 from service.experiments.arms import ArmModels, ListLog
+from service.group_commit import GroupCommit
 from service.handoff import Handoff
+from service.intake import accept_batches
 from service.lifecycle import die_with_supervisor
 from service.limits import BodyLimit, FailureLimit, validation_error
 from service.metrics import Metrics, MetricsMiddleware
@@ -99,6 +102,10 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.metrics = Metrics()
     app.state.failures = FailureLimit(settings.auth_failures_per_minute)
     app.state.handoff = Handoff(settings.request_threads, _grace_ms(settings, engine) / 1000)
+    app.state.intake = GroupCommit(
+        partial(accept_batches, engine), app.state.handoff.run, settings.commit_group_events
+    )
+    app.state.intake.on_group = app.state.metrics.commit_group.observe
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)

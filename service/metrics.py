@@ -30,6 +30,12 @@ class Metrics:
             "omni_model_version", "Served model version", ["model"], registry=self.registry
         )
         self.events = Counter("omni_events", "Events posted", ["outcome"], registry=self.registry)
+        self.commit_group = Histogram(
+            "omni_event_commit_requests",
+            "Event requests written in one transaction (a group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

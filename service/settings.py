@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     #: Default by database: 2 on SQLite (a request's reads take microseconds each), 0 on
     #: PostgreSQL (its round trips would hold the loop while other requests could run).
     request_grace_ms: float | None = Field(default=None, ge=0, le=50)
+    #: The most events one commit holds: concurrent event requests of a worker are written
+    #: together, up to this many events (a request's batch is never split; 1: each alone).
+    commit_group_events: int = Field(default=1000, ge=1)
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
 

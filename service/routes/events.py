@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from features.validation import BatchRejected
 from service.auth import Caller, require
 from service.deps import off_loop
-from service.intake import accept_events
 from service.json_body import FastJSONRoute
 from service.schemas import (
     BODY_ERRORS,
@@ -53,29 +52,17 @@ async def post_events(
     is committed before the answer. A store's key (a tablet's) writes only `store` events
     of its store, about known customers, answering offers that exist: else 403, listed.
     """
-    # Every read and the write in one trip to the thread pool: a slow write never stalls
-    # other requests, and an event costs one thread hand-off.
-    return await off_loop(request, _store, batch, request, who)
-
-
-def _store(batch: EventBatch, request: Request, who: Caller) -> EventsAccepted | JSONResponse:
     metrics = request.app.state.metrics
     if not batch.events:
         return EventsAccepted(accepted=0, duplicates=0, rejected=[])
     if who.store_id is not None:  # a tablet's key: its own store's events only
-        with request.app.state.engine.connect() as conn:
-            problems = store_key_problems(conn, request.app.state.shelf, who.store_id, batch.events)
-        if problems:
-            body = EventsAccepted(
-                accepted=0,
-                duplicates=0,
-                rejected=[
-                    Rejection(index=i, event_id=k, field=f, error=e) for i, k, f, e in problems
-                ],
-            )
-            return JSONResponse(body.model_dump(), status_code=status.HTTP_403_FORBIDDEN)
+        refused = await off_loop(request, _refused, batch, request, who.store_id)
+        if refused is not None:
+            return refused
     try:
-        applied = accept_events(request.app.state.engine, batch.events)
+        # Written with the batches of other requests that arrive meanwhile, in one
+        # transaction (service.group_commit); the answer is this batch's own.
+        applied = await request.app.state.intake.submit(batch.events)
     except BatchRejected as rejected:
         body = EventsAccepted(
             accepted=0,
@@ -101,3 +88,17 @@ def _store(batch: EventBatch, request: Request, who: Caller) -> EventsAccepted |
         erased=applied.erased,
         rejected=[],
     )
+
+
+def _refused(batch: EventBatch, request: Request, store_id: str) -> JSONResponse | None:
+    """A store key's batch listing what it may not send (403), or None when it may."""
+    with request.app.state.engine.connect() as conn:
+        problems = store_key_problems(conn, request.app.state.shelf, store_id, batch.events)
+    if not problems:
+        return None
+    body = EventsAccepted(
+        accepted=0,
+        duplicates=0,
+        rejected=[Rejection(index=i, event_id=k, field=f, error=e) for i, k, f, e in problems],
+    )
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_403_FORBIDDEN)
