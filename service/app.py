@@ -103,7 +103,10 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.failures = FailureLimit(settings.auth_failures_per_minute)
     app.state.handoff = Handoff(settings.request_threads, _grace_ms(settings, engine) / 1000)
     app.state.intake = GroupCommit(
-        partial(accept_batches, engine), app.state.handoff.run, settings.commit_group_events
+        partial(accept_batches, engine),
+        app.state.handoff.run,
+        settings.commit_group_events,
+        writers=1 if engine.dialect.name == "sqlite" else settings.request_threads,
     )
     app.state.intake.on_group = app.state.metrics.commit_group.observe
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -30,15 +30,20 @@ OffLoop = Callable[..., Awaitable[Any]]
 
 class GroupCommit:
     """Batches of events handed in by requests on one event loop, written by `write` in
-    groups of at most `max_events` events (always at least one batch) run by `off_loop`:
-    one group at a time; the batches that arrive meanwhile form the next."""
+    groups of at most `max_events` events (always at least one batch) run by `off_loop`,
+    `writers` groups at a time at most; the batches that arrive while every writer is
+    busy form the next group. SQLite lets one writer in at a time (one writer); PostgreSQL
+    writes several transactions at once (as many writers as request threads)."""
 
-    def __init__(self, write: WriteGroup, off_loop: OffLoop, max_events: int) -> None:
+    def __init__(
+        self, write: WriteGroup, off_loop: OffLoop, max_events: int, writers: int = 1
+    ) -> None:
         self._write = write
         self._off_loop = off_loop
         self._max_events = max_events
+        self._writers = writers
         self._waiting: list[tuple[Records, asyncio.Future[Applied]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         #: Batches per commit, for the metrics (called with each group's size).
         self.on_group: Callable[[int], None] = lambda _: None
 
@@ -47,26 +52,37 @@ class GroupCommit:
         error that stored none of them (`BatchRejected` for bad events)."""
         done: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._waiting.append((records, done))
-        if self._writer is None or self._writer.done():
+        if len(self._running) < self._writers:
             # Starts on the loop's next turn: requests read on this one join the group.
-            self._writer = asyncio.create_task(self._drain())
+            self._running.add(asyncio.create_task(self._drain()))
         return await done
 
     async def _drain(self) -> None:
-        while self._waiting:
-            group = self._next_group()
-            self.on_group(len(group))
-            try:
-                outcomes = await self._off_loop(self._write, [records for records, _ in group])
-            except Exception as error:  # the group's write broke outside any one batch
-                outcomes = [error] * len(group)
-            for (_, done), outcome in zip(group, outcomes, strict=True):
-                if done.done():  # its request went away
-                    continue
-                if isinstance(outcome, Exception):
-                    done.set_exception(outcome)
-                else:
-                    done.set_result(outcome)
+        try:
+            while self._waiting:
+                group = self._next_group()
+                self.on_group(len(group))
+                try:
+                    outcomes = await self._off_loop(self._write, [batch for batch, _ in group])
+                except Exception as error:  # the group's write broke outside any one batch
+                    outcomes = [error] * len(group)
+                except BaseException:  # cancelled (the service stops): so are its requests
+                    for _, done in group:
+                        done.cancel()
+                    raise
+                for (_, done), outcome in zip(group, outcomes, strict=True):
+                    if done.done():  # its request went away
+                        continue
+                    if isinstance(outcome, Exception):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+        finally:
+            # At once, not in a done callback: a batch handed in after the last look at
+            # the queue would find this writer still counted and wait for no one.
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.discard(task)
 
     def _next_group(self) -> list[tuple[Records, asyncio.Future[Applied]]]:
         taken, events = 0, 0

@@ -135,6 +135,56 @@ def test_a_group_holds_at_most_max_events_and_never_splits_a_request(engine: Eng
     assert len(stored(engine)) == 430
 
 
+def test_no_request_is_left_waiting_whenever_it_arrives(engine: Engine) -> None:
+    """Clients that send their next request the moment the last is answered (it arrives
+    as the writer finishes its last group), and others at every moment between: each is
+    answered, none waits for a writer that has stopped."""
+    _clear(engine)
+    _catalogue(engine)
+    commit, sizes = _group_commit(engine)
+
+    async def client(who: int) -> list[int]:
+        return [(await commit.submit([event(f"r{who}-{i}", f"R{who}")])).stored for i in range(30)]
+
+    async def everyone() -> list[list[int]]:
+        return await asyncio.wait_for(asyncio.gather(*(client(w) for w in range(4))), 30)
+
+    assert asyncio.run(everyone()) == [[1] * 30] * 4
+    assert sum(sizes) == 120
+
+
+def test_with_two_writers_a_request_is_not_held_behind_a_write_in_progress(
+    engine: Engine,
+) -> None:
+    """PostgreSQL writes several transactions at once: with two writers, a request that
+    arrives while a group is being written goes to the database at once (both writes
+    wait for each other to start: with one writer the second would wait for the first)."""
+    _clear(engine)
+    _catalogue(engine)
+    both = threading.Barrier(2, timeout=5)
+
+    def write(batches: Sequence[Records]) -> list[Applied | Exception]:
+        both.wait()
+        return accept_batches(engine, batches)
+
+    handoff = Handoff(threads=2, grace_s=0.0)
+    commit = GroupCommit(write, handoff.run, 1000, writers=2)
+    sizes: list[int] = []
+    commit.on_group = sizes.append
+
+    async def one_then_another() -> list[Applied]:
+        first = asyncio.create_task(commit.submit([event("e1")]))
+        await asyncio.sleep(0.05)  # the first group is being written
+        second = await commit.submit([event("e2", "C2")])
+        return [await first, second]
+
+    try:
+        assert asyncio.run(one_then_another()) == [Applied("events", 1, 1, 0)] * 2
+    finally:
+        handoff.close()
+    assert sizes == [1, 1]
+
+
 def test_a_request_whose_write_fails_fails_alone(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
