@@ -207,7 +207,17 @@ async def _take(
         )
 
     try:
-        return await off_loop(request, store)
+        if traits or not events:
+            return await off_loop(request, store)
+        # Events alone (a track, page or screen call, sent one by one as they happen):
+        # written with the other event requests that arrive meanwhile (group_commit).
+        applied = await request.app.state.intake.submit(events)
+        return Tracked(
+            accepted=applied.stored,
+            duplicates=applied.duplicates,
+            unmapped=len(unmapped),
+            customers=0,
+        )
     except BatchRejected as rejected:
         first = rejected.errors[0]
         return _failed(
