@@ -107,8 +107,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         app.state.handoff.run,
         settings.commit_group_events,
         writers=1 if engine.dialect.name == "sqlite" else settings.request_threads,
+        on_group=app.state.metrics.commit_group.observe,
     )
-    app.state.intake.on_group = app.state.metrics.commit_group.observe
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -36,7 +36,12 @@ class GroupCommit:
     writes several transactions at once (as many writers as request threads)."""
 
     def __init__(
-        self, write: WriteGroup, off_loop: OffLoop, max_events: int, writers: int = 1
+        self,
+        write: WriteGroup,
+        off_loop: OffLoop,
+        max_events: int,
+        writers: int = 1,
+        on_group: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._write = write
         self._off_loop = off_loop
@@ -44,8 +49,8 @@ class GroupCommit:
         self._writers = writers
         self._waiting: list[tuple[Records, asyncio.Future[Applied]]] = []
         self._running: set[asyncio.Task[None]] = set()
-        #: Batches per commit, for the metrics (called with each group's size).
-        self.on_group: Callable[[int], None] = lambda _: None
+        #: Told each group's size (batches in one commit), for the metrics.
+        self._on_group = on_group
 
     async def submit(self, records: Records) -> Applied:
         """Store `records` with whatever other batches are waiting; what they did, or the
@@ -61,7 +66,7 @@ class GroupCommit:
         try:
             while self._waiting:
                 group = self._next_group()
-                self.on_group(len(group))
+                self._on_group(len(group))
                 try:
                     outcomes = await self._off_loop(self._write, [batch for batch, _ in group])
                 except Exception as error:  # the group's write broke outside any one batch

@@ -64,38 +64,38 @@ def accept_batches(engine: Engine, batches: Sequence[Records]) -> list[Applied |
     database error), each batch is written again alone, so that one batch's failure is
     its own answer and the others are stored.
     """
-    outcomes: list[Applied | Exception] = []
-    valid: list[int] = []
-    checked: list[tuple[int, list[dict[str, Any]]]] = []
+    outcomes: dict[int, Applied | Exception] = {}
+    checked: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     for i, records in enumerate(batches):
         try:
-            checked.append((len(records), _checked(records)))
-            valid.append(i)
-            outcomes.append(Applied("events", len(records), 0, len(records)))  # replaced below
+            checked[i] = (len(records), _checked(records))
         except BatchRejected as rejected:
-            outcomes.append(rejected)
-    if not checked:
-        return outcomes
+            outcomes[i] = rejected
+    if checked:
+        try:
+            with begin_write(engine) as conn:
+                outcomes.update(zip(checked, _write(conn, list(checked.values())), strict=True))
+        except Exception as error:
+            if len(checked) == 1:  # alone already: its error is its answer
+                outcomes.update(dict.fromkeys(checked, error))
+            else:
+                log.warning(
+                    "a group of %d event batches failed (%s): each written alone",
+                    len(checked),
+                    error,
+                )
+                outcomes.update((i, _alone(engine, batch)) for i, batch in checked.items())
+    return [outcomes[i] for i in range(len(batches))]
+
+
+def _alone(engine: Engine, batch: tuple[int, list[dict[str, Any]]]) -> Applied | Exception:
+    """One checked batch written in its own transaction: what it did, or its error."""
     try:
         with begin_write(engine) as conn:
-            written = _write(conn, checked)
+            (applied,) = _write(conn, [batch])
     except Exception as error:
-        if len(checked) == 1:
-            outcomes[valid[0]] = error
-            return outcomes
-        log.warning(
-            "a group of %d event batches failed (%s): each written alone", len(checked), error
-        )
-        for i, (received, rows) in zip(valid, checked, strict=True):
-            try:
-                with begin_write(engine) as conn:
-                    (outcomes[i],) = _write(conn, [(received, rows)])
-            except Exception as alone:
-                outcomes[i] = alone
-        return outcomes
-    for i, applied in zip(valid, written, strict=True):
-        outcomes[i] = applied
-    return outcomes
+        return error
+    return applied
 
 
 def _checked(records: Records) -> list[dict[str, Any]]:

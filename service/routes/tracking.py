@@ -25,6 +25,7 @@ from service.auth import caller_of_key
 from service.deps import off_loop
 from service.intake import accept_events
 from service.schemas import Problem
+from service.storage.writer import Applied
 from service.tracking import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, BadMessage, save_traits, to_omni
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
@@ -199,11 +200,14 @@ async def _take(
             updated.append(save_traits(conn, traits))
 
         applied = accept_events(engine, events, also=write_traits if traits else None)
+        return tracked(applied, sum(updated))
+
+    def tracked(applied: Applied, customers: int) -> Tracked:
         return Tracked(
             accepted=applied.stored,
             duplicates=applied.duplicates,
             unmapped=len(unmapped),
-            customers=sum(updated),
+            customers=customers,
         )
 
     try:
@@ -211,13 +215,7 @@ async def _take(
             return await off_loop(request, store)
         # Events alone (a track, page or screen call, sent one by one as they happen):
         # written with the other event requests that arrive meanwhile (group_commit).
-        applied = await request.app.state.intake.submit(events)
-        return Tracked(
-            accepted=applied.stored,
-            duplicates=applied.duplicates,
-            unmapped=len(unmapped),
-            customers=0,
-        )
+        return tracked(await request.app.state.intake.submit(events), 0)
     except BatchRejected as rejected:
         first = rejected.errors[0]
         return _failed(

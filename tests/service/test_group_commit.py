@@ -85,9 +85,13 @@ async def _submit_together(commit: GroupCommit, batches: Sequence[Records]) -> l
 
 def _group_commit(engine: Engine, max_events: int = 1000) -> tuple[GroupCommit, list[int]]:
     handoff = Handoff(threads=2, grace_s=0.0)
-    commit = GroupCommit(lambda batches: accept_batches(engine, batches), handoff.run, max_events)
     sizes: list[int] = []
-    commit.on_group = sizes.append
+    commit = GroupCommit(
+        lambda batches: accept_batches(engine, batches),
+        handoff.run,
+        max_events,
+        on_group=sizes.append,
+    )
     return commit, sizes
 
 
@@ -168,9 +172,8 @@ def test_with_two_writers_a_request_is_not_held_behind_a_write_in_progress(
         return accept_batches(engine, batches)
 
     handoff = Handoff(threads=2, grace_s=0.0)
-    commit = GroupCommit(write, handoff.run, 1000, writers=2)
     sizes: list[int] = []
-    commit.on_group = sizes.append
+    commit = GroupCommit(write, handoff.run, 1000, writers=2, on_group=sizes.append)
 
     async def one_then_another() -> list[Applied]:
         first = asyncio.create_task(commit.submit([event("e1")]))
