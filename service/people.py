@@ -230,24 +230,47 @@ def person_moves(
     """The person's events of `types` at or after `since` (or within the `spans` of
     event time, microseconds, first and last included) as (type, item_id, offer_id, ts)
     tuples: a few rows, read without building a frame (the per-request fast path)."""
-    cols = [events.c[c.TYPE], events.c[c.ITEM_ID], events.c[c.OFFER_ID], events.c[c.TS]]
-    ts = events.c[c.TS]
-    when = [] if since is None else [ts >= micros(since)]
-    if spans is not None:
-        if not spans:
-            return []
-        when.append(or_(*(ts.between(first, last) for first, last in spans)))
-    parts = [
-        select(*cols).where(events.c[column].in_(ids), events.c[c.TYPE].in_(types), *when)
-        for column, ids in _id_columns(person)
-    ]
-    if not parts:
+    id_columns = _id_columns(person)
+    if not id_columns or (spans is not None and not spans):
         return []
-    query = parts[0] if len(parts) == 1 else union(*parts)
+    params: dict[str, Any] = {column: list(ids) for column, ids in id_columns}
+    params["types"] = list(types)
+    if since is not None:
+        params["since"] = micros(since)
+    for i, (first, last) in enumerate(spans or ()):
+        params[f"first{i}"], params[f"last{i}"] = first, last
+    query = _moves_of(
+        tuple(column for column, _ in id_columns),
+        since is not None,
+        None if spans is None else len(spans),
+    )
     return [
         (kind, item, offer, pd.Timestamp(moment(int(ts))))
-        for kind, item, offer, ts in conn.execute(query).all()
+        for kind, item, offer, ts in fetch_all(conn, query, params)
     ]
+
+
+@functools.lru_cache(maxsize=256)
+def _moves_of(columns: tuple[str, ...], since: bool, spans: int | None) -> Any:
+    """`person_moves`' read, built once per shape: the ids of each event column in
+    `columns` (a list parameter named for the column), `types`, with `since` a lower
+    bound on the event time, with `spans` that many (first{i}, last{i}) bounds."""
+    cols = [events.c[c.TYPE], events.c[c.ITEM_ID], events.c[c.OFFER_ID], events.c[c.TS]]
+    ts = events.c[c.TS]
+    when = [ts >= bindparam("since")] if since else []
+    if spans is not None:
+        when.append(
+            or_(*(ts.between(bindparam(f"first{i}"), bindparam(f"last{i}")) for i in range(spans)))
+        )
+    parts = [
+        select(*cols).where(
+            events.c[column].in_(bindparam(column, expanding=True)),
+            events.c[c.TYPE].in_(bindparam("types", expanding=True)),
+            *when,
+        )
+        for column in columns
+    ]
+    return parts[0] if len(parts) == 1 else union(*parts)
 
 
 def link_identities(conn: Connection, stored: list[dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from features import columns as c
 from service.storage.codec import from_micros, micros, moment
-from service.storage.engine import insert_into
+from service.storage.engine import fetch_all, insert_into
 from service.storage.tables import decisions, no_offers
 
 ANSWERS = {
@@ -73,10 +73,10 @@ def open_decisions(conn: Connection, persons: list[str] | None = None) -> pd.Dat
 
 def open_decision(conn: Connection, person_id: str) -> dict[str, Any] | None:
     """The person's open decision (times as UTC timestamps), or None."""
-    row = conn.execute(_OPEN, {"person": person_id}).mappings().first()
-    if row is None:
+    rows = fetch_all(conn, _OPEN, {"person": person_id})
+    if not rows:
         return None
-    found = dict(row)
+    found = dict(zip(DECISION_COLUMNS, rows[0], strict=True))
     for col in ("decided_at", c.VALID_UNTIL):
         found[col] = pd.Timestamp(moment(int(found[col])))
     return found
@@ -155,12 +155,13 @@ _INSERT = insert(decisions)
 def nothing_since(conn: Connection, person_id: str, asked: str) -> int | None:
     """When (arrival clock, microseconds) an ask of the person `asked` where it was asked
     last found no offer open, or None."""
-    made = conn.execute(
-        select(no_offers.c.made_at).where(
-            no_offers.c[c.PERSON_ID] == person_id, no_offers.c.asked == asked
-        )
-    ).scalar_one_or_none()
-    return None if made is None else int(made)
+    rows = fetch_all(conn, _NOTHING, {"person": person_id, "asked": asked})
+    return None if not rows else int(rows[0][0])
+
+
+_NOTHING = select(no_offers.c.made_at).where(
+    no_offers.c[c.PERSON_ID] == bindparam("person"), no_offers.c.asked == bindparam("asked")
+)
 
 
 def remember_nothing(conn: Connection, person_id: str, asked: str, made_at: int) -> None:
