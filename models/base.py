@@ -380,6 +380,8 @@ class Recommender(HyperParams, ABC):
         from the last purchase to `as_of`, by default the model's; 0 = never bought) on a
         list for `at`: True where the item is left out."""
         bought = np.asarray(purchase_age) > 0
+        if not bought.any():  # nothing of these bought: nothing left out
+            return bought
         since_of = self.as_of_ if as_of is None else pd.Timestamp(as_of)
         since = 0.0 if at is None else (pd.Timestamp(at) - since_of).total_seconds() / 86_400
         days = np.asarray(purchase_age, dtype=np.float64) - 1.0 + max(since, 0.0)

@@ -354,7 +354,10 @@ def _reasons(
     mine = weights.columns
     if len(mine) and served.neighbours is not None:
         near = served.neighbours[positions]
-        hit = np.isin(near, mine)
+        # Theirs by position; one slot more, never theirs, where a -1 (no neighbour) lands.
+        theirs = np.zeros(len(model.items_) + 1, dtype=bool)
+        theirs[mine] = True
+        hit = theirs[near]
         first = hit.argmax(axis=1)
         for found in np.flatnonzero(hit.any(axis=1)).tolist():
             item_id = str(model.items_.ids[near[found, first[found]]])
