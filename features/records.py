@@ -60,20 +60,21 @@ def validate_records(records: Sequence[Mapping[str, Any]], schema: TableSchema) 
     if len(rules) != len(schema.rules):
         raise TypeError(f"{schema.name}: only `Required` rules have a row path")
     errors: list[RecordError] = []
-    seen_columns = dict.fromkeys(key for record in records for key in record)
-    for name in seen_columns:
+    seen_columns: set[Any] = set().union(*records)
+    for name in sorted(seen_columns, key=str):
         if name not in schema.columns:
             expected = f"unknown column (expected: {', '.join(schema.columns)})"
             errors.append(RecordError(None, None, str(name), expected))
     n = len(records)
-    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    # Every row starts as the missing value of each field (in the schema's order); the
+    # fields the records carry are then filled in column by column.
+    template = {field.name: _missing(field) for field in schema.fields}
+    out: list[dict[str, Any]] = [template.copy() for _ in range(n)]
     bad: list[tuple[str, list[str | None]]] = []
     for field in schema.fields:
         if field.name not in seen_columns:
             if field.required:
                 errors.append(RecordError(None, None, field.name, "required column is missing"))
-            for row in out:
-                row[field.name] = _missing(field)
             continue
         raw = [record.get(field.name) for record in records]
         values, messages = _coerce(raw, field)
@@ -84,9 +85,9 @@ def validate_records(records: Sequence[Mapping[str, Any]], schema: TableSchema) 
         errors.extend(_errors(messages, out, schema, name))
     if any(e.index is None for e in errors):
         _reject(schema, errors, n)
+    own = dict(bad)  # per field, the message of each record's value (None: no problem)
     for rule in rules:
-        broken = [rule.broken_by(row) for row in out]
-        errors.extend(_errors(broken, out, schema, rule.field))
+        errors.extend(_errors(_broken(rule, out, own.get(rule.field)), out, schema, rule.field))
     kept, repeats = _fold_repeats(out, schema, errors)
     if errors:
         _reject(schema, errors, n)
@@ -103,9 +104,29 @@ def _key(row: Mapping[str, Any], schema: TableSchema) -> str | None:
     return text or None
 
 
+def _broken(
+    rule: Required, out: list[dict[str, Any]], own: list[str | None] | None
+) -> list[str | None]:
+    """`rule.broken_by` of each record, asked only of those that may break it (the field
+    missing, and the `when` field, if any, holding one of its values), and not of those
+    whose value of the field has a problem of its own (`own`: named once)."""
+    field, when, values = rule.field, rule.when, rule.values
+    found = [
+        rule.broken_by(row)
+        if row[field] is None and (when is None or str(row[when]) in values)
+        else None
+        for row in out
+    ]
+    if own is not None and any(found):
+        found = [None if mine is not None else f for f, mine in zip(found, own, strict=True)]
+    return found
+
+
 def _errors(
     messages: list[str | None], out: list[dict[str, Any]], schema: TableSchema, field: str
 ) -> list[RecordError]:
+    if not any(messages):  # a message is never empty
+        return []
     return [
         RecordError(i, _key(out[i], schema), field, message)
         for i, message in enumerate(messages)
@@ -131,11 +152,30 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
     then what no field may hold (an unpaired surrogate, a NaN literal)."""
     if field.kind == "timestamp":
         return _times(raw, field)
+    if field.kind == "str":
+        texts = _plain_texts(raw, field)
+        if texts is not None:
+            return texts, [None] * len(texts)
     coerce = {"str": _text, "int": _number, "float": _number, "bool": _truth}[field.kind]
     missing = _missing(field)
+    absent = "is required" if field.required else None
+    plain = field.kind == "str"
     values: list[Any] = []
     messages: list[str | None] = []
     for value in raw:
+        if value is None:
+            values.append(missing)
+            messages.append(absent)
+            continue
+        if plain and type(value) is str and value.isascii() and value.isprintable():
+            # The common case, decided without `_text`: what it would answer (no control
+            # character or surrogate can be in printable ASCII).
+            text = value.strip()
+            if (text and len(text) <= field.max_length
+                    and (field.choices is None or text in field.choices)):  # fmt: skip
+                values.append(text)
+                messages.append(None)
+                continue
         message: str | None = None
         if isinstance(value, _NESTED):
             here, message = False, "is not a single value"
@@ -149,15 +189,37 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
             canonical = missing
             if field.required:
                 message = "is required"
+        never = _never_stored(value)
+        if never == UNPRINTABLE_MESSAGE:  # no text holds it: missing, as on the frame path
+            canonical = missing
         values.append(canonical)
-        messages.append(_never_stored(value) or message)
+        messages.append(never or message)
     return values, messages
+
+
+def _plain_texts(raw: list[Any], field: Field) -> list[str] | None:
+    """A text column all of whose values are plain (printable ASCII, not blank, not too
+    long, among the choices if any), trimmed, as `_text` gives them; else None (asked
+    value by value). Checked column-wise, in C: the common case of every request."""
+    if not all(type(value) is str for value in raw):
+        return None
+    joined = "".join(raw)  # no control character or surrogate in printable ASCII
+    if not (joined.isascii() and joined.isprintable()):
+        return None
+    texts = [value.strip() for value in raw]
+    if not all(texts) or max(map(len, texts), default=0) > field.max_length:
+        return None
+    if field.choices is not None and not field.choices.issuperset(texts):
+        return None
+    return texts
 
 
 def _times(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
     """A timestamp column (`_coerce`): the times are parsed together (`_timestamps`)."""
     present = [not isinstance(v, _NESTED) and _present(v) for v in raw]
     values, messages = _timestamps(raw, present, field)
+    if all(present) and all(type(v) is str for v in raw) and "".join(raw).isascii():
+        return values, messages  # the common case: nothing below applies
     for i, value in enumerate(raw):
         if isinstance(value, _NESTED):
             messages[i] = "is not a single value"
@@ -255,7 +317,8 @@ def _timestamps(
     values: list[pd.Timestamp | None] = [None] * len(raw)
     messages: list[str | None] = [None] * len(raw)
     rest = []
-    until = happened_until() if field.happened else None  # once a batch: it reads the clock
+    # Once a batch (it reads the clock); a datetime, compared in C with each time.
+    until = happened_until().to_pydatetime(warn=False) if field.happened else None
     for i, (value, here) in enumerate(zip(raw, present, strict=True)):
         if not here:
             continue
@@ -275,7 +338,7 @@ def _timestamps(
     return values, messages
 
 
-def _plain_time(value: Any, until: pd.Timestamp | None) -> pd.Timestamp | None:
+def _plain_time(value: Any, until: datetime | None) -> pd.Timestamp | None:
     """The time, parsed in Python, when it is plain and inside its bounds (with `until`,
     a time that has happened: between `HAPPENED_FROM` and `until`); else None (the frame
     path's parser reads it and words the message)."""
@@ -288,10 +351,16 @@ def _plain_time(value: Any, until: pd.Timestamp | None) -> pd.Timestamp | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None  # e.g. month 13: pandas words the message
-    stamp = pd.Timestamp(moment.astimezone(UTC))
-    if until is not None and not HAPPENED_FROM <= stamp <= until:
+    if until is not None:  # inside the span pandas holds, too
+        if not _HAPPENED_FROM <= moment <= until:
+            return None
+    elif not _EARLIEST <= moment <= _LATEST:
         return None
-    return stamp if EARLIEST <= stamp <= LATEST else None
+    return pd.Timestamp(moment.astimezone(UTC))
+
+
+#: The bounds as datetimes: compared with a parsed time without making it a Timestamp.
+_EARLIEST, _LATEST, _HAPPENED_FROM = (t.to_pydatetime() for t in (EARLIEST, LATEST, HAPPENED_FROM))
 
 
 def _fold_repeats(

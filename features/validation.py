@@ -95,6 +95,7 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
             )
         )
     out = pd.DataFrame(index=frame.index)
+    own: dict[str, pd.Series] = {}  # per field, the records with a problem of its value
     for field in schema.fields:
         if field.name not in frame.columns:
             if field.required:
@@ -102,11 +103,14 @@ def validate(frame: pd.DataFrame, schema: TableSchema) -> ValidBatch:
             out[field.name] = _empty(field, len(frame))
             continue
         out[field.name], bad = _coerce(frame[field.name], field)
+        own[field.name] = bad.notna()
         errors.extend(_errors(bad, out, schema, field.name))
     if any(e.index is None for e in errors):
         _reject(schema, errors, frame)
-    for rule in schema.rules:
+    for rule in schema.rules:  # not where the field's value has a problem of its own
         mask = rule.violated(out).fillna(False).to_numpy(dtype=bool)
+        if rule.field in own:
+            mask = mask & ~own[rule.field].to_numpy(dtype=bool)
         if mask.any():
             messages = rule.message(out[mask])
             errors.extend(
@@ -192,10 +196,9 @@ def _as_text(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series | None]:
     try:
         return raw, raw.astype("string"), None
     except UnicodeEncodeError:
-        found = raw.map(
+        unpaired = raw.map(
             lambda v: isinstance(v, str) and bool(UNPAIRED.search(v)), na_action="ignore"
-        )
-        unpaired = found.fillna(False).astype(bool)
+        ).eq(True)
         raw = raw.where(~unpaired)
         return raw, raw.astype("string"), unpaired
 
@@ -213,8 +216,8 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         messages[unpaired] = UNPRINTABLE_MESSAGE
     if raw.dtype == object:
         # JSON can carry lists and objects where a value belongs (a file never does).
-        nested = raw.map(lambda v: isinstance(v, (dict, list, tuple, set)), na_action="ignore")
-        nested = nested.fillna(False).astype(bool)
+        found = raw.map(lambda v: isinstance(v, (dict, list, tuple, set)), na_action="ignore")
+        nested = found.eq(True)  # a missing value (left out of the map) is not nested
         if nested.any():
             messages[nested] = "is not a single value"
             raw = raw.where(~nested)
@@ -273,6 +276,8 @@ def _coerce(raw: pd.Series, field: Field) -> tuple[pd.Series, pd.Series]:
         messages = messages.where(bad_msg.isna(), bad_msg)
     if field.required:
         messages[~present] = "is required"
+    if unpaired is not None:  # there, but no text holds it: said so (as the row path)
+        messages[unpaired] = UNPRINTABLE_MESSAGE
     return result, messages
 
 

@@ -117,6 +117,37 @@ def test_row_and_frame_paths_agree(records: list[dict[str, Any]]) -> None:
     assert _row_path(records) == _frame_path(records)
 
 
+@pytest.mark.parametrize(
+    ("field", "odd"),
+    [
+        (c.EVENT_ID, "   "),
+        (c.EVENT_ID, "e" * 129),
+        (c.ITEM_ID, "I" * 257),
+        (c.ITEM_ID, " I1 "),
+        (c.ITEM_ID, "Café"),
+        (c.ITEM_ID, "I\x01"),
+        (c.ITEM_ID, "I\ud800"),
+        (c.EVENT_ID, "e\udfff"),
+        (c.CUSTOMER_ID, "C\ud800"),
+        (c.CHANNEL, "fax"),
+        (c.CHANNEL, " web "),
+        (c.TS, "2026-03-01T09:00:00Z "),
+        (c.TS, "2026-03-01T09:00:00\u00a0Z"),
+        (c.TS, "1969-12-31T23:59:59Z"),
+    ],
+)
+def test_a_column_of_texts_with_one_odd_value_agrees(field: str, odd: str) -> None:
+    """Every value of the column is text, all plain but one: the row path's column-wise
+    shortcut must give way to the value-by-value rules, as the frame path reads them."""
+    records = [
+        {"event_id": f"e{i}", "ts": f"2026-03-01T09:0{i}:00Z", "customer_id": "C1",
+         "channel": "web", "type": "view", "item_id": f"I{i}"}
+        for i in range(4)
+    ]  # fmt: skip
+    records[2][field] = odd
+    assert _row_path(records) == _frame_path(records)
+
+
 def test_a_good_event_comes_back_canonical() -> None:
     rows = validate_records(
         [
@@ -157,6 +188,19 @@ def test_every_problem_is_named_by_record_and_field() -> None:
         (1, "s2", "channel"),
         (1, "s2", "item_id"),
     }
+
+
+@pytest.mark.parametrize("item", [["I1"], "I\ud800", True, "   "])
+def test_a_field_with_a_bad_value_is_named_once(item: Any) -> None:
+    """A view's item that is there but bad gets its own problem, not also the rule's
+    "required for a 'view' event" (blank counts as missing: that is the rule's)."""
+    record = {"event_id": "v1", "ts": "2026-03-01T10:00:00Z", "customer_id": "C1",
+              "channel": "web", "type": "view", "item_id": item}  # fmt: skip
+    row, frame = _row_path([record]), _frame_path([record])
+    assert row == frame
+    assert [(e.index, e.field) for e in row] == [(0, "item_id")]
+    blank = item == "   "
+    assert ("is required for a 'view' event" in row[0].message) is blank  # type: ignore[union-attr]
 
 
 def test_exact_repeats_fold_and_conflicting_ones_are_refused() -> None:
