@@ -87,9 +87,15 @@ _ERASED_OF = select(erasures.c[c.ID_TYPE], erasures.c[c.ID_VALUE], erasures.c["e
 )
 
 
+#: Whether anyone was erased at all: one row read, before the lookup of a batch's ids.
+_ANY_ERASED = select(erasures.c[c.ID_VALUE]).limit(1)
+
+
 def before_erasure(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Event ids of `rows` (as stored: `ts` in microseconds) that happened at or before
     the erasure of their customer or anonymous id: they are not to be stored."""
+    if not fetch_all(conn, _ANY_ERASED, {}):  # the common case: nobody erased yet
+        return set()
     erased = erased_ids(conn, (i for row in rows for i in ids_of(row)))
     if not erased:
         return set()
