@@ -310,7 +310,7 @@ class _Arrays:
         cast = [
             "text" if isinstance(kind, String) else kind.compile(dialect=dialect) for kind in kinds
         ]  # text: a cast to VARCHAR(n) would cut a longer value where the INSERT refuses it
-        arrays = ", ".join(f"%({n})s::{t}[]" for n, t in zip(names, cast, strict=True))
+        arrays = ", ".join(f"%({n})b::{t}[]" for n, t in zip(names, cast, strict=True))
         update = _PG_CONFLICT.search(sql)
         if update is None and "DO UPDATE" in sql:  # a conflict target not by columns
             return None
@@ -322,8 +322,7 @@ class _Arrays:
     def unique(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         if self.key is None:
             return True
-        keys = {tuple(row[k] for k in self.key) for row in rows}
-        return len(keys) == len(rows)
+        return len(set(map(operator.itemgetter(*self.key), rows))) == len(rows)
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         out = {}

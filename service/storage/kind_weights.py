@@ -16,12 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
-    Float,
-    String,
     bindparam,
-    cast,
     delete,
     func,
     literal,
@@ -29,7 +25,7 @@ from sqlalchemy import (
 )
 
 from features import columns as c
-from service.storage.engine import insert_into, run_many
+from service.storage.engine import fetch_all, insert_into, run_many
 from service.storage.ids import of_ids, read_ids
 from service.storage.tables import catalogue, interests, kind_weights
 
@@ -39,22 +35,44 @@ NO_BRAND = ""
 
 def apply(conn: Connection, changed: Mapping[tuple[str, str, str], tuple[float, float]]) -> None:
     """Fold item weights that changed, {(id kind, id, item): (before, after)}, into the
-    rows of their category and brand, inside the caller's transaction."""
-    moves: list[dict[str, Any]] = []
+    rows of their category and brand, inside the caller's transaction.
+
+    The items' category and brand are read in one query; the changes are summed per row
+    in Python, so each row is written once (on PostgreSQL, one statement for them all).
+    An item not in the catalogue adds nothing, as in the rebuild's join."""
+    items = sorted({item for _, _, item in changed})
+    if not items:
+        return
+    kinds = {str(item): (str(category), str(brand))
+             for item, category, brand in fetch_all(conn, _KINDS, {"items": items})}  # fmt: skip
+    sums: dict[tuple[str, str, str, str], list[float]] = {}
     emptied: set[tuple[str, str]] = set()
-    for (kind, value, item), (before, after) in sorted(changed.items()):
+    for (kind, value, item), (before, after) in changed.items():
         weight = max(after, 0.0) - max(before, 0.0)
         count = int(after > 0) - int(before > 0)
-        if weight != 0.0 or count != 0:
-            moves.append({"kind": kind, "value": value, "item": item, "w": weight, "n": count})
+        if item not in kinds or (weight == 0.0 and count == 0):
+            continue
+        row = sums.setdefault((kind, value, *kinds[item]), [0.0, 0])
+        row[0] += weight
+        row[1] += count
         if count < 0:
             emptied.add((kind, value))
-    if not moves:
+    if not sums:
         return
-    run_many(conn, _upsert, moves)
+    run_many(conn, _upsert, [
+        {c.ID_TYPE: kind, c.ID_VALUE: value, c.CATEGORY: category, c.BRAND: brand,
+         "weight": weight, "item_count": int(count)}
+        for (kind, value, category, brand), (weight, count) in sorted(sums.items())
+    ])  # fmt: skip
     if emptied:
         emptied_ids = [{"kind": kind, "value": value} for kind, value in sorted(emptied)]
         run_many(conn, _delete_emptied, emptied_ids)
+
+
+#: The category and brand (NO_BRAND: none) of some items of the catalogue.
+_KINDS = select(
+    catalogue.c[c.ITEM_ID], catalogue.c[c.CATEGORY], func.coalesce(catalogue.c[c.BRAND], NO_BRAND)
+).where(catalogue.c[c.ITEM_ID].in_(bindparam("items", expanding=True)))
 
 
 def _delete_emptied(conn: Connection) -> Any:
@@ -68,17 +86,8 @@ def _delete_emptied(conn: Connection) -> Any:
 
 
 def _upsert(conn: Connection) -> Any:
-    """Add a weight and a count to the row of an item's category and brand (an item not
-    in the catalogue adds nothing, as the rebuild's join)."""
-    item = catalogue.c
-    row = select(
-        cast(bindparam("kind"), String), cast(bindparam("value"), String), item[c.CATEGORY],
-        func.coalesce(item[c.BRAND], NO_BRAND), cast(bindparam("w"), Float),
-        cast(bindparam("n"), BigInteger),
-    ).where(item[c.ITEM_ID] == bindparam("item"))  # fmt: skip
-    insert = insert_into(conn, kind_weights).from_select(
-        [c.ID_TYPE, c.ID_VALUE, c.CATEGORY, c.BRAND, "weight", "item_count"], row
-    )
+    """Add a weight and a count to the row of a category and brand."""
+    insert = insert_into(conn, kind_weights)
     old, new = kind_weights.c, insert.excluded
     return insert.on_conflict_do_update(
         index_elements=[c.ID_TYPE, c.ID_VALUE, c.CATEGORY, c.BRAND],
