@@ -18,6 +18,7 @@ from features import columns as c
 from features.identity import CUSTOMER
 from service.people import Person
 from service.settings import Settings
+from service.storage.churn_days import PurchaseTotals
 from service.storage.codec import DAY, micros
 from service.storage.ids import of_ids, read_ids
 from service.storage.tables import churn_days, customers, identities
@@ -51,7 +52,7 @@ _COUNTED = (
 )
 
 
-def _window_start(now: datetime, settings: Settings) -> int:
+def window_start(now: datetime, settings: Settings) -> int:
     """The last day (days since 1970) before the window of purchases that earn points now."""
     return micros(now) // DAY - settings.loyalty_window_days
 
@@ -62,12 +63,17 @@ def loyalty_of(
     now: datetime,
     settings: Settings,
     carried: int | None = None,
+    bought: PurchaseTotals | None = None,
 ) -> Loyalty:
     """The person's points and tier now; `carried`: the points their customer records
-    carry, when the caller has read those records (else read here)."""
-    since = _window_start(now, settings)
-    rows = read_ids(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
-    spent = sum((float(total) for (total,) in rows), 0.0)
+    carry, when the caller has read those records (else read here); `bought`: their
+    purchase totals, when the caller has read them for this window (else summed here)."""
+    since = window_start(now, settings)
+    if bought is not None and bought.spend_after == since:
+        spent = bought.spend
+    else:
+        rows = read_ids(conn, _SPENT, person.customer_ids, person.anonymous_ids, since=since)
+        spent = sum((float(total) for (total,) in rows), 0.0)
     if carried is None:
         carried = conn.execute(_CARRIED, {"ids": list(person.customer_ids)}).scalar_one()
     return _loyalty(int(spent * settings.loyalty_points_per_unit) + int(carried), settings)
@@ -104,7 +110,7 @@ def tiers_of(
               & (identities.c[c.ID_VALUE] == t[c.ID_VALUE]))
         .where(*_COUNTED)
         .group_by(identities.c[c.PERSON_ID]),
-        {"since": _window_start(now, settings)},
+        {"since": window_start(now, settings)},
     ).all():  # fmt: skip
         points[str(person)] = float(spent or 0) * settings.loyalty_points_per_unit
     for person, carried in conn.execute(

@@ -52,15 +52,25 @@ class Preferences:
     in_words: list[str]
 
 
-def preferences(conn: Connection, shelf: Shelf, person: Person, now: datetime) -> Preferences:
+def preferences(
+    conn: Connection,
+    shelf: Shelf,
+    person: Person,
+    now: datetime,
+    purchases: churn_days.PurchaseTotals | None = None,
+) -> Preferences:
+    """The person's preferences now; `purchases`: their purchase totals, when the caller
+    has read them with days from `channels_since(now)` (else counted here)."""
     at = micros(now)
     ids = (person.customer_ids, person.anonymous_ids)
     by_category, by_brand = kind_weights.of_person(conn, *ids)
     per_store = interests.store_weights_of(conn, *ids, at)
-    bought = churn_days.per_channel(
-        conn, person.customer_ids, person.anonymous_ids, [c.EventType.PURCHASE.value],
-        at // DAY - CHANNEL_DAYS,
-    )  # fmt: skip
+    if purchases is not None and purchases.days_from == channels_since(now):
+        bought = purchases.days
+    else:
+        bought = churn_days.per_channel(
+            conn, *ids, [c.EventType.PURCHASE.value], channels_since(now)
+        )
     channels = _shares({ch: float(days) for ch, days in bought.items()})
     stores = _shares({s: w for s, w in per_store.items() if w > 0})
     categories, brands = _shares(by_category), _shares(by_brand)
@@ -80,6 +90,11 @@ def preferences(conn: Connection, shelf: Shelf, person: Person, now: datetime) -
         place = places.get(stores[0].name)
         words.append(f"usual store {place.name if place and place.name else stores[0].name}")
     return Preferences(categories, brands, channels, stores, words)
+
+
+def channels_since(now: datetime) -> int:
+    """The first day (days since 1970) of the purchases the channel shares count."""
+    return micros(now) // DAY - CHANNEL_DAYS
 
 
 def _shares(weights: dict[str, float]) -> list[Share]:

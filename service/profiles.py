@@ -12,9 +12,9 @@ from sqlalchemy import Connection, bindparam, select
 
 from features import columns as c
 from service.churn_scoring import churn_now
-from service.loyalty import loyalty_of
+from service.loyalty import loyalty_of, window_start
 from service.people import Person, recent_events
-from service.preferences import SAID, preferences
+from service.preferences import SAID, channels_since, preferences
 from service.schemas import (
     Activity,
     CartLine,
@@ -28,7 +28,7 @@ from service.schemas import (
 from service.serving import ModelUnavailable, Served
 from service.settings import Settings
 from service.shelf import Item, Shelf
-from service.storage import activity, carts, cases, wishes
+from service.storage import activity, carts, cases, churn_days, wishes
 from service.storage.codec import DAY, micros, moment
 from service.storage.engine import fetch_all
 from service.storage.tables import customers
@@ -88,6 +88,11 @@ def build_profile(
         )
         for line in lines
     ]
+    # The purchase days loyalty and the channel shares both count, read once.
+    bought = churn_days.purchase_totals(
+        conn, person.customer_ids, person.anonymous_ids,
+        days_from=channels_since(now), spend_after=window_start(now, settings),
+    )  # fmt: skip
     shelf_here = shelf.stock(store_id) if store_id is not None else None
     wishlist = [
         WishItem(
@@ -134,9 +139,9 @@ def build_profile(
         cart=cart,
         wishlist=wishlist,
         service=service,
-        loyalty=LoyaltyStatus(**vars(loyalty_of(conn, person, now, settings, carried))),
+        loyalty=LoyaltyStatus(**vars(loyalty_of(conn, person, now, settings, carried, bought))),
         preferences=Preferences.model_validate(
-            vars(preferences(conn, shelf, person, now)), from_attributes=True
+            vars(preferences(conn, shelf, person, now, bought)), from_attributes=True
         ),
         churn=churn,
     )

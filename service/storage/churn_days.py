@@ -12,6 +12,7 @@ event log (`rebuild`); an event counts under its customer id, else its anonymous
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     select,
     union_all,
 )
@@ -152,6 +154,65 @@ _PER_CHANNEL = (
         of_ids(churn_days),
         churn_days.c[c.TYPE].in_(bindparam("types", expanding=True)),
         churn_days.c.day >= bindparam("since_day"),
+    )
+    .group_by(churn_days.c[c.CHANNEL], churn_days.c[c.ID_TYPE])
+)
+
+
+@dataclass(frozen=True)
+class PurchaseTotals:
+    """A person's purchase days per channel from a day on, and what they spent after
+    another (days since 1970, UTC): what the channel shares and loyalty count, read in
+    one query for a page that shows both (`purchase_totals`)."""
+
+    days_from: int
+    spend_after: int
+    days: dict[str, int]
+    spend: float
+
+
+def purchase_totals(
+    conn: Connection,
+    customer_ids: Iterable[str],
+    anonymous_ids: Iterable[str],
+    days_from: int,
+    spend_after: int,
+) -> PurchaseTotals:
+    """`per_channel` of purchases from `days_from` on and the spend of the purchase days
+    after `spend_after`, summed in the database: a row per channel comes back."""
+    days: dict[str, int] = {}
+    spend = 0.0
+    since = min(days_from, spend_after + 1)
+    params = {"days_from": days_from, "spend_after": spend_after, "since": since}
+    for channel, n, spent in read_ids(conn, _TOTALS, customer_ids, anonymous_ids, **params):
+        if int(n):
+            days[str(channel)] = days.get(str(channel), 0) + int(n)
+        spend += float(spent)
+    return PurchaseTotals(days_from, spend_after, days, spend)
+
+
+_TOTALS = (
+    select(
+        churn_days.c[c.CHANNEL],
+        # Constants written into the SQL: a bound float would send the query through
+        # SQLAlchemy on every request (`fetch_all`).
+        func.sum(
+            case(
+                (churn_days.c.day >= bindparam("days_from"), literal_column("1")),
+                else_=literal_column("0"),
+            )
+        ),
+        func.sum(
+            case(
+                (churn_days.c.day > bindparam("spend_after"), churn_days.c.spend),
+                else_=literal_column("0"),
+            )
+        ),
+    )
+    .where(
+        of_ids(churn_days),
+        churn_days.c[c.TYPE] == c.EventType.PURCHASE.value,
+        churn_days.c.day >= bindparam("since"),
     )
     .group_by(churn_days.c[c.CHANNEL], churn_days.c[c.ID_TYPE])
 )

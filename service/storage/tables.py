@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -245,19 +246,23 @@ store_weights = Table(
 #: Per id, UTC day, channel and event type: how many events, the first and last, and the
 #: spend of the purchases (price x quantity): what churn features are computed from for
 #: a person with new events (service/storage/churn_days.py). Counted under the event's
-#: customer id, else its anonymous id, as `interests`.
+#: customer id, else its anonymous id, as `interests`. Keyed by type before day: the
+#: reads of one type (a year of purchase days for loyalty and channel shares, the spans
+#: of offer events) go through that type's rows alone.
+CHURN_DAYS_KEY = (c.ID_TYPE, c.ID_VALUE, c.TYPE, "day", c.CHANNEL)
 churn_days = Table(
     "churn_days",
     metadata,
-    Column(c.ID_TYPE, String(16), primary_key=True),
-    Column(c.ID_VALUE, String(256), primary_key=True),
-    Column("day", BigInteger, primary_key=True),
-    Column(c.CHANNEL, String(16), primary_key=True),
-    Column(c.TYPE, String(24), primary_key=True),
+    Column(c.ID_TYPE, String(16), nullable=False),
+    Column(c.ID_VALUE, String(256), nullable=False),
+    Column("day", BigInteger, nullable=False),
+    Column(c.CHANNEL, String(16), nullable=False),
+    Column(c.TYPE, String(24), nullable=False),
     Column("events", BigInteger, nullable=False),
     Column("first_ts", BigInteger, nullable=False),
     Column("last_ts", BigInteger, nullable=False),
     Column("spend", Float, nullable=False),
+    PrimaryKeyConstraint(*CHURN_DAYS_KEY),
 )
 
 #: Cart additions and removals after the id's last purchase of the item: the open cart

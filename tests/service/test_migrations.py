@@ -15,8 +15,10 @@ from service.storage import wishes
 from service.storage.engine import open_engine
 from service.storage.migrate import FIRST, SchemaOutdated, config, head, revision_of
 from service.storage.tables import (
+    CHURN_DAYS_KEY,
     activity,
     catalogue,
+    churn_days,
     customers,
     decisions,
     events,
@@ -70,6 +72,11 @@ def test_a_first_release_store_is_upgraded_with_its_data(db_url: str, with_revis
         kinds = conn.execute(select(kind_weights.c.category, kind_weights.c.brand)).all()
         assert [tuple(k) for k in kinds] == [("shoes", "Acme")]
         assert conn.execute(select(stores.c[c.LATITUDE])).all() == []  # r0005's column
+        # r0011: the day rows (built by r0002) kept, keyed by type before day.
+        days = conn.execute(select(churn_days.c[c.TYPE], churn_days.c.events)).all()
+        assert sorted(tuple(d) for d in days) == [("view", 1), ("wishlist", 1)]
+        key = inspect(conn).get_pk_constraint("churn_days")["constrained_columns"]
+        assert tuple(key) == CHURN_DAYS_KEY
         assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
         indexes = {i["name"] for i in inspect(conn).get_indexes("events")}
         columns = {col["name"] for col in inspect(conn).get_columns("customers")}

@@ -6,9 +6,12 @@ import pandas as pd
 
 from features import columns as c
 from features.cart import open_cart
+from service.loyalty import loyalty_of, window_start
 from service.people import find_person, person_events, recent_events
+from service.preferences import channels_since, preferences
 from service.profiles import RECENT, SHOWN_TYPES
-from service.storage import activity, carts
+from service.shelf import Shelf
+from service.storage import activity, carts, churn_days
 from service.storage.codec import micros
 from service.storage.engine import open_engine
 from tests.conftest import ServedStore
@@ -46,3 +49,37 @@ def test_bounded_reads_equal_the_history(served_store: ServedStore) -> None:
             left_out += len(lines) - len(recent)
     engine.dispose()
     assert checked_carts > 0 and checked_recent > 0 and left_out > 0 and two_customer_ids > 0
+
+
+def test_one_read_of_purchase_days_gives_the_loyalty_and_channels_of_two(
+    served_store: ServedStore,
+) -> None:
+    """The profile reads a person's purchase totals once for loyalty and the channel
+    shares: both equal what their own reads give, for a loyalty window shorter than the
+    year; totals read for another window are not taken for this one."""
+    engine = open_engine(served_store.settings.database_url)
+    now = served_store.clock
+    settings = served_store.settings.model_copy(update={"loyalty_window_days": 60})
+    shelf = Shelf(engine, 30)
+    windowed = channel_mixes = 0
+    with engine.connect() as conn:
+        for i in range(100, 160):
+            person = find_person(conn, customer_id=f"C{i:07d}")
+            assert person is not None
+            ids = (person.customer_ids, person.anonymous_ids)
+            bought = churn_days.purchase_totals(
+                conn, *ids, days_from=channels_since(now), spend_after=window_start(now, settings)
+            )
+            alone = loyalty_of(conn, person, now, settings)
+            assert loyalty_of(conn, person, now, settings, bought=bought) == alone
+            shared = preferences(conn, shelf, person, now, bought)
+            assert shared == preferences(conn, shelf, person, now)
+            year = churn_days.purchase_totals(
+                conn, *ids, days_from=channels_since(now), spend_after=channels_since(now) - 1
+            )
+            windowed += year.spend > bought.spend
+            channel_mixes += len(shared.channels) > 1
+            if year.spend > bought.spend:  # another window's totals: read again, not taken
+                assert loyalty_of(conn, person, now, settings, bought=year) == alone
+    engine.dispose()
+    assert windowed > 0 and channel_mixes > 0
