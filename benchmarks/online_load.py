@@ -31,6 +31,7 @@ import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import IO
 
@@ -337,7 +338,8 @@ def _write(
         f"`.venv/bin/python benchmarks/online_load.py --workers {' '.join(map(str, args.workers))}"
         f" --seconds {args.seconds:g}`: {os.cpu_count()} cores shared by server and load "
         "generator, "
-        f"Python {platform.python_version()}; {args.connections} connections, closed loop.\n\n"
+        f"Python {platform.python_version()}, {_versions()}; {args.connections} connections, "
+        "closed loop.\n\n"
         "| case | requests/s | p50 ms | p99 ms | errors | events/s | server CPU ms/req |\n"
         "| --- | --- | --- | --- | --- | --- | --- |\n"
     )
@@ -347,6 +349,13 @@ def _write(
         for name, r in rows.items()
     ]
     append_results("online_load.md", "Online layer under load", head + "\n".join(lines))
+
+
+def _versions() -> str:
+    """The versions of what serves the requests on both sides (a newer MLflow scoring
+    server or FastAPI moves the figures and the ratio between them)."""
+    names = ("fastapi", "uvicorn", "mlflow")
+    return ", ".join(f"{name} {metadata.version(name)}" for name in names)
 
 
 def append_results(name: str, title: str, text: str) -> None:
