@@ -101,3 +101,30 @@ def test_fetch_all_reads_what_sqlalchemy_reads(engine: Engine) -> None:
         assert fetch_all(conn, _LINKS, {"ids": ["c0", "c1"]}) == [("c0", True), ("c1", False)]
         total, n = fetch_all(conn, _WEIGHTS, {"who": "c1"})[0]
         assert (total, n) == (2.5, 2) and isinstance(total, float)
+
+
+def test_values_of_many_rows_come_back_as_they_went_in(engine: Engine) -> None:
+    """On PostgreSQL many rows go as arrays (one a column): a text that looks like an
+    array's syntax or like NULL, a quote, a backslash, a letter beyond ASCII, a missing
+    value, a whole number in a float column and one past 32 bits in a bigint column are
+    stored as they were sent."""
+    odd = ['a "quoted" one', "back\\slash", "{braces},comma", "NULL", "", "Café ☕", " lead"]
+    rows = [
+        {c.ID_TYPE: "customer", c.ID_VALUE: "c1", c.ITEM_ID: text, "weight": float(i) / 3,
+         "last_ts": 2**40 + i, "units": i, "last_purchase": None if i % 2 else 2**33 + i}
+        for i, text in enumerate(odd)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        run_many(conn, _items, rows)
+    with engine.connect() as conn:
+        got = conn.execute(
+            select(interests.c[c.ITEM_ID], interests.c.weight, interests.c.last_ts,
+                   interests.c.units, interests.c.last_purchase)
+        ).all()  # fmt: skip
+    expected = [(r[c.ITEM_ID], r["weight"], r["last_ts"], float(r["units"]), r["last_purchase"])
+                for r in rows]  # fmt: skip
+    assert sorted(tuple(g) for g in got) == sorted(expected)
+
+
+def _items(conn: Connection) -> Any:
+    return insert_into(conn, interests)
