@@ -113,7 +113,7 @@ def rebuild(conn: Connection) -> None:
                 select(literal(kind), who, day, ev[c.CHANNEL], ev[c.TYPE], func.count(),
                        func.min(ev[c.TS]), func.max(ev[c.TS]), func.sum(spend))
                 .where(only)
-                .group_by(who, day, ev[c.CHANNEL], ev[c.TYPE]),
+                .group_by(who, ev[c.TYPE], day, ev[c.CHANNEL]),  # the key's order
             )
         )  # fmt: skip
 
