@@ -35,6 +35,9 @@ from service.storage.tables import customers
 
 #: Recent activity shown in a profile.
 RECENT = 20
+#: Open cart lines shown in a profile: the latest added (a cart of a hundred lines reads
+#: and shows its latest twenty, as the activity its latest twenty events).
+CART_SHOWN = 20
 SHOWN_TYPES = (
     c.EventType.VIEW,
     c.EventType.ADD_TO_CART,
@@ -77,7 +80,9 @@ def build_profile(
     ]
     at = micros(now)
     since = at - settings.cart_open_days * DAY
-    lines = carts.open_lines(conn, person.customer_ids, person.anonymous_ids, until=at, since=since)
+    lines = carts.open_lines(
+        conn, person.customer_ids, person.anonymous_ids, until=at, since=since, most=CART_SHOWN
+    )
     cart = [
         CartLine(
             item_id=line.item_id,

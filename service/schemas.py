@@ -331,7 +331,10 @@ class Profile(BaseModel):
     consent: dict[str, bool]
     channels: list[str]
     recent: list[Activity]
-    cart: list[CartLine]
+    cart: list[CartLine] = Field(
+        description="The open cart: lines added to in the last `cart_open_days`, latest "
+        "first, the latest 20 of them."
+    )
     wishlist: list[WishItem] = Field(
         description="What they wish for now, from every channel, latest first (an item "
         "leaves it when removed or bought anywhere)."

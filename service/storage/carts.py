@@ -201,6 +201,21 @@ _ADDED = select(cart_moves.c[c.ITEM_ID]).where(
     cart_moves.c[c.TS] <= bindparam("until"),
     cart_moves.c.units > 0,
 )
+#: The items added to from `since` on, by their latest add, newest first (then by id): a
+#: page of `n` from `skip` on.
+_LATEST_ADDED = (
+    select(cart_moves.c[c.ITEM_ID], func.max(cart_moves.c[c.TS]))
+    .where(
+        of_ids(cart_moves),
+        cart_moves.c[c.TS] >= bindparam("since"),
+        cart_moves.c[c.TS] <= bindparam("until"),
+        cart_moves.c.units > 0,
+    )
+    .group_by(cart_moves.c[c.ITEM_ID])
+    .order_by(func.max(cart_moves.c[c.TS]).desc(), cart_moves.c[c.ITEM_ID])
+    .limit(bindparam("n"))
+    .offset(bindparam("skip"))
+)
 _MOVE_COLUMNS = (
     cart_moves.c[c.ITEM_ID], cart_moves.c[c.EVENT_ID], cart_moves.c[c.TS], cart_moves.c.units,
     cart_moves.c[c.CHANNEL],
@@ -227,15 +242,22 @@ def open_lines(
     *,
     until: int,
     since: int | None = None,
+    most: int | None = None,
 ) -> list[Line]:
     """The open cart of the person with these ids from the moves up to `until` (inclusive),
-    most recently added first; with `since`, only the lines added to at or after it (read
-    from the moves of those items alone, not from every line the person ever left).
+    most recently added first (then by item id); with `since`, only the lines added to at
+    or after it (read from the moves of those items alone, not from every line the person
+    ever left); with `most`, only the `most` lines added to last, read from the moves of
+    their items alone, a page of items at a time (what a page shows, however busy the
+    person's cart).
 
     The state is the cart now: a stored purchase closes the item's line whatever its time,
     also one stamped after `until` (a till's clock ahead of the service's; the item is
     bought). `features.cart.open_cart(as_of=...)` is the rule as of a past moment, for
     training: it leaves out purchases after that moment."""
+    customer_ids, anonymous_ids = list(customer_ids), list(anonymous_ids)
+    if most is not None:
+        return _latest_lines(conn, customer_ids, anonymous_ids, until, since, most)
     recent: list[str] | None = None
     if since is not None:
         added = read_ids(conn, _ADDED, customer_ids, anonymous_ids, since=since, until=until)
@@ -245,12 +267,61 @@ def open_lines(
     rows = (
         read_ids(conn, _MOVES, customer_ids, anonymous_ids, until=until)
         if recent is None
-        else [
-            row
-            for row in read_ids(conn, _MOVES_OF, customer_ids, anonymous_ids, items=recent)
-            if row[2] <= until
-        ]
+        else _moves_of(conn, customer_ids, anonymous_ids, recent, until)
     )
+    return _lines(conn, customer_ids, anonymous_ids, rows, since)
+
+
+def _latest_lines(
+    conn: Connection,
+    customer_ids: list[str],
+    anonymous_ids: list[str],
+    until: int,
+    since: int | None,
+    most: int,
+) -> list[Line]:
+    """`open_lines` with `most`: the items are taken by their latest add, newest first, a
+    page of `most` at a time, until `most` of them are open lines (an item added to and
+    then removed, or bought, is no line) or none are left."""
+    found: list[Line] = []
+    params = {"since": -(2**62) if since is None else since, "until": until, "n": most}
+    skip = 0
+    while len(found) < most:
+        page = [str(item) for item, _ in read_ids(
+            conn, _LATEST_ADDED, customer_ids, anonymous_ids, skip=skip, **params
+        )]  # fmt: skip
+        if not page:
+            break
+        rows = _moves_of(conn, customer_ids, anonymous_ids, page, until)
+        found.extend(_lines(conn, customer_ids, anonymous_ids, rows, since))
+        if len(page) < most:
+            break
+        skip += most
+    return sorted(found, key=_newest_first)[:most]
+
+
+def _moves_of(
+    conn: Connection,
+    customer_ids: list[str],
+    anonymous_ids: list[str],
+    items: list[str],
+    until: int,
+) -> list[tuple[Any, ...]]:
+    return [
+        row
+        for row in read_ids(conn, _MOVES_OF, customer_ids, anonymous_ids, items=items)
+        if row[2] <= until
+    ]
+
+
+def _lines(
+    conn: Connection,
+    customer_ids: list[str],
+    anonymous_ids: list[str],
+    rows: list[tuple[Any, ...]],
+    since: int | None,
+) -> list[Line]:
+    """The open lines the moves `rows` (of whole items) make."""
     if not rows:
         return []
     last_buy: dict[str, int] = {}
@@ -289,4 +360,8 @@ def open_lines(
     ]
     if since is not None:
         out = [line for line in out if line.added_at >= since]
-    return sorted(out, key=lambda line: -line.added_at)
+    return sorted(out, key=_newest_first)
+
+
+def _newest_first(line: Line) -> tuple[int, str]:
+    return -line.added_at, line.item_id

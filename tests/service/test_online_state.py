@@ -211,6 +211,13 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 for r in as_of.itertuples()
                 if r.added_at.value // 1000 >= since
             )
+            # The profile's page: the latest lines alone, read a page of items at a time.
+            for most in (1, 2, 3):
+                latest = carts.open_lines(
+                    conn, person.customer_ids, person.anonymous_ids,
+                    until=until, since=since, most=most,
+                )  # fmt: skip
+                assert latest == window[:most]
         # The history folded in, read from the state, is the one built from every event.
         for ids in ({"customer_id": "C1"}, {"customer_id": "C2"}, {"anonymous_id": "a1"}):
             person = find_person(conn, **ids)
@@ -491,6 +498,32 @@ def test_a_purchase_stamped_after_the_read_still_closes_the_line(engine: Engine)
     assert [x.item_id for x in before] == ["I2", "I1"]
     assert [x.item_id for x in after] == ["I2"]
     assert every == after
+
+
+def test_the_latest_lines_of_a_busy_cart_skip_the_closed_ones(engine: Engine) -> None:
+    """A page of the latest cart lines reads the items by their latest add, a page at a
+    time: an item added and then removed is no line, and the next page is read for it."""
+
+    def ev(n: str, hour: int, kind: str, item: str) -> dict[str, Any]:
+        return {"event_id": n, "ts": f"2026-03-01T{hour:02d}:00:00Z", "customer_id": "C8",
+                "channel": "web", "type": kind, "item_id": item}  # fmt: skip
+
+    accept_events(engine, [
+        ev("a5", 10, "add_to_cart", "I5"), ev("a4", 11, "add_to_cart", "I4"),
+        ev("a3", 12, "add_to_cart", "I3"), ev("p3", 13, "purchase", "I3"),
+        ev("a2", 13, "add_to_cart", "I2"), ev("a1", 14, "add_to_cart", "I1"),
+        ev("r1", 15, "remove_from_cart", "I1"), ev("a6", 16, "add_to_cart", "I6"),
+        ev("r6", 17, "remove_from_cart", "I6"),
+    ])  # fmt: skip
+    at = micros(datetime(2026, 3, 1, 18, tzinfo=UTC))
+    with engine.connect() as conn:
+        every = carts.open_lines(conn, ["C8"], [], until=at)
+        two = carts.open_lines(conn, ["C8"], [], until=at, most=2)
+        since = micros(datetime(2026, 3, 1, 11, tzinfo=UTC))
+        windowed = carts.open_lines(conn, ["C8"], [], until=at, since=since, most=5)
+    assert [line.item_id for line in every] == ["I2", "I4", "I5"]
+    assert two == every[:2]  # I6 and I1 (pages of two) were added last, and taken out
+    assert [line.item_id for line in windowed] == ["I2", "I4"]
 
 
 def test_the_cart_of_one_id_as_of_a_moment(engine: Engine) -> None:
