@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         partial(accept_batches, engine),
         app.state.handoff.run,
         settings.commit_group_events,
-        writers=1,  # one group at a time a process (`GroupCommit`: measured on both)
+        writers=_writers(settings, engine),
         on_group=app.state.metrics.commit_group.observe,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -133,6 +133,13 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     return app
+
+
+def _writers(settings: Settings, engine: Engine) -> int:
+    """Groups of events written at once (`Settings.commit_writers`)."""
+    if settings.commit_writers is not None:
+        return settings.commit_writers
+    return 1 if engine.dialect.name == "sqlite" else settings.request_threads
 
 
 def _grace_ms(settings: Settings, engine: Engine) -> float:

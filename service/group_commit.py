@@ -32,10 +32,9 @@ class GroupCommit:
     """Batches of events handed in by requests on one event loop, written by `write` in
     groups of at most `max_events` events (always at least one batch) run by `off_loop`,
     `writers` groups at a time at most; the batches that arrive while every writer is
-    busy form the next group. The service runs one writer a process on both databases:
-    SQLite lets one writer in at a time anyway, and on PostgreSQL a second writer made
-    smaller groups whose transactions waited on each other's row locks (the same
-    customers' state rows): with one, as many requests a second or more, for less CPU."""
+    busy form the next group. How many writers: `Settings.commit_writers` (one on SQLite,
+    which lets one writer in at a time; on PostgreSQL the request threads, shared among
+    the worker processes)."""
 
     def __init__(
         self,

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     #: The most events one commit holds: concurrent event requests of a worker are written
     #: together, up to this many events (a request's batch is never split; 1: each alone).
     commit_group_events: int = Field(default=1000, ge=1)
+    #: Groups of events a worker writes at once. Default by database: one on SQLite (one
+    #: writer at a time anyway); on PostgreSQL the request threads shared among the worker
+    #: processes (`omni serve --workers` sets it): two writers in one process kept a
+    #: second group going while the first committed; a process each for two workers
+    #: kept them from waiting on each other's row locks (benchmarks/results/
+    #: online_load.md, "pg-writers" and "pg-1w-ab-writers").
+    commit_writers: int | None = Field(default=None, ge=1)
     #: Seconds a store's stock list is cached before it is read again.
     stock_ttl_seconds: float = 30
 

@@ -67,6 +67,9 @@ def serve(
         {key: spec.model_dump() for key, spec in settings.api_keys.items()}
     )
     os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers die with this process
+    if settings.commit_writers is None:  # the request threads' writers, shared out
+        writers = max(1, settings.request_threads // workers)
+        os.environ["OMNI_COMMIT_WRITERS"] = str(writers)
     uvicorn.run(
         "service.app:create_app",
         factory=True,

@@ -257,3 +257,18 @@ def test_posts_arriving_during_a_write_are_answered_each_and_share_the_next_comm
 
     assert metric("omni_event_commit_requests_sum") == 5
     assert metric("omni_event_commit_requests_count") == 2
+
+
+@pytest.mark.parametrize("set_writers", [None, 3])
+def test_the_writers_of_a_worker_by_database_and_setting(
+    db_url: str, set_writers: int | None
+) -> None:
+    """SQLite writes one group at a time; PostgreSQL as many as the request threads (which
+    `omni serve --workers` shares out among the processes); a setting says otherwise."""
+    from service.settings import Settings
+
+    config = Settings(database_url=db_url, request_threads=4, commit_writers=set_writers)
+    app = create_app(config, load_models=False)
+    expected = set_writers or (1 if db_url.startswith("sqlite") else 4)
+    assert app.state.intake._writers == expected
+    app.state.engine.dispose()
