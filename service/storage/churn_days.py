@@ -27,7 +27,6 @@ from sqlalchemy import (
     delete,
     func,
     literal,
-    literal_column,
     select,
     union_all,
 )
@@ -194,19 +193,9 @@ def purchase_totals(
 _TOTALS = (
     select(
         churn_days.c[c.CHANNEL],
-        # Constants written into the SQL: a bound float would send the query through
-        # SQLAlchemy on every request (`fetch_all`).
+        func.sum(case((churn_days.c.day >= bindparam("days_from"), 1), else_=0)),
         func.sum(
-            case(
-                (churn_days.c.day >= bindparam("days_from"), literal_column("1")),
-                else_=literal_column("0"),
-            )
-        ),
-        func.sum(
-            case(
-                (churn_days.c.day > bindparam("spend_after"), churn_days.c.spend),
-                else_=literal_column("0"),
-            )
+            case((churn_days.c.day > bindparam("spend_after"), churn_days.c.spend), else_=0.0)
         ),
     )
     .where(

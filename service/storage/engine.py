@@ -525,9 +525,15 @@ def _driver_query(
     conn: Connection, statement: Any, params: Mapping[str, Any]
 ) -> _DriverQuery | None:
     compiled = statement.compile(dialect=conn.dialect)
-    for bind in compiled.binds.values():
-        if bind.type._cached_bind_processor(conn.dialect) is not None:
+    defaults = {k: v for k, v in compiled.params.items() if k not in params}
+    for name, bind in compiled.binds.items():
+        process = bind.type._cached_bind_processor(conn.dialect)
+        if process is None:
+            continue
+        if name in params:  # a value given on every run, to convert: SQLAlchemy runs it
             return None
+        if defaults.get(name) is not None:  # the statement's own constant: converted once
+            defaults[name] = process(defaults[name])
     expanded = compiled.construct_expanded_state(dict(params))
     origin = {
         placeholder: (name, i)
@@ -537,7 +543,6 @@ def _driver_query(
     names = expanded.positiontup if compiled.positional else list(expanded.parameters)
     sources = tuple((p, *origin[p]) if p in origin else (p, p, None) for p in names or ())
     types = tuple(column.type for column in compiled._result_columns)
-    defaults = {k: v for k, v in compiled.params.items() if k not in params}
     return _DriverQuery(expanded.statement, sources, compiled.positional, defaults, types)
 
 

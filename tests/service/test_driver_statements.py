@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, case, func, select
 
 from features import columns as c
 from service.storage import engine as engines
@@ -86,6 +86,12 @@ _WEIGHTS = select(func.sum(interests.c.weight), func.count()).where(
 )
 
 
+_WEIGHTS_OVER = select(
+    func.sum(case((interests.c.weight > 1.0, interests.c.weight - 1.0), else_=0.0)),
+    func.count(),
+).where(interests.c[c.ID_VALUE] == bindparam("who"))
+
+
 def test_fetch_all_reads_what_sqlalchemy_reads(engine: Engine) -> None:
     with engine.begin() as conn:
         run_many(conn, _new_links, [_link(i) for i in range(5)])
@@ -101,6 +107,13 @@ def test_fetch_all_reads_what_sqlalchemy_reads(engine: Engine) -> None:
         assert fetch_all(conn, _LINKS, {"ids": ["c0", "c1"]}) == [("c0", True), ("c1", False)]
         total, n = fetch_all(conn, _WEIGHTS, {"who": "c1"})[0]
         assert (total, n) == (2.5, 2) and isinstance(total, float)
+        # A float written in the statement (a type that converts its values on SQLite) is
+        # converted once: the query still runs through the driver, and reads the same.
+        found = fetch_all(conn, _WEIGHTS_OVER, {"who": "c1"})
+        assert found == [tuple(r) for r in conn.execute(_WEIGHTS_OVER, {"who": "c1"}).all()]
+        assert found == [(0.5, 2)]
+    held = [q for key, q in engines._QUERIES.items() if key[0] is _WEIGHTS_OVER]
+    assert held and all(q is not None for q in held)
 
 
 def test_values_of_many_rows_come_back_as_they_went_in(engine: Engine) -> None:
