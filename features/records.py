@@ -153,13 +153,12 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
     if field.kind == "timestamp":
         return _times(raw, field)
     if field.kind == "str":
-        texts = _plain_texts(raw, field)
-        if texts is not None:
-            return texts, [None] * len(texts)
+        plain = _plain_texts(raw, field)
+        if plain is not None:
+            return plain
     coerce = {"str": _text, "int": _number, "float": _number, "bool": _truth}[field.kind]
     missing = _missing(field)
     absent = "is required" if field.required else None
-    plain = field.kind == "str"
     values: list[Any] = []
     messages: list[str | None] = []
     for value in raw:
@@ -167,15 +166,6 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
             values.append(missing)
             messages.append(absent)
             continue
-        if plain and type(value) is str and value.isascii() and value.isprintable():
-            # The common case, decided without `_text`: what it would answer (no control
-            # character or surrogate can be in printable ASCII).
-            text = value.strip()
-            if (text and len(text) <= field.max_length
-                    and (field.choices is None or text in field.choices)):  # fmt: skip
-                values.append(text)
-                messages.append(None)
-                continue
         message: str | None = None
         if isinstance(value, _NESTED):
             here, message = False, "is not a single value"
@@ -197,21 +187,28 @@ def _coerce(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
     return values, messages
 
 
-def _plain_texts(raw: list[Any], field: Field) -> list[str] | None:
+def _plain_texts(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]] | None:
     """A text column all of whose values are plain (printable ASCII, not blank, not too
-    long, among the choices if any), trimmed, as `_text` gives them; else None (asked
+    long, among the choices if any) or null: the values trimmed, as `_text` gives them,
+    and their messages (a null's: "is required" when the field is); else None (asked
     value by value). Checked column-wise, in C: the common case of every request."""
-    if not all(type(value) is str for value in raw):
+    given = [value for value in raw if value is not None]
+    if not all(type(value) is str for value in given):
         return None
-    joined = "".join(raw)  # no control character or surrogate in printable ASCII
+    joined = "".join(given)  # no control character or surrogate in printable ASCII
     if not (joined.isascii() and joined.isprintable()):
         return None
-    texts = [value.strip() for value in raw]
+    texts = [value.strip() for value in given]
     if not all(texts) or max(map(len, texts), default=0) > field.max_length:
         return None
     if field.choices is not None and not field.choices.issuperset(texts):
         return None
-    return texts
+    if len(given) == len(raw):
+        return texts, [None] * len(texts)
+    absent = "is required" if field.required else None
+    trimmed = iter(texts)
+    values = [None if value is None else next(trimmed) for value in raw]
+    return values, [absent if value is None else None for value in raw]
 
 
 def _times(raw: list[Any], field: Field) -> tuple[list[Any], list[str | None]]:
