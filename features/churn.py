@@ -8,6 +8,7 @@ it. Features read only events strictly before the cutoff, so no future leaks in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -98,28 +99,72 @@ feature_frame = churn_sql.finish
 COUNT = "count"
 
 
+@dataclass(frozen=True)
+class OneHistory:
+    """One person's events as columns, what `churn_row` reads: ts (int64 nanoseconds,
+    UTC), type and channel (text), price (NaN: none), quantity (NaN: one) and count (how
+    many events of one UTC day, type and channel a row stands for, all inside or all
+    outside every window: the online state's day rows; else one)."""
+
+    ts: np.ndarray
+    type: np.ndarray
+    channel: np.ndarray
+    price: np.ndarray
+    quantity: np.ndarray
+    count: np.ndarray
+
+    @classmethod
+    def of_frame(cls, events: pd.DataFrame) -> OneHistory:
+        """The events of a frame (columns ts, type, channel, price, quantity; `COUNT` when
+        rows stand for several), in its order."""
+        ts = events[c.TS].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+        price = events[c.PRICE].astype(float).to_numpy()
+        quantity = events[c.QUANTITY].astype("Float64").astype(float).to_numpy()
+        count = events[COUNT].to_numpy(dtype=float) if COUNT in events.columns else None
+        return cls(
+            ts,
+            events[c.TYPE].astype(str).to_numpy(dtype=object),
+            events[c.CHANNEL].to_numpy(dtype=object),
+            price,
+            quantity,
+            np.ones(len(events)) if count is None else count,
+        )
+
+
 def churn_features_one(
     events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
 ) -> pd.DataFrame:
-    """`churn_features` for the events of one person, in numpy: the same columns and
-    values (tests hold the two together), without pandas' cost per operation, for the
-    service's one-customer answers. Empty when the person is not in the population.
-
-    A row may stand for several events of one UTC day, type and channel, all inside or
-    all outside every window, with a `COUNT` column (the online state's day rows): only
-    the event counts read it, every other feature is a first, last or distinct day."""
-    _check(as_of)
-    ev = events[(events[c.TS] < as_of) & events[c.PERSON_ID].notna()]
-    ts = ev[c.TS].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
-    age = (as_of.as_unit("ns").value - ts) / 1e9 / 86_400
-    day = ts // 86_400_000_000_000
-    kind = ev[c.TYPE].astype(str).to_numpy()
-    channel = ev[c.CHANNEL].to_numpy(dtype=object)
-    buy = kind == c.EventType.PURCHASE
-    if not (buy & (age <= lookback_days)).any():
+    """`churn_features` for the events of one person (a frame, with person_id): the same
+    columns and values (tests hold the two together). Empty when the person is not in the
+    population. The service reads `churn_row` of their `OneHistory`, without a frame."""
+    ev = events[events[c.PERSON_ID].notna()]
+    row = churn_row(OneHistory.of_frame(ev), as_of=as_of, lookback_days=lookback_days)
+    if row is None:
         return pd.DataFrame()
-    price = ev[c.PRICE].astype(float).fillna(0.0).to_numpy()
-    quantity = ev[c.QUANTITY].astype("Float64").fillna(1.0).astype(float).to_numpy()
+    person = str(ev[c.PERSON_ID].iloc[0])
+    return pd.DataFrame([row], index=pd.Index([person], name=c.PERSON_ID)).astype(float)
+
+
+def churn_row(
+    history: OneHistory, *, as_of: pd.Timestamp, lookback_days: float = 365
+) -> dict[str, float] | None:
+    """One person's churn features from their events strictly before `as_of`, in numpy:
+    `churn_features`' columns and values for them (in its order), without pandas' cost
+    per operation; None when they are not in the population. Only the event counts read
+    `count`; every other feature is a first, last or distinct day."""
+    _check(as_of)
+    at = as_of.as_unit("ns").value
+    before = history.ts < at
+    ts = history.ts[before]
+    age = (at - ts) / 1e9 / 86_400
+    day = ts // 86_400_000_000_000
+    kind = history.type[before]
+    channel = history.channel[before]
+    buy = kind == c.EventType.PURCHASE.value
+    if not (buy & (age <= lookback_days)).any():
+        return None
+    price = np.nan_to_num(history.price[before], nan=0.0)
+    quantity = np.nan_to_num(history.quantity[before], nan=1.0)
     cents = np.floor(price * quantity * 100 + 0.5)  # as `churn_sql`: whole cents
     row: dict[str, float] = {}
     for prefix, mask in [("", buy)] + [
@@ -135,27 +180,25 @@ def churn_features_one(
     gaps = np.diff(days).astype(float)
     mean_gap = gaps.mean() if len(gaps) else np.nan
     recent = int((day_age < 90).sum())
-    before = int(((day_age >= 90) & (day_age < 180)).sum())
+    earlier = int(((day_age >= 90) & (day_age < 180)).sum())
     row["mean_gap_days"] = mean_gap
     row["std_gap_days"] = gaps.std(ddof=1) if len(gaps) > 1 else np.nan
     row["gap_ratio"] = day_age.min() / mean_gap
     row["purchase_days_last_90"] = recent
-    row["purchase_days_prev_90"] = before
-    row["purchase_trend"] = (recent + 1) / (before + 1)
+    row["purchase_days_prev_90"] = earlier
+    row["purchase_trend"] = (recent + 1) / (earlier + 1)
     row["first_purchase_days"] = age[buy].max()
     row["lifetime_purchase_days"] = len(days)
-    history = max(row["first_purchase_days"], 1.0)
-    rate = row["lifetime_purchase_days"] / history
+    span = max(row["first_purchase_days"], 1.0)
+    rate = row["lifetime_purchase_days"] / span
     row["purchase_rate"] = rate
     row["silence_chance"] = np.exp(-rate * row["recency_days"])
-    row["recency_share"] = row["recency_days"] / history
-    # Rows may stand for several events of one day, type and channel (`COUNT`).
-    times = ev[COUNT].to_numpy(dtype=float) if COUNT in ev.columns else np.ones(len(ev))
+    row["recency_share"] = row["recency_days"] / span
+    times = history.count[before].astype(float)
     for name, event_type, days_back in RECENT_COUNTS:
         row[name] = int(times[(kind == event_type) & (age < days_back)].sum())
     row["tenure_days"] = age.max()
     row["days_since_any_event"] = age.min()
     row["channels_used"] = len(set(channel[pd.notna(channel)]))
-    row["store_visit_days"] = len(np.unique(day[channel == c.Channel.STORE]))
-    person = str(ev[c.PERSON_ID].iloc[0])
-    return pd.DataFrame([row], index=pd.Index([person], name=c.PERSON_ID)).astype(float)
+    row["store_visit_days"] = len(np.unique(day[channel == c.Channel.STORE.value]))
+    return {name: float(value) for name, value in row.items()}

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
 from features import columns as c
-from features.churn import churn_features, churn_features_one
+from features.churn import OneHistory, churn_row
 from service.answer_cache import person_key
 from service.people import Person, persons_by_id, seen_of
 from service.serving import Served
@@ -127,10 +126,8 @@ def _stored_answer(served: Served, stored: answers.AnswerSet, row: answers.Churn
 
 
 def _from_days(conn: Connection, served: Served, person: Person, now: datetime) -> ChurnAnswer:
-    days = churn_days.history(
-        conn, person.person_id, person.customer_ids, person.anonymous_ids, now
-    )
-    return churn_of(served, days, now)
+    history = churn_days.history(conn, person.customer_ids, person.anonymous_ids, now)
+    return churn_answer(served, history, now)
 
 
 def churn_now_each(
@@ -145,44 +142,19 @@ def churn_now_each(
     return {p.person_id: churn_now(conn, served, p, now, max_age_hours) for p in persons}
 
 
-def churn_of(served: Served, events: pd.DataFrame, now: datetime) -> ChurnAnswer:
-    """The churn answer for the one person whose events (with person_id) are given."""
-    person = str(events[c.PERSON_ID].iloc[0]) if len(events) else ""
-    return churn_for_many(served, events, [person], now)[person]
-
-
-def churn_for_many(
-    served: Served, events: pd.DataFrame, persons: list[str], now: datetime
-) -> dict[str, ChurnAnswer]:
-    """Churn answers for `persons` from all their events (with person_id), in one pass:
-    the features, probabilities, bands and drivers are computed for all at once."""
+def churn_answer(served: Served, history: OneHistory, now: datetime) -> ChurnAnswer:
+    """One person's churn answer from their events (`history`) as of `now`: "new" when
+    they never bought, "lapsed" when not in the lookback the model was trained with (its
+    population rule), else the model's probability, band and drivers."""
     model = served.need_churn()
-    # The population rule the model was trained with: a purchase in its lookback.
     lookback = model.lookback_days_
-    # One customer (the API's common case): the numpy path, without pandas' fixed costs.
-    if len(persons) == 1:
-        theirs = events[events[c.PERSON_ID] == persons[0]]
-        features = churn_features_one(theirs, as_of=pd.Timestamp(now), lookback_days=lookback)
-        bought = theirs[c.TYPE].to_numpy(dtype=object) == c.EventType.PURCHASE.value
-        buyers = {persons[0]} if bought.any() else set()
-    else:
-        features = churn_features(events, as_of=pd.Timestamp(now), lookback_days=lookback)
-        buying = events[c.TYPE] == c.EventType.PURCHASE
-        buyers = set(events.loc[buying, c.PERSON_ID].astype(str))
     version, horizon = served.churn_version, model.horizon_days_
-    lapsed = ChurnAnswer(
-        None, "lapsed", [f"no purchase in the last {lookback:g} days"], version, now, horizon
-    )
-    answers = dict.fromkeys(persons, lapsed)
-    new = ChurnAnswer(None, "new", ["no purchase yet"], version, now, horizon)
-    answers.update({p: new for p in persons if p not in buyers})
-    if features.empty:
-        return answers
-    p = np.clip(model.predict_proba(features), 0, 1)
-    bands = model.bands(p)
-    drivers = model.drivers(features, top=3, bands=bands)
-    for i, person in enumerate(features.index):
-        answers[str(person)] = ChurnAnswer(
-            round(float(p[i]), 4), str(bands[i]), drivers[i], version, now, horizon
-        )
-    return answers
+    features = churn_row(history, as_of=pd.Timestamp(now), lookback_days=lookback)
+    if features is None:
+        if (history.type == c.EventType.PURCHASE.value).any():
+            reason = f"no purchase in the last {lookback:g} days"
+            return ChurnAnswer(None, "lapsed", [reason], version, now, horizon)
+        return ChurnAnswer(None, "new", ["no purchase yet"], version, now, horizon)
+    probability, band, drivers = model.score_one(features, top=3)
+    probability = min(max(probability, 0.0), 1.0)
+    return ChurnAnswer(round(probability, 4), band, drivers, version, now, horizon)

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from features import columns as c
-from features.churn import COUNT
+from features.churn import OneHistory
 from features.identity import CUSTOMER
 from service.storage.codec import DAY, micros
 from service.storage.engine import fetch_all, greatest_least, insert_into, run_many
@@ -247,15 +247,13 @@ _EDGE_EVENTS = {
 
 def history(
     conn: Connection,
-    person_id: str,
     customer_ids: Iterable[str],
     anonymous_ids: Iterable[str],
     now: datetime,
-) -> pd.DataFrame:
-    """The events of the person with these ids as `features.churn.churn_features_one`
-    reads them, as of `now`: a row or two per day row of the state (with `COUNT`), the
-    edge days' events as they are. Columns: ts (UTC), type, channel, price, quantity,
-    count and person_id."""
+) -> OneHistory:
+    """The events of the person with these ids as `features.churn.churn_row` reads them,
+    as of `now`, in time order: a row or two per day row of the state (with a count),
+    the edge days' events as they are."""
     at = micros(now)
     edges = sorted(edge_days(at))
     bounds = {f"from_{i}": day * DAY for i, day in enumerate(edges)}
@@ -283,17 +281,13 @@ def history(
         np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(6)
     ]
     order = np.argsort(cols[0].astype(np.int64), kind="stable")
-    stamps = cols[0].astype(np.int64)[order]
-    return pd.DataFrame(
-        {
-            c.TS: pd.to_datetime(stamps, unit="us", utc=True),
-            c.TYPE: cols[1].astype(object)[order],
-            c.CHANNEL: cols[2].astype(object)[order],
-            c.PRICE: cols[3].astype(float)[order],
-            c.QUANTITY: cols[4].astype(float)[order],
-            COUNT: cols[5].astype(np.int64)[order],
-            c.PERSON_ID: person_id,
-        }
+    return OneHistory(
+        ts=cols[0].astype(np.int64)[order] * 1000,  # microseconds -> nanoseconds
+        type=cols[1].astype(object)[order],
+        channel=cols[2].astype(object)[order],
+        price=cols[3].astype(float)[order],
+        quantity=cols[4].astype(float)[order],
+        count=cols[5].astype(np.int64)[order],
     )
 
 

@@ -124,6 +124,25 @@ def test_a_low_band_is_told_what_keeps_the_customer_close(
     assert describe("spend", pd.Series({"spend": 812.0}), holding=True) == "spent 812 in a year"
 
 
+def test_one_row_by_name_scores_as_its_frame_does(
+    fitted: tuple[ChurnModel, pd.DataFrame, pd.Series],
+) -> None:
+    """A customer's answer now (`score_one`, features by name, no frame) is the one the
+    frame of their row gets: probability, band and drivers, in every band."""
+    model, X_val, _ = fitted
+    p = model.predict_proba(X_val)
+    bands = model.bands(p)
+    rows = np.concatenate(
+        [np.flatnonzero(bands == band)[:20] for band in ("low", "medium", "high")]
+    )
+    drivers = model.drivers(X_val.iloc[rows], top=3, bands=bands[rows])
+    for i, at in enumerate(rows):
+        features = X_val.iloc[at].to_dict()
+        assert model.score_one(features, top=3) == (float(p[at]), str(bands[at]), drivers[i])
+    with pytest.raises(ValueError, match="features missing"):
+        model.score_one({k: v for k, v in X_val.iloc[0].items() if k != "recency_days"})
+
+
 def test_one_class_labels_are_refused(fitted: tuple[ChurnModel, pd.DataFrame, pd.Series]) -> None:
     _, X_val, y_val = fitted
     with pytest.raises(ValueError, match="both churners and stayers"):

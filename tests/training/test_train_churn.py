@@ -8,9 +8,10 @@ import pytest
 from lifetimes.utils import ConvergenceError
 
 from features import columns as c
+from features.churn import OneHistory
 from features.sources.files import read_folder
 from features.synthetic import SyntheticConfig, write_synthetic
-from service.churn_scoring import churn_for_many
+from service.churn_scoring import churn_answer
 from service.registry import CHURN, load_churn
 from service.serving import Served
 from service.settings import Settings
@@ -87,7 +88,12 @@ def test_the_registered_model_is_refit_on_the_latest_horizon_and_keeps_its_windo
     near = last[last > now - pd.Timedelta(days=30)].index.astype(str).tolist()
     assert gone and near
     served = Served(churn=model, churn_version=report.version)
-    answers = churn_for_many(served, events, gone[:20] + near[:20], now.to_pydatetime())
+    answers = {
+        person: churn_answer(
+            served, OneHistory.of_frame(events[events[c.PERSON_ID] == person]), now.to_pydatetime()
+        )
+        for person in gone[:20] + near[:20]
+    }
     for person in gone[:20]:
         assert answers[person].band == "lapsed", person
         assert answers[person].drivers == ["no purchase in the last 200 days"]
