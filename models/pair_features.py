@@ -23,37 +23,46 @@ class Cut:
         counts: csr_matrix,
         seen: csr_matrix,
         store_share: np.ndarray,
+        item_repeat: np.ndarray | None = None,
     ) -> None:
         self.weights = weights.tocsr()
         self.purchase_age = purchase_age.tocsr()
         self.counts = counts.tocsr()
         self.seen = seen.tocsr()
         self.store_share = np.asarray(store_share, dtype=np.float32)
-        #: Per item, how often its buyers buy it again (depends only on this cut).
-        self.item_repeat = repeat_rate(self.counts)
+        #: Per item, how often its buyers buy it again: of this cut's customers, unless
+        #: given (a view of a few customers keeps the rates of the cut it was fitted on).
+        self.item_repeat = repeat_rate(self.counts) if item_repeat is None else item_repeat
 
     @classmethod
-    def of(cls, data: InteractionMatrix) -> Cut:
+    def of(cls, data: InteractionMatrix, item_repeat: np.ndarray | None = None) -> Cut:
         empty = csr_matrix(data.weights.shape, dtype=np.float32)
         counts = data.purchase_count if data.purchase_count is not None else empty
         seen = data.seen_age_days if data.seen_age_days is not None else empty
         share = data.user_store_share
         share = share if share is not None else np.zeros(len(data.users), dtype=np.float32)
-        return cls(data.weights, data.purchase_age_days, counts, seen, share)
+        return cls(data.weights, data.purchase_age_days, counts, seen, share, item_repeat)
 
 
-def code_shares(user_hist: csr_matrix, codes: np.ndarray) -> np.ndarray:
-    """Each customer's share of weight per code (an item's category or brand position):
-    (customers x codes), rows summing to 1 (0 for a customer with no weight)."""
-    n_codes = int(codes.max()) + 1 if len(codes) else 1
-    onehot = csr_matrix(
-        (np.ones(len(codes)), (np.arange(len(codes)), np.maximum(codes, 0))),
-        shape=(len(codes), n_codes),
-    )
-    per_code = np.asarray((user_hist @ onehot).todense())
-    total = np.maximum(per_code.sum(axis=1, keepdims=True), 1e-12)
-    shares: np.ndarray = per_code / total
-    return shares
+class CodeShares:
+    """Each customer's share of weight per code of the items (a category or brand
+    position), with the items' one-hot matrix built once (a fold-in asks for one
+    customer's shares on every request)."""
+
+    def __init__(self, codes: np.ndarray) -> None:
+        self.codes = np.asarray(codes, dtype=np.int64)
+        n_codes = int(self.codes.max()) + 1 if len(self.codes) else 1
+        self.onehot = csr_matrix(
+            (np.ones(len(self.codes)), (np.arange(len(self.codes)), np.maximum(self.codes, 0))),
+            shape=(len(self.codes), n_codes),
+        )
+
+    def of(self, user_hist: csr_matrix) -> np.ndarray:
+        """(customers x codes), rows summing to 1 (0 for a customer with no weight)."""
+        per_code = np.asarray((user_hist @ self.onehot).todense())
+        total = np.maximum(per_code.sum(axis=1, keepdims=True), 1e-12)
+        shares: np.ndarray = per_code / total
+        return shares
 
 
 def repeat_rate(counts: csr_matrix) -> np.ndarray:
@@ -81,6 +90,8 @@ class ItemContext:
         self.popularity = popularity.astype(np.float32)
         self.category_codes = category_codes.astype(np.int64)
         self.brand_codes = brand_codes.astype(np.int64)
+        self.category_shares = CodeShares(self.category_codes)
+        self.brand_shares = CodeShares(self.brand_codes)
         self.price = price.astype(np.float64)
 
     @classmethod

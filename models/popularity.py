@@ -10,7 +10,7 @@ from scipy.sparse import csr_matrix
 
 from features.matrix import InteractionMatrix
 from models.base import Recommender, csr_from, csr_parts
-from models.pair_features import code_shares
+from models.pair_features import CodeShares
 
 Scope = Literal["global", "store", "category"]
 
@@ -53,7 +53,16 @@ class RecentPopularity(Recommender):
             return
         has = history.user_store >= 0
         names = pd.Index(np.asarray(history.stores, dtype=object)[history.user_store[has]])
-        self.user_store_[has] = pd.Index(self.stores_).get_indexer(names)
+        self.user_store_[has] = self._store_index().get_indexer(names)
+
+    def _store_index(self) -> pd.Index:
+        """The stores the model knows, as an index made once for them (a fold-in looks up
+        one customer's store on every request; building the index was most of it)."""
+        made: tuple[np.ndarray, pd.Index] | None = self.__dict__.get("_stores_index")
+        if made is None or made[0] is not self.stores_:
+            made = (self.stores_, pd.Index(self.stores_))
+            self._stores_index = made
+        return made[1]
 
     def _keep_users(self, keep: np.ndarray) -> None:
         self.user_store_ = self.user_store_[keep]
@@ -68,10 +77,20 @@ class RecentPopularity(Recommender):
             has = store >= 0
             scores[has] += self.store_popularity_[store[has]].toarray()
             return np.asarray(scores, dtype=np.float32)
-        codes = pd.factorize(pd.Series(self.item_category_))[0]
-        share = code_shares(self.history_[rows], codes)
+        categories = self._categories()
+        share = categories.of(self.history_[rows])
         # A small floor keeps unexplored categories reachable, below the customer's own.
-        return np.asarray(base * (share[:, codes] + 0.01), dtype=np.float32)
+        return np.asarray(base * (share[:, categories.codes] + 0.01), dtype=np.float32)
+
+    def _categories(self) -> CodeShares:
+        """The items' categories as codes, made once for the categories the model holds
+        (its views share them)."""
+        made: tuple[np.ndarray, CodeShares] | None = self.__dict__.get("_category_shares")
+        if made is None or made[0] is not self.item_category_:
+            codes = pd.factorize(pd.Series(self.item_category_))[0]
+            made = (self.item_category_, CodeShares(codes))
+            self._category_shares = made
+        return made[1]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

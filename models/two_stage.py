@@ -15,6 +15,7 @@ import copy
 
 import lightgbm as lgb
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from features.matrix import Holdout, InteractionMatrix
 from features.repurchase import RepeatChance
@@ -22,9 +23,12 @@ from models import boosters
 from models.base import Recommender, block_rows, csr_from, csr_parts
 from models.factors import ALS
 from models.neighbours import ItemKNN
-from models.pair_features import Cut, ItemContext, code_shares
+from models.pair_features import Cut, ItemContext
 from models.popularity import RecentPopularity
 from models.repurchase import Repurchase
+
+#: Up to this many customers, their rows are read dense for the pair features.
+_DENSE_ROWS = 64
 
 FEATURES_PER_GENERATOR = ("score", "rank")
 PAIR_FEATURES = (
@@ -109,7 +113,9 @@ class TwoStage(Recommender):
 
     def _refresh(self, history: InteractionMatrix) -> None:
         self.generators_ = {name: g._view(history) for name, g in self.generators_.items()}
-        self.cut_ = Cut.of(history)
+        # How often an item's buyers buy it again is the item side of the fitted model,
+        # as its popularity is: a view of one customer would count only their repeats.
+        self.cut_ = Cut.of(history, item_repeat=self.cut_.item_repeat)
 
     def _keep_users(self, keep: np.ndarray) -> None:
         generators = {}
@@ -200,21 +206,35 @@ class TwoStage(Recommender):
             np.put_along_axis(chosen, best, True, axis=1)
         owner, cand = np.nonzero(chosen)
         groups = np.bincount(owner, minlength=len(rows))
-        user_hist = cut.weights[rows]
-        user_counts = cut.counts[rows]
+        # A fold-in's cut is its customer alone: their rows are the cut's, no copy.
+        every = len(rows) == cut.weights.shape[0] and np.array_equal(rows, np.arange(len(rows)))
+
+        def of_rows(matrix: csr_matrix) -> csr_matrix:
+            return matrix if every else matrix[rows]
+
+        def at_pairs(matrix: csr_matrix) -> np.ndarray:
+            # A few customers' rows are read dense (sparse indexing costs more than the
+            # copy); a block of many, sparse. The same values either way.
+            if len(rows) <= _DENSE_ROWS:
+                picked: np.ndarray = matrix.toarray()[owner, cand]
+                return picked
+            return np.asarray(matrix[owner, cand]).ravel()
+
+        user_hist = of_rows(cut.weights)
+        user_counts = of_rows(cut.counts)
         columns = []
         for name in generators:
             columns += [scores[name][owner, cand], ranks[name][owner, cand]]
-        own = np.asarray(user_hist[owner, cand]).ravel()
-        age = np.asarray(cut.purchase_age[rows][owner, cand]).ravel()
-        seen = np.asarray(cut.seen[rows][owner, cand]).ravel()
-        own_purchases = np.asarray(user_counts[owner, cand]).ravel()
+        own = at_pairs(user_hist)
+        age = at_pairs(of_rows(cut.purchase_age))
+        seen = at_pairs(of_rows(cut.seen))
+        own_purchases = at_pairs(user_counts)
         bought = np.asarray((user_counts > 0).sum(axis=1)).ravel()
         rebought = np.asarray((user_counts > 1).sum(axis=1)).ravel()
         user_repeat = (rebought / np.maximum(bought, 1))[owner]
         item_repeat = cut.item_repeat[cand]
-        cat_share = code_shares(user_hist, ctx.category_codes)[owner, ctx.category_codes[cand]]
-        brand_share = code_shares(user_hist, ctx.brand_codes)[owner, ctx.brand_codes[cand]]
+        cat_share = ctx.category_shares.of(user_hist)[owner, ctx.category_codes[cand]]
+        brand_share = ctx.brand_shares.of(user_hist)[owner, ctx.brand_codes[cand]]
         basket = ctx.usual_price(user_hist)[owner]
         price_ratio = ctx.price[cand] / np.where(basket > 0, basket, np.nan)
         user_items = np.asarray((user_hist > 0).sum(axis=1)).ravel()[owner]

@@ -42,7 +42,8 @@ A = [f"a{i}" for i in range(4)]
 B = [f"b{i}" for i in range(4)]
 
 
-def known_answer() -> tuple[InteractionMatrix, dict[str, str]]:
+def known_interactions() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The two clusters' interactions, the catalogue, and each customer's unseen item."""
     rows, unseen = [], {}
     for cluster, items in (("u", A), ("v", B)):
         for n in range(6):
@@ -59,6 +60,11 @@ def known_answer() -> tuple[InteractionMatrix, dict[str, str]]:
     catalogue = pd.DataFrame(
         {"item_id": [*A, *B, "z0"], "category": ["fruit"] * 4 + ["tools"] * 4 + ["misc"]}
     )
+    return inter, catalogue, unseen
+
+
+def known_answer() -> tuple[InteractionMatrix, dict[str, str]]:
+    inter, catalogue, unseen = known_interactions()
     return build_matrix(inter, as_of=AS_OF, catalogue=catalogue), unseen
 
 
@@ -358,6 +364,39 @@ class TestTwoStage(ContractMixin):
         assert base.block_rows(len(data.items)) == 2
         blocked = self.make().fit(data).recommend(list(data.users), k=5)
         pd.testing.assert_frame_equal(blocked, whole)
+
+    def test_a_customer_alone_is_ranked_as_among_everyone(
+        self, fitted: tuple[Recommender, dict[str, str]]
+    ) -> None:
+        """The service folds in one customer's history alone (someone with new events);
+        evaluation ranks everyone's at once. The same history gets the same candidates,
+        features and ranking either way: what the ranker knows of an item (how often its
+        buyers buy it again) is the fitted model's, not the few customers' of a view."""
+        model, _ = fitted
+        assert isinstance(model, TwoStage)
+        inter, _, _ = known_interactions()
+        inter.loc[inter["item_id"] == "a1", PURCHASES] = 3.0  # a1's buyers buy it again
+        items = model.items_.ids
+        everyone = model.recommend_view(build_matrix(inter, as_of=AS_OF, items=items))
+
+        def pairs(view: TwoStage, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            feats, cand, _ = view._candidates(
+                view.generators_, view.context_, view.cut_, rows, view.repeat_
+            )
+            return feats, cand
+
+        for who in ("u0", "u1", "v2"):
+            alone = inter[inter["person_id"] == who]
+            view = model.recommend_view(build_matrix(alone, as_of=AS_OF, items=items))
+            row = everyone.users_.positions([who])
+            feats, cand = pairs(everyone, row)
+            feats_alone, cand_alone = pairs(view, np.array([0]))
+            np.testing.assert_array_equal(cand_alone, cand, err_msg=who)
+            np.testing.assert_allclose(feats_alone, feats, rtol=1e-6, err_msg=who)
+            ranked, scores = everyone.rank(row, len(items))
+            ranked_alone, scores_alone = view.rank(np.array([0]), len(items))
+            np.testing.assert_array_equal(ranked_alone, ranked, err_msg=who)
+            np.testing.assert_allclose(scores_alone, scores, rtol=1e-6, err_msg=who)
 
     def test_refuses_data_without_a_holdout(self) -> None:
         data, _ = known_answer()
