@@ -95,7 +95,7 @@ def churn_features(
 feature_frame = churn_sql.finish
 
 
-#: An optional column of `churn_features_one`'s events: how many events a row stands for.
+#: An optional column of `OneHistory.of_frame`'s events: how many events a row stands for.
 COUNT = "count"
 
 
@@ -131,26 +131,13 @@ class OneHistory:
         )
 
 
-def churn_features_one(
-    events: pd.DataFrame, *, as_of: pd.Timestamp, lookback_days: float = 365
-) -> pd.DataFrame:
-    """`churn_features` for the events of one person (a frame, with person_id): the same
-    columns and values (tests hold the two together). Empty when the person is not in the
-    population. The service reads `churn_row` of their `OneHistory`, without a frame."""
-    ev = events[events[c.PERSON_ID].notna()]
-    row = churn_row(OneHistory.of_frame(ev), as_of=as_of, lookback_days=lookback_days)
-    if row is None:
-        return pd.DataFrame()
-    person = str(ev[c.PERSON_ID].iloc[0])
-    return pd.DataFrame([row], index=pd.Index([person], name=c.PERSON_ID)).astype(float)
-
-
 def churn_row(
     history: OneHistory, *, as_of: pd.Timestamp, lookback_days: float = 365
 ) -> dict[str, float] | None:
     """One person's churn features from their events strictly before `as_of`, in numpy:
-    `churn_features`' columns and values for them (in its order), without pandas' cost
-    per operation; None when they are not in the population. Only the event counts read
+    `churn_features`' columns and values for them (in its order; tests hold the two
+    together), without pandas' cost per operation (the service's answer for one
+    customer); None when they are not in the population. Only the event counts read
     `count`; every other feature is a first, last or distinct day."""
     _check(as_of)
     at = as_of.as_unit("ns").value

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.churn import churn_features, churn_features_one, churn_labels, population
+from features.churn import OneHistory, churn_features, churn_labels, churn_row, population
 from features.synthetic import SyntheticData
 
 AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
@@ -80,8 +80,8 @@ def test_a_naive_cutoff_is_refused() -> None:
 
 
 def test_one_person_path_equals_the_batch_features(small_world: SyntheticData) -> None:
-    """The service scores one customer with `churn_features_one`; the model was trained
-    on `churn_features`. Every value must agree, for every person of the population."""
+    """The service scores one customer with `churn_row`; the model was trained on
+    `churn_features`. Every value must agree, for every person of the population."""
     raw = small_world.tables["events"]
     events = raw.assign(person_id=raw["customer_id"])
     events = events[events["person_id"].notna()].sort_values("ts", kind="stable")
@@ -89,13 +89,13 @@ def test_one_person_path_equals_the_batch_features(small_world: SyntheticData) -
     batch = churn_features(events, as_of=as_of)
     assert len(batch) > 100
     for person, theirs in events.groupby("person_id"):
-        one = churn_features_one(theirs, as_of=as_of)
+        one = churn_row(OneHistory.of_frame(theirs), as_of=as_of)
         if person not in batch.index:
-            assert one.empty, person
+            assert one is None, person
             continue
-        assert list(one.columns) == list(batch.columns)
+        assert one is not None and list(one) == list(batch.columns)
         np.testing.assert_allclose(
-            one.iloc[0].to_numpy(), batch.loc[person].to_numpy(), rtol=1e-9, err_msg=person
+            list(one.values()), batch.loc[person].to_numpy(), rtol=1e-9, err_msg=person
         )
 
 

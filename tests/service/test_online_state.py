@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, delete, or_, select
 
 from features import columns as c
 from features.cart import open_cart
-from features.churn import churn_features_one, churn_row
+from features.churn import OneHistory, churn_row
 from features.interactions import interactions, store_activity
 from features.matrix import InteractionMatrix, build_matrix
 from features.validation import BatchRejected
@@ -91,14 +91,15 @@ EVENT = (
 )
 
 
-def assert_same_features(row: dict[str, float] | None, frame: pd.DataFrame) -> None:
-    """The churn features of the day rows (`churn_row`) are those of every event (a frame
-    of one person's row, or empty when they are not in the population)."""
-    if row is None:
-        assert frame.empty
+def assert_same_features(days: OneHistory, events: pd.DataFrame) -> None:
+    """The churn features of a person's day rows are those of their every event."""
+    as_of = pd.Timestamp(NOW)
+    row, every = churn_row(days, as_of=as_of), churn_row(OneHistory.of_frame(events), as_of=as_of)
+    if row is None or every is None:
+        assert row is every is None
         return
-    assert list(row) == list(frame.columns)
-    np.testing.assert_allclose(list(row.values()), frame.iloc[0].to_numpy(), rtol=1e-9)
+    assert list(row) == list(every)
+    np.testing.assert_allclose(list(row.values()), list(every.values()), rtol=1e-9)
 
 
 def wished_from(history: pd.DataFrame) -> list[str]:
@@ -275,11 +276,7 @@ def test_state_written_with_events_equals_state_rebuilt_from_them(
                 )
                 # The churn features from the day rows are those of every event.
                 days = churn_days.history(conn, person.customer_ids, person.anonymous_ids, NOW)
-                as_of = pd.Timestamp(NOW)
-                assert_same_features(
-                    churn_row(days, as_of=as_of),
-                    churn_features_one(owned_events(conn, person), as_of=as_of),
-                )
+                assert_same_features(days, owned_events(conn, person))
 
 
 ITEMS = np.array(["I1", "I2", "I3"], dtype=object)
@@ -603,11 +600,8 @@ def test_churn_features_from_day_rows_hold_at_every_window_edge(engine: Engine) 
         assert person is not None
         days = churn_days.history(conn, person.customer_ids, person.anonymous_ids, NOW)
         every = owned_events(conn, person)
-    as_of = pd.Timestamp(NOW)
     assert len(days.ts) < len(every)  # fewer rows than events...
-    assert_same_features(  # ...the same features
-        churn_row(days, as_of=as_of), churn_features_one(every, as_of=as_of)
-    )
+    assert_same_features(days, every)  # ...the same features
 
 
 def test_churn_features_count_a_device_once_at_the_edges(engine: Engine) -> None:
@@ -630,6 +624,5 @@ def test_churn_features_count_a_device_once_at_the_edges(engine: Engine) -> None
         assert person is not None and person.anonymous_ids == ("A1",)
         days = churn_days.history(conn, person.customer_ids, person.anonymous_ids, NOW)
         every = owned_events(conn, person)
-    as_of = pd.Timestamp(NOW)
     assert int(days.count.sum()) == len(every) == 3 * len(DAYS)
-    assert_same_features(churn_row(days, as_of=as_of), churn_features_one(every, as_of=as_of))
+    assert_same_features(days, every)
