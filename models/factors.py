@@ -66,6 +66,11 @@ class ALS(_Factors):
             model.fit(confidence(data.weights, self.alpha), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self._solvers: dict[bool, AlternatingLeastSquares] = {}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        super()._restore(state)
+        self._solvers = {}
 
     def fold_in(self, user_items: csr_matrix) -> np.ndarray:
         """Factors for customers described only by their interaction rows (n x n_items).
@@ -84,8 +89,10 @@ class ALS(_Factors):
     def _solver(self, users: int) -> AlternatingLeastSquares:
         """implicit's solver over the trained item factors, made once per set of factors
         and kept: its item Gram matrix (factors x factors from every item, 1.3 ms at
-        20,000 items) is computed on the first fold-in, not on each. A few customers are
-        solved on the calling thread; many, on every core."""
+        20,000 items) is computed on the first fold-in, not on each. The fitted model
+        holds them, so that its views (a fold-in each) share them: a view's own would be
+        made again on every request. A few customers are solved on the calling thread;
+        many, on every core."""
         few = users <= _FEW
         kept: dict[bool, AlternatingLeastSquares] = self.__dict__.setdefault("_solvers", {})
         solver = kept.get(few)

@@ -44,7 +44,15 @@ class RecentPopularity(Recommender):
         else:
             self.store_popularity_ = csr_matrix((0, n_items), dtype=np.float32)
             self.stores_ = np.empty(0, dtype=object)
+        self._lookups()
         self._refresh(data)
+
+    def _lookups(self) -> None:
+        """Made once for the fitted model and shared by its views (a fold-in looks up one
+        customer's store and category shares on every request): the stores as an index,
+        the items' categories as codes."""
+        self.store_index_ = pd.Index(self.stores_)
+        self.categories_ = CodeShares(pd.factorize(pd.Series(self.item_category_))[0])
 
     def _refresh(self, history: InteractionMatrix) -> None:
         """Each customer's main store, as a position in the stores the model knows."""
@@ -53,16 +61,7 @@ class RecentPopularity(Recommender):
             return
         has = history.user_store >= 0
         names = pd.Index(np.asarray(history.stores, dtype=object)[history.user_store[has]])
-        self.user_store_[has] = self._store_index().get_indexer(names)
-
-    def _store_index(self) -> pd.Index:
-        """The stores the model knows, as an index made once for them (a fold-in looks up
-        one customer's store on every request; building the index was most of it)."""
-        made: tuple[np.ndarray, pd.Index] | None = self.__dict__.get("_stores_index")
-        if made is None or made[0] is not self.stores_:
-            made = (self.stores_, pd.Index(self.stores_))
-            self._stores_index = made
-        return made[1]
+        self.user_store_[has] = self.store_index_.get_indexer(names)
 
     def _keep_users(self, keep: np.ndarray) -> None:
         self.user_store_ = self.user_store_[keep]
@@ -77,20 +76,10 @@ class RecentPopularity(Recommender):
             has = store >= 0
             scores[has] += self.store_popularity_[store[has]].toarray()
             return np.asarray(scores, dtype=np.float32)
-        categories = self._categories()
+        categories = self.categories_
         share = categories.of(self.history_[rows])
         # A small floor keeps unexplored categories reachable, below the customer's own.
         return np.asarray(base * (share[:, categories.codes] + 0.01), dtype=np.float32)
-
-    def _categories(self) -> CodeShares:
-        """The items' categories as codes, made once for the categories the model holds
-        (its views share them)."""
-        made: tuple[np.ndarray, CodeShares] | None = self.__dict__.get("_category_shares")
-        if made is None or made[0] is not self.item_category_:
-            codes = pd.factorize(pd.Series(self.item_category_))[0]
-            made = (self.item_category_, CodeShares(codes))
-            self._category_shares = made
-        return made[1]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {
@@ -105,3 +94,4 @@ class RecentPopularity(Recommender):
         self.user_store_ = state["user_store"]
         self.stores_ = state["stores"].astype(object)
         self.store_popularity_ = csr_from(state, "store")
+        self._lookups()

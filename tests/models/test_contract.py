@@ -329,6 +329,25 @@ class TestALS(ContractMixin):
         assert np.allclose(again, other.fold_in(csr_matrix(newcomer)))
         assert not np.allclose(again, first)
 
+    def test_every_fold_in_of_a_model_shares_one_solver(self, tmp_path: Path) -> None:
+        """A request's fold-in is a view of the served model; the solver, with its item
+        Gram matrix (a millisecond and more at 20,000 items), is made by the first and
+        kept by the model for the next, fitted or loaded."""
+        data, _ = known_answer()
+        inter, _, _ = known_interactions()
+        fitted = self.make().fit(data)
+        fitted.save(tmp_path / "als")
+        for model in (fitted, Recommender.load(tmp_path / "als")):
+            assert isinstance(model, ALS)
+            solvers = set()
+            for who in ("u0", "v1"):
+                alone = inter[inter["person_id"] == who]
+                history = build_matrix(alone, as_of=AS_OF, items=model.items_.ids)
+                view = model.recommend_view(history)
+                assert isinstance(view, ALS)
+                solvers.add(id(view._solver(1)))
+            assert solvers == {id(model._solver(1))}
+
 
 class TestBPR(ContractMixin):
     def make(self) -> Recommender:
