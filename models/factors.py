@@ -94,7 +94,7 @@ class ALS(_Factors):
         made again on every request. A few customers are solved on the calling thread;
         many, on every core."""
         few = users <= _FEW
-        kept: dict[bool, AlternatingLeastSquares] = self.__dict__.setdefault("_solvers", {})
+        kept = self._solvers  # made at fit and restore: the fitted model's, shared by its views
         solver = kept.get(few)
         if solver is None or solver.item_factors is not self.item_factors_:  # refit, restored
             solver = self._implicit(num_threads=1 if few else 0)
